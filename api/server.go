@@ -1,0 +1,222 @@
+// Package api is shardform's HTTP surface: a Fiber app with routing, auth and
+// organization middleware, strict decoding, rate limiting, audit logging and
+// one error handler. Handlers are thin: decode, call a domain service, encode.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/ratelimit"
+)
+
+// Accounts is what the API needs of the accounts domain (identity.Service).
+type Accounts interface {
+	Authenticate(ctx context.Context, credential string, orgID uuid.UUID) (*domain.Principal, error)
+	NeedsBootstrap(ctx context.Context) (bool, error)
+	Bootstrap(ctx context.Context, c identity.Credentials) (identity.NewAccount, error)
+	Register(ctx context.Context, c identity.Credentials) (identity.NewAccount, error)
+	Login(ctx context.Context, c identity.Credentials, clientIP string) (identity.LoginResult, error)
+	Refresh(ctx context.Context, refreshToken string) (identity.Session, error)
+	Logout(ctx context.Context, refreshToken string) error
+	CompleteMFAChallenge(ctx context.Context, a identity.MFAChallengeAnswer) (identity.Session, error)
+	MFAStatus(ctx context.Context, p *domain.Principal) (identity.MFAStatus, error)
+	EnrollMFA(ctx context.Context, p *domain.Principal) (identity.MFAEnrollment, error)
+	VerifyMFA(ctx context.Context, p *domain.Principal, code string) (identity.MFAStatus, error)
+	DisableMFA(ctx context.Context, p *domain.Principal, code string) (identity.MFAStatus, error)
+	GetMe(ctx context.Context, p *domain.Principal) (identity.Me, error)
+	ChangePassword(ctx context.Context, p *domain.Principal, pc identity.PasswordChange) (identity.Session, error)
+	ListUsers(ctx context.Context, p *domain.Principal, page domain.Page) ([]identity.User, int64, error)
+	CreateUser(ctx context.Context, p *domain.Principal, c identity.Credentials, isAdmin bool) (identity.NewAccount, error)
+	GetUser(ctx context.Context, p *domain.Principal, id uuid.UUID) (identity.User, error)
+	DeleteUser(ctx context.Context, p *domain.Principal, id uuid.UUID) error
+}
+
+// APITokens is what the API needs to manage API tokens.
+type APITokens interface {
+	CreateAPIToken(ctx context.Context, p *domain.Principal, req identity.APITokenRequest) (identity.APIToken, error)
+	ListAPITokens(ctx context.Context, p *domain.Principal, page domain.Page) ([]identity.APIToken, int64, error)
+	DeleteAPIToken(ctx context.Context, p *domain.Principal, id uuid.UUID) error
+}
+
+// Organizations is what the API needs of organizations, members and invites.
+type Organizations interface {
+	CreateOrganization(ctx context.Context, p *domain.Principal, name string) (identity.Organization, error)
+	ListOrganizations(ctx context.Context, p *domain.Principal, page domain.Page) ([]identity.Organization, int64, error)
+	GetOrganization(ctx context.Context, p *domain.Principal, id uuid.UUID) (identity.Organization, error)
+	UpdateOrganization(ctx context.Context, p *domain.Principal, id uuid.UUID, name string) (identity.Organization, error)
+	DeleteOrganization(ctx context.Context, p *domain.Principal, id uuid.UUID) error
+	ListMembers(ctx context.Context, p *domain.Principal, orgID uuid.UUID, page domain.Page) ([]identity.Member, int64, error)
+	InviteMember(ctx context.Context, p *domain.Principal, orgID uuid.UUID, req identity.InviteRequest) (identity.Invite, error)
+	ListInvites(ctx context.Context, p *domain.Principal, orgID uuid.UUID, page domain.Page) ([]identity.Invite, int64, error)
+	DeleteInvite(ctx context.Context, p *domain.Principal, orgID, inviteID uuid.UUID) error
+	AcceptInvite(ctx context.Context, p *domain.Principal, token string) (identity.Organization, error)
+	RemoveMember(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID) error
+	SetMemberRole(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, role domain.Role) (identity.Member, error)
+	GetMemberPermissions(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID) (identity.MemberPermissions, error)
+	SetMemberGrants(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, grants []domain.Permission) (identity.MemberPermissions, error)
+	RemoveMemberGrant(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, perm domain.Permission) (identity.MemberPermissions, error)
+}
+
+// AuditLog records and lists audit entries.
+type AuditLog interface {
+	Record(ctx context.Context, e audit.Entry) error
+	List(ctx context.Context, p *domain.Principal, page domain.Page) ([]audit.Entry, int64, error)
+}
+
+// Limiter counts requests per key in shared windows.
+type Limiter interface {
+	Hit(ctx context.Context, key string, limit int, window time.Duration) (ratelimit.Result, error)
+}
+
+// Health reports on the database and the queue.
+type Health interface {
+	Ping(ctx context.Context) error
+	QueueDepth(ctx context.Context) (map[string]int64, error)
+}
+
+// Config is what New needs.
+type Config struct {
+	Accounts      Accounts
+	APITokens     APITokens
+	Organizations Organizations
+	Audit         AuditLog
+	Limiter       Limiter
+	Health        Health
+	Logger        *slog.Logger
+	Metrics       *prometheus.Registry // served at /metrics when set
+	Version       string
+	// RateLimit is the number of requests per credential (or client address,
+	// without one) per RateWindow. Default 600 per minute.
+	RateLimit  int
+	RateWindow time.Duration
+	Now        func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	app     *fiber.App
+	metrics *httpMetrics
+}
+
+// New builds the Fiber app with every route.
+func New(cfg Config) *Server {
+	if cfg.RateLimit == 0 {
+		cfg.RateLimit = 600
+	}
+	if cfg.RateWindow == 0 {
+		cfg.RateWindow = time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "shardform",
+		ErrorHandler:          s.handleError,
+		BodyLimit:             1 << 20,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		DisableStartupMessage: true,
+	})
+	if cfg.Metrics != nil {
+		s.metrics = newHTTPMetrics(cfg.Metrics)
+	}
+	s.app.Use(s.requestLog)
+	s.app.Use(recover.New())
+	s.app.Use("/v1", s.auditLog)
+	s.routes()
+	if cfg.Metrics != nil {
+		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
+	}
+	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	return s
+}
+
+// App returns the Fiber app (for Listen and for tests' app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen serves on addr until ctx is cancelled, then shuts down gracefully.
+func (s *Server) Listen(ctx context.Context, addr string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listen(addr) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return s.app.ShutdownWithTimeout(10 * time.Second)
+	}
+}
+
+func (s *Server) routes() {
+	a := s.app
+	a.Get("/health", s.live)
+	a.Get("/health/live", s.live)
+	a.Get("/health/ready", s.ready)
+	a.Get("/ready", s.ready)
+	a.Get("/health/detailed", s.detailed)
+
+	v1 := a.Group("/v1")
+	pub := s.publicLimit
+	auth := s.authenticate
+
+	v1.Get("/auth/bootstrap/status", pub, s.bootstrapStatus)
+	v1.Post("/auth/bootstrap", pub, s.bootstrap)
+	v1.Post("/auth/register", pub, s.register)
+	v1.Post("/auth/login", pub, s.login)
+	v1.Post("/auth/refresh", pub, s.refresh)
+	v1.Post("/auth/logout", pub, s.logout)
+	v1.Post("/auth/mfa/challenge", pub, s.mfaChallenge)
+	v1.Get("/auth/mfa/status", auth, s.mfaStatus)
+	v1.Post("/auth/mfa/enroll", auth, s.mfaEnroll)
+	v1.Post("/auth/mfa/verify", auth, s.mfaVerify)
+	v1.Post("/auth/mfa/disable", auth, s.mfaDisable)
+
+	v1.Get("/whoami", auth, s.whoami)
+	v1.Get("/users/me", auth, s.me)
+	v1.Post("/users/me/password", auth, s.changePassword)
+	v1.Get("/users", auth, s.listUsers)
+	v1.Post("/users", auth, s.createUser)
+	v1.Get("/users/:id", auth, s.getUser)
+	v1.Delete("/users/:id", auth, s.deleteUser)
+
+	v1.Get("/api-tokens", auth, s.listAPITokens)
+	v1.Post("/api-tokens", auth, s.createAPIToken)
+	v1.Delete("/api-tokens/:id", auth, s.deleteAPIToken)
+
+	v1.Get("/permissions", auth, s.permissions)
+	v1.Get("/organizations", auth, s.listOrganizations)
+	v1.Post("/organizations", auth, s.createOrganization)
+	v1.Get("/organizations/:id", auth, s.getOrganization)
+	v1.Put("/organizations/:id", auth, s.updateOrganization)
+	v1.Patch("/organizations/:id", auth, s.updateOrganization)
+	v1.Delete("/organizations/:id", auth, s.deleteOrganization)
+	v1.Get("/organizations/:id/members", auth, s.listMembers)
+	v1.Post("/organizations/:id/members", auth, s.inviteMember)
+	v1.Delete("/organizations/:id/members/:user_id", auth, s.removeMember)
+	v1.Put("/organizations/:id/members/:user_id/role", auth, s.setMemberRole)
+	v1.Get("/organizations/:id/members/:user_id/permissions", auth, s.getMemberPermissions)
+	v1.Put("/organizations/:id/members/:user_id/permissions", auth, s.setMemberPermissions)
+	v1.Delete("/organizations/:id/members/:user_id/permissions/:permission", auth, s.removeMemberPermission)
+	v1.Get("/organizations/:id/invites", auth, s.listInvites)
+	v1.Delete("/organizations/:id/invites/:invite_id", auth, s.deleteInvite)
+	v1.Post("/invites/:token/accept", auth, s.acceptInvite)
+
+	v1.Get("/admin/audit-logs", auth, s.listAuditLogs)
+}
