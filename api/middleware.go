@@ -169,13 +169,13 @@ func (s *Server) auditLog(c *fiber.Ctx) error {
 		e.Target = id
 	}
 	if p := principalOrNil(c); p != nil {
-		e.UserID, e.APITokenID = p.UserID, p.APITokenID
+		e.UserID, e.APITokenID = audit.Nullable(p.UserID), audit.Nullable(p.APITokenID)
 		if p.HasOrg {
-			e.OrganizationID = p.OrgID
+			e.OrganizationID = audit.Nullable(p.OrgID)
 		}
 	}
 	if a, ok := c.Locals(localAuditActor).(actor); ok {
-		e.UserID, e.OrganizationID = a.userID, a.orgID
+		e.UserID, e.OrganizationID = audit.Nullable(a.userID), audit.Nullable(a.orgID)
 	}
 	if rerr := s.cfg.Audit.Record(c.UserContext(), e); rerr != nil {
 		// The change is done; losing its audit line must not turn it into a failure.

@@ -16,9 +16,9 @@ import (
 // Entry is one audit record.
 type Entry struct {
 	ID             int64     `json:"id"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	UserID         uuid.UUID `json:"user_id"`
-	APITokenID     uuid.UUID `json:"api_token_id"`
+	OrganizationID uuid.NullUUID `json:"organization_id"`
+	UserID         uuid.NullUUID `json:"user_id"`
+	APITokenID     uuid.NullUUID `json:"api_token_id"`
 	Action         string    `json:"action"`
 	Target         string    `json:"target"`
 	Status         int       `json:"status"`
@@ -35,12 +35,13 @@ type Log struct {
 // New returns a Log on the store.
 func New(st *store.Store) *Log { return &Log{st: st} }
 
-func nullable(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: id != uuid.Nil} }
+// Nullable turns uuid.Nil into a NULL id.
+func Nullable(id uuid.UUID) uuid.NullUUID { return uuid.NullUUID{UUID: id, Valid: id != uuid.Nil} }
 
 // Record writes one entry.
 func (l *Log) Record(ctx context.Context, e Entry) error {
 	err := l.st.Q.InsertAuditLog(ctx, l.st.Pool, store.InsertAuditLogParams{
-		OrganizationID: nullable(e.OrganizationID), UserID: nullable(e.UserID), ApiTokenID: nullable(e.APITokenID),
+		OrganizationID: e.OrganizationID, UserID: e.UserID, ApiTokenID: e.APITokenID,
 		Action: e.Action, Target: e.Target, Status: int32(e.Status), RequestID: e.RequestID, Ip: e.IP,
 	})
 	if err != nil {
@@ -65,7 +66,7 @@ func (l *Log) List(ctx context.Context, p *domain.Principal, page domain.Page) (
 	}
 	out := make([]Entry, len(rows))
 	for i, r := range rows {
-		out[i] = Entry{ID: r.ID, OrganizationID: r.OrganizationID.UUID, UserID: r.UserID.UUID, APITokenID: r.ApiTokenID.UUID,
+		out[i] = Entry{ID: r.ID, OrganizationID: r.OrganizationID, UserID: r.UserID, APITokenID: r.ApiTokenID,
 			Action: r.Action, Target: r.Target, Status: int(r.Status), RequestID: r.RequestID, IP: r.Ip, CreatedAt: r.CreatedAt}
 	}
 	return out, total, nil

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shardform/shardform/seal"
+)
+
+// Config is every setting, read from SHARDFORM_* environment variables.
+type Config struct {
+	DatabaseURL       string     // SHARDFORM_DATABASE_URL
+	Addr              string     // SHARDFORM_ADDR
+	DataDir           string     // SHARDFORM_DATA_DIR
+	MasterKey         []byte     // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
+	MasterKeyFromFile bool       // the key came from (or was generated into) the data dir
+	RateLimit         int        // SHARDFORM_RATE_LIMIT: requests per credential per minute
+	AllowRegistration bool       // SHARDFORM_ALLOW_REGISTRATION
+	LogLevel          slog.Level // SHARDFORM_LOG_LEVEL: debug, info, warn, error
+	LogJSON           bool       // SHARDFORM_LOG_FORMAT: text or json
+}
+
+// configError names the variable that is wrong.
+type configError struct {
+	name, msg string
+}
+
+func (e *configError) Error() string { return e.name + ": " + e.msg }
+
+// loadConfig reads the environment through getenv. It does not touch the
+// master key file; loadMasterKey does.
+func loadConfig(getenv func(string) string) (Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := Config{
+		DatabaseURL: get("SHARDFORM_DATABASE_URL", "postgres://127.0.0.1:5432/shardform?sslmode=disable"),
+		Addr:        get("SHARDFORM_ADDR", "127.0.0.1:8080"),
+		DataDir:     get("SHARDFORM_DATA_DIR", "./.shardform"),
+	}
+	if _, err := pgx.ParseConfig(cfg.DatabaseURL); err != nil {
+		return cfg, &configError{"SHARDFORM_DATABASE_URL", "not a valid Postgres URL: " + err.Error()}
+	}
+	if !strings.Contains(cfg.Addr, ":") {
+		return cfg, &configError{"SHARDFORM_ADDR", fmt.Sprintf("must be host:port, got %q", cfg.Addr)}
+	}
+	n, err := strconv.Atoi(get("SHARDFORM_RATE_LIMIT", "600"))
+	if err != nil || n < 1 {
+		return cfg, &configError{"SHARDFORM_RATE_LIMIT", "must be a whole number of requests per minute, at least 1"}
+	}
+	cfg.RateLimit = n
+	switch strings.ToLower(get("SHARDFORM_ALLOW_REGISTRATION", "true")) {
+	case "true", "1", "yes":
+		cfg.AllowRegistration = true
+	case "false", "0", "no":
+	default:
+		return cfg, &configError{"SHARDFORM_ALLOW_REGISTRATION", "must be true or false"}
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(get("SHARDFORM_LOG_LEVEL", "info"))); err != nil {
+		return cfg, &configError{"SHARDFORM_LOG_LEVEL", "must be debug, info, warn or error"}
+	}
+	switch get("SHARDFORM_LOG_FORMAT", "text") {
+	case "text":
+	case "json":
+		cfg.LogJSON = true
+	default:
+		return cfg, &configError{"SHARDFORM_LOG_FORMAT", "must be text or json"}
+	}
+	if v := getenv("SHARDFORM_MASTER_KEY"); v != "" {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(key) != seal.KeySize {
+			return cfg, &configError{"SHARDFORM_MASTER_KEY", fmt.Sprintf("must be %d bytes, base64-encoded (openssl rand -base64 32)", seal.KeySize)}
+		}
+		cfg.MasterKey = key
+	}
+	return cfg, nil
+}
+
+// loadMasterKey fills cfg.MasterKey from <data dir>/master.key when the
+// environment did not set it, generating the file (mode 0600) the first time.
+func loadMasterKey(cfg *Config, log *slog.Logger) error {
+	if cfg.MasterKey != nil {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		key, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if derr != nil || len(key) != seal.KeySize {
+			return &configError{"SHARDFORM_DATA_DIR", path + " does not hold a base64 32-byte key"}
+		}
+		cfg.MasterKey, cfg.MasterKeyFromFile = key, true
+		log.Warn("using the master key file from the data dir; set SHARDFORM_MASTER_KEY in production", slog.String("path", path))
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return &configError{"SHARDFORM_DATA_DIR", "cannot read " + path + ": " + err.Error()}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return &configError{"SHARDFORM_DATA_DIR", "cannot create: " + err.Error()}
+	}
+	key := make([]byte, seal.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("generate master key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return &configError{"SHARDFORM_DATA_DIR", "cannot write " + path + ": " + err.Error()}
+	}
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write master key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write master key: %w", err)
+	}
+	cfg.MasterKey, cfg.MasterKeyFromFile = key, true
+	log.Warn("generated a development master key; back it up, or set SHARDFORM_MASTER_KEY in production: secrets sealed with it cannot be read without it",
+		slog.String("path", path))
+	return nil
+}

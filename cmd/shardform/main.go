@@ -1,0 +1,176 @@
+// Command shardform is the shardform control plane: the HTTP API, the River
+// workers, or both, against one Postgres.
+//
+//	shardform serve     API and workers in one process (default)
+//	shardform api       the HTTP API only
+//	shardform worker    the River workers only
+//	shardform migrate   apply migrations and exit
+//	shardform version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shardform/shardform/api"
+	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/migrations"
+	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/worker"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: shardform [serve|api|worker|migrate|version]
+
+  serve     run the API and the workers in one process (default)
+  api       run the HTTP API only
+  worker    run the River workers only
+  migrate   apply database migrations and exit
+  version   print the version
+
+Configuration is read from SHARDFORM_* environment variables (see README).`
+
+func main() {
+	cmd := "serve"
+	if len(os.Args) > 1 {
+		cmd = os.Args[1]
+	}
+	if err := run(cmd); err != nil {
+		fmt.Fprintln(os.Stderr, "shardform:", err)
+		os.Exit(1)
+	}
+}
+
+func run(cmd string) error {
+	switch cmd {
+	case "serve", "api", "worker", "migrate":
+	case "version":
+		fmt.Println(version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Println(usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+	cfg, err := loadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if cfg.LogJSON {
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	}
+	log := slog.New(handler).With(slog.String("component", cmd))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if created, err := store.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	} else if created {
+		log.Info("created database", slog.String("url", redactURL(cfg.DatabaseURL)))
+	}
+	pool, err := store.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	res, err := migrations.Up(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info("migrations applied", slog.Any("app", res.App), slog.Any("river", res.River))
+	if cmd == "migrate" {
+		return nil
+	}
+	if err := loadMasterKey(&cfg, log); err != nil {
+		return err
+	}
+	return serve(ctx, cmd, cfg, pool, log)
+}
+
+func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log *slog.Logger) error {
+	st := store.NewStore(pool)
+	runAPI, runWorkers := cmd != "worker", cmd != "api"
+	riverClient, err := worker.NewClient(pool, st, worker.Options{Work: runWorkers, Logger: log.With(slog.String("subsystem", "river"))})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if runWorkers {
+		if err := riverClient.Start(gctx); err != nil {
+			return fmt.Errorf("start workers: %w", err)
+		}
+		log.Info("workers started")
+		g.Go(func() error {
+			<-gctx.Done()
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return stopRiver(stopCtx, riverClient)
+		})
+	}
+	if runAPI {
+		srv, err := newAPI(cfg, st, log)
+		if err != nil {
+			return err
+		}
+		log.Info("API listening", slog.String("addr", cfg.Addr), slog.String("version", version))
+		g.Go(func() error { return srv.Listen(gctx, cfg.Addr) })
+	}
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
+	if err := c.Stop(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stop workers: %w", err)
+	}
+	return nil
+}
+
+func newAPI(cfg Config, st *store.Store, log *slog.Logger) (*api.Server, error) {
+	sealer, err := seal.New(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	limiter := ratelimit.New(st.Pool, time.Now)
+	accounts, err := identity.New(st, cfg.MasterKey, sealer, limiter, time.Now, identity.Options{AllowRegistration: cfg.AllowRegistration})
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return api.New(api.Config{
+		Accounts: accounts, APITokens: accounts, Organizations: accounts,
+		Audit: audit.New(st), Limiter: limiter, Health: st,
+		Logger: log, Metrics: reg, Version: version, RateLimit: cfg.RateLimit,
+	}), nil
+}
+
+func redactURL(raw string) string {
+	cfg, err := pgx.ParseConfig(raw)
+	if err != nil {
+		return "(invalid)"
+	}
+	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}

@@ -1,0 +1,105 @@
+// Package worker holds shardform's River job kinds and builds the River
+// client: workers (with queues) for `shardform worker` and `serve`, or an
+// insert-only client for `shardform api`.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shardform/shardform/store"
+)
+
+// Queue names: one queue per kind of work.
+const (
+	QueueMaintenance = "maintenance"
+)
+
+// Options configures the River client.
+type Options struct {
+	// Work makes the client fetch and run jobs; without it the client only inserts.
+	Work   bool
+	Logger *slog.Logger
+	// CleanupInterval is how often expired sessions, challenges, invites and
+	// rate-limit windows are deleted. Default 10 minutes.
+	CleanupInterval time.Duration
+}
+
+// NewClient builds the River client with every worker registered.
+func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client[pgx.Tx], error) {
+	if opts.CleanupInterval == 0 {
+		opts.CleanupInterval = 10 * time.Minute
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &CleanupWorker{st: st})
+	cfg := &river.Config{
+		Logger:  opts.Logger,
+		Workers: workers,
+	}
+	if opts.Work {
+		cfg.Queues = map[string]river.QueueConfig{
+			QueueMaintenance: {MaxWorkers: 1},
+		}
+		cfg.PeriodicJobs = []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+		}
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return client, nil
+}
+
+// CleanupArgs is the periodic maintenance job: it deletes expired refresh
+// tokens, MFA challenges, invites and rate-limit windows.
+type CleanupArgs struct{}
+
+// Kind implements river.JobArgs.
+func (CleanupArgs) Kind() string { return "cleanup" }
+
+// InsertOpts puts the job on the maintenance queue, one at a time.
+func (CleanupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+	}}}
+}
+
+// CleanupWorker runs CleanupArgs.
+type CleanupWorker struct {
+	river.WorkerDefaults[CleanupArgs]
+	st *store.Store
+}
+
+// Work deletes what has expired and records the counts in the job's output.
+func (w *CleanupWorker) Work(ctx context.Context, job *river.Job[CleanupArgs]) error {
+	q, db := w.st.Q, w.st.Pool
+	counts := map[string]int64{}
+	steps := []struct {
+		name string
+		run  func(context.Context, store.DBTX) (int64, error)
+	}{
+		{"refresh_tokens", q.DeleteExpiredRefreshTokens},
+		{"mfa_challenges", q.DeleteExpiredMFAChallenges},
+		{"invites", q.DeleteExpiredInvites},
+		{"rate_limit_windows", q.DeleteExpiredRateLimits},
+	}
+	for _, s := range steps {
+		n, err := s.run(ctx, db)
+		if err != nil {
+			return fmt.Errorf("cleanup %s: %w", s.name, err)
+		}
+		counts[s.name] = n
+	}
+	return river.RecordOutput(ctx, counts)
+}
