@@ -79,9 +79,6 @@ func (s *Service) VerifyMFA(ctx context.Context, p *domain.Principal, code strin
 	if err := requireSession(p); err != nil {
 		return MFAStatus{}, err
 	}
-	if err := s.mfaAttempt(ctx, p.UserID); err != nil {
-		return MFAStatus{}, err
-	}
 	u, err := s.q.GetUserByID(ctx, s.st.Pool, p.UserID)
 	if err != nil {
 		return MFAStatus{}, fmt.Errorf("mfa verify: %w", err)
@@ -91,6 +88,9 @@ func (s *Service) VerifyMFA(ctx context.Context, p *domain.Principal, code strin
 	}
 	if u.MfaSecret == nil {
 		return MFAStatus{}, domain.Conflict("no MFA enrollment: POST /v1/auth/mfa/enroll first")
+	}
+	if err := s.mfaAttempt(ctx, p.UserID); err != nil {
+		return MFAStatus{}, err
 	}
 	step, err := s.checkCode(u, code)
 	if err != nil {
@@ -111,15 +111,15 @@ func (s *Service) DisableMFA(ctx context.Context, p *domain.Principal, code stri
 	if err := requireSession(p); err != nil {
 		return MFAStatus{}, err
 	}
-	if err := s.mfaAttempt(ctx, p.UserID); err != nil {
-		return MFAStatus{}, err
-	}
 	u, err := s.q.GetUserByID(ctx, s.st.Pool, p.UserID)
 	if err != nil {
 		return MFAStatus{}, fmt.Errorf("mfa disable: %w", err)
 	}
 	if !u.MfaEnabled {
 		return MFAStatus{}, domain.Conflict("MFA is not enabled")
+	}
+	if err := s.mfaAttempt(ctx, p.UserID); err != nil {
+		return MFAStatus{}, err
 	}
 	if _, err := s.useCode(ctx, s.st.Pool, u, code); err != nil {
 		return MFAStatus{}, err

@@ -1,0 +1,244 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shardform/shardform/api"
+	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/store/storetest"
+)
+
+// testPassword is long enough for the password rule.
+const testPassword = "correct horse battery"
+
+// bundle is one test's API on its own database.
+type bundle struct {
+	t     *testing.T
+	srv   *api.Server
+	pool  *pgxpool.Pool
+	now   time.Time
+	clock func() time.Time
+}
+
+type setupOpts struct {
+	rateLimit         int
+	closeRegistration bool
+}
+
+// setup builds the API on a fresh database. Argon2 runs with small costs so
+// the suite stays fast; the format and code path are those of production.
+func setup(t *testing.T, opts ...setupOpts) *bundle {
+	t.Helper()
+	var o setupOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	pool := storetest.NewPool(t)
+	st := store.NewStore(pool)
+	key := bytes.Repeat([]byte{42}, seal.KeySize)
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter := ratelimit.New(pool, time.Now)
+	accounts, err := identity.New(st, key, sealer, limiter, time.Now, identity.Options{
+		AllowRegistration: !o.closeRegistration,
+		Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Config{
+		Accounts: accounts, APITokens: accounts, Organizations: accounts,
+		Audit: audit.New(st), Limiter: limiter, Health: st,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RateLimit: o.rateLimit, Version: "test",
+	})
+	return &bundle{t: t, srv: srv, pool: pool}
+}
+
+// response is a decoded answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   map[string]any
+	Raw    []byte
+}
+
+// errMsg is the {"error": "..."} message.
+func (r response) errMsg() string {
+	s, _ := r.Body["error"].(string)
+	return s
+}
+
+func (r response) str(key string) string {
+	s, _ := r.Body[key].(string)
+	return s
+}
+
+// list returns the "data" array of a list answer.
+func (r response) list() []map[string]any {
+	raw, _ := r.Body["data"].([]any)
+	out := make([]map[string]any, len(raw))
+	for i, v := range raw {
+		out[i], _ = v.(map[string]any)
+	}
+	return out
+}
+
+// req is one request: body is marshalled to JSON unless it is a string.
+type req struct {
+	method, path string
+	body         any
+	token        string            // Authorization: Bearer
+	header       map[string]string // extra headers
+}
+
+func (b *bundle) do(r req) response {
+	b.t.Helper()
+	var body io.Reader
+	switch v := r.body.(type) {
+	case nil:
+	case string:
+		body = strings.NewReader(v)
+	default:
+		buf, err := json.Marshal(v)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		body = bytes.NewReader(buf)
+	}
+	hr := httptest.NewRequest(r.method, r.path, body)
+	if body != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	resp, err := b.srv.App().Test(hr, 10_000)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &out.Body); err != nil {
+			b.t.Fatalf("%s %s: decode %q: %v", r.method, r.path, raw, err)
+		}
+	}
+	return out
+}
+
+// expect fails the test unless the answer has the status.
+func (b *bundle) expect(r req, status int) response {
+	b.t.Helper()
+	resp := b.do(r)
+	if resp.Status != status {
+		b.t.Fatalf("%s %s: status %d, want %d; body %s", r.method, r.path, resp.Status, status, resp.Raw)
+	}
+	return resp
+}
+
+// account is a signed-in user with their own organization.
+type account struct {
+	email, access, refresh string
+	userID, orgID          string
+}
+
+// bootstrap creates the first (admin) user and signs in.
+func (b *bundle) bootstrap(email string) account {
+	b.t.Helper()
+	resp := b.expect(req{method: "POST", path: "/v1/auth/bootstrap", body: map[string]string{"email": email, "password": testPassword}}, 201)
+	return b.signIn(email, resp)
+}
+
+// register creates a user with their own organization and signs in.
+func (b *bundle) register(email string) account {
+	b.t.Helper()
+	resp := b.expect(req{method: "POST", path: "/v1/auth/register", body: map[string]string{"email": email, "password": testPassword}}, 201)
+	return b.signIn(email, resp)
+}
+
+func (b *bundle) signIn(email string, created response) account {
+	b.t.Helper()
+	user, _ := created.Body["user"].(map[string]any)
+	org, _ := created.Body["organization"].(map[string]any)
+	login := b.login(email, testPassword)
+	return account{email: email, access: login.str("access_token"), refresh: login.str("refresh_token"),
+		userID: user["id"].(string), orgID: org["id"].(string)}
+}
+
+func (b *bundle) login(email, password string) response {
+	b.t.Helper()
+	return b.expect(req{method: "POST", path: "/v1/auth/login", body: map[string]string{"email": email, "password": password}}, 200)
+}
+
+// apiToken mints an API token for a in its current organization.
+func (b *bundle) apiToken(a account, scopes ...string) string {
+	b.t.Helper()
+	resp := b.expect(req{method: "POST", path: "/v1/api-tokens", token: a.access, body: map[string]any{"name": "test", "scopes": scopes}}, 201)
+	return resp.str("token")
+}
+
+// count returns one number from the database.
+func (b *bundle) count(query string, args ...any) int {
+	b.t.Helper()
+	var n int
+	if err := b.pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		b.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// snapshot counts the rows of the tables a request could change, to prove a
+// rejected request changed nothing.
+func (b *bundle) snapshot() map[string]int {
+	b.t.Helper()
+	out := map[string]int{}
+	for _, table := range []string{"users", "organizations", "memberships", "invites", "api_tokens", "refresh_tokens", "mfa_challenges", "audit_logs"} {
+		out[table] = b.count("SELECT count(*) FROM " + table)
+	}
+	return out
+}
+
+func (b *bundle) unchanged(before map[string]int) {
+	b.t.Helper()
+	after := b.snapshot()
+	for k, v := range before {
+		if after[k] != v {
+			b.t.Errorf("table %s changed from %d to %d rows on a rejected request", k, v, after[k])
+		}
+	}
+}
+
+// listen serves the app on a loopback port until the test ends and returns its base URL.
+func (b *bundle) listen() string {
+	b.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	go func() { _ = b.srv.App().Listener(ln) }()
+	b.t.Cleanup(func() { _ = b.srv.App().ShutdownWithTimeout(5 * time.Second) })
+	return "http://" + ln.Addr().String()
+}
