@@ -50,6 +50,18 @@ func setup(t *testing.T, opts ...setupOpts) *bundle {
 		o = opts[0]
 	}
 	pool := storetest.NewPool(t)
+	srv := newServer(t, pool, o)
+	return &bundle{t: t, srv: srv, pool: pool}
+}
+
+// setupServerOn builds a second API (as another process would be) on the same database.
+func setupServerOn(t *testing.T, pool *pgxpool.Pool, rateLimit int) *api.Server {
+	t.Helper()
+	return newServer(t, pool, setupOpts{rateLimit: rateLimit})
+}
+
+func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
+	t.Helper()
 	st := store.NewStore(pool)
 	key := bytes.Repeat([]byte{42}, seal.KeySize)
 	sealer, err := seal.New(key)
@@ -70,7 +82,7 @@ func setup(t *testing.T, opts ...setupOpts) *bundle {
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RateLimit: o.rateLimit, Version: "test",
 	})
-	return &bundle{t: t, srv: srv, pool: pool}
+	return srv
 }
 
 // response is a decoded answer.
