@@ -3,8 +3,8 @@ package api_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"

@@ -16,9 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardform/shardform/api"
-	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/identity"
-	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
@@ -62,26 +61,19 @@ func setupServerOn(t *testing.T, pool *pgxpool.Pool, rateLimit int) *api.Server 
 
 func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	t.Helper()
-	st := store.NewStore(pool)
-	key := bytes.Repeat([]byte{42}, seal.KeySize)
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter := ratelimit.New(pool, time.Now)
-	accounts, err := identity.New(st, key, sealer, limiter, time.Now, identity.Options{
-		AllowRegistration: !o.closeRegistration,
-		Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := api.New(api.Config{
-		Accounts: accounts, APITokens: accounts, Organizations: accounts,
-		Audit: audit.New(st), Limiter: limiter, Health: st,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	srv, err := app.NewAPI(app.APIConfig{
+		Store:     store.NewStore(pool),
+		MasterKey: bytes.Repeat([]byte{42}, seal.KeySize),
+		Identity: identity.Options{
+			AllowRegistration: !o.closeRegistration,
+			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+		},
 		RateLimit: o.rateLimit, Version: "test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return srv
 }
 

@@ -15,16 +15,16 @@ import (
 
 // Entry is one audit record.
 type Entry struct {
-	ID             int64     `json:"id"`
+	ID             int64         `json:"id"`
 	OrganizationID uuid.NullUUID `json:"organization_id"`
 	UserID         uuid.NullUUID `json:"user_id"`
 	APITokenID     uuid.NullUUID `json:"api_token_id"`
-	Action         string    `json:"action"`
-	Target         string    `json:"target"`
-	Status         int       `json:"status"`
-	RequestID      string    `json:"request_id"`
-	IP             string    `json:"ip"`
-	CreatedAt      time.Time `json:"created_at"`
+	Action         string        `json:"action"`
+	Target         string        `json:"target"`
+	Status         int           `json:"status"`
+	RequestID      string        `json:"request_id"`
+	IP             string        `json:"ip"`
+	CreatedAt      time.Time     `json:"created_at"`
 }
 
 // Log writes and reads audit entries.

@@ -73,8 +73,8 @@ type Service struct {
 	// dummyHash is verified when the email is unknown, so a login for a
 	// missing account takes as long as one with a wrong password.
 	dummyHash string
-	now     func() time.Time
-	opts    Options
+	now       func() time.Time
+	opts      Options
 }
 
 // New builds the service. masterKey derives the JWT signing key; sealer

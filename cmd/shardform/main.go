@@ -26,11 +26,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardform/shardform/api"
-	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
-	"github.com/shardform/shardform/ratelimit"
-	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/worker"
 )
@@ -149,22 +147,12 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, log *slog.Logger) (*api.Server, error) {
-	sealer, err := seal.New(cfg.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	limiter := ratelimit.New(st.Pool, time.Now)
-	accounts, err := identity.New(st, cfg.MasterKey, sealer, limiter, time.Now, identity.Options{AllowRegistration: cfg.AllowRegistration})
-	if err != nil {
-		return nil, err
-	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return api.New(api.Config{
-		Accounts: accounts, APITokens: accounts, Organizations: accounts,
-		Audit: audit.New(st), Limiter: limiter, Health: st,
-		Logger: log, Metrics: reg, Version: version, RateLimit: cfg.RateLimit,
-	}), nil
+	return app.NewAPI(app.APIConfig{
+		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
+		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version,
+	})
 }
 
 func redactURL(raw string) string {

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	goodKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string // the variable the error must name
+		check   func(t *testing.T, c Config)
+	}{
+		{"defaults", nil, "", func(t *testing.T, c Config) {
+			if c.DatabaseURL != "postgres://127.0.0.1:5432/shardform?sslmode=disable" || c.Addr != "127.0.0.1:8080" ||
+				c.DataDir != "./.shardform" || c.RateLimit != 600 || !c.AllowRegistration || c.MasterKey != nil {
+				t.Errorf("defaults %+v", c)
+			}
+		}},
+		{"master key from env", map[string]string{"SHARDFORM_MASTER_KEY": goodKey}, "", func(t *testing.T, c Config) {
+			if len(c.MasterKey) != 32 {
+				t.Errorf("key %d bytes", len(c.MasterKey))
+			}
+		}},
+		{"short master key", map[string]string{"SHARDFORM_MASTER_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "SHARDFORM_MASTER_KEY", nil},
+		{"master key not base64", map[string]string{"SHARDFORM_MASTER_KEY": "%%%"}, "SHARDFORM_MASTER_KEY", nil},
+		{"bad database url", map[string]string{"SHARDFORM_DATABASE_URL": "postgres://host:notaport/db"}, "SHARDFORM_DATABASE_URL", nil},
+		{"bad addr", map[string]string{"SHARDFORM_ADDR": "8080"}, "SHARDFORM_ADDR", nil},
+		{"bad rate limit", map[string]string{"SHARDFORM_RATE_LIMIT": "0"}, "SHARDFORM_RATE_LIMIT", nil},
+		{"bad registration flag", map[string]string{"SHARDFORM_ALLOW_REGISTRATION": "maybe"}, "SHARDFORM_ALLOW_REGISTRATION", nil},
+		{"registration closed", map[string]string{"SHARDFORM_ALLOW_REGISTRATION": "false"}, "", func(t *testing.T, c Config) {
+			if c.AllowRegistration {
+				t.Error("registration still open")
+			}
+		}},
+		{"bad log level", map[string]string{"SHARDFORM_LOG_LEVEL": "loud"}, "SHARDFORM_LOG_LEVEL", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr+": ") || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("err = %v, want one line naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestMasterKeyFile(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := filepath.Join(t.TempDir(), "data")
+	first := Config{DataDir: dir}
+	if err := loadMasterKey(&first, log); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 || len(first.MasterKey) != 32 {
+		t.Fatalf("key file mode %v, key %d bytes", info.Mode().Perm(), len(first.MasterKey))
+	}
+	// A restart reads the same key back.
+	second := Config{DataDir: dir}
+	if err := loadMasterKey(&second, log); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.MasterKey, second.MasterKey) {
+		t.Fatal("restart produced a different master key")
+	}
+	// The environment wins over the file.
+	env := Config{DataDir: dir, MasterKey: bytes.Repeat([]byte{9}, 32)}
+	if err := loadMasterKey(&env, log); err != nil || env.MasterKey[0] != 9 {
+		t.Fatalf("env key replaced: %v", err)
+	}
+	// A corrupt file is an error naming the setting, never silently replaced.
+	if err := os.WriteFile(filepath.Join(dir, "master.key"), []byte("junk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := Config{DataDir: dir}
+	if err := loadMasterKey(&bad, log); err == nil || !strings.HasPrefix(err.Error(), "SHARDFORM_DATA_DIR: ") {
+		t.Fatalf("corrupt key file: err = %v", err)
+	}
+}

@@ -1,0 +1,51 @@
+// Package app wires shardform's pieces together once: the command, the API
+// tests and the benchmarks build the API the same way.
+package app
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shardform/shardform/api"
+	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
+)
+
+// APIConfig is what NewAPI needs.
+type APIConfig struct {
+	Store     *store.Store
+	MasterKey []byte
+	Identity  identity.Options
+	RateLimit int // requests per credential per minute; 0: the API's default
+	Logger    *slog.Logger
+	Metrics   *prometheus.Registry
+	Version   string
+	Now       func() time.Time // default time.Now
+}
+
+// NewAPI builds the domain services and the HTTP API on them.
+func NewAPI(cfg APIConfig) (*api.Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	sealer, err := seal.New(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	limiter := ratelimit.New(cfg.Store.Pool, cfg.Now)
+	accounts, err := identity.New(cfg.Store, cfg.MasterKey, sealer, limiter, cfg.Now, cfg.Identity)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Config{
+		Accounts: accounts, APITokens: accounts, Organizations: accounts,
+		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
+		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
+		RateLimit: cfg.RateLimit, Now: cfg.Now,
+	}), nil
+}

@@ -1,0 +1,82 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/store/storetest"
+	"github.com/shardform/shardform/worker"
+)
+
+func TestCleanupDeletesOnlyExpired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	st := store.NewStore(pool)
+	exec := func(sql string) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`INSERT INTO users (id, email, password_hash) VALUES ('00000000-0000-0000-0000-0000000000a1', 'u@example.com', 'x')`)
+	exec(`INSERT INTO organizations (id, name) VALUES ('00000000-0000-0000-0000-0000000000b1', 'o')`)
+	exec(`INSERT INTO refresh_tokens (family_id, user_id, token_hash, expires_at) VALUES
+		(gen_random_uuid(), '00000000-0000-0000-0000-0000000000a1', 'old', now() - interval '2 days'),
+		(gen_random_uuid(), '00000000-0000-0000-0000-0000000000a1', 'live', now() + interval '1 day')`)
+	exec(`INSERT INTO mfa_challenges (user_id, token_hash, expires_at) VALUES
+		('00000000-0000-0000-0000-0000000000a1', 'old', now() - interval '1 minute'),
+		('00000000-0000-0000-0000-0000000000a1', 'live', now() + interval '1 minute')`)
+	exec(`INSERT INTO invites (organization_id, email, role, token_hash, expires_at) VALUES
+		('00000000-0000-0000-0000-0000000000b1', 'a@example.com', 'member', 'old', now() - interval '1 minute'),
+		('00000000-0000-0000-0000-0000000000b1', 'b@example.com', 'member', 'live', now() + interval '1 day')`)
+	exec(`INSERT INTO rate_limit_counters (key, window_start, count, expires_at) VALUES
+		('old', now() - interval '2 minutes', 1, now() - interval '1 minute'),
+		('live', now(), 1, now() + interval '1 minute')`)
+
+	client, err := worker.NewClient(pool, st, worker.Options{Work: true, CleanupInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Stop(context.WithoutCancel(ctx)) }()
+
+	// RunOnStart: the periodic cleanup runs as the worker starts.
+	select {
+	case ev := <-done:
+		if ev.Job.Kind != "cleanup" || ev.Job.State != rivertype.JobStateCompleted {
+			t.Fatalf("job %s ended %s: %v", ev.Job.Kind, ev.Job.State, ev.Job.Errors)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cleanup job did not run")
+	}
+	for _, table := range []string{"refresh_tokens", "mfa_challenges", "invites", "rate_limit_counters"} {
+		var left []string
+		rows, err := pool.Query(ctx, "SELECT encode(token_hash, 'escape') FROM "+table)
+		if table == "rate_limit_counters" {
+			rows, err = pool.Query(ctx, "SELECT key FROM rate_limit_counters")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			left = append(left, s)
+		}
+		if len(left) != 1 || left[0] != "live" {
+			t.Errorf("%s after cleanup: %v, want only the live row", table, left)
+		}
+	}
+}
