@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,5 +318,34 @@ func TestMFAAttemptLimit(t *testing.T) {
 	r := b.expect(req{method: "POST", path: "/v1/auth/mfa/verify", token: a.access, body: map[string]string{"code": "000000"}}, 429)
 	if r.Header.Get("Retry-After") == "" {
 		t.Error("429 without Retry-After")
+	}
+}
+
+func TestBootstrapConcurrent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 6
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := b.do(req{method: "POST", path: "/v1/auth/bootstrap", body: map[string]string{"email": fmt.Sprintf("a%d@example.com", i), "password": testPassword}})
+			statuses <- r.Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	created := 0
+	for s := range statuses {
+		switch s {
+		case 201:
+			created++
+		case 409:
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if created != 1 || b.count("SELECT count(*) FROM users") != 1 {
+		t.Fatalf("%d bootstraps succeeded, %d users", created, b.count("SELECT count(*) FROM users"))
 	}
 }
