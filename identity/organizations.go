@@ -404,6 +404,10 @@ func (s *Service) lastOwnerCheck(ctx context.Context, tx pgx.Tx, orgID uuid.UUID
 	if domain.Role(target.Role) != domain.RoleOwner {
 		return nil
 	}
+	// Concurrent demotions or departures of two owners must not both pass.
+	if err := s.q.LockOrganization(ctx, tx, orgID); err != nil {
+		return fmt.Errorf("lock organization: %w", err)
+	}
 	n, err := s.q.CountOwners(ctx, tx, orgID)
 	if err != nil {
 		return fmt.Errorf("count owners: %w", err)
@@ -434,6 +438,9 @@ func (s *Service) RemoveMember(ctx context.Context, p *domain.Principal, orgID, 
 			}
 			if domain.Role(target.Role) == domain.RoleOwner && a.role != domain.RoleOwner {
 				return domain.Forbidden("only an owner may remove an owner")
+			}
+			if domain.Role(target.Role).Rank() > a.role.Rank() {
+				return domain.Forbidden("you cannot remove a member above your role")
 			}
 		}
 		if err := s.lastOwnerCheck(ctx, tx, orgID, target); err != nil {
@@ -469,6 +476,12 @@ func (s *Service) SetMemberRole(ctx context.Context, p *domain.Principal, orgID,
 		}
 		if (role == domain.RoleOwner || domain.Role(target.Role) == domain.RoleOwner) && a.role != domain.RoleOwner {
 			return domain.Forbidden("only an owner may grant or take away the owner role")
+		}
+		if role.Rank() > a.role.Rank() {
+			return domain.Forbidden("you cannot give a role above your own (%s)", a.role)
+		}
+		if domain.Role(target.Role).Rank() > a.role.Rank() {
+			return domain.Forbidden("you cannot change the role of a member above your role")
 		}
 		if role != domain.RoleOwner {
 			if err := s.lastOwnerCheck(ctx, tx, orgID, target); err != nil {

@@ -47,6 +47,11 @@ LIMIT @lim OFFSET @off;
 -- name: CountMembers :one
 SELECT count(*) FROM memberships WHERE organization_id = @organization_id;
 
+-- name: LockOrganization :exec
+-- Serializes changes that must keep at least one owner (two owners stepping
+-- down at once would otherwise both see the other one still there).
+SELECT id FROM organizations WHERE id = @id FOR NO KEY UPDATE;
+
 -- name: CountOwners :one
 SELECT count(*) FROM memberships WHERE organization_id = @organization_id AND role = 'owner';
 

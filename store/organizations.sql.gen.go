@@ -445,6 +445,17 @@ func (q *Queries) ListSoleOwnedOrganizations(ctx context.Context, db DBTX, userI
 	return items, nil
 }
 
+const lockOrganization = `-- name: LockOrganization :exec
+SELECT id FROM organizations WHERE id = $1 FOR NO KEY UPDATE
+`
+
+// Serializes changes that must keep at least one owner (two owners stepping
+// down at once would otherwise both see the other one still there).
+func (q *Queries) LockOrganization(ctx context.Context, db DBTX, id uuid.UUID) error {
+	_, err := db.Exec(ctx, lockOrganization, id)
+	return err
+}
+
 const setMemberGrants = `-- name: SetMemberGrants :exec
 UPDATE memberships SET grants = $1
 WHERE organization_id = $2 AND user_id = $3
