@@ -1,0 +1,160 @@
+package terraform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config says where and how Terraform runs.
+type Config struct {
+	Binary string // path of the terraform binary (see FindBinary)
+	// DataDir holds workspaces/<id>, the plugin cache and the CLI config.
+	DataDir string
+	// PluginMirror, when set, is a filesystem mirror providers are installed
+	// from (no registry access).
+	PluginMirror string
+	// DatabaseURL is the Postgres of the pg state backend.
+	DatabaseURL string
+	// StateSchema is the pg backend's schema (default terraform_state).
+	StateSchema string
+	// LockTimeout is how long a run waits for the state lock (default 60s).
+	LockTimeout time.Duration
+	// GracePeriod is how long a cancelled run may take to stop after its
+	// interrupt before it is killed (default 30s).
+	GracePeriod time.Duration
+	// ExtraEnv is added to every run's environment (for example AWS_EC2_METADATA_DISABLED).
+	ExtraEnv map[string]string
+}
+
+// Runner prepares workspaces. It is safe for concurrent use; each
+// Workspace is used by one job at a time.
+type Runner struct {
+	cfg       Config
+	pool      *pgxpool.Pool // advisory lock around workspace creation
+	cliConfig string
+	initMu    sync.Mutex // the plugin cache is not safe for concurrent init
+}
+
+// NewRunner checks the configuration and writes the CLI config file.
+func NewRunner(cfg Config, pool *pgxpool.Pool) (*Runner, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("terraform: no binary configured")
+	}
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("terraform: no state database configured")
+	}
+	if cfg.StateSchema == "" {
+		cfg.StateSchema = "terraform_state"
+	}
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = 60 * time.Second
+	}
+	if cfg.GracePeriod == 0 {
+		cfg.GracePeriod = 30 * time.Second
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("terraform: data dir: %w", err)
+	}
+	cfg.DataDir = abs
+	if cfg.PluginMirror != "" {
+		info, err := os.Stat(cfg.PluginMirror)
+		if err != nil || !info.IsDir() {
+			return nil, fmt.Errorf("terraform: plugin mirror %s is not a directory", cfg.PluginMirror)
+		}
+	}
+	r := &Runner{cfg: cfg, pool: pool}
+	if err := os.MkdirAll(r.cacheDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("terraform: %w", err)
+	}
+	r.cliConfig = filepath.Join(cfg.DataDir, "terraform.rc")
+	if err := os.WriteFile(r.cliConfig, []byte(cliConfig(cfg.PluginMirror, r.cacheDir())), 0o600); err != nil {
+		return nil, fmt.Errorf("terraform: write CLI config: %w", err)
+	}
+	return r, nil
+}
+
+func (r *Runner) cacheDir() string { return filepath.Join(r.cfg.DataDir, "plugin-cache") }
+
+// cliConfig renders the Terraform CLI configuration: the shared plugin cache
+// and, with a mirror, provider installation from it alone.
+func cliConfig(mirror, cache string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plugin_cache_dir = %s\n", strconv.Quote(cache))
+	b.WriteString("disable_checkpoint = true\n")
+	if mirror != "" {
+		fmt.Fprintf(&b, "provider_installation {\n  filesystem_mirror {\n    path    = %s\n    include = [\"*/*/*\"]\n  }\n}\n", strconv.Quote(mirror))
+	}
+	return b.String()
+}
+
+// env is the whole environment of a Terraform run: nothing is inherited
+// from the process but PATH and HOME-like basics.
+func (r *Runner) env() map[string]string {
+	env := map[string]string{
+		"TF_CLI_CONFIG_FILE": r.cliConfig,
+		"PG_CONN_STR":        r.cfg.DatabaseURL,
+		"PG_SCHEMA_NAME":     r.cfg.StateSchema,
+		"CHECKPOINT_DISABLE": "1",
+		"HOME":               r.cfg.DataDir,
+		"PATH":               os.Getenv("PATH"),
+		"TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE": "1",
+	}
+	for k, v := range r.cfg.ExtraEnv {
+		env[k] = v
+	}
+	return env
+}
+
+// lockWorkspaceCreation serializes `terraform workspace new` across every
+// process: the pg backend takes a global advisory lock to create a
+// workspace and fails instead of waiting (hashicorp/terraform#33217).
+func (r *Runner) lockWorkspaceCreation(ctx context.Context) (func(), error) {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("workspace lock: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("shardform terraform workspace creation"))
+	key := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("workspace lock: %w", err)
+	}
+	return func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key)
+		conn.Release()
+	}, nil
+}
+
+// lockPluginCache serializes init across the processes sharing this data
+// dir (file lock) and the goroutines of this one (mutex).
+func (r *Runner) lockPluginCache() (func(), error) {
+	r.initMu.Lock()
+	f, err := os.OpenFile(filepath.Join(r.cacheDir(), ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		r.initMu.Unlock()
+		return nil, fmt.Errorf("plugin cache lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		r.initMu.Unlock()
+		return nil, fmt.Errorf("plugin cache lock: %w", err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+		r.initMu.Unlock()
+	}, nil
+}

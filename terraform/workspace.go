@@ -1,0 +1,290 @@
+package terraform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
+)
+
+// ErrStalePlan: the state changed since the plan was made.
+var ErrStalePlan = errors.New("plan is stale: plan again")
+
+// ConfigFile is the generated configuration's file name (Terraform JSON).
+const ConfigFile = "main.tf.json"
+
+const (
+	planFile    = "shardform.tfplan"
+	secretsFile = "shardform-secrets.auto.tfvars.json"
+)
+
+var validWorkspace = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,90}$`)
+
+// Workspace is one provision request's Terraform working directory, bound
+// to the Terraform workspace of the same name in the pg backend. A
+// Workspace runs one command at a time.
+type Workspace struct {
+	Name string
+	Dir  string
+	r    *Runner
+	tf   *tfexec.Terraform
+	logs io.Writer
+}
+
+// quietly runs a machine-readable command (show -json, output -json,
+// workspace show) without copying its stdout to the logs: it holds
+// variable and output values, sensitive ones included.
+func (w *Workspace) quietly(fn func() error) error {
+	w.tf.SetStdout(io.Discard)
+	defer w.tf.SetStdout(w.logs)
+	return fn()
+}
+
+// Open writes config (Terraform JSON) into the workspace directory, runs
+// init against the pg backend and selects (creating it if needed) the
+// Terraform workspace name. Output of every command goes to logs.
+func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.Writer) (*Workspace, error) {
+	if !validWorkspace.MatchString(name) {
+		return nil, fmt.Errorf("terraform: invalid workspace name %q", name)
+	}
+	if !json.Valid(config) {
+		return nil, fmt.Errorf("terraform: workspace %s: configuration is not valid JSON", name)
+	}
+	dir := filepath.Join(r.cfg.DataDir, "workspaces", name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), config, 0o600); err != nil {
+		return nil, fmt.Errorf("terraform: workspace %s: write config: %w", name, err)
+	}
+	tf, err := tfexec.NewTerraform(dir, r.cfg.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
+	}
+	if err := tf.SetEnv(r.env()); err != nil {
+		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	tf.SetStdout(logs)
+	tf.SetStderr(logs)
+	tf.SetWaitDelay(r.cfg.GracePeriod)
+	w := &Workspace{Name: name, Dir: dir, r: r, tf: tf, logs: logs}
+	if err := w.init(ctx); err != nil {
+		return nil, err
+	}
+	if err := w.selectWorkspace(ctx); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Workspace) init(ctx context.Context) error {
+	unlock, err := w.r.lockPluginCache()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := w.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(true)); err != nil {
+		return fmt.Errorf("terraform init %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+func (w *Workspace) selectWorkspace(ctx context.Context) error {
+	var current string
+	err := w.quietly(func() (err error) {
+		current, err = w.tf.WorkspaceShow(ctx)
+		return err
+	})
+	if err == nil && current == w.Name {
+		return nil
+	}
+	if err := w.tf.WorkspaceSelect(ctx, w.Name); err == nil {
+		return nil
+	}
+	unlock, err := w.r.lockWorkspaceCreation(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Another process may have created it while we waited.
+	if err := w.tf.WorkspaceSelect(ctx, w.Name); err == nil {
+		return nil
+	}
+	if err := w.tf.WorkspaceNew(ctx, w.Name, tfexec.LockTimeout(w.lockTimeout())); err != nil {
+		return fmt.Errorf("terraform workspace new %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+func (w *Workspace) lockTimeout() string { return fmt.Sprintf("%ds", int(w.r.cfg.LockTimeout.Seconds())) }
+
+// writeSecrets puts sensitive variable values in an auto-loaded var file
+// (mode 0600) for one command, never on the command line or in the
+// configuration; the returned func removes it.
+func (w *Workspace) writeSecrets(vars map[string]string) (func(), error) {
+	path := filepath.Join(w.Dir, secretsFile)
+	if len(vars) == 0 {
+		_ = os.Remove(path)
+		return func() {}, nil
+	}
+	b, err := json.Marshal(vars)
+	if err != nil {
+		return nil, fmt.Errorf("terraform: variables: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("terraform: variables: %w", err)
+	}
+	return func() { _ = os.Remove(path) }, nil
+}
+
+// Plan is a saved plan and what it would do.
+type Plan struct {
+	File    []byte // the binary plan file, to be applied later (anywhere)
+	Summary PlanSummary
+}
+
+// PlanSummary counts a plan's resource changes.
+type PlanSummary struct {
+	Add       int              `json:"add"`
+	Change    int              `json:"change"`
+	Destroy   int              `json:"destroy"`
+	Resources []ResourceChange `json:"resources"`
+}
+
+// ResourceChange is one resource's planned action: create, update, delete or replace.
+type ResourceChange struct {
+	Address string `json:"address"`
+	Action  string `json:"action"`
+}
+
+// Plan runs `terraform plan -out` (with -destroy when destroy is set) and
+// returns the plan file and its summary from `terraform show -json`.
+func (w *Workspace) Plan(ctx context.Context, vars map[string]string, destroy bool) (Plan, error) {
+	cleanup, err := w.writeSecrets(vars)
+	if err != nil {
+		return Plan{}, err
+	}
+	defer cleanup()
+	path := filepath.Join(w.Dir, planFile)
+	defer os.Remove(path)
+	if _, err := w.tf.Plan(ctx, tfexec.Out(planFile), tfexec.Destroy(destroy), tfexec.LockTimeout(w.lockTimeout())); err != nil {
+		return Plan{}, fmt.Errorf("terraform plan %s: %w", w.Name, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Plan{}, fmt.Errorf("terraform plan %s: read plan: %w", w.Name, err)
+	}
+	var shown *tfjson.Plan
+	err = w.quietly(func() (err error) {
+		shown, err = w.tf.ShowPlanFile(ctx, path)
+		return err
+	})
+	if err != nil {
+		return Plan{}, fmt.Errorf("terraform show %s: %w", w.Name, err)
+	}
+	return Plan{File: b, Summary: Summarize(shown)}, nil
+}
+
+// Summarize counts a plan's changes as Terraform's own "Plan: X to add"
+// line does (a replacement counts as one add and one destroy).
+func Summarize(p *tfjson.Plan) PlanSummary {
+	s := PlanSummary{Resources: []ResourceChange{}}
+	for _, rc := range p.ResourceChanges {
+		if rc.Change == nil {
+			continue
+		}
+		a := rc.Change.Actions
+		var action string
+		switch {
+		case a.Create():
+			s.Add++
+			action = "create"
+		case a.Update():
+			s.Change++
+			action = "update"
+		case a.Delete():
+			s.Destroy++
+			action = "delete"
+		case a.Replace():
+			s.Add++
+			s.Destroy++
+			action = "replace"
+		default:
+			continue
+		}
+		s.Resources = append(s.Resources, ResourceChange{Address: rc.Address, Action: action})
+	}
+	return s
+}
+
+// Apply applies a plan made by Plan (possibly on another machine). A plan
+// made against older state fails with ErrStalePlan.
+func (w *Workspace) Apply(ctx context.Context, plan []byte, vars map[string]string) error {
+	cleanup, err := w.writeSecrets(vars)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	path := filepath.Join(w.Dir, planFile)
+	if err := os.WriteFile(path, plan, 0o600); err != nil {
+		return fmt.Errorf("terraform apply %s: write plan: %w", w.Name, err)
+	}
+	defer os.Remove(path)
+	if err := w.tf.Apply(ctx, tfexec.DirOrPlan(planFile), tfexec.LockTimeout(w.lockTimeout())); err != nil {
+		if strings.Contains(err.Error(), "Saved plan is stale") {
+			return fmt.Errorf("terraform apply %s: %w", w.Name, ErrStalePlan)
+		}
+		return fmt.Errorf("terraform apply %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+// Destroy runs `terraform destroy`.
+func (w *Workspace) Destroy(ctx context.Context, vars map[string]string) error {
+	cleanup, err := w.writeSecrets(vars)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := w.tf.Destroy(ctx, tfexec.LockTimeout(w.lockTimeout())); err != nil {
+		return fmt.Errorf("terraform destroy %s: %w", w.Name, err)
+	}
+	return nil
+}
+
+// Outputs returns the root module's outputs as raw JSON values.
+func (w *Workspace) Outputs(ctx context.Context) (map[string]json.RawMessage, error) {
+	var outs map[string]tfexec.OutputMeta
+	err := w.quietly(func() (err error) {
+		outs, err = w.tf.Output(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("terraform output %s: %w", w.Name, err)
+	}
+	res := make(map[string]json.RawMessage, len(outs))
+	for k, v := range outs {
+		res[k] = v.Value
+	}
+	return res, nil
+}
+
+// Remove deletes the workspace directory (after a destroy; state lives in
+// Postgres, so nothing is lost).
+func (w *Workspace) Remove() error {
+	if err := os.RemoveAll(w.Dir); err != nil {
+		return fmt.Errorf("terraform: remove workspace %s: %w", w.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+package terraform_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shardform/shardform/store/storetest"
+	"github.com/shardform/shardform/terraform"
+)
+
+// config renders a Terraform JSON configuration with one terraform_data
+// resource whose input is value, an optional slow provisioner, and a
+// sensitive variable echoed into nothing.
+func config(value string, sleepSeconds int) []byte {
+	res := map[string]any{"input": value}
+	if sleepSeconds > 0 {
+		res["provisioner"] = []any{map[string]any{"local-exec": map[string]any{"command": fmt.Sprintf("sleep %d", sleepSeconds)}}}
+	}
+	cfg := map[string]any{
+		"terraform": map[string]any{"backend": map[string]any{"pg": map[string]any{}}},
+		"variable":  map[string]any{"token": map[string]any{"type": "string", "sensitive": true, "default": ""}},
+		"resource":  map[string]any{"terraform_data": map[string]any{"node": res}},
+		"output":    map[string]any{"value": map[string]any{"value": "${terraform_data.node.output}"}},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+type bundle struct {
+	url  string
+	pool *pgxpool.Pool
+	bin  string
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	url := storetest.NewDB(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	bin, err := terraform.FindBinary(context.Background(), "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{url: url, pool: pool, bin: bin}
+}
+
+// runner is one "machine": its own data dir, the shared database.
+func (b *bundle) runner(t *testing.T) *terraform.Runner {
+	t.Helper()
+	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), DatabaseURL: b.url, LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second}, b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestPlanApplyDestroy(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	ws, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs)
+	if err != nil {
+		t.Fatalf("open: %v\n%s", err, logs.String())
+	}
+	secret := "s3cr3t-token-value"
+	plan, err := ws.Plan(ctx, map[string]string{"token": secret}, false)
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, logs.String())
+	}
+	want := terraform.PlanSummary{Add: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Action: "create"}}}
+	if fmt.Sprint(plan.Summary) != fmt.Sprint(want) || len(plan.File) == 0 {
+		t.Fatalf("summary %+v, want %+v", plan.Summary, want)
+	}
+	if _, err := os.Stat(filepath.Join(ws.Dir, "shardform-secrets.auto.tfvars.json")); !os.IsNotExist(err) {
+		t.Error("secret var file left in the workspace")
+	}
+
+	// Apply on another machine: a second runner with its own directory.
+	var logs2 bytes.Buffer
+	ws2, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs2)
+	if err != nil {
+		t.Fatalf("open 2: %v\n%s", err, logs2.String())
+	}
+	if err := ws2.Apply(ctx, plan.File, map[string]string{"token": secret}); err != nil {
+		t.Fatalf("apply: %v\n%s", err, logs2.String())
+	}
+	outs, err := ws2.Outputs(ctx)
+	if err != nil || string(outs["value"]) != `"hello"` {
+		t.Fatalf("outputs %s, %v", outs["value"], err)
+	}
+	all := logs.String() + logs2.String()
+	if strings.Contains(all, secret) {
+		t.Errorf("a sensitive variable appeared in the Terraform output:\n%s", all)
+	}
+	if !strings.Contains(all, "Apply complete! Resources: 1 added") {
+		t.Errorf("apply output not captured:\n%s", all)
+	}
+	// State lives in the pg backend under the workspace's name.
+	var n int
+	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM terraform_state.states WHERE name = 'prov-1' AND data LIKE '%terraform_data%'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("state rows %d, %v", n, err)
+	}
+
+	// Nothing to do on a second plan.
+	again, err := ws.Plan(ctx, nil, false)
+	if err != nil || again.Summary.Add+again.Summary.Change+again.Summary.Destroy != 0 {
+		t.Fatalf("second plan %+v, %v", again.Summary, err)
+	}
+	destroyPlan, err := ws.Plan(ctx, nil, true)
+	if err != nil || destroyPlan.Summary.Destroy != 1 {
+		t.Fatalf("destroy plan %+v, %v", destroyPlan.Summary, err)
+	}
+	if err := ws.Destroy(ctx, nil); err != nil {
+		t.Fatalf("destroy: %v\n%s", err, logs.String())
+	}
+	if _, err := ws.Outputs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Remove(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStalePlanRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	r := b.runner(t)
+	ws, err := r.Open(ctx, "prov-stale", config("one", 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ws.Plan(ctx, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := ws.Plan(ctx, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Apply(ctx, newer.File, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Apply(ctx, old.File, nil); !errors.Is(err, terraform.ErrStalePlan) {
+		t.Fatalf("apply of a stale plan: %v, want ErrStalePlan", err)
+	}
+}
+
+func TestCancelReleasesLock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.runner(t)
+	ws, err := r.Open(context.Background(), "prov-slow", config("slow", 60), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := ws.Plan(context.Background(), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := ws.Apply(ctx, plan.File, nil); err == nil {
+		t.Fatal("cancelled apply succeeded")
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("cancelled apply took %v to stop", d)
+	}
+	// The state lock died with the run: a new plan gets it within the 5 s lock timeout.
+	ws2, err := r.Open(context.Background(), "prov-slow", config("fast", 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws2.Plan(context.Background(), nil, false); err != nil {
+		t.Fatalf("plan after a cancelled apply: %v", err)
+	}
+}
+
+func TestConcurrentWorkspaceCreation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 4
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = b.runner(t).Open(context.Background(), fmt.Sprintf("prov-c%d", i), config("x", 0), nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("workspace %d: %v", i, err)
+		}
+	}
+}
+
+func TestOpenRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.runner(t)
+	for _, name := range []string{"", "../escape", "has space", strings.Repeat("x", 91)} {
+		if _, err := r.Open(context.Background(), name, config("x", 0), nil); err == nil {
+			t.Errorf("Open accepted workspace name %q", name)
+		}
+	}
+	if _, err := r.Open(context.Background(), "ok", []byte("resource {"), nil); err == nil {
+		t.Error("Open accepted a configuration that is not JSON")
+	}
+}
+
+// TestPluginMirror installs hashicorp/aws from the filesystem mirror named by
+// SHARDFORM_TF_PLUGIN_MIRROR (the registry cannot be reached here).
+func TestPluginMirror(t *testing.T) {
+	t.Parallel()
+	mirror := os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")
+	if mirror == "" {
+		t.Skip("SHARDFORM_TF_PLUGIN_MIRROR not set: no provider mirror to install from")
+	}
+	b := setup(t)
+	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), DatabaseURL: b.url, PluginMirror: mirror}, b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := []byte(`{"terraform":{"backend":{"pg":{}},"required_providers":{"aws":{"source":"hashicorp/aws","version":"5.100.0"}}}}`)
+	var logs bytes.Buffer
+	ws, err := r.Open(context.Background(), "prov-mirror", cfg, &logs)
+	if err != nil {
+		t.Fatalf("init from mirror: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "hashicorp/aws v5.100.0") {
+		t.Errorf("aws provider not installed from the mirror:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(ws.Dir, ".terraform.lock.hcl")); err != nil {
+		t.Errorf("no lock file: %v", err)
+	}
+}
