@@ -127,7 +127,9 @@ func (w *Workspace) selectWorkspace(ctx context.Context) error {
 	return nil
 }
 
-func (w *Workspace) lockTimeout() string { return fmt.Sprintf("%ds", int(w.r.cfg.LockTimeout.Seconds())) }
+func (w *Workspace) lockTimeout() string {
+	return fmt.Sprintf("%ds", int(w.r.cfg.LockTimeout.Seconds()))
+}
 
 // writeSecrets puts sensitive variable values in an auto-loaded var file
 // (mode 0600) for one command, never on the command line or in the
