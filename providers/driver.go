@@ -1,0 +1,134 @@
+// Package providers holds one driver per cloud. A driver renders a
+// provision request as Terraform JSON (user strings are values, never
+// spliced into HCL), lists its regions and instance types, and turns
+// Terraform outputs into a node.
+package providers
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Region is a place a driver can create nodes in.
+type Region struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// InstanceType is a node size.
+type InstanceType struct {
+	Name     string `json:"name"`
+	VCPU     int    `json:"vcpu"`
+	MemoryMB int    `json:"memory_mb"`
+	DiskGB   int    `json:"disk_gb"`
+	// MonthlyPrice is a decimal string in Currency, empty when unknown.
+	MonthlyPrice string `json:"monthly_price,omitempty"`
+	Currency     string `json:"currency,omitempty"`
+}
+
+// Request is what to create.
+type Request struct {
+	ID           string            // provision request id (names the Terraform workspace)
+	Name         string            // node name, a DNS label
+	Region       string            // one of the driver's regions
+	InstanceType string            // one of the driver's instance types
+	Image        string            // driver-specific; empty: the driver's default
+	SSHKeys      []string          // authorized_keys lines
+	Labels       map[string]string // user labels
+}
+
+// Node is what Terraform created, as read from its outputs.
+type Node struct {
+	ServerID string `json:"server_id"`
+	IPv4     string `json:"ipv4"`
+	IPv6     string `json:"ipv6"`
+}
+
+// Driver is one cloud.
+type Driver interface {
+	Name() string
+	Regions() []Region
+	InstanceTypes() []InstanceType
+	// Render returns the Terraform JSON configuration of req.
+	Render(req Request) ([]byte, error)
+	// Node reads the node from the applied configuration's outputs.
+	Node(outputs map[string]json.RawMessage) (Node, error)
+}
+
+// Registry is the set of drivers a deployment offers.
+type Registry struct {
+	drivers map[string]Driver
+}
+
+// NewRegistry builds a registry of drivers.
+func NewRegistry(drivers ...Driver) *Registry {
+	r := &Registry{drivers: map[string]Driver{}}
+	for _, d := range drivers {
+		r.drivers[d.Name()] = d
+	}
+	return r
+}
+
+// Get returns the named driver.
+func (r *Registry) Get(name string) (Driver, bool) {
+	d, ok := r.drivers[name]
+	return d, ok
+}
+
+// Names lists the drivers, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.drivers))
+	for n := range r.drivers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// FindInstanceType looks up an instance type of d.
+func FindInstanceType(d Driver, name string) (InstanceType, bool) {
+	i := slices.IndexFunc(d.InstanceTypes(), func(t InstanceType) bool { return t.Name == name })
+	if i < 0 {
+		return InstanceType{}, false
+	}
+	return d.InstanceTypes()[i], true
+}
+
+// HasRegion reports whether d offers the region.
+func HasRegion(d Driver, name string) bool {
+	return slices.ContainsFunc(d.Regions(), func(r Region) bool { return r.Name == name })
+}
+
+// RegionNames and InstanceTypeNames list valid values for error messages.
+func RegionNames(d Driver) string {
+	var names []string
+	for _, r := range d.Regions() {
+		names = append(names, r.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// InstanceTypeNames lists d's instance types, comma-separated.
+func InstanceTypeNames(d Driver) string {
+	var names []string
+	for _, t := range d.InstanceTypes() {
+		names = append(names, t.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// stringOutput reads a string output.
+func stringOutput(outputs map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := outputs[name]
+	if !ok {
+		return "", fmt.Errorf("output %q missing", name)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("output %q is not a string: %w", name, err)
+	}
+	return s, nil
+}
