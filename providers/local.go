@@ -41,7 +41,9 @@ type tfConfig struct {
 	Output    map[string]any `json:"output"`
 }
 
-func pgBackend() map[string]any { return map[string]any{"backend": map[string]any{"pg": map[string]any{}}} }
+func pgBackend() map[string]any {
+	return map[string]any{"backend": map[string]any{"pg": map[string]any{}}}
+}
 
 // Render implements Driver. Every user string is a JSON value: Terraform
 // JSON treats "${...}" in values as template syntax, so user strings are
