@@ -92,6 +92,7 @@ type Config struct {
 	APITokens     APITokens
 	Organizations Organizations
 	Audit         AuditLog
+	Provisioning  Provisioning // optional: without it the provisioning routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -219,4 +220,8 @@ func (s *Server) routes() {
 	v1.Post("/invites/:token/accept", auth, s.acceptInvite)
 
 	v1.Get("/admin/audit-logs", auth, s.listAuditLogs)
+
+	if s.cfg.Provisioning != nil {
+		s.provisionRoutes(v1)
+	}
 }

@@ -64,11 +64,61 @@ type MfaChallenge struct {
 	CreatedAt  time.Time
 }
 
+type Node struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+	Name           string
+	Provider       string
+	Region         string
+	InstanceType   string
+	Vcpu           int32
+	MemoryMb       int32
+	DiskGb         int32
+	Ipv4           string
+	Ipv6           string
+	ServerID       string
+	Status         string
+	Labels         []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
 type Organization struct {
 	ID        uuid.UUID
 	Name      string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+type ProvisionLog struct {
+	ID          int64
+	ProvisionID uuid.UUID
+	Operation   string
+	Chunk       string
+	CreatedAt   time.Time
+}
+
+type ProvisionRequest struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	CreatedBy      uuid.NullUUID
+	Provider       string
+	Region         string
+	InstanceType   string
+	Name           string
+	Image          string
+	SshKeys        []string
+	Labels         []byte
+	Status         string
+	Error          string
+	PlanSummary    []byte
+	PlanFile       []byte
+	NodeID         uuid.NullUUID
+	IdempotencyKey *string
+	RequestHash    []byte
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 type RateLimitCounter struct {

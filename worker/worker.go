@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/store"
 )
 
@@ -31,6 +32,17 @@ type Options struct {
 	// CleanupInterval is how often expired sessions, challenges, invites and
 	// rate-limit windows are deleted. Default 10 minutes.
 	CleanupInterval time.Duration
+	// Provision runs the provisioning jobs; nil registers none.
+	Provision *provision.Service
+	// TerraformWorkers is the terraform queue's concurrency (default 2).
+	TerraformWorkers int
+	// TerraformTimeout bounds one Terraform run (default 1 hour). A job whose
+	// worker process died is retried TerraformTimeout + 5 minutes after it
+	// started: never while a healthy worker may still be running it.
+	TerraformTimeout time.Duration
+	// FetchPollInterval is how often a worker polls for jobs besides
+	// LISTEN/NOTIFY (River's default is 1 s; lower means faster pickup).
+	FetchPollInterval time.Duration
 }
 
 // NewClient builds the River client with every worker registered.
@@ -38,15 +50,32 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	if opts.CleanupInterval == 0 {
 		opts.CleanupInterval = 10 * time.Minute
 	}
+	if opts.TerraformWorkers == 0 {
+		opts.TerraformWorkers = 2
+	}
+	if opts.TerraformTimeout == 0 {
+		opts.TerraformTimeout = time.Hour
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &CleanupWorker{st: st})
+	if opts.Provision != nil {
+		river.AddWorker(workers, &PlanWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+		river.AddWorker(workers, &ApplyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+		river.AddWorker(workers, &DestroyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+	}
 	cfg := &river.Config{
-		Logger:  opts.Logger,
-		Workers: workers,
+		Logger:            opts.Logger,
+		Workers:           workers,
+		FetchPollInterval: opts.FetchPollInterval,
+		FetchCooldown:     min(opts.FetchPollInterval, 100*time.Millisecond),
+		RescueStuckJobsAfter: opts.TerraformTimeout + 5*time.Minute,
 	}
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{
 			QueueMaintenance: {MaxWorkers: 1},
+		}
+		if opts.Provision != nil {
+			cfg.Queues[provision.QueueTerraform] = river.QueueConfig{MaxWorkers: opts.TerraformWorkers}
 		}
 		cfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),

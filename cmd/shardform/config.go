@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -19,15 +20,19 @@ import (
 
 // Config is every setting, read from SHARDFORM_* environment variables.
 type Config struct {
-	DatabaseURL       string     // SHARDFORM_DATABASE_URL
-	Addr              string     // SHARDFORM_ADDR
-	DataDir           string     // SHARDFORM_DATA_DIR
-	MasterKey         []byte     // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
-	MasterKeyFromFile bool       // the key came from (or was generated into) the data dir
-	RateLimit         int        // SHARDFORM_RATE_LIMIT: requests per credential per minute
-	AllowRegistration bool       // SHARDFORM_ALLOW_REGISTRATION
-	LogLevel          slog.Level // SHARDFORM_LOG_LEVEL: debug, info, warn, error
-	LogJSON           bool       // SHARDFORM_LOG_FORMAT: text or json
+	DatabaseURL       string        // SHARDFORM_DATABASE_URL
+	Addr              string        // SHARDFORM_ADDR
+	DataDir           string        // SHARDFORM_DATA_DIR
+	MasterKey         []byte        // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
+	MasterKeyFromFile bool          // the key came from (or was generated into) the data dir
+	RateLimit         int           // SHARDFORM_RATE_LIMIT: requests per credential per minute
+	AllowRegistration bool          // SHARDFORM_ALLOW_REGISTRATION
+	LogLevel          slog.Level    // SHARDFORM_LOG_LEVEL: debug, info, warn, error
+	LogJSON           bool          // SHARDFORM_LOG_FORMAT: text or json
+	TerraformPath     string        // SHARDFORM_TERRAFORM_PATH: the terraform binary (else PATH, else a download)
+	PluginMirror      string        // SHARDFORM_TF_PLUGIN_MIRROR: a filesystem mirror of Terraform providers
+	TerraformWorkers  int           // SHARDFORM_TERRAFORM_WORKERS: concurrent Terraform jobs per worker process
+	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
 }
 
 // configError names the variable that is wrong.
@@ -78,6 +83,23 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		cfg.LogJSON = true
 	default:
 		return cfg, &configError{"SHARDFORM_LOG_FORMAT", "must be text or json"}
+	}
+	cfg.TerraformPath = get("SHARDFORM_TERRAFORM_PATH", "")
+	cfg.PluginMirror = get("SHARDFORM_TF_PLUGIN_MIRROR", "")
+	if cfg.PluginMirror != "" {
+		if info, err := os.Stat(cfg.PluginMirror); err != nil || !info.IsDir() {
+			return cfg, &configError{"SHARDFORM_TF_PLUGIN_MIRROR", cfg.PluginMirror + " is not a directory"}
+		}
+	}
+	if n, err := strconv.Atoi(get("SHARDFORM_TERRAFORM_WORKERS", "2")); err != nil || n < 1 || n > 64 {
+		return cfg, &configError{"SHARDFORM_TERRAFORM_WORKERS", "must be a whole number from 1 to 64"}
+	} else {
+		cfg.TerraformWorkers = n
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_LOCAL_APPLY_DELAY", "0s")); err != nil || d < 0 {
+		return cfg, &configError{"SHARDFORM_LOCAL_APPLY_DELAY", "must be a duration such as 30s"}
+	} else {
+		cfg.LocalApplyDelay = d
 	}
 	if v := getenv("SHARDFORM_MASTER_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))

@@ -29,7 +29,11 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/provision"
+	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/terraform"
 	"github.com/shardform/shardform/worker"
 )
 
@@ -109,10 +113,31 @@ func run(cmd string) error {
 func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log *slog.Logger) error {
 	st := store.NewStore(pool)
 	runAPI, runWorkers := cmd != "worker", cmd != "api"
-	riverClient, err := worker.NewClient(pool, st, worker.Options{Work: runWorkers, Logger: log.With(slog.String("subsystem", "river"))})
+	sealer, err := seal.New(cfg.MasterKey)
 	if err != nil {
 		return err
 	}
+	var runner *terraform.Runner
+	if runWorkers {
+		bin, err := terraform.FindBinary(ctx, cfg.TerraformPath, cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("SHARDFORM_TERRAFORM_PATH: %w", err)
+		}
+		runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror, DatabaseURL: cfg.DatabaseURL}, pool)
+		if err != nil {
+			return err
+		}
+		log.Info("terraform", slog.String("binary", bin), slog.String("plugin_mirror", cfg.PluginMirror))
+	}
+	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{ApplyDelay: cfg.LocalApplyDelay}), runner, time.Now)
+	riverClient, err := worker.NewClient(pool, st, worker.Options{
+		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
+		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, FetchPollInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		return err
+	}
+	prov.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -127,7 +152,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		})
 	}
 	if runAPI {
-		srv, err := newAPI(cfg, st, log)
+		srv, err := newAPI(cfg, st, prov, log)
 		if err != nil {
 			return err
 		}
@@ -146,12 +171,12 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-func newAPI(cfg Config, st *store.Store, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg Config, st *store.Store, prov *provision.Service, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
-		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version,
+		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 	})
 }
 

@@ -26,6 +26,8 @@ type APIConfig struct {
 	Metrics   *prometheus.Registry
 	Version   string
 	Now       func() time.Time // default time.Now
+	// Provisioning serves /v1/provision and /v1/nodes; nil leaves them out.
+	Provisioning api.Provisioning
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -46,6 +48,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Accounts: accounts, APITokens: accounts, Organizations: accounts,
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
-		RateLimit: cfg.RateLimit, Now: cfg.Now,
+		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 	}), nil
 }

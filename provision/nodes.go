@@ -1,0 +1,165 @@
+package provision
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/store"
+)
+
+// Node is a registered node.
+type Node struct {
+	ID           uuid.UUID         `json:"id"`
+	Name         string            `json:"name"`
+	Provider     string            `json:"provider"`
+	Region       string            `json:"region"`
+	InstanceType string            `json:"instance_type"`
+	VCPU         int32             `json:"vcpu"`
+	MemoryMB     int32             `json:"memory_mb"`
+	DiskGB       int32             `json:"disk_gb"`
+	IPv4         string            `json:"ipv4"`
+	IPv6         string            `json:"ipv6"`
+	ServerID     string            `json:"server_id"`
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	ProvisionID  *uuid.UUID        `json:"provision_id"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+func nodeView(n store.Node) Node {
+	out := Node{ID: n.ID, Name: n.Name, Provider: n.Provider, Region: n.Region, InstanceType: n.InstanceType,
+		VCPU: n.Vcpu, MemoryMB: n.MemoryMb, DiskGB: n.DiskGb, IPv4: n.Ipv4, IPv6: n.Ipv6, ServerID: n.ServerID,
+		Status: n.Status, Labels: map[string]string{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+	_ = json.Unmarshal(n.Labels, &out.Labels)
+	if n.ProvisionID.Valid {
+		id := n.ProvisionID.UUID
+		out.ProvisionID = &id
+	}
+	return out
+}
+
+// ListNodes lists the organization's nodes.
+func (s *Service) ListNodes(ctx context.Context, p *domain.Principal, f Filter, page domain.Page) ([]Node, int64, error) {
+	if err := need(p, domain.PermNodesRead); err != nil {
+		return nil, 0, err
+	}
+	total, err := s.q.CountNodes(ctx, s.st.Pool, store.CountNodesParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider)})
+	if err != nil {
+		return nil, 0, fmt.Errorf("count nodes: %w", err)
+	}
+	rows, err := s.q.ListNodes(ctx, s.st.Pool, store.ListNodesParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider), Lim: page.Limit, Off: page.Offset()})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list nodes: %w", err)
+	}
+	out := make([]Node, len(rows))
+	for i, n := range rows {
+		out[i] = nodeView(n)
+	}
+	return out, total, nil
+}
+
+// GetNode returns one node.
+func (s *Service) GetNode(ctx context.Context, p *domain.Principal, id uuid.UUID) (Node, error) {
+	if err := need(p, domain.PermNodesRead); err != nil {
+		return Node{}, err
+	}
+	n, err := s.q.GetNode(ctx, s.st.Pool, store.GetNodeParams{OrganizationID: p.OrgID, ID: id})
+	if store.IsNoRows(err) {
+		return Node{}, domain.NotFound("node")
+	}
+	if err != nil {
+		return Node{}, fmt.Errorf("get node %s: %w", id, err)
+	}
+	return nodeView(n), nil
+}
+
+// NodeUpdate is the body of PUT /v1/nodes/{id}: absent fields stay.
+type NodeUpdate struct {
+	Name   *string            `json:"name"`
+	Status *string            `json:"status"`
+	Labels *map[string]string `json:"labels"`
+}
+
+// UpdateNode renames, cordons (status) or relabels a node.
+func (s *Service) UpdateNode(ctx context.Context, p *domain.Principal, id uuid.UUID, u NodeUpdate) (Node, error) {
+	if err := need(p, domain.PermNodesWrite); err != nil {
+		return Node{}, err
+	}
+	cur, err := s.GetNode(ctx, p, id)
+	if err != nil {
+		return Node{}, err
+	}
+	if u.Name != nil {
+		if !dnsLabel.MatchString(*u.Name) {
+			return Node{}, domain.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits and hyphens")
+		}
+		cur.Name = *u.Name
+	}
+	if u.Status != nil {
+		switch *u.Status {
+		case "ready", "cordoned", "maintenance":
+		default:
+			return Node{}, domain.Invalid("status", "must be ready, cordoned or maintenance")
+		}
+		cur.Status = *u.Status
+	}
+	if u.Labels != nil {
+		if _, err := s.validate(CreateRequest{Provider: cur.Provider, Region: cur.Region, InstanceType: cur.InstanceType, Name: cur.Name, Labels: *u.Labels}); err != nil {
+			return Node{}, err
+		}
+		cur.Labels = *u.Labels
+	}
+	labels, _ := json.Marshal(cur.Labels)
+	n, err := s.q.UpdateNode(ctx, s.st.Pool, store.UpdateNodeParams{OrganizationID: p.OrgID, ID: id, Name: cur.Name, Status: cur.Status, Labels: labels})
+	if store.IsNoRows(err) {
+		return Node{}, domain.NotFound("node")
+	}
+	if err != nil {
+		return Node{}, fmt.Errorf("update node %s: %w", id, err)
+	}
+	return nodeView(n), nil
+}
+
+// DeleteNode unregisters a node. A node created by a live provision request
+// is removed by deleting that request (which destroys the machine); this
+// refuses, so no machine is left running unmanaged.
+func (s *Service) DeleteNode(ctx context.Context, p *domain.Principal, id uuid.UUID) error {
+	if err := need(p, domain.PermNodesWrite); err != nil {
+		return err
+	}
+	n, err := s.GetNode(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	if n.ProvisionID != nil {
+		return domain.Conflict("node was created by provision request %s: DELETE /v1/provision/%s destroys it", n.ProvisionID, n.ProvisionID)
+	}
+	if _, err := s.q.DeleteNode(ctx, s.st.Pool, store.DeleteNodeParams{OrganizationID: p.OrgID, ID: id}); err != nil {
+		return fmt.Errorf("delete node %s: %w", id, err)
+	}
+	return nil
+}
+
+// ProviderInfo is a driver's catalog.
+type ProviderInfo struct {
+	Name          string                   `json:"name"`
+	Regions       []providers.Region       `json:"regions"`
+	InstanceTypes []providers.InstanceType `json:"instance_types"`
+}
+
+// Providers lists every configured driver with its catalog.
+func (s *Service) Providers() []ProviderInfo {
+	var out []ProviderInfo
+	for _, name := range s.drivers.Names() {
+		d, _ := s.drivers.Get(name)
+		out = append(out, ProviderInfo{Name: name, Regions: d.Regions(), InstanceTypes: d.InstanceTypes()})
+	}
+	return out
+}

@@ -1,0 +1,242 @@
+package provision
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/terraform"
+)
+
+// Job identifies the request a job works on.
+type Job struct {
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.UUID
+	Attempt        int // River's attempt number, 1 on the first run
+}
+
+func planContext(id uuid.UUID) string { return "plan:" + id.String() }
+
+// load reads the request and its driver; ok is false when the request is
+// no longer in the status the job expects (nothing to do).
+func (s *Service) load(ctx context.Context, j Job, status string) (store.ProvisionRequest, providers.Driver, bool, error) {
+	r, err := s.q.GetProvisionRequest(ctx, s.st.Pool, store.GetProvisionRequestParams{OrganizationID: j.OrganizationID, ID: j.ProvisionID})
+	if store.IsNoRows(err) {
+		return r, nil, false, nil
+	}
+	if err != nil {
+		return r, nil, false, fmt.Errorf("load provision %s: %w", j.ProvisionID, err)
+	}
+	if r.Status != status {
+		return r, nil, false, nil
+	}
+	d, ok := s.drivers.Get(r.Provider)
+	if !ok {
+		return r, nil, false, s.fail(ctx, r, fmt.Errorf("provider %q is not configured on this worker", r.Provider))
+	}
+	return r, d, true, nil
+}
+
+func (s *Service) open(ctx context.Context, r store.ProvisionRequest, d providers.Driver, logs *logWriter) (*terraform.Workspace, error) {
+	var labels map[string]string
+	_ = json.Unmarshal(r.Labels, &labels)
+	cfg, err := d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
+	if err != nil {
+		return nil, err
+	}
+	return s.runner.Open(ctx, r.ID.String(), cfg, logs)
+}
+
+// fail records a failure with Terraform's message; the full log stays in provision_logs.
+func (s *Service) fail(ctx context.Context, r store.ProvisionRequest, cause error) error {
+	msg := cause.Error()
+	if len(msg) > 4000 {
+		msg = "…" + msg[len(msg)-4000:]
+	}
+	if err := s.q.SetProvisionStatus(context.WithoutCancel(ctx), s.st.Pool, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: StatusFailed, Error: msg}); err != nil {
+		return fmt.Errorf("record failure of %s: %w (after: %v)", r.ID, err, cause)
+	}
+	return nil
+}
+
+// RunPlan runs terraform plan for a request in planning and stores the
+// sealed plan file and its summary. Terraform failures end the request
+// failed (not retried); infrastructure errors are returned for River to retry.
+func (s *Service) RunPlan(ctx context.Context, j Job) error {
+	r, d, ok, err := s.load(ctx, j, StatusPlanning)
+	if !ok || err != nil {
+		return err
+	}
+	logs := s.newLogWriter(ctx, r.ID, "plan")
+	defer logs.Close()
+	ws, err := s.open(ctx, r, d, logs)
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	plan, err := ws.Plan(ctx, nil, false)
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	sealed, err := s.sealer.Seal(plan.File, planContext(r.ID))
+	if err != nil {
+		return err
+	}
+	summary, _ := json.Marshal(plan.Summary)
+	if err := s.q.SetProvisionPlanned(ctx, s.st.Pool, store.SetProvisionPlannedParams{OrganizationID: r.OrganizationID, ID: r.ID, PlanSummary: summary, PlanFile: sealed}); err != nil {
+		return fmt.Errorf("store plan of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// RunApply applies the saved plan and registers the node in the same
+// transaction that marks the request applied. On a retry after a crash the
+// saved plan may be stale (the first attempt changed state): then the
+// request is re-planned and applied, converging on the configuration the
+// user approved, and the node row (unique per request) is written once.
+func (s *Service) RunApply(ctx context.Context, j Job) error {
+	r, d, ok, err := s.load(ctx, j, StatusApplying)
+	if !ok || err != nil {
+		return err
+	}
+	logs := s.newLogWriter(ctx, r.ID, "apply")
+	defer logs.Close()
+	ws, err := s.open(ctx, r, d, logs)
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	plan, err := s.sealer.Open(r.PlanFile, planContext(r.ID))
+	if err != nil {
+		return s.fail(ctx, r, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
+	}
+	err = ws.Apply(ctx, plan, nil)
+	if errors.Is(err, terraform.ErrStalePlan) && j.Attempt > 1 {
+		logs.Note("saved plan is stale after an interrupted attempt: planning again to converge")
+		var fresh terraform.Plan
+		if fresh, err = ws.Plan(ctx, nil, false); err == nil {
+			err = ws.Apply(ctx, fresh.File, nil)
+		}
+	}
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	outs, err := ws.Outputs(ctx)
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	node, err := d.Node(outs)
+	if err != nil {
+		return s.fail(ctx, r, err)
+	}
+	it, _ := providers.FindInstanceType(d, r.InstanceType)
+	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+		n, err := s.q.InsertNodeOnce(ctx, tx, store.InsertNodeOnceParams{
+			OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true},
+			Name: r.Name, Provider: r.Provider, Region: r.Region, InstanceType: r.InstanceType,
+			Vcpu: int32(it.VCPU), MemoryMb: int32(it.MemoryMB), DiskGb: int32(it.DiskGB),
+			Ipv4: node.IPv4, Ipv6: node.IPv6, ServerID: node.ServerID, Labels: r.Labels,
+		})
+		if err != nil {
+			return fmt.Errorf("register node of %s: %w", r.ID, err)
+		}
+		return s.q.SetProvisionApplied(ctx, tx, store.SetProvisionAppliedParams{OrganizationID: r.OrganizationID, ID: r.ID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
+	})
+}
+
+// RunDestroy destroys the request's resources and removes its node.
+func (s *Service) RunDestroy(ctx context.Context, j Job) error {
+	r, d, ok, err := s.load(ctx, j, StatusDestroying)
+	if !ok || err != nil {
+		return err
+	}
+	logs := s.newLogWriter(ctx, r.ID, "destroy")
+	defer logs.Close()
+	ws, err := s.open(ctx, r, d, logs)
+	if err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	if err := ws.Destroy(ctx, nil); err != nil {
+		return s.failOrRetry(ctx, r, err)
+	}
+	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.DeleteNodeOfProvision(ctx, tx, store.DeleteNodeOfProvisionParams{OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true}}); err != nil {
+			return fmt.Errorf("remove node of %s: %w", r.ID, err)
+		}
+		return s.q.SetProvisionDestroyed(ctx, tx, store.SetProvisionDestroyedParams{OrganizationID: r.OrganizationID, ID: r.ID})
+	})
+	if err != nil {
+		return err
+	}
+	if err := ws.Remove(); err != nil {
+		slog.WarnContext(ctx, "could not remove workspace directory", slog.String("provision_id", r.ID.String()), slog.Any("error", err))
+	}
+	return nil
+}
+
+// failOrRetry: a cancelled context (worker shutting down, job timeout) is
+// returned for River to retry; anything else is Terraform's verdict and
+// ends the request failed.
+func (s *Service) failOrRetry(ctx context.Context, r store.ProvisionRequest, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	return s.fail(ctx, r, err)
+}
+
+// logWriter appends Terraform's output to provision_logs line by line, so
+// followers see it while the run goes on.
+type logWriter struct {
+	ctx       context.Context
+	s         *Service
+	id        uuid.UUID
+	operation string
+	mu        sync.Mutex
+	buf       bytes.Buffer
+}
+
+func (s *Service) newLogWriter(ctx context.Context, id uuid.UUID, operation string) *logWriter {
+	w := &logWriter{ctx: context.WithoutCancel(ctx), s: s, id: id, operation: operation}
+	w.Note("=== " + operation + " ===")
+	return w
+}
+
+// Write buffers output and flushes every complete line.
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if i := bytes.LastIndexByte(w.buf.Bytes(), '\n'); i >= 0 {
+		chunk := string(w.buf.Next(i + 1))
+		w.append(chunk)
+	}
+	return len(p), nil
+}
+
+// Note adds a line of shardform's own.
+func (w *logWriter) Note(line string) {
+	w.append("[shardform] " + line + "\n")
+}
+
+func (w *logWriter) append(chunk string) {
+	if err := w.s.q.AppendProvisionLog(w.ctx, w.s.st.Pool, store.AppendProvisionLogParams{ProvisionID: w.id, Operation: w.operation, Chunk: chunk}); err != nil {
+		slog.ErrorContext(w.ctx, "could not store Terraform output", slog.String("provision_id", w.id.String()), slog.Any("error", err))
+	}
+}
+
+// Close flushes a last partial line.
+func (w *logWriter) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf.Len() > 0 {
+		w.append(w.buf.String())
+		w.buf.Reset()
+	}
+}

@@ -1,0 +1,342 @@
+// Package provision is the provisioning pipeline's domain: provision
+// requests and their lifecycle (pending → planning → planned → applying →
+// applied; destroying → destroyed; failed), the Terraform runs behind each
+// step, and node registration. The API calls the request side; the worker
+// package's River workers call Run*.
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/terraform"
+)
+
+// Statuses of a provision request.
+const (
+	StatusPending    = "pending"
+	StatusPlanning   = "planning"
+	StatusPlanned    = "planned"
+	StatusApplying   = "applying"
+	StatusApplied    = "applied"
+	StatusDestroying = "destroying"
+	StatusDestroyed  = "destroyed"
+	StatusFailed     = "failed"
+)
+
+// Queue inserts jobs inside the caller's transaction (river.Client does).
+type Queue interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// Service runs the pipeline.
+type Service struct {
+	st      *store.Store
+	q       *store.Queries
+	sealer  *seal.Sealer
+	drivers *providers.Registry
+	runner  *terraform.Runner // nil in API-only processes
+	queue   Queue
+	now     func() time.Time
+}
+
+// New builds the service. runner may be nil where no job runs.
+func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runner *terraform.Runner, now func() time.Time) *Service {
+	return &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now}
+}
+
+// UseQueue sets the job queue (the River client, built after its workers).
+func (s *Service) UseQueue(q Queue) { s.queue = q }
+
+// Request is a provision request as the API shows it.
+type Request struct {
+	ID           uuid.UUID              `json:"id"`
+	Provider     string                 `json:"provider"`
+	Region       string                 `json:"region"`
+	InstanceType string                 `json:"instance_type"`
+	Name         string                 `json:"name"`
+	Image        string                 `json:"image"`
+	SSHKeys      []string               `json:"ssh_keys"`
+	Labels       map[string]string      `json:"labels"`
+	Status       string                 `json:"status"`
+	Error        string                 `json:"error"`
+	PlanSummary  *terraform.PlanSummary `json:"plan_summary"`
+	NodeID       *uuid.UUID             `json:"node_id"`
+	CreatedAt    time.Time              `json:"created_at"`
+	UpdatedAt    time.Time              `json:"updated_at"`
+}
+
+func view(r store.ProvisionRequest) Request {
+	out := Request{ID: r.ID, Provider: r.Provider, Region: r.Region, InstanceType: r.InstanceType, Name: r.Name, Image: r.Image,
+		SSHKeys: r.SshKeys, Labels: map[string]string{}, Status: r.Status, Error: r.Error, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	_ = json.Unmarshal(r.Labels, &out.Labels)
+	if len(r.PlanSummary) > 0 {
+		var sum terraform.PlanSummary
+		if json.Unmarshal(r.PlanSummary, &sum) == nil {
+			out.PlanSummary = &sum
+		}
+	}
+	if r.NodeID.Valid {
+		id := r.NodeID.UUID
+		out.NodeID = &id
+	}
+	if out.SSHKeys == nil {
+		out.SSHKeys = []string{}
+	}
+	return out
+}
+
+// CreateRequest is the body of POST /v1/provision.
+type CreateRequest struct {
+	Provider     string            `json:"provider"`
+	Region       string            `json:"region"`
+	InstanceType string            `json:"instance_type"`
+	Name         string            `json:"name"`
+	Image        string            `json:"image"`
+	SSHKeys      []string          `json:"ssh_keys"`
+	Labels       map[string]string `json:"labels"`
+}
+
+var (
+	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	labelKey  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._/-]{0,61}[a-zA-Z0-9])?$`)
+	sshKeyRE  = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( [^\n]*)?$`)
+	imageName = regexp.MustCompile(`^[a-zA-Z0-9._:/-]{1,128}$`)
+)
+
+// validate checks a create request against the driver catalog.
+func (s *Service) validate(req CreateRequest) (providers.Driver, error) {
+	d, ok := s.drivers.Get(req.Provider)
+	if !ok {
+		return nil, domain.Invalid("provider", "must be one of: %s", strings.Join(s.drivers.Names(), ", "))
+	}
+	if !providers.HasRegion(d, req.Region) {
+		return nil, domain.Invalid("region", "must be one of %s's regions: %s", d.Name(), providers.RegionNames(d))
+	}
+	if _, ok := providers.FindInstanceType(d, req.InstanceType); !ok {
+		return nil, domain.Invalid("instance_type", "must be one of %s's instance types: %s", d.Name(), providers.InstanceTypeNames(d))
+	}
+	if !dnsLabel.MatchString(req.Name) {
+		return nil, domain.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen")
+	}
+	if req.Image != "" && !imageName.MatchString(req.Image) {
+		return nil, domain.Invalid("image", "must be 1-128 letters, digits and . _ : / -")
+	}
+	if len(req.SSHKeys) > 20 {
+		return nil, domain.Invalid("ssh_keys", "at most 20 keys")
+	}
+	for i, k := range req.SSHKeys {
+		if !sshKeyRE.MatchString(strings.TrimSpace(k)) {
+			return nil, domain.Invalid(fmt.Sprintf("ssh_keys[%d]", i), "must be a public key in authorized_keys form")
+		}
+	}
+	if len(req.Labels) > 50 {
+		return nil, domain.Invalid("labels", "at most 50 labels")
+	}
+	for k, v := range req.Labels {
+		if !labelKey.MatchString(k) {
+			return nil, domain.Invalid("labels", "key %q must be 1-63 letters, digits and . _ / -", k)
+		}
+		if len(v) > 255 {
+			return nil, domain.Invalid("labels", "value of %q must be at most 255 characters", k)
+		}
+	}
+	return d, nil
+}
+
+// Create records a provision request (status pending). With an idempotency
+// key, the same key and body return the first request instead of a new one.
+func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateRequest, idempotencyKey string) (Request, bool, error) {
+	if err := need(p, domain.PermProvisionWrite); err != nil {
+		return Request{}, false, err
+	}
+	if _, err := s.validate(req); err != nil {
+		return Request{}, false, err
+	}
+	if len(idempotencyKey) > 255 {
+		return Request{}, false, domain.Invalid("Idempotency-Key", "must be at most 255 characters")
+	}
+	if req.SSHKeys == nil {
+		req.SSHKeys = []string{}
+	}
+	if req.Labels == nil {
+		req.Labels = map[string]string{}
+	}
+	labels, _ := json.Marshal(req.Labels)
+	hash := requestHash(req)
+	var key *string
+	if idempotencyKey != "" {
+		key = &idempotencyKey
+		prev, err := s.q.GetProvisionRequestByIdempotencyKey(ctx, s.st.Pool, store.GetProvisionRequestByIdempotencyKeyParams{OrganizationID: p.OrgID, IdempotencyKey: key})
+		if err == nil {
+			if string(prev.RequestHash) != string(hash) {
+				return Request{}, false, &domain.PublicError{Kind: domain.ErrUnprocessable, Message: "Idempotency-Key was already used with a different request body"}
+			}
+			return view(prev), false, nil
+		}
+		if !store.IsNoRows(err) {
+			return Request{}, false, fmt.Errorf("create provision: %w", err)
+		}
+	}
+	row, err := s.q.CreateProvisionRequest(ctx, s.st.Pool, store.CreateProvisionRequestParams{
+		OrganizationID: p.OrgID, CreatedBy: uuid.NullUUID{UUID: p.UserID, Valid: true},
+		Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Name: req.Name, Image: req.Image,
+		SshKeys: req.SSHKeys, Labels: labels, IdempotencyKey: key, RequestHash: hash,
+	})
+	if store.IsUniqueViolation(err) {
+		if key != nil {
+			// A concurrent request with the same key won the race.
+			prev, gerr := s.q.GetProvisionRequestByIdempotencyKey(ctx, s.st.Pool, store.GetProvisionRequestByIdempotencyKeyParams{OrganizationID: p.OrgID, IdempotencyKey: key})
+			if gerr == nil && string(prev.RequestHash) == string(hash) {
+				return view(prev), false, nil
+			}
+		}
+		return Request{}, false, domain.Conflict("a live provision request named %q already exists in this organization", req.Name)
+	}
+	if err != nil {
+		return Request{}, false, fmt.Errorf("create provision: %w", err)
+	}
+	return view(row), true, nil
+}
+
+func requestHash(req CreateRequest) []byte {
+	b, _ := json.Marshal(req) // encoding/json sorts map keys: the hash is stable
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+func need(p *domain.Principal, perm domain.Permission) error {
+	if !p.HasOrg {
+		return domain.Forbidden("you belong to no organization")
+	}
+	if !p.Can(perm) {
+		return domain.Forbidden("missing permission %s", perm)
+	}
+	return nil
+}
+
+// Get returns one request of the caller's organization.
+func (s *Service) Get(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	if err := need(p, domain.PermProvisionRead); err != nil {
+		return Request{}, err
+	}
+	r, err := s.q.GetProvisionRequest(ctx, s.st.Pool, store.GetProvisionRequestParams{OrganizationID: p.OrgID, ID: id})
+	if store.IsNoRows(err) {
+		return Request{}, domain.NotFound("provision request")
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("get provision %s: %w", id, err)
+	}
+	return view(r), nil
+}
+
+// Filter narrows a list.
+type Filter struct {
+	Status   string
+	Provider string
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// List lists the organization's requests, newest first.
+func (s *Service) List(ctx context.Context, p *domain.Principal, f Filter, page domain.Page) ([]Request, int64, error) {
+	if err := need(p, domain.PermProvisionRead); err != nil {
+		return nil, 0, err
+	}
+	if f.Status != "" && !validStatus(f.Status) {
+		return nil, 0, domain.Invalid("status", "must be one of pending, planning, planned, applying, applied, destroying, destroyed, failed")
+	}
+	total, err := s.q.CountProvisionRequests(ctx, s.st.Pool, store.CountProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider)})
+	if err != nil {
+		return nil, 0, fmt.Errorf("count provisions: %w", err)
+	}
+	rows, err := s.q.ListProvisionRequests(ctx, s.st.Pool, store.ListProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider), Lim: page.Limit, Off: page.Offset()})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list provisions: %w", err)
+	}
+	out := make([]Request, len(rows))
+	for i, r := range rows {
+		out[i] = view(r)
+	}
+	return out, total, nil
+}
+
+func validStatus(s string) bool {
+	switch s {
+	case StatusPending, StatusPlanning, StatusPlanned, StatusApplying, StatusApplied, StatusDestroying, StatusDestroyed, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// transition moves a request to status `to` from one of `from` and inserts
+// its job, in one transaction: the request is durable and queued at once.
+func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.UUID, to string, from []string, args river.JobArgs) (Request, error) {
+	if err := need(p, domain.PermProvisionWrite); err != nil {
+		return Request{}, err
+	}
+	if s.queue == nil {
+		return Request{}, fmt.Errorf("provision %s: no job queue configured", id)
+	}
+	var out Request
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+		r, err := s.q.GetProvisionRequestForUpdate(ctx, tx, store.GetProvisionRequestForUpdateParams{OrganizationID: p.OrgID, ID: id})
+		if store.IsNoRows(err) {
+			return domain.NotFound("provision request")
+		}
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", id, err)
+		}
+		allowed := false
+		for _, f := range from {
+			allowed = allowed || r.Status == f
+		}
+		if !allowed {
+			return domain.Conflict("provision request is %s: cannot go to %s from there", r.Status, to)
+		}
+		if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: to, Error: ""}); err != nil {
+			return fmt.Errorf("provision %s: %w", id, err)
+		}
+		if _, err := s.queue.InsertTx(ctx, tx, args, nil); err != nil {
+			return fmt.Errorf("provision %s: enqueue %s: %w", id, args.Kind(), err)
+		}
+		r.Status, r.Error = to, ""
+		out = view(r)
+		return nil
+	})
+	return out, err
+}
+
+// Plan queues a plan (from pending, planned or failed).
+func (s *Service) Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusFailed}, PlanArgs{OrganizationID: p.OrgID, ProvisionID: id})
+}
+
+// Apply queues the apply of the saved plan (only from planned).
+func (s *Service) Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, ApplyArgs{OrganizationID: p.OrgID, ProvisionID: id})
+}
+
+// Destroy queues the destruction of everything the request created.
+func (s *Service) Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	return s.transition(ctx, p, id, StatusDestroying, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, DestroyArgs{OrganizationID: p.OrgID, ProvisionID: id})
+}

@@ -1,0 +1,34 @@
+-- name: InsertNodeOnce :one
+-- Registers the node of a provision request; a retried apply finds it there.
+INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
+VALUES (@organization_id, @provision_id, @name, @provider, @region, @instance_type, @vcpu, @memory_mb, @disk_gb, @ipv4, @ipv6, @server_id, @labels)
+ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id, updated_at = now()
+RETURNING *;
+
+-- name: GetNode :one
+SELECT * FROM nodes WHERE organization_id = @organization_id AND id = @id;
+
+-- name: ListNodes :many
+SELECT * FROM nodes
+WHERE organization_id = @organization_id
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
+  AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider))
+ORDER BY created_at, id
+LIMIT @lim OFFSET @off;
+
+-- name: CountNodes :one
+SELECT count(*) FROM nodes
+WHERE organization_id = @organization_id
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
+  AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider));
+
+-- name: UpdateNode :one
+UPDATE nodes SET name = @name, status = @status, labels = @labels, updated_at = now()
+WHERE organization_id = @organization_id AND id = @id
+RETURNING *;
+
+-- name: DeleteNode :execrows
+DELETE FROM nodes WHERE organization_id = @organization_id AND id = @id;
+
+-- name: DeleteNodeOfProvision :exec
+DELETE FROM nodes WHERE organization_id = @organization_id AND provision_id = @provision_id;
