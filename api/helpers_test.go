@@ -18,9 +18,13 @@ import (
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
+	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/worker"
 )
 
 // testPassword is long enough for the password rule.
@@ -38,6 +42,10 @@ type bundle struct {
 type setupOpts struct {
 	rateLimit         int
 	closeRegistration bool
+	// provisioning runs the provisioning pipeline with River workers and
+	// real Terraform; drivers adds drivers beside local.
+	provisioning bool
+	drivers      []providers.Driver
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -61,9 +69,16 @@ func setupServerOn(t *testing.T, pool *pgxpool.Pool, rateLimit int) *api.Server 
 
 func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	t.Helper()
+	st := store.NewStore(pool)
+	key := bytes.Repeat([]byte{42}, seal.KeySize)
+	var prov api.Provisioning
+	if o.provisioning {
+		prov = startProvisioning(t, pool, key, o.drivers)
+	}
 	srv, err := app.NewAPI(app.APIConfig{
-		Store:     store.NewStore(pool),
-		MasterKey: bytes.Repeat([]byte{42}, seal.KeySize),
+		Store:        st,
+		Provisioning: prov,
+		MasterKey:    key,
 		Identity: identity.Options{
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
@@ -245,4 +260,60 @@ func (b *bundle) listen() string {
 	go func() { _ = b.srv.App().Listener(ln) }()
 	b.t.Cleanup(func() { _ = b.srv.App().ShutdownWithTimeout(5 * time.Second) })
 	return "http://" + ln.Addr().String()
+}
+
+// startProvisioning builds the provisioning service with real Terraform
+// (state in this test's database) and starts River workers for it.
+func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver) *provision.Service {
+	t.Helper()
+	ctx := context.Background()
+	bin, err := terraform.FindBinary(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := pool.Config().ConnString()
+	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: url, LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drivers := providers.NewRegistry(append([]providers.Driver{providers.Local{}}, extra...)...)
+	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now)
+	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
+		Work: true, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseQueue(client)
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
+	})
+	return svc
+}
+
+// waitStatus polls a provision request until it leaves the running
+// statuses and returns it.
+func (b *bundle) waitStatus(token, id string) response {
+	b.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		r := b.expect(req{method: "GET", path: "/v1/provision/" + id, token: token}, 200)
+		if s := r.str("status"); s != "planning" && s != "applying" && s != "destroying" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("provision %s still %s after 90s", id, r.str("status"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

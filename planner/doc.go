@@ -10,6 +10,13 @@
 // prices are parsed from decimal strings, never through float64, and rounded
 // (half up) only where the package says so.
 //
+// Entry points: Snapshot and NewCatalog build a Catalog (Catalog.Filter
+// lists prices); Templates and Template.Requirement turn a game and a player
+// count into a Requirement; Recommend ranks fleets of one instance type for
+// it; SuggestFit ranks an organization's nodes for one more instance; and
+// BuildFleetReport finds nodes that could be emptied. Bad input is a
+// *domain.ValidationError naming the request field.
+//
 // The catalog embedded in the binary (Snapshot) lets planning work without a
 // cloud account; a live catalog read from a provider's API replaces a
 // provider's part of it with Overlay.

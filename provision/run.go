@@ -22,6 +22,26 @@ type Job struct {
 	OrganizationID uuid.UUID
 	ProvisionID    uuid.UUID
 	Attempt        int // River's attempt number, 1 on the first run
+	// Complete marks the job done inside tx (river.JobCompleteTx), so the
+	// request's final status and the job's completion commit together: a
+	// request never looks finished while its job still looks running.
+	Complete func(ctx context.Context, tx pgx.Tx) error
+}
+
+// finish writes the outcome and completes the job in one transaction.
+func (s *Service) finish(ctx context.Context, j Job, write func(tx pgx.Tx) error) error {
+	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := write(tx); err != nil {
+			return err
+		}
+		if j.Complete == nil {
+			return nil
+		}
+		if err := j.Complete(ctx, tx); err != nil {
+			return fmt.Errorf("complete job of %s: %w", j.ProvisionID, err)
+		}
+		return nil
+	})
 }
 
 func planContext(id uuid.UUID) string { return "plan:" + id.String() }
@@ -41,7 +61,7 @@ func (s *Service) load(ctx context.Context, j Job, status string) (store.Provisi
 	}
 	d, ok := s.drivers.Get(r.Provider)
 	if !ok {
-		return r, nil, false, s.fail(ctx, r, fmt.Errorf("provider %q is not configured on this worker", r.Provider))
+		return r, nil, false, s.fail(ctx, j, r, fmt.Errorf("provider %q is not configured on this worker", r.Provider))
 	}
 	return r, d, true, nil
 }
@@ -57,12 +77,15 @@ func (s *Service) open(ctx context.Context, r store.ProvisionRequest, d provider
 }
 
 // fail records a failure with Terraform's message; the full log stays in provision_logs.
-func (s *Service) fail(ctx context.Context, r store.ProvisionRequest, cause error) error {
+func (s *Service) fail(ctx context.Context, j Job, r store.ProvisionRequest, cause error) error {
 	msg := cause.Error()
 	if len(msg) > 4000 {
 		msg = "…" + msg[len(msg)-4000:]
 	}
-	if err := s.q.SetProvisionStatus(context.WithoutCancel(ctx), s.st.Pool, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: StatusFailed, Error: msg}); err != nil {
+	err := s.finish(context.WithoutCancel(ctx), j, func(tx pgx.Tx) error {
+		return s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: StatusFailed, Error: msg})
+	})
+	if err != nil {
 		return fmt.Errorf("record failure of %s: %w (after: %v)", r.ID, err, cause)
 	}
 	return nil
@@ -80,21 +103,23 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 	defer logs.Close()
 	ws, err := s.open(ctx, r, d, logs)
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	plan, err := ws.Plan(ctx, nil, false)
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	sealed, err := s.sealer.Seal(plan.File, planContext(r.ID))
 	if err != nil {
 		return err
 	}
 	summary, _ := json.Marshal(plan.Summary)
-	if err := s.q.SetProvisionPlanned(ctx, s.st.Pool, store.SetProvisionPlannedParams{OrganizationID: r.OrganizationID, ID: r.ID, PlanSummary: summary, PlanFile: sealed}); err != nil {
-		return fmt.Errorf("store plan of %s: %w", r.ID, err)
-	}
-	return nil
+	return s.finish(ctx, j, func(tx pgx.Tx) error {
+		if err := s.q.SetProvisionPlanned(ctx, tx, store.SetProvisionPlannedParams{OrganizationID: r.OrganizationID, ID: r.ID, PlanSummary: summary, PlanFile: sealed}); err != nil {
+			return fmt.Errorf("store plan of %s: %w", r.ID, err)
+		}
+		return nil
+	})
 }
 
 // RunApply applies the saved plan and registers the node in the same
@@ -111,11 +136,11 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	defer logs.Close()
 	ws, err := s.open(ctx, r, d, logs)
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	plan, err := s.sealer.Open(r.PlanFile, planContext(r.ID))
 	if err != nil {
-		return s.fail(ctx, r, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
+		return s.fail(ctx, j, r, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
 	}
 	err = ws.Apply(ctx, plan, nil)
 	if errors.Is(err, terraform.ErrStalePlan) && j.Attempt > 1 {
@@ -126,18 +151,18 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		}
 	}
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	outs, err := ws.Outputs(ctx)
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	node, err := d.Node(outs)
 	if err != nil {
-		return s.fail(ctx, r, err)
+		return s.fail(ctx, j, r, err)
 	}
 	it, _ := providers.FindInstanceType(d, r.InstanceType)
-	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+	return s.finish(ctx, j, func(tx pgx.Tx) error {
 		n, err := s.q.InsertNodeOnce(ctx, tx, store.InsertNodeOnceParams{
 			OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true},
 			Name: r.Name, Provider: r.Provider, Region: r.Region, InstanceType: r.InstanceType,
@@ -161,12 +186,12 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 	defer logs.Close()
 	ws, err := s.open(ctx, r, d, logs)
 	if err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
 	if err := ws.Destroy(ctx, nil); err != nil {
-		return s.failOrRetry(ctx, r, err)
+		return s.failOrRetry(ctx, j, r, err)
 	}
-	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+	err = s.finish(ctx, j, func(tx pgx.Tx) error {
 		if err := s.q.DeleteNodeOfProvision(ctx, tx, store.DeleteNodeOfProvisionParams{OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true}}); err != nil {
 			return fmt.Errorf("remove node of %s: %w", r.ID, err)
 		}
@@ -184,11 +209,11 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 // failOrRetry: a cancelled context (worker shutting down, job timeout) is
 // returned for River to retry; anything else is Terraform's verdict and
 // ends the request failed.
-func (s *Service) failOrRetry(ctx context.Context, r store.ProvisionRequest, err error) error {
+func (s *Service) failOrRetry(ctx context.Context, j Job, r store.ProvisionRequest, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	return s.fail(ctx, r, err)
+	return s.fail(ctx, j, r, err)
 }
 
 // logWriter appends Terraform's output to provision_logs line by line, so

@@ -316,8 +316,12 @@ func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.U
 		if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: to, Error: ""}); err != nil {
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
-		if _, err := s.queue.InsertTx(ctx, tx, args, nil); err != nil {
+		res, err := s.queue.InsertTx(ctx, tx, args, nil)
+		if err != nil {
 			return fmt.Errorf("provision %s: enqueue %s: %w", id, args.Kind(), err)
+		}
+		if res.UniqueSkippedAsDuplicate {
+			return domain.Conflict("a %s job for this request is still finishing: try again in a moment", args.Kind())
 		}
 		r.Status, r.Error = to, ""
 		out = view(r)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/shardform/shardform/provision"
 )
@@ -21,7 +24,7 @@ func (w *PlanWorker) Timeout(*river.Job[provision.PlanArgs]) time.Duration { ret
 
 // Work implements river.Worker.
 func (w *PlanWorker) Work(ctx context.Context, job *river.Job[provision.PlanArgs]) error {
-	return w.svc.RunPlan(ctx, provision.Job{OrganizationID: job.Args.OrganizationID, ProvisionID: job.Args.ProvisionID, Attempt: job.Attempt})
+	return w.svc.RunPlan(ctx, provisionJob(job.Args.OrganizationID, job.Args.ProvisionID, job))
 }
 
 // ApplyWorker runs provision_apply jobs.
@@ -36,7 +39,7 @@ func (w *ApplyWorker) Timeout(*river.Job[provision.ApplyArgs]) time.Duration { r
 
 // Work implements river.Worker.
 func (w *ApplyWorker) Work(ctx context.Context, job *river.Job[provision.ApplyArgs]) error {
-	return w.svc.RunApply(ctx, provision.Job{OrganizationID: job.Args.OrganizationID, ProvisionID: job.Args.ProvisionID, Attempt: job.Attempt})
+	return w.svc.RunApply(ctx, provisionJob(job.Args.OrganizationID, job.Args.ProvisionID, job))
 }
 
 // DestroyWorker runs provision_destroy jobs.
@@ -51,5 +54,17 @@ func (w *DestroyWorker) Timeout(*river.Job[provision.DestroyArgs]) time.Duration
 
 // Work implements river.Worker.
 func (w *DestroyWorker) Work(ctx context.Context, job *river.Job[provision.DestroyArgs]) error {
-	return w.svc.RunDestroy(ctx, provision.Job{OrganizationID: job.Args.OrganizationID, ProvisionID: job.Args.ProvisionID, Attempt: job.Attempt})
+	return w.svc.RunDestroy(ctx, provisionJob(job.Args.OrganizationID, job.Args.ProvisionID, job))
+}
+
+// provisionJob describes a River job to the provision service, with the
+// means to complete it inside the service's final transaction.
+func provisionJob[T river.JobArgs](org, id uuid.UUID, job *river.Job[T]) provision.Job {
+	return provision.Job{
+		OrganizationID: org, ProvisionID: id, Attempt: job.Attempt,
+		Complete: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		},
+	}
 }

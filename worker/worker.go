@@ -64,10 +64,10 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		river.AddWorker(workers, &DestroyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
 	}
 	cfg := &river.Config{
-		Logger:            opts.Logger,
-		Workers:           workers,
-		FetchPollInterval: opts.FetchPollInterval,
-		FetchCooldown:     min(opts.FetchPollInterval, 100*time.Millisecond),
+		Logger:               opts.Logger,
+		Workers:              workers,
+		FetchPollInterval:    opts.FetchPollInterval,
+		FetchCooldown:        min(opts.FetchPollInterval, 100*time.Millisecond),
 		RescueStuckJobsAfter: opts.TerraformTimeout + 5*time.Minute,
 	}
 	if opts.Work {
