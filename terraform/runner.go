@@ -138,6 +138,16 @@ func (r *Runner) lockWorkspaceCreation(ctx context.Context) (func(), error) {
 	}, nil
 }
 
+// stateTableExists reports whether the pg backend's table is there yet.
+func (r *Runner) stateTableExists(ctx context.Context) (bool, error) {
+	var ok bool
+	err := r.pool.QueryRow(ctx, "SELECT to_regclass(quote_ident($1) || '.states') IS NOT NULL", r.cfg.StateSchema).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("terraform: look up state table: %w", err)
+	}
+	return ok, nil
+}
+
 // lockPluginCache serializes init across the processes sharing this data
 // dir (file lock) and the goroutines of this one (mutex).
 func (r *Runner) lockPluginCache() (func(), error) {

@@ -89,6 +89,19 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 }
 
 func (w *Workspace) init(ctx context.Context) error {
+	// The first init creates the backend's schema and table; concurrent
+	// first inits collide in Postgres' catalog, so they take the global lock.
+	ready, err := w.r.stateTableExists(ctx)
+	if err != nil {
+		return err
+	}
+	if !ready {
+		unlockGlobal, err := w.r.lockWorkspaceCreation(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlockGlobal()
+	}
 	unlock, err := w.r.lockPluginCache()
 	if err != nil {
 		return err
