@@ -46,6 +46,9 @@ type setupOpts struct {
 	// real Terraform; drivers adds drivers beside local.
 	provisioning bool
 	drivers      []providers.Driver
+	// externalWorkers: this process only inserts jobs; worker processes
+	// started by the test run them.
+	externalWorkers bool
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -73,7 +76,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	key := bytes.Repeat([]byte{42}, seal.KeySize)
 	var prov api.Provisioning
 	if o.provisioning {
-		prov = startProvisioning(t, pool, key, o.drivers)
+		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers)
 	}
 	srv, err := app.NewAPI(app.APIConfig{
 		Store:        st,
@@ -264,7 +267,7 @@ func (b *bundle) listen() string {
 
 // startProvisioning builds the provisioning service with real Terraform
 // (state in this test's database) and starts River workers for it.
-func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver) *provision.Service {
+func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool) *provision.Service {
 	t.Helper()
 	ctx := context.Background()
 	bin, err := terraform.FindBinary(ctx, "", t.TempDir())
@@ -283,13 +286,16 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	drivers := providers.NewRegistry(append([]providers.Driver{providers.Local{}}, extra...)...)
 	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now)
 	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
-		Work: true, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
+		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc.UseQueue(client)
+	if !work {
+		return svc
+	}
 	if err := client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -305,14 +311,19 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 // statuses and returns it.
 func (b *bundle) waitStatus(token, id string) response {
 	b.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	return b.waitStatusFor(token, id, 90*time.Second)
+}
+
+func (b *bundle) waitStatusFor(token, id string, limit time.Duration) response {
+	b.t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		r := b.expect(req{method: "GET", path: "/v1/provision/" + id, token: token}, 200)
 		if s := r.str("status"); s != "planning" && s != "applying" && s != "destroying" {
 			return r
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("provision %s still %s after 90s", id, r.str("status"))
+			b.t.Fatalf("provision %s still %s after %v", id, r.str("status"), limit)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

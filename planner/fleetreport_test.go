@@ -122,6 +122,7 @@ func TestFleetReport(t *testing.T) {
 func TestFleetReportProperties(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(20, 2026))
+	totalEmptied, totalMoves := 0, 0
 	for i := range 30 {
 		nodes := randomFleet(t, rng, 50+rng.IntN(300), 6)
 		rep, err := BuildFleetReport(nodes, FleetOptions{ThresholdPercent: ptr(0)})
@@ -164,10 +165,15 @@ func TestFleetReportProperties(t *testing.T) {
 		if saving != rep.PotentialSaving {
 			t.Errorf("case %d: saving %s, emptied nodes cost %s", i, rep.PotentialSaving, saving)
 		}
+		totalEmptied, totalMoves = totalEmptied+len(rep.Emptiable), totalMoves+rep.Moves
+	}
+	if totalEmptied == 0 || totalMoves == 0 {
+		t.Errorf("the random fleets exercised nothing: %d emptied, %d moves", totalEmptied, totalMoves)
 	}
 }
 
-// randomFleet builds n nodes with about perNode instances each.
+// randomFleet builds n nodes with about perNode instances each, using
+// about half of each node.
 func randomFleet(t testing.TB, rng *rand.Rand, n, perNode int) []FleetNode {
 	t.Helper()
 	nodes := make([]FleetNode, n)
@@ -181,7 +187,11 @@ func randomFleet(t testing.TB, rng *rand.Rand, n, perNode int) []FleetNode {
 		}
 		k := rng.IntN(2 * perNode)
 		for j := range k {
-			need := Resources{250 * (1 + rng.Int64N(8)), 512 * (1 + rng.Int64N(16)), 1024 * (2 + rng.Int64N(30))}
+			// Each resource averages half of 1/perNode of the node: about
+			// perNode instances fill half the node.
+			pn := int64(perNode)
+			need := Resources{max(1, c.MilliCPU*(1+rng.Int64N(100))/(100*pn)),
+				max(1, c.MemoryMiB*(1+rng.Int64N(100))/(100*pn)), max(1, c.DiskMiB*(1+rng.Int64N(100))/(100*pn))}
 			if !c.Covers(nd.Reserved.Add(need)) {
 				break
 			}

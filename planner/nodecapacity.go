@@ -1,11 +1,9 @@
 package planner
 
 import (
-	"cmp"
 	"encoding/json"
 	"math"
 	"slices"
-	"strings"
 )
 
 // NodeCapacity is one node as the planner sees it: its capacity and the
@@ -136,7 +134,8 @@ type FitResult struct {
 // Kubernetes' NodeResourcesFit (cpu, memory and disk weighted equally, the
 // instance counted as placed): binpack is MostAllocated, spread is
 // LeastAllocated; ties go to the higher BalancedAllocation, then to the
-// name. It runs in O(n log n) over per-node aggregates.
+// node listed first (the store lists nodes by name). It runs in O(n log n)
+// over per-node aggregates and sorts integer keys.
 func SuggestFit(nodes []NodeCapacity, req FitRequest) (FitResult, error) {
 	if req.Strategy == "" {
 		req.Strategy = StrategyBinpack
@@ -163,22 +162,30 @@ func SuggestFit(nodes []NodeCapacity, req FitRequest) (FitResult, error) {
 	}
 	res := FitResult{Strategy: req.Strategy, Need: req.Need,
 		Fits: make([]NodeFit, 0, fits), Rejected: make([]NodeRejection, 0, len(nodes)-fits)}
+	// Each fit is ranked by one integer key: (100-score, 100-balanced, input
+	// index), so sorting compares machine words, not structs and strings.
+	keys := make([]uint64, 0, fits)
 	for i := range nodes {
 		n := &nodes[i]
-		free := n.Free()
 		if why[i] != 0 {
-			res.Rejected = append(res.Rejected, NodeRejection{ID: n.ID, Name: n.Name, Reasons: why[i], Free: free})
+			res.Rejected = append(res.Rejected, NodeRejection{ID: n.ID, Name: n.Name, Reasons: why[i], Free: n.Free()})
 			continue
 		}
 		used := n.Reserved.Add(req.Need)
+		score := allocatedScore(used, n.Capacity, req.Strategy)
+		balanced := balancedScore(used, n.Capacity)
+		keys = append(keys, uint64(100-score)<<56|uint64(100-balanced)<<48|uint64(i))
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		n := &nodes[k&(1<<48-1)]
+		free := n.Free()
 		res.Fits = append(res.Fits, NodeFit{
 			ID: n.ID, Name: n.Name, Region: n.Region,
-			Score:    allocatedScore(used, n.Capacity, req.Strategy),
-			Balanced: balancedScore(used, n.Capacity),
-			Free:     free, FreeAfter: free.Sub(req.Need),
+			Score: 100 - int64(k>>56), Balanced: 100 - int64(k>>48&0xff),
+			Free: free, FreeAfter: free.Sub(req.Need),
 		})
 	}
-	slices.SortFunc(res.Fits, compareFits)
 	return res, nil
 }
 
@@ -213,20 +220,6 @@ func rejectReasons(n *NodeCapacity, req *FitRequest) RejectReasons {
 	return why
 }
 
-// compareFits orders fits best first: higher score, then higher balance,
-// then name and id.
-func compareFits(a, b NodeFit) int {
-	switch {
-	case a.Score != b.Score:
-		return cmp.Compare(b.Score, a.Score)
-	case a.Balanced != b.Balanced:
-		return cmp.Compare(b.Balanced, a.Balanced)
-	case a.Name != b.Name:
-		return strings.Compare(a.Name, b.Name)
-	}
-	return strings.Compare(a.ID, b.ID)
-}
-
 // allocatedScore is Kubernetes' MostAllocated (binpack) or LeastAllocated
 // (spread) score in integer arithmetic: per resource requested×100/capacity
 // (or its complement), averaged with equal weights. used never exceeds
@@ -246,9 +239,9 @@ func allocatedScore(used, capacity Resources, s Strategy) int64 {
 }
 
 // balancedScore is Kubernetes' BalancedAllocation: (1 - standard deviation
-// of the used fractions) × 100, truncated.
+// of the used fractions) × 100, truncated, within 0–100.
 func balancedScore(used, capacity Resources) int64 {
 	u := utilisation(used, capacity)
 	u.CPU, u.Memory, u.Disk = math.Min(u.CPU, 1), math.Min(u.Memory, 1), math.Min(u.Disk, 1)
-	return int64((1 - u.Imbalance()) * 100)
+	return min(max(int64((1-u.Imbalance())*100), 0), 100)
 }

@@ -37,8 +37,8 @@ type Options struct {
 	// TerraformWorkers is the terraform queue's concurrency (default 2).
 	TerraformWorkers int
 	// TerraformTimeout bounds one Terraform run (default 1 hour). A job whose
-	// worker process died is retried TerraformTimeout + 5 minutes after it
-	// started: never while a healthy worker may still be running it.
+	// worker process died is retried a quarter of that (at least 10 s) after
+	// the timeout: never while a healthy worker may still be running it.
 	TerraformTimeout time.Duration
 	// FetchPollInterval is how often a worker polls for jobs besides
 	// LISTEN/NOTIFY (River's default is 1 s; lower means faster pickup).
@@ -68,7 +68,8 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		Workers:              workers,
 		FetchPollInterval:    opts.FetchPollInterval,
 		FetchCooldown:        min(opts.FetchPollInterval, 100*time.Millisecond),
-		RescueStuckJobsAfter: opts.TerraformTimeout + 5*time.Minute,
+		JobTimeout:           opts.TerraformTimeout,
+		RescueStuckJobsAfter: opts.TerraformTimeout + max(opts.TerraformTimeout/4, 10*time.Second),
 	}
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{

@@ -33,6 +33,7 @@ type Config struct {
 	PluginMirror      string        // SHARDFORM_TF_PLUGIN_MIRROR: a filesystem mirror of Terraform providers
 	TerraformWorkers  int           // SHARDFORM_TERRAFORM_WORKERS: concurrent Terraform jobs per worker process
 	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
+	TerraformTimeout  time.Duration // SHARDFORM_TERRAFORM_TIMEOUT: longest Terraform run; a dead worker's job is retried after it
 }
 
 // configError names the variable that is wrong.
@@ -100,6 +101,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_LOCAL_APPLY_DELAY", "must be a duration such as 30s"}
 	} else {
 		cfg.LocalApplyDelay = d
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_TERRAFORM_TIMEOUT", "1h")); err != nil || d < 10*time.Second {
+		return cfg, &configError{"SHARDFORM_TERRAFORM_TIMEOUT", "must be a duration of at least 10s, such as 1h"}
+	} else {
+		cfg.TerraformTimeout = d
 	}
 	if v := getenv("SHARDFORM_MASTER_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))

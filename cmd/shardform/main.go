@@ -132,7 +132,8 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{ApplyDelay: cfg.LocalApplyDelay}), runner, time.Now)
 	riverClient, err := worker.NewClient(pool, st, worker.Options{
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
-		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, FetchPollInterval: 200 * time.Millisecond,
+		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
+		FetchPollInterval: 200 * time.Millisecond,
 	})
 	if err != nil {
 		return err
