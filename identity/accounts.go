@@ -58,30 +58,12 @@ func (s *Service) NeedsBootstrap(ctx context.Context) (bool, error) {
 // Bootstrap creates the first user, a platform administrator, with their
 // organization. Once any user exists it fails with ErrConflict.
 func (s *Service) Bootstrap(ctx context.Context, c Credentials) (NewAccount, error) {
-	email, err := validateCredentials(c)
-	if err != nil {
-		return NewAccount{}, err
-	}
-	hash, err := hashPassword(c.Password, s.opts.Password)
-	if err != nil {
-		return NewAccount{}, err
-	}
-	var acct NewAccount
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := s.q.LockAccountCreation(ctx, tx); err != nil {
-			return fmt.Errorf("bootstrap: lock: %w", err)
-		}
-		n, err := s.q.CountUsers(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("bootstrap: count users: %w", err)
-		}
-		if n > 0 {
+	return s.newAccount(ctx, c, true, func(users int64) error {
+		if users > 0 {
 			return domain.Conflict("already bootstrapped: log in instead")
 		}
-		acct, err = s.createAccount(ctx, tx, email, hash, true)
-		return err
+		return nil
 	})
-	return acct, err
 }
 
 // Register creates a user and their own organization, if registration is open.
@@ -89,30 +71,12 @@ func (s *Service) Register(ctx context.Context, c Credentials) (NewAccount, erro
 	if !s.opts.AllowRegistration {
 		return NewAccount{}, domain.Forbidden("registration is closed on this server: ask an administrator for an account")
 	}
-	email, err := validateCredentials(c)
-	if err != nil {
-		return NewAccount{}, err
-	}
-	hash, err := hashPassword(c.Password, s.opts.Password)
-	if err != nil {
-		return NewAccount{}, err
-	}
-	var acct NewAccount
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := s.q.LockAccountCreation(ctx, tx); err != nil {
-			return fmt.Errorf("register: lock: %w", err)
-		}
-		n, err := s.q.CountUsers(ctx, tx)
-		if err != nil {
-			return fmt.Errorf("register: count users: %w", err)
-		}
-		if n == 0 {
+	return s.newAccount(ctx, c, false, func(users int64) error {
+		if users == 0 {
 			return domain.Conflict("server not bootstrapped yet: POST /v1/auth/bootstrap creates the first administrator")
 		}
-		acct, err = s.createAccount(ctx, tx, email, hash, false)
-		return err
+		return nil
 	})
-	return acct, err
 }
 
 // CreateUser is the platform administrator's way to add a user (with their
@@ -121,6 +85,13 @@ func (s *Service) CreateUser(ctx context.Context, p *domain.Principal, c Credent
 	if err := requirePlatformAdmin(p); err != nil {
 		return NewAccount{}, err
 	}
+	return s.newAccount(ctx, c, isAdmin, func(int64) error { return nil })
+}
+
+// newAccount validates the credentials, hashes the password, and creates
+// the user with their organization in one transaction, serialized with
+// every other account creation so check sees a stable user count.
+func (s *Service) newAccount(ctx context.Context, c Credentials, isAdmin bool, check func(users int64) error) (NewAccount, error) {
 	email, err := validateCredentials(c)
 	if err != nil {
 		return NewAccount{}, err
@@ -131,6 +102,16 @@ func (s *Service) CreateUser(ctx context.Context, p *domain.Principal, c Credent
 	}
 	var acct NewAccount
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.LockAccountCreation(ctx, tx); err != nil {
+			return fmt.Errorf("create account: lock: %w", err)
+		}
+		n, err := s.q.CountUsers(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("create account: count users: %w", err)
+		}
+		if err := check(n); err != nil {
+			return err
+		}
 		acct, err = s.createAccount(ctx, tx, email, hash, isAdmin)
 		return err
 	})
