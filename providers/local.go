@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -41,6 +42,19 @@ type tfConfig struct {
 	Output    map[string]any `json:"output"`
 }
 
+// marshal renders the configuration as indented JSON, without HTML
+// escaping (Terraform reads "~>" better than "\u003e").
+func (c tfConfig) marshal(driver string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("%s: render: %w", driver, err)
+	}
+	return buf.Bytes(), nil
+}
+
 func pgBackend() map[string]any {
 	return map[string]any{"backend": map[string]any{"pg": map[string]any{}}}
 }
@@ -71,11 +85,7 @@ func (l Local) Render(req Request) ([]byte, error) {
 			"ipv6":      map[string]any{"value": "::1"},
 		},
 	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("local: render: %w", err)
-	}
-	return append(b, '\n'), nil
+	return cfg.marshal("local")
 }
 
 // Node implements Driver.
