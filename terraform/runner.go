@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -41,7 +42,7 @@ type Config struct {
 // Workspace is used by one job at a time.
 type Runner struct {
 	cfg       Config
-	pool      *pgxpool.Pool // advisory lock around workspace creation
+	pool      *pgxpool.Pool // reads the state schema
 	cliConfig string
 	initMu    sync.Mutex // the plugin cache is not safe for concurrent init
 }
@@ -121,7 +122,9 @@ func (r *Runner) env() map[string]string {
 // process: the pg backend takes a global advisory lock to create a
 // workspace and fails instead of waiting (hashicorp/terraform#33217).
 func (r *Runner) lockWorkspaceCreation(ctx context.Context) (func(), error) {
-	conn, err := r.pool.Acquire(ctx)
+	// A connection of its own, not the pool's: waiters must not starve the
+	// pool the running job needs (for its logs) to finish and unlock.
+	conn, err := pgx.Connect(ctx, r.cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("workspace lock: %w", err)
 	}
@@ -129,12 +132,13 @@ func (r *Runner) lockWorkspaceCreation(ctx context.Context) (func(), error) {
 	h.Write([]byte("shardform terraform workspace creation"))
 	key := int64(h.Sum64())
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
-		conn.Release()
+		conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("workspace lock: %w", err)
 	}
 	return func() {
+		// Closing the session releases the lock even if the unlock fails.
 		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key)
-		conn.Release()
+		conn.Close(context.WithoutCancel(ctx))
 	}, nil
 }
 
