@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardform/shardform/api"
+	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/providers"
@@ -49,6 +50,8 @@ type setupOpts struct {
 	// externalWorkers: this process only inserts jobs; worker processes
 	// started by the test run them.
 	externalWorkers bool
+	// ssh serves the SSH CA with an in-process ssh_sign River worker.
+	ssh bool
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -78,9 +81,19 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	if o.provisioning {
 		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers)
 	}
+	var sshCA api.SSHCA
+	if o.ssh {
+		sshCA = startSSH(t, pool, key) // ssh_test.go
+	}
+	plan, err := capacity.New(st, capacity.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := app.NewAPI(app.APIConfig{
 		Store:        st,
 		Provisioning: prov,
+		Planner:      plan,
+		SSH:          sshCA,
 		MasterKey:    key,
 		Identity: identity.Options{
 			AllowRegistration: !o.closeRegistration,

@@ -93,6 +93,8 @@ type Config struct {
 	Organizations Organizations
 	Audit         AuditLog
 	Provisioning  Provisioning // optional: without it the provisioning routes are absent
+	SSH           SSHCA        // optional: without it the SSH CA routes are absent
+	Planner       Planner      // optional: without it the planner routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -223,5 +225,11 @@ func (s *Server) routes() {
 
 	if s.cfg.Provisioning != nil {
 		s.provisionRoutes(v1)
+	}
+	if s.cfg.SSH != nil {
+		s.sshRoutes(v1)
+	}
+	if s.cfg.Planner != nil {
+		s.plannerRoutes(v1)
 	}
 }

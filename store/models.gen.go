@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type ApiToken struct {
@@ -33,6 +34,33 @@ type AuditLog struct {
 	Status         int32
 	RequestID      string
 	Ip             string
+	CreatedAt      time.Time
+}
+
+type Credential struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	Name           string
+	Provider       string
+	Secret         []byte
+	Hint           string
+	IsDefault      bool
+	VerifiedAt     *time.Time
+	VerifyError    string
+	CreatedBy      uuid.NullUUID
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type Instance struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	NodeID         uuid.UUID
+	Name           string
+	Template       string
+	CpuMillis      int32
+	MemoryMb       int32
+	DiskGb         int32
 	CreatedAt      time.Time
 }
 
@@ -65,23 +93,27 @@ type MfaChallenge struct {
 }
 
 type Node struct {
-	ID             uuid.UUID
-	OrganizationID uuid.UUID
-	ProvisionID    uuid.NullUUID
-	Name           string
-	Provider       string
-	Region         string
-	InstanceType   string
-	Vcpu           int32
-	MemoryMb       int32
-	DiskGb         int32
-	Ipv4           string
-	Ipv6           string
-	ServerID       string
-	Status         string
-	Labels         []byte
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	ID                uuid.UUID
+	OrganizationID    uuid.UUID
+	ProvisionID       uuid.NullUUID
+	Name              string
+	Provider          string
+	Region            string
+	InstanceType      string
+	Vcpu              int32
+	MemoryMb          int32
+	DiskGb            int32
+	Ipv4              string
+	Ipv6              string
+	ServerID          string
+	Status            string
+	Labels            []byte
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	ReservedCpuMillis int64
+	ReservedMemoryMb  int64
+	ReservedDiskGb    int64
+	InstanceCount     int32
 }
 
 type Organization struct {
@@ -137,6 +169,47 @@ type RefreshToken struct {
 	UsedAt    *time.Time
 	RevokedAt *time.Time
 	CreatedAt time.Time
+}
+
+type SshCaKey struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	Algorithm        string
+	PublicKey        string
+	Fingerprint      string
+	SealedPrivateKey []byte
+	Status           string
+	NextSerial       int64
+	CreatedAt        time.Time
+	RetiredAt        *time.Time
+}
+
+type SshCertificate struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	CaKeyID        uuid.UUID
+	UserID         uuid.NullUUID
+	NodeID         uuid.NullUUID
+	Serial         int64
+	KeyID          string
+	Principals     []string
+	KeyType        string
+	KeyFingerprint string
+	Extensions     []string
+	SourceAddress  string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	RevokedAt      *time.Time
+	Certificate    string
+	JobID          pgtype.Int8
+	CreatedAt      time.Time
+}
+
+type SshSetting struct {
+	OrganizationID uuid.UUID
+	Policy         []byte
+	KrlVersion     int64
+	UpdatedAt      time.Time
 }
 
 type User struct {

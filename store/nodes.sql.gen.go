@@ -63,7 +63,7 @@ func (q *Queries) DeleteNodeOfProvision(ctx context.Context, db DBTX, arg Delete
 }
 
 const getNode = `-- name: GetNode :one
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at FROM nodes WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count FROM nodes WHERE organization_id = $1 AND id = $2
 `
 
 type GetNodeParams struct {
@@ -92,6 +92,10 @@ func (q *Queries) GetNode(ctx context.Context, db DBTX, arg GetNodeParams) (Node
 		&i.Labels,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ReservedCpuMillis,
+		&i.ReservedMemoryMb,
+		&i.ReservedDiskGb,
+		&i.InstanceCount,
 	)
 	return i, err
 }
@@ -100,7 +104,7 @@ const insertNodeOnce = `-- name: InsertNodeOnce :one
 INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id, updated_at = now()
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 `
 
 type InsertNodeOnceParams struct {
@@ -155,12 +159,16 @@ func (q *Queries) InsertNodeOnce(ctx context.Context, db DBTX, arg InsertNodeOnc
 		&i.Labels,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ReservedCpuMillis,
+		&i.ReservedMemoryMb,
+		&i.ReservedDiskGb,
+		&i.InstanceCount,
 	)
 	return i, err
 }
 
 const listNodes = `-- name: ListNodes :many
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at FROM nodes
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count FROM nodes
 WHERE organization_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR provider = $3)
@@ -209,6 +217,10 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 			&i.Labels,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.ReservedCpuMillis,
+			&i.ReservedMemoryMb,
+			&i.ReservedDiskGb,
+			&i.InstanceCount,
 		); err != nil {
 			return nil, err
 		}
@@ -223,7 +235,7 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 const updateNode = `-- name: UpdateNode :one
 UPDATE nodes SET name = $1, status = $2, labels = $3, updated_at = now()
 WHERE organization_id = $4 AND id = $5
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 `
 
 type UpdateNodeParams struct {
@@ -261,6 +273,10 @@ func (q *Queries) UpdateNode(ctx context.Context, db DBTX, arg UpdateNodeParams)
 		&i.Labels,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.ReservedCpuMillis,
+		&i.ReservedMemoryMb,
+		&i.ReservedDiskGb,
+		&i.InstanceCount,
 	)
 	return i, err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/provision"
+	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
 )
 
@@ -23,6 +24,18 @@ import (
 const (
 	QueueMaintenance = "maintenance"
 )
+
+// sshFetchCooldown is the ssh queue's shortest pause between fetches.
+const sshFetchCooldown = 2 * time.Millisecond
+
+// sshPollInterval is how often the ssh queue polls besides LISTEN/NOTIFY:
+// the client's interval, at most 50 ms.
+func sshPollInterval(client time.Duration) time.Duration {
+	if client <= 0 || client > 50*time.Millisecond {
+		return 50 * time.Millisecond
+	}
+	return max(client, sshFetchCooldown)
+}
 
 // Options configures the River client.
 type Options struct {
@@ -40,6 +53,11 @@ type Options struct {
 	// worker process died is retried a quarter of that (at least 10 s) after
 	// the timeout: never while a healthy worker may still be running it.
 	TerraformTimeout time.Duration
+	// SSH runs the ssh_sign jobs (the SSH certificate authority); nil
+	// registers none.
+	SSH *sshsign.Service
+	// SSHWorkers is the ssh queue's concurrency (default 10).
+	SSHWorkers int
 	// FetchPollInterval is how often a worker polls for jobs besides
 	// LISTEN/NOTIFY (River's default is 1 s; lower means faster pickup).
 	FetchPollInterval time.Duration
@@ -56,12 +74,18 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	if opts.TerraformTimeout == 0 {
 		opts.TerraformTimeout = time.Hour
 	}
+	if opts.SSH != nil && opts.SSHWorkers == 0 {
+		opts.SSHWorkers = 10
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &CleanupWorker{st: st})
 	if opts.Provision != nil {
 		river.AddWorker(workers, &PlanWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
 		river.AddWorker(workers, &ApplyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
 		river.AddWorker(workers, &DestroyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+	}
+	if opts.SSH != nil {
+		river.AddWorker(workers, &SignWorker{svc: opts.SSH})
 	}
 	cfg := &river.Config{
 		Logger:               opts.Logger,
@@ -71,12 +95,26 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		JobTimeout:           opts.TerraformTimeout,
 		RescueStuckJobsAfter: opts.TerraformTimeout + max(opts.TerraformTimeout/4, 10*time.Second),
 	}
+	// The other queues keep their pace; the ssh queue (and the insert
+	// notifications, which River throttles by the client's FetchCooldown)
+	// must react within milliseconds: an API request waits for each job.
+	slowCooldown := cfg.FetchCooldown
+	if slowCooldown == 0 {
+		slowCooldown = 100 * time.Millisecond
+	}
+	if opts.SSH != nil {
+		cfg.FetchCooldown = sshFetchCooldown
+	}
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{
-			QueueMaintenance: {MaxWorkers: 1},
+			QueueMaintenance: {MaxWorkers: 1, FetchCooldown: slowCooldown},
 		}
 		if opts.Provision != nil {
-			cfg.Queues[provision.QueueTerraform] = river.QueueConfig{MaxWorkers: opts.TerraformWorkers}
+			cfg.Queues[provision.QueueTerraform] = river.QueueConfig{MaxWorkers: opts.TerraformWorkers, FetchCooldown: slowCooldown}
+		}
+		if opts.SSH != nil {
+			cfg.Queues[sshsign.QueueSSH] = river.QueueConfig{MaxWorkers: opts.SSHWorkers, FetchCooldown: sshFetchCooldown,
+				FetchPollInterval: sshPollInterval(opts.FetchPollInterval)}
 		}
 		cfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),

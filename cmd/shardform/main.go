@@ -26,12 +26,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shardform/shardform/api"
+	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/sshca"
+	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
 	"github.com/shardform/shardform/worker"
@@ -46,6 +49,7 @@ const usage = `usage: shardform [serve|api|worker|migrate|version]
   api       run the HTTP API only
   worker    run the River workers only
   migrate   apply database migrations and exit
+  ssh sign  get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
   version   print the version
 
 Configuration is read from SHARDFORM_* environment variables (see README).`
@@ -67,6 +71,8 @@ func run(cmd string) error {
 	case "version":
 		fmt.Println(version)
 		return nil
+	case "ssh":
+		return runSSH(context.Background(), os.Args[2:], os.Getenv, os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Println(usage)
 		return nil
@@ -130,15 +136,20 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		log.Info("terraform", slog.String("binary", bin), slog.String("plugin_mirror", cfg.PluginMirror))
 	}
 	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{ApplyDelay: cfg.LocalApplyDelay}), runner, time.Now)
+	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{})
+	if err != nil {
+		return err
+	}
 	riverClient, err := worker.NewClient(pool, st, worker.Options{
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
-		FetchPollInterval: 200 * time.Millisecond,
+		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
 	})
 	if err != nil {
 		return err
 	}
 	prov.UseQueue(riverClient)
+	sshSvc.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -153,7 +164,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		})
 	}
 	if runAPI {
-		srv, err := newAPI(cfg, st, prov, log)
+		srv, err := newAPI(cfg, st, prov, sshSvc, log)
 		if err != nil {
 			return err
 		}
@@ -172,12 +183,17 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-func newAPI(cfg Config, st *store.Store, prov *provision.Service, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg Config, st *store.Store, prov *provision.Service, ssh *sshsign.Service, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	plan, err := capacity.New(st, capacity.Config{})
+	if err != nil {
+		return nil, err
+	}
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
+		Planner: plan, SSH: ssh,
 	})
 }
 

@@ -28,6 +28,10 @@ type APIConfig struct {
 	Now       func() time.Time // default time.Now
 	// Provisioning serves /v1/provision and /v1/nodes; nil leaves them out.
 	Provisioning api.Provisioning
+	// Planner serves /v1/planner; nil leaves it out.
+	Planner api.Planner
+	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
+	SSH api.SSHCA
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -49,5 +53,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
+		Planner: cfg.Planner, SSH: cfg.SSH,
 	}), nil
 }

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+const sshUsage = `usage: shardform ssh sign [--key ~/.ssh/id_ed25519.pub] [--principal root] [--hours 8] [--generate]
+
+  sign   get a short-lived certificate for a public key from the SSH CA and
+         write it beside the key as <key>-cert.pub, where OpenSSH finds it
+
+The server and API token come from SHARDFORM_URL and SHARDFORM_TOKEN.`
+
+// ephemeralComment marks key pairs made by --generate, the only ones it
+// may overwrite.
+const ephemeralComment = "shardform-ephemeral"
+
+// stringList is a repeatable flag that also splits on commas.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// runSSH runs `shardform ssh ...`. env reads the environment; output goes to
+// out. Errors are one line.
+func runSSH(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(out, sshUsage)
+		return nil
+	}
+	if args[0] != "sign" {
+		return fmt.Errorf("ssh: unknown command %q (want: sign)", args[0])
+	}
+	home, _ := os.UserHomeDir()
+	fs := flag.NewFlagSet("shardform ssh sign", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	keyPath := fs.String("key", "", "public key to certify (default ~/.ssh/id_ed25519.pub; with --generate ~/.ssh/shardform_ed25519.pub)")
+	var principals stringList
+	fs.Var(&principals, "principal", "user name to log in as (repeatable; default root)")
+	hours := fs.Int("hours", 0, "validity in hours (default: the organization's policy, 8 unless changed)")
+	generate := fs.Bool("generate", false, "make a fresh ephemeral ed25519 key pair first")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("ssh sign: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("ssh sign: unexpected argument %q", fs.Arg(0))
+	}
+	hoursSet := false
+	fs.Visit(func(f *flag.Flag) { hoursSet = hoursSet || f.Name == "hours" })
+	if len(principals) == 0 {
+		principals = stringList{"root"}
+	}
+	if *keyPath == "" {
+		name := "id_ed25519.pub"
+		if *generate {
+			name = "shardform_ed25519.pub"
+		}
+		*keyPath = filepath.Join(home, ".ssh", name)
+	} else if strings.HasPrefix(*keyPath, "~/") {
+		*keyPath = filepath.Join(home, (*keyPath)[2:])
+	}
+	if !strings.HasSuffix(*keyPath, ".pub") {
+		*keyPath += ".pub"
+	}
+	base, token := strings.TrimRight(env("SHARDFORM_URL"), "/"), env("SHARDFORM_TOKEN")
+	if base == "" {
+		return errors.New("ssh sign: SHARDFORM_URL is not set (the API's address, e.g. http://127.0.0.1:8080)")
+	}
+	if token == "" {
+		return errors.New("ssh sign: SHARDFORM_TOKEN is not set (an API token or access token)")
+	}
+
+	if *generate {
+		if err := generateKeyPair(*keyPath); err != nil {
+			return fmt.Errorf("ssh sign: %w", err)
+		}
+		fmt.Fprintf(out, "Generated an ephemeral ed25519 key pair: %s\n", strings.TrimSuffix(*keyPath, ".pub"))
+	}
+	pub, err := os.ReadFile(*keyPath)
+	if err != nil {
+		return fmt.Errorf("ssh sign: read public key: %w", err)
+	}
+
+	body := map[string]any{"public_key": strings.TrimSpace(string(pub)), "principals": []string(principals)}
+	if hoursSet {
+		body["validity_hours"] = *hours
+	}
+	var signed struct {
+		Certificate  string    `json:"certificate"`
+		SerialNumber uint64    `json:"serial_number"`
+		KeyID        string    `json:"key_id"`
+		ValidBefore  time.Time `json:"valid_before"`
+		Principals   []string  `json:"principals"`
+		CA           string    `json:"ca_fingerprint"`
+	}
+	if err := postJSON(ctx, base+"/v1/ssh/certificate", token, body, &signed); err != nil {
+		return fmt.Errorf("ssh sign: %w", err)
+	}
+	certPath := strings.TrimSuffix(*keyPath, ".pub") + "-cert.pub"
+	if err := os.WriteFile(certPath, []byte(strings.TrimSpace(signed.Certificate)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("ssh sign: write certificate: %w", err)
+	}
+	fmt.Fprintf(out, "Certificate written to %s\n", certPath)
+	fmt.Fprintf(out, "  principals: %s\n", strings.Join(signed.Principals, ", "))
+	fmt.Fprintf(out, "  valid until: %s (in %s)\n", signed.ValidBefore.Local().Format(time.RFC1123), time.Until(signed.ValidBefore).Round(time.Minute))
+	fmt.Fprintf(out, "  serial %d, key id %q, CA %s\n", signed.SerialNumber, signed.KeyID, signed.CA)
+	return nil
+}
+
+// generateKeyPair writes a new ed25519 key pair to pubPath and its private
+// half beside it, refusing to overwrite a key it did not make.
+func generateKeyPair(pubPath string) error {
+	privPath := strings.TrimSuffix(pubPath, ".pub")
+	if old, err := os.ReadFile(pubPath); err == nil {
+		if !strings.HasSuffix(strings.TrimSpace(string(old)), ephemeralComment) {
+			return fmt.Errorf("%s exists and was not made by --generate: choose another --key", pubPath)
+		}
+	} else if fileExists(privPath) {
+		return fmt.Errorf("%s exists and was not made by --generate: choose another --key", privPath)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, ephemeralComment)
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(privPath), 0o700); err != nil {
+		return fmt.Errorf("generate key: %w", err)
+	}
+	_ = os.Remove(privPath) // may be read-only from an earlier run
+	if err := os.WriteFile(privPath, pem.EncodeToMemory(block), 0o600); err != nil {
+		return fmt.Errorf("write private key: %w", err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " " + ephemeralComment + "\n"
+	if err := os.WriteFile(pubPath, []byte(line), 0o644); err != nil {
+		return fmt.Errorf("write public key: %w", err)
+	}
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// postJSON posts body and decodes a 2xx answer into out; any other answer
+// becomes one line with the API's message.
+func postJSON(ctx context.Context, url, token string, body, out any) error {
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the API: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		msg = strings.Join(strings.Fields(msg), " ")
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		return fmt.Errorf("the API answered %d: %s", resp.StatusCode, msg)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("unreadable answer from the API: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/sshca"
+	"github.com/shardform/shardform/sshsign"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/store/storetest"
+	"github.com/shardform/shardform/worker"
+)
+
+// sshTestServer runs the API with the SSH CA and its worker on a loopback
+// port and returns its URL and an API token allowed to sign.
+func sshTestServer(t *testing.T) (string, string) {
+	t.Helper()
+	pool := storetest.NewPool(t)
+	st := store.NewStore(pool)
+	key := bytes.Repeat([]byte{7}, seal.KeySize)
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := worker.NewClient(pool, st, worker.Options{Work: true, SSH: svc, FetchPollInterval: 50 * time.Millisecond, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseQueue(client)
+	if err := client.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+	srv, err := app.NewAPI(app.APIConfig{
+		Store: st, MasterKey: key, SSH: svc, Logger: discard,
+		Identity: identity.Options{AllowRegistration: true, Password: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.App().Listener(ln) }()
+	t.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
+	base := "http://" + ln.Addr().String()
+
+	post := func(path, bearer string, body, out any) {
+		t.Helper()
+		buf, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", base+path, bytes.NewReader(buf))
+		req.Header.Set("Content-Type", "application/json")
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			raw, _ := io.ReadAll(resp.Body)
+			t.Fatalf("POST %s: %d %s", path, resp.StatusCode, raw)
+		}
+		if out != nil {
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	creds := map[string]string{"email": "dev@example.com", "password": "correct horse battery"}
+	post("/v1/auth/bootstrap", "", creds, nil)
+	var sess struct {
+		AccessToken string `json:"access_token"`
+	}
+	post("/v1/auth/login", "", creds, &sess)
+	var tok struct {
+		Token string `json:"token"`
+	}
+	post("/v1/api-tokens", sess.AccessToken, map[string]any{"name": "cli", "scopes": []string{"ssh:sign"}}, &tok)
+	return base, tok.Token
+}
+
+func TestSSHSignCommand(t *testing.T) {
+	t.Parallel()
+	base, token := sshTestServer(t)
+	env := func(k string) string {
+		return map[string]string{"SHARDFORM_URL": base, "SHARDFORM_TOKEN": token}[k]
+	}
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "id_test.pub")
+
+	t.Run("generate and sign", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", keyPath, "--principal", "root,shardform", "--hours", "2"}, env, &out); err != nil {
+			t.Fatalf("ssh sign: %v", err)
+		}
+		certPath := filepath.Join(dir, "id_test-cert.pub")
+		raw, err := os.ReadFile(certPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _, _, _, err := ssh.ParseAuthorizedKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert := pub.(*ssh.Certificate)
+		if strings.Join(cert.ValidPrincipals, ",") != "root,shardform" || cert.ValidBefore-cert.ValidAfter != uint64((2*time.Hour+sshca.Backdate)/time.Second) {
+			t.Errorf("certificate %v %d..%d", cert.ValidPrincipals, cert.ValidAfter, cert.ValidBefore)
+		}
+		// The certificate is for the generated key, whose private half is beside it.
+		priv, err := os.ReadFile(filepath.Join(dir, "id_test"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ssh.ParsePrivateKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(signer.PublicKey().Marshal(), cert.Key.Marshal()) {
+			t.Error("certificate is not for the generated key")
+		}
+		for _, want := range []string{"Certificate written to " + certPath, "principals: root, shardform", "valid until:"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+		// --generate again replaces its own ephemeral key.
+		if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", keyPath}, env, io.Discard); err != nil {
+			t.Fatalf("second --generate: %v", err)
+		}
+	})
+
+	t.Run("errors are one line", func(t *testing.T) {
+		err := runSSH(t.Context(), []string{"sign", "--key", keyPath, "--principal", "admin"}, env, io.Discard)
+		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `403: principal "admin" is not allowed`) {
+			t.Errorf("error %q", err)
+		}
+		err = runSSH(t.Context(), []string{"sign", "--key", keyPath, "--hours", "99"}, env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "400: validity_hours: must be at most 24") {
+			t.Errorf("error %q", err)
+		}
+		err = runSSH(t.Context(), []string{"sign", "--key", filepath.Join(dir, "missing.pub")}, env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "read public key") {
+			t.Errorf("error %q", err)
+		}
+		err = runSSH(t.Context(), []string{"sign", "--key", keyPath}, func(string) string { return "" }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "SHARDFORM_URL") {
+			t.Errorf("error %q", err)
+		}
+		// --generate never overwrites a key it did not make.
+		mine := filepath.Join(dir, "mine.pub")
+		if err := os.WriteFile(mine, []byte("ssh-ed25519 AAAA me@laptop\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err = runSSH(t.Context(), []string{"sign", "--generate", "--key", mine}, env, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "was not made by --generate") {
+			t.Errorf("error %q", err)
+		}
+	})
+}

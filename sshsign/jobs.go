@@ -1,0 +1,113 @@
+package sshsign
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/shardform/shardform/domain"
+)
+
+// QueueSSH is the queue of signing jobs: its own, so Terraform runs never
+// delay a certificate.
+const QueueSSH = "ssh"
+
+// KindSign is the job kind that signs one certificate.
+const KindSign = "ssh_sign"
+
+// SignArgs is one certificate request, as the API validated it.
+type SignArgs struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	UserID         uuid.UUID  `json:"user_id"`
+	User           string     `json:"user"` // the requester's e-mail, named in the key id
+	PublicKey      string     `json:"public_key"`
+	Principals     []string   `json:"principals"`
+	ValidityHours  *int       `json:"validity_hours,omitempty"`
+	SourceAddress  string     `json:"source_address,omitempty"`
+	NodeID         *uuid.UUID `json:"node_id,omitempty"`
+	// NotAfter is when the API stops waiting: a job picked up later is
+	// cancelled instead of signing a certificate nobody will receive.
+	NotAfter time.Time `json:"not_after"`
+}
+
+// Kind implements river.JobArgs.
+func (SignArgs) Kind() string { return KindSign }
+
+// InsertOpts puts the job on the ssh queue. A failed attempt is retried
+// only while the API still waits (see NotAfter).
+func (SignArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSSH, MaxAttempts: 3}
+}
+
+// Job is one ssh_sign job handed to RunSign by the worker.
+type Job struct {
+	ID   int64
+	Args SignArgs
+	// Complete marks the job done inside tx (river.JobCompleteTx), so the
+	// certificate is recorded in the transaction that completes its job.
+	Complete func(ctx context.Context, tx pgx.Tx) error
+}
+
+// signFailure carries a domain error from the worker to the waiting API
+// process through the job's error record (River keeps err.Error()).
+type signFailure struct {
+	Kind    string `json:"ssh_sign_failure"` // invalid, forbidden, not_found, expired
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (f *signFailure) Error() string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// failureOf describes a domain error for the job record; ok is false for
+// internal errors (which River retries).
+func failureOf(err error) (*signFailure, bool) {
+	var verr *domain.ValidationError
+	var pub *domain.PublicError
+	switch {
+	case errors.As(err, &verr):
+		return &signFailure{Kind: "invalid", Field: verr.Field, Message: verr.Rule}, true
+	case errors.Is(err, domain.ErrForbidden):
+		msg := "forbidden"
+		if errors.As(err, &pub) {
+			msg = pub.Message
+		}
+		return &signFailure{Kind: "forbidden", Message: msg}, true
+	case errors.Is(err, domain.ErrNotFound):
+		msg := "not found"
+		if errors.As(err, &pub) {
+			msg = pub.Message
+		}
+		return &signFailure{Kind: "not_found", Message: msg}, true
+	}
+	return nil, false
+}
+
+// parseFailure turns a job's recorded error back into a domain error.
+func parseFailure(text string) (error, bool) {
+	i := strings.IndexByte(text, '{')
+	if i < 0 {
+		return nil, false
+	}
+	var f signFailure
+	if json.Unmarshal([]byte(text[i:]), &f) != nil || f.Kind == "" {
+		return nil, false
+	}
+	switch f.Kind {
+	case "invalid":
+		return &domain.ValidationError{Field: f.Field, Rule: f.Message}, true
+	case "forbidden":
+		return &domain.PublicError{Kind: domain.ErrForbidden, Message: f.Message}, true
+	case "not_found":
+		return &domain.PublicError{Kind: domain.ErrNotFound, Message: f.Message}, true
+	}
+	return nil, false
+}
