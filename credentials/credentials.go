@@ -38,7 +38,7 @@ type Secret map[string]string
 
 // Verifier checks a secret against the provider's API; nil means it works.
 type Verifier interface {
-	Verify(ctx context.Context, secret Secret) error
+	Verify(ctx context.Context, secret map[string]string) error
 }
 
 // Credential is a credential as the API shows it: never the secret.
@@ -254,7 +254,7 @@ func (s *Service) Update(ctx context.Context, p *domain.Principal, id uuid.UUID,
 			}
 			h = hint(row.Provider, in.Secret)
 		}
-		updated, err := s.q.UpdateCredential(ctx, tx, store.UpdateCredentialParams{OrganizationID: p.OrgID, ID: id, Name: name, Secret: sealed, Hint: h})
+		updated, err := s.q.UpdateCredential(ctx, tx, store.UpdateCredentialParams{OrganizationID: p.OrgID, ID: id, Name: name, Secret: sealed, Hint: h, NewSecret: in.Secret != nil})
 		if store.IsUniqueViolation(err) {
 			return domain.Conflict("a credential named %q already exists", name)
 		}
@@ -267,19 +267,36 @@ func (s *Service) Update(ctx context.Context, p *domain.Principal, id uuid.UUID,
 	return out, err
 }
 
-// Delete removes a credential.
+// Delete removes a credential. One that a live provision request still
+// needs (to plan, apply or destroy) is refused with 409 naming the requests.
 func (s *Service) Delete(ctx context.Context, p *domain.Principal, id uuid.UUID) error {
 	if err := need(p, domain.PermCredentialsWrite); err != nil {
 		return err
 	}
-	n, err := s.q.DeleteCredential(ctx, s.st.Pool, store.DeleteCredentialParams{OrganizationID: p.OrgID, ID: id})
-	if err != nil {
-		return fmt.Errorf("delete credential %s: %w", id, err)
-	}
-	if n == 0 {
-		return domain.NotFound("credential")
-	}
-	return nil
+	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+		// The row lock conflicts with the key-share lock a concurrent
+		// provision request's foreign key takes: it waits, or fails after.
+		if _, err := s.q.LockCredential(ctx, tx, store.LockCredentialParams{OrganizationID: p.OrgID, ID: id}); store.IsNoRows(err) {
+			return domain.NotFound("credential")
+		} else if err != nil {
+			return fmt.Errorf("delete credential %s: %w", id, err)
+		}
+		users, err := s.q.LiveProvisionsUsingCredential(ctx, tx, uuid.NullUUID{UUID: id, Valid: true})
+		if err != nil {
+			return fmt.Errorf("delete credential %s: %w", id, err)
+		}
+		if len(users) > 0 {
+			names := make([]string, len(users))
+			for i, u := range users {
+				names[i] = fmt.Sprintf("%s (%s)", u.Name, u.ID)
+			}
+			return domain.Conflict("credential is used by live provision requests: %s; destroy them first", strings.Join(names, ", "))
+		}
+		if _, err := s.q.DeleteCredential(ctx, tx, store.DeleteCredentialParams{OrganizationID: p.OrgID, ID: id}); err != nil {
+			return fmt.Errorf("delete credential %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // SetDefault makes a credential its provider's default.
@@ -325,7 +342,7 @@ func (s *Service) Verify(ctx context.Context, p *domain.Principal, id uuid.UUID)
 	}
 	v, ok := s.verifiers[row.Provider]
 	if !ok {
-		return VerifyResult{}, &domain.PublicError{Kind: domain.ErrUnprocessable, Message: "verifying " + row.Provider + " credentials is not supported on this server"}
+		return VerifyResult{}, &domain.PublicError{Kind: domain.ErrUnprocessable, Message: "verifying " + row.Provider + " credentials is not possible in this process (aws keys are checked with Terraform: verify through a `shardform serve` process)"}
 	}
 	secret, err := s.Secret(ctx, p.OrgID, id)
 	if err != nil {
@@ -352,13 +369,18 @@ func (s *Service) Secret(ctx context.Context, orgID, id uuid.UUID) (Secret, erro
 	if err != nil {
 		return nil, fmt.Errorf("load credential %s: %w", id, err)
 	}
-	plain, err := s.sealer.Open(row.Secret, sealContext(id))
+	return Open(s.sealer, row)
+}
+
+// Open unseals a credential row's secret fields.
+func Open(sealer *seal.Sealer, row store.Credential) (Secret, error) {
+	plain, err := sealer.Open(row.Secret, sealContext(row.ID))
 	if err != nil {
-		return nil, fmt.Errorf("open credential %s: %w", id, err)
+		return nil, fmt.Errorf("open credential %s: %w", row.ID, err)
 	}
 	var secret Secret
 	if err := json.Unmarshal(plain, &secret); err != nil {
-		return nil, fmt.Errorf("open credential %s: %w", id, err)
+		return nil, fmt.Errorf("open credential %s: %w", row.ID, err)
 	}
 	return secret, nil
 }

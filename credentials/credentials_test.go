@@ -12,19 +12,12 @@ import (
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/providers/providertest"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
 )
-
-type fakeVerifier struct{ wantToken string }
-
-func (f fakeVerifier) Verify(_ context.Context, s credentials.Secret) error {
-	if s["token"] != f.wantToken {
-		return errors.New("hcloud: unable to authenticate (unauthorized)")
-	}
-	return nil
-}
 
 type bundle struct {
 	svc  *credentials.Service
@@ -38,7 +31,9 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := credentials.New(store.NewStore(pool), sealer, map[string]credentials.Verifier{"hetzner": fakeVerifier{wantToken: "good-token-1234"}})
+	svc := credentials.New(store.NewStore(pool), sealer, map[string]credentials.Verifier{
+		"hetzner": providers.HetznerVerifier{Endpoint: providertest.Hetzner(t, "good-token-1234").URL},
+	})
 	return &bundle{svc: svc, pool: pool}
 }
 
@@ -190,6 +185,10 @@ func TestUpdateAndVerify(t *testing.T) {
 	res, err = b.svc.Verify(ctx, p, c.ID)
 	if err != nil || !res.OK || res.Error != "" {
 		t.Fatalf("verify good token: %+v, %v", res, err)
+	}
+	renamed, err := b.svc.Update(ctx, p, c.ID, credentials.Input{Name: "prod-eu"})
+	if err != nil || renamed.VerifiedAt == nil || renamed.Hint != "…1234" {
+		t.Errorf("a rename lost the verification or the secret: %+v, %v", renamed, err)
 	}
 	aws, err := b.svc.Create(ctx, p, credentials.Input{Name: "aws", Provider: "aws", Secret: credentials.Secret{"access_key_id": "AKIAEXAMPLE", "secret_access_key": "abcdefghijklmnop"}})
 	if err != nil {

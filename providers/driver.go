@@ -58,6 +58,16 @@ type Driver interface {
 	Node(outputs map[string]json.RawMessage) (Node, error)
 }
 
+// Credentialed is implemented by drivers that need a cloud credential to
+// run: the credential provider they take ("hetzner", "aws") and the
+// sensitive Terraform variables made from a credential's secret fields.
+// The variables are passed at run time (an auto-loaded var file removed
+// after the command), never written into the rendered configuration.
+type Credentialed interface {
+	CredentialProvider() string
+	Variables(secret map[string]string) map[string]string
+}
+
 // Registry is the set of drivers a deployment offers.
 type Registry struct {
 	drivers map[string]Driver

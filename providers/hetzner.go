@@ -22,8 +22,10 @@ const DefaultHetznerImage = "ubuntu-24.04"
 // hetznercloud/hcloud Terraform provider. Its catalog comes from the
 // planner's pricing catalog (the embedded snapshot, or a live read).
 type Hetzner struct {
-	regions []Region
-	types   []InstanceType
+	// Endpoint is the Hetzner Cloud API the provider calls; empty: Hetzner's own.
+	Endpoint string
+	regions  []Region
+	types    []InstanceType
 }
 
 // NewHetzner builds the driver from the Hetzner part of a pricing catalog,
@@ -65,6 +67,14 @@ func (h *Hetzner) Regions() []Region { return h.regions }
 
 // InstanceTypes implements Driver.
 func (h *Hetzner) InstanceTypes() []InstanceType { return h.types }
+
+// CredentialProvider implements Credentialed: a hetzner credential ({token}).
+func (*Hetzner) CredentialProvider() string { return "hetzner" }
+
+// Variables implements Credentialed.
+func (*Hetzner) Variables(secret map[string]string) map[string]string {
+	return map[string]string{HetznerTokenVariable: secret["token"]}
+}
 
 // Render implements Driver.
 func (h *Hetzner) Render(req Request) ([]byte, error) {
@@ -114,6 +124,10 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 	if len(keys) > 0 {
 		resources["hcloud_ssh_key"] = keys
 	}
+	provider := map[string]any{"token": "${var." + HetznerTokenVariable + "}"}
+	if h.Endpoint != "" {
+		provider["endpoint"] = escape(h.Endpoint)
+	}
 	cfg := tfConfig{
 		Terraform: map[string]any{
 			"backend": map[string]any{"pg": map[string]any{}},
@@ -122,7 +136,7 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 			},
 		},
 		Variable: map[string]any{HetznerTokenVariable: map[string]any{"type": "string", "sensitive": true}},
-		Provider: map[string]any{"hcloud": map[string]any{"token": "${var." + HetznerTokenVariable + "}"}},
+		Provider: map[string]any{"hcloud": provider},
 		Resource: resources,
 		Output: map[string]any{
 			"server_id": map[string]any{"value": "${hcloud_server.node.id}"},

@@ -38,7 +38,8 @@ type tfConfig struct {
 	Terraform map[string]any `json:"terraform"`
 	Variable  map[string]any `json:"variable,omitempty"`
 	Provider  map[string]any `json:"provider,omitempty"`
-	Resource  map[string]any `json:"resource"`
+	Data      map[string]any `json:"data,omitempty"`
+	Resource  map[string]any `json:"resource,omitempty"`
 	Output    map[string]any `json:"output"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
@@ -76,6 +77,30 @@ func (s *Service) open(ctx context.Context, r store.ProvisionRequest, d provider
 	return s.runner.Open(ctx, r.ID.String(), cfg, logs)
 }
 
+// variables opens the request's credential for a driver that needs one and
+// returns the sensitive Terraform variables made from it.
+func (s *Service) variables(ctx context.Context, r store.ProvisionRequest, d providers.Driver) (map[string]string, error) {
+	cd, ok := d.(providers.Credentialed)
+	if !ok {
+		return nil, nil
+	}
+	if !r.CredentialID.Valid {
+		return nil, fmt.Errorf("the request's %s credential was deleted: create a new provision request with another credential", cd.CredentialProvider())
+	}
+	row, err := s.q.GetCredential(ctx, s.st.Pool, store.GetCredentialParams{OrganizationID: r.OrganizationID, ID: r.CredentialID.UUID})
+	if store.IsNoRows(err) {
+		return nil, fmt.Errorf("the request's credential %s was deleted", r.CredentialID.UUID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load credential of %s: %w", r.ID, err)
+	}
+	secret, err := credentials.Open(s.sealer, row)
+	if err != nil {
+		return nil, err
+	}
+	return cd.Variables(secret), nil
+}
+
 // fail records a failure with Terraform's message; the full log stays in provision_logs.
 func (s *Service) fail(ctx context.Context, j Job, r store.ProvisionRequest, cause error) error {
 	msg := cause.Error()
@@ -105,7 +130,11 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
-	plan, err := ws.Plan(ctx, nil, false)
+	vars, err := s.variables(ctx, r, d)
+	if err != nil {
+		return s.failOrRetry(ctx, j, r, err)
+	}
+	plan, err := ws.Plan(ctx, vars, false)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
@@ -142,11 +171,17 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	if err != nil {
 		return s.fail(ctx, j, r, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
 	}
+	// A saved plan carries its variable values (that is why it is sealed):
+	// apply needs none, but a re-plan does.
 	err = ws.Apply(ctx, plan, nil)
 	if errors.Is(err, terraform.ErrStalePlan) && j.Attempt > 1 {
 		logs.Note("saved plan is stale after an interrupted attempt: planning again to converge")
 		var fresh terraform.Plan
-		if fresh, err = ws.Plan(ctx, nil, false); err == nil {
+		vars, verr := s.variables(ctx, r, d)
+		if verr != nil {
+			return s.failOrRetry(ctx, j, r, verr)
+		}
+		if fresh, err = ws.Plan(ctx, vars, false); err == nil {
 			err = ws.Apply(ctx, fresh.File, nil)
 		}
 	}
@@ -188,7 +223,11 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
-	if err := ws.Destroy(ctx, nil); err != nil {
+	vars, err := s.variables(ctx, r, d)
+	if err != nil {
+		return s.failOrRetry(ctx, j, r, err)
+	}
+	if err := ws.Destroy(ctx, vars); err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
 	err = s.finish(ctx, j, func(tx pgx.Tx) error {

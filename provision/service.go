@@ -76,6 +76,7 @@ type Request struct {
 	Error        string                 `json:"error"`
 	PlanSummary  *terraform.PlanSummary `json:"plan_summary"`
 	NodeID       *uuid.UUID             `json:"node_id"`
+	CredentialID *uuid.UUID             `json:"credential_id"`
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
 }
@@ -94,6 +95,10 @@ func view(r store.ProvisionRequest) Request {
 		id := r.NodeID.UUID
 		out.NodeID = &id
 	}
+	if r.CredentialID.Valid {
+		id := r.CredentialID.UUID
+		out.CredentialID = &id
+	}
 	if out.SSHKeys == nil {
 		out.SSHKeys = []string{}
 	}
@@ -109,6 +114,10 @@ type CreateRequest struct {
 	Image        string            `json:"image"`
 	SSHKeys      []string          `json:"ssh_keys"`
 	Labels       map[string]string `json:"labels"`
+	// CredentialID names the cloud credential to run with; without it a
+	// driver that needs one takes the organization's default for its
+	// provider.
+	CredentialID *uuid.UUID `json:"credential_id"`
 }
 
 var (
@@ -164,7 +173,12 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 	if err := need(p, domain.PermProvisionWrite); err != nil {
 		return Request{}, false, err
 	}
-	if _, err := s.validate(req); err != nil {
+	d, err := s.validate(req)
+	if err != nil {
+		return Request{}, false, err
+	}
+	credID, err := s.credential(ctx, p, d, req.CredentialID)
+	if err != nil {
 		return Request{}, false, err
 	}
 	if len(idempotencyKey) > 255 {
@@ -195,8 +209,11 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 	row, err := s.q.CreateProvisionRequest(ctx, s.st.Pool, store.CreateProvisionRequestParams{
 		OrganizationID: p.OrgID, CreatedBy: uuid.NullUUID{UUID: p.UserID, Valid: true},
 		Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Name: req.Name, Image: req.Image,
-		SshKeys: req.SSHKeys, Labels: labels, IdempotencyKey: key, RequestHash: hash,
+		SshKeys: req.SSHKeys, Labels: labels, IdempotencyKey: key, RequestHash: hash, CredentialID: credID,
 	})
+	if store.IsForeignKeyViolation(err) {
+		return Request{}, false, domain.NotFound("credential") // deleted meanwhile
+	}
 	if store.IsUniqueViolation(err) {
 		if key != nil {
 			// A concurrent request with the same key won the race.
@@ -211,6 +228,40 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 		return Request{}, false, fmt.Errorf("create provision: %w", err)
 	}
 	return view(row), true, nil
+}
+
+// credential resolves the credential a request runs with: the named one
+// (of the organization, for the driver's provider) or the provider's
+// default. Drivers that need none take none.
+func (s *Service) credential(ctx context.Context, p *domain.Principal, d providers.Driver, id *uuid.UUID) (uuid.NullUUID, error) {
+	cd, needs := d.(providers.Credentialed)
+	if !needs {
+		if id != nil {
+			return uuid.NullUUID{}, domain.Invalid("credential_id", "the %s driver takes no credential", d.Name())
+		}
+		return uuid.NullUUID{}, nil
+	}
+	provider := cd.CredentialProvider()
+	var row store.Credential
+	var err error
+	if id != nil {
+		row, err = s.q.GetCredential(ctx, s.st.Pool, store.GetCredentialParams{OrganizationID: p.OrgID, ID: *id})
+		if store.IsNoRows(err) {
+			return uuid.NullUUID{}, domain.NotFound("credential")
+		}
+	} else {
+		row, err = s.q.GetDefaultCredential(ctx, s.st.Pool, store.GetDefaultCredentialParams{OrganizationID: p.OrgID, Provider: provider})
+		if store.IsNoRows(err) {
+			return uuid.NullUUID{}, domain.Invalid("credential_id", "is required: this organization has no default %s credential (create one with POST /v1/credentials)", provider)
+		}
+	}
+	if err != nil {
+		return uuid.NullUUID{}, fmt.Errorf("provision credential: %w", err)
+	}
+	if row.Provider != provider {
+		return uuid.NullUUID{}, domain.Invalid("credential_id", "names a %s credential; the %s driver needs a %s credential", row.Provider, d.Name(), provider)
+	}
+	return uuid.NullUUID{UUID: row.ID, Valid: true}, nil
 }
 
 func requestHash(req CreateRequest) []byte {

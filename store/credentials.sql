@@ -22,7 +22,11 @@ SELECT count(*) FROM credentials
 WHERE organization_id = @organization_id AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider));
 
 -- name: UpdateCredential :one
-UPDATE credentials SET name = @name, secret = @secret, hint = @hint, verified_at = NULL, verify_error = '', updated_at = now()
+-- A new secret clears the last verification; a rename keeps it.
+UPDATE credentials SET name = @name, secret = @secret, hint = @hint,
+    verified_at = CASE WHEN @new_secret::boolean THEN NULL ELSE verified_at END,
+    verify_error = CASE WHEN @new_secret::boolean THEN '' ELSE verify_error END,
+    updated_at = now()
 WHERE organization_id = @organization_id AND id = @id
 RETURNING *;
 
@@ -42,3 +46,13 @@ RETURNING *;
 UPDATE credentials SET verified_at = now(), verify_error = @verify_error, updated_at = now()
 WHERE organization_id = @organization_id AND id = @id
 RETURNING *;
+
+-- name: LockCredential :one
+SELECT id FROM credentials WHERE organization_id = @organization_id AND id = @id FOR UPDATE;
+
+-- name: LiveProvisionsUsingCredential :many
+-- Requests that still need the credential (to plan, apply or destroy).
+SELECT id, name FROM provision_requests
+WHERE credential_id = @credential_id AND status <> 'destroyed'
+ORDER BY created_at, id
+LIMIT 5;

@@ -1,6 +1,6 @@
 -- name: CreateProvisionRequest :one
-INSERT INTO provision_requests (organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, idempotency_key, request_hash)
-VALUES (@organization_id, @created_by, @provider, @region, @instance_type, @name, @image, @ssh_keys, @labels, 'pending', @idempotency_key, @request_hash)
+INSERT INTO provision_requests (organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, idempotency_key, request_hash, credential_id)
+VALUES (@organization_id, @created_by, @provider, @region, @instance_type, @name, @image, @ssh_keys, @labels, 'pending', @idempotency_key, @request_hash, @credential_id)
 RETURNING *;
 
 -- name: GetProvisionRequest :one

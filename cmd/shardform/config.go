@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,13 @@ type Config struct {
 	TerraformWorkers  int           // SHARDFORM_TERRAFORM_WORKERS: concurrent Terraform jobs per worker process
 	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
 	TerraformTimeout  time.Duration // SHARDFORM_TERRAFORM_TIMEOUT: longest Terraform run; a dead worker's job is retried after it
+	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
+	// nodes only when that saves more than this percentage of the monthly cost.
+	FleetSavingThreshold int
+	// Cloud API endpoints, for tests and private clouds; empty: the cloud's own.
+	HcloudEndpoint     string // SHARDFORM_HCLOUD_ENDPOINT: Hetzner Cloud API (hcloud-go, and the hcloud provider)
+	CloudflareEndpoint string // SHARDFORM_CLOUDFLARE_ENDPOINT: Cloudflare API (cloudflare-go)
+	AWSEndpoint        string // SHARDFORM_AWS_ENDPOINT: EC2 and STS endpoint of the aws provider
 }
 
 // configError names the variable that is wrong.
@@ -106,6 +114,28 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_TERRAFORM_TIMEOUT", "must be a duration of at least 10s, such as 1h"}
 	} else {
 		cfg.TerraformTimeout = d
+	}
+	for _, e := range []struct {
+		name string
+		dst  *string
+	}{
+		{"SHARDFORM_HCLOUD_ENDPOINT", &cfg.HcloudEndpoint},
+		{"SHARDFORM_CLOUDFLARE_ENDPOINT", &cfg.CloudflareEndpoint},
+		{"SHARDFORM_AWS_ENDPOINT", &cfg.AWSEndpoint},
+	} {
+		v := get(e.name, "")
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, &configError{e.name, fmt.Sprintf("must be an http(s) URL, got %q", v)}
+		}
+		*e.dst = strings.TrimRight(v, "/")
+	}
+	if n, err := strconv.Atoi(strings.TrimSuffix(get("SHARDFORM_FLEET_SAVING_THRESHOLD", "20"), "%")); err != nil || n < 0 || n > 100 {
+		return cfg, &configError{"SHARDFORM_FLEET_SAVING_THRESHOLD", "must be a whole percentage from 0 to 100, such as 20"}
+	} else {
+		cfg.FleetSavingThreshold = n
 	}
 	if v := getenv("SHARDFORM_MASTER_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))

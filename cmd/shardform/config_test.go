@@ -43,6 +43,31 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{"bad log level", map[string]string{"SHARDFORM_LOG_LEVEL": "loud"}, "SHARDFORM_LOG_LEVEL", nil},
+		{"fleet saving threshold default", nil, "", func(t *testing.T, c Config) {
+			if c.FleetSavingThreshold != 20 {
+				t.Errorf("threshold %d, want 20", c.FleetSavingThreshold)
+			}
+		}},
+		{"fleet saving threshold", map[string]string{"SHARDFORM_FLEET_SAVING_THRESHOLD": "35"}, "", func(t *testing.T, c Config) {
+			if c.FleetSavingThreshold != 35 {
+				t.Errorf("threshold %d, want 35", c.FleetSavingThreshold)
+			}
+		}},
+		{"fleet saving threshold with percent sign", map[string]string{"SHARDFORM_FLEET_SAVING_THRESHOLD": "0%"}, "", func(t *testing.T, c Config) {
+			if c.FleetSavingThreshold != 0 {
+				t.Errorf("threshold %d, want 0", c.FleetSavingThreshold)
+			}
+		}},
+		{"fleet saving threshold over 100", map[string]string{"SHARDFORM_FLEET_SAVING_THRESHOLD": "101"}, "SHARDFORM_FLEET_SAVING_THRESHOLD", nil},
+		{"fleet saving threshold negative", map[string]string{"SHARDFORM_FLEET_SAVING_THRESHOLD": "-5"}, "SHARDFORM_FLEET_SAVING_THRESHOLD", nil},
+		{"fleet saving threshold not a number", map[string]string{"SHARDFORM_FLEET_SAVING_THRESHOLD": "0.2"}, "SHARDFORM_FLEET_SAVING_THRESHOLD", nil},
+		{"cloud endpoints", map[string]string{"SHARDFORM_AWS_ENDPOINT": "http://127.0.0.1:4566/", "SHARDFORM_HCLOUD_ENDPOINT": "https://hcloud.example/v1"}, "", func(t *testing.T, c Config) {
+			if c.AWSEndpoint != "http://127.0.0.1:4566" || c.HcloudEndpoint != "https://hcloud.example/v1" || c.CloudflareEndpoint != "" {
+				t.Errorf("endpoints %q %q %q", c.AWSEndpoint, c.HcloudEndpoint, c.CloudflareEndpoint)
+			}
+		}},
+		{"endpoint without scheme", map[string]string{"SHARDFORM_AWS_ENDPOINT": "127.0.0.1:4566"}, "SHARDFORM_AWS_ENDPOINT", nil},
+		{"endpoint of another scheme", map[string]string{"SHARDFORM_CLOUDFLARE_ENDPOINT": "ftp://x"}, "SHARDFORM_CLOUDFLARE_ENDPOINT", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,127 @@
+package api_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardform/shardform/planner"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/providers/awsfake"
+)
+
+const (
+	awsKeyID  = "AKIASHARDFORMTEST001"
+	awsSecret = "aws-test-secret-key-0123456789abcdef"
+)
+
+// TestProvisionAWSEndToEnd provisions through the HTTP API with the real
+// hashicorp/aws provider (from the filesystem mirror) against a local fake
+// of EC2 and STS: credential → verify → plan → apply → node → destroy, and a
+// revoked key failing with the provider's message.
+func TestProvisionAWSEndToEnd(t *testing.T) {
+	if os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR") == "" {
+		t.Skip("SHARDFORM_TF_PLUGIN_MIRROR not set: no hashicorp/aws provider to run")
+	}
+	t.Parallel()
+	fake := awsfake.New(t)
+	fake.Allow(awsKeyID, awsSecret)
+	fake.Allow("AKIAREVOKEDTEST00001", "revoked-secret-0000")
+	catalog, err := planner.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver := providers.NewAWS(catalog, catalog.ReadAt)
+	driver.Endpoint = fake.URL
+	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL})
+	a := b.bootstrap("ops@example.com")
+	tok := a.access
+
+	cred := b.createCredential(tok, "aws main", "aws", map[string]string{"access_key_id": awsKeyID, "secret_access_key": awsSecret})
+	v := b.expect(req{method: "POST", path: "/v1/credentials/" + cred.str("id") + "/verify", token: tok, timeout: 5 * time.Minute}, 200)
+	if v.Body["ok"] != true {
+		t.Fatalf("verify a good key: %s", v.Raw)
+	}
+
+	region, itype := driver.Regions()[0].Name, "t3.micro"
+	if _, ok := providers.FindInstanceType(driver, itype); !ok {
+		itype = driver.InstanceTypes()[0].Name
+	}
+	created := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: map[string]any{
+		"provider": "aws", "region": region, "instance_type": itype, "name": "game-1",
+		"labels":   map[string]string{"game": "valheim"},
+		"ssh_keys": []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGyH0bzkLgUXgtt3cH0mdEr1Gbi3eFTFW4AkFOtnlwH3 ops@example.com"},
+	}}, 201)
+	id := created.str("id")
+	if created.str("credential_id") != cred.str("id") {
+		t.Errorf("the default aws credential was not taken: %s", created.Raw)
+	}
+
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: tok}, 202)
+	planned := b.waitStatusFor(tok, id, 8*time.Minute)
+	if planned.str("status") != "planned" {
+		t.Fatalf("plan: %s", planned.Raw)
+	}
+	sum := planned.Body["plan_summary"].(map[string]any)
+	if sum["add"] != float64(1) || !strings.Contains(string(planned.Raw), "aws_instance.node") {
+		t.Errorf("plan summary %v", sum)
+	}
+
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202)
+	applied := b.waitStatusFor(tok, id, 8*time.Minute)
+	if applied.str("status") != "applied" {
+		t.Fatalf("apply: %s", applied.Raw)
+	}
+	live := fake.Live()
+	if len(live) != 1 || live[0].InstanceType != itype || live[0].Tags["game"] != "valheim" {
+		t.Fatalf("EC2 holds %+v after apply", live)
+	}
+	node := b.expect(req{method: "GET", path: "/v1/nodes/" + applied.str("node_id"), token: tok}, 200)
+	if node.str("server_id") != live[0].ID || node.str("ipv4") != live[0].PublicIP || node.str("provider") != "aws" || node.str("region") != region {
+		t.Errorf("node %s, instance %+v", node.Raw, live[0])
+	}
+
+	logs := b.expect(req{method: "GET", path: "/v1/provision/" + id + "/logs", token: tok}, 200)
+	noSecretIn(t, "Terraform logs", logs.Raw, awsSecret)
+	noSecretIn(t, "provision request", applied.Raw, awsSecret)
+
+	b.expect(req{method: "DELETE", path: "/v1/provision/" + id, token: tok}, 202)
+	destroyed := b.waitStatusFor(tok, id, 8*time.Minute)
+	if destroyed.str("status") != "destroyed" {
+		t.Fatalf("destroy: %s", destroyed.Raw)
+	}
+	if live := fake.Live(); len(live) != 0 {
+		t.Errorf("EC2 still holds %+v after destroy", live)
+	}
+	if n := len(b.expect(req{method: "GET", path: "/v1/nodes", token: tok}, 200).list()); n != 0 {
+		t.Errorf("%d nodes listed after destroy", n)
+	}
+
+	// A key revoked between plan and apply: the apply fails with the
+	// provider's message, nothing is registered, the log is kept.
+	revoked := b.createCredential(tok, "aws old", "aws", map[string]string{"access_key_id": "AKIAREVOKEDTEST00001", "secret_access_key": "revoked-secret-0000"})
+	bad := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: map[string]any{
+		"provider": "aws", "region": region, "instance_type": itype, "name": "game-2", "credential_id": revoked.str("id"),
+	}}, 201)
+	b.expect(req{method: "POST", path: "/v1/provision/" + bad.str("id") + "/plan", token: tok}, 202)
+	if r := b.waitStatusFor(tok, bad.str("id"), 8*time.Minute); r.str("status") != "planned" {
+		t.Fatalf("plan with the soon-revoked key: %s", r.Raw)
+	}
+	fake.Refuse("AKIAREVOKEDTEST00001")
+	b.expect(req{method: "POST", path: "/v1/provision/" + bad.str("id") + "/apply", token: tok}, 202)
+	failed := b.waitStatusFor(tok, bad.str("id"), 8*time.Minute)
+	if failed.str("status") != "failed" || !strings.Contains(failed.str("error"), "AuthFailure") && !strings.Contains(failed.str("error"), "InvalidClientTokenId") {
+		t.Errorf("apply with a revoked key: %s", failed.Raw)
+	}
+	if failed.Body["node_id"] != nil || len(fake.Live()) != 0 {
+		t.Errorf("a failed apply registered a node or created an instance: %s", failed.Raw)
+	}
+	if logs := b.expect(req{method: "GET", path: "/v1/provision/" + bad.str("id") + "/logs", token: tok}, 200); !strings.Contains(string(logs.Raw), "apply") {
+		t.Errorf("the failed apply's log is missing: %s", logs.Raw)
+	}
+	v = b.expect(req{method: "POST", path: "/v1/credentials/" + revoked.str("id") + "/verify", token: tok, timeout: 5 * time.Minute}, 200)
+	if v.Body["ok"] != false || !strings.Contains(v.str("error"), "InvalidClientTokenId") {
+		t.Errorf("verify a revoked key: %s", v.Raw)
+	}
+}
