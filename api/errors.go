@@ -43,6 +43,8 @@ func statusOf(err error) (int, string) {
 		return fiber.StatusForbidden, msg("forbidden")
 	case errors.Is(err, domain.ErrUnprocessable):
 		return fiber.StatusUnprocessableEntity, msg("unprocessable")
+	case errors.Is(err, domain.ErrUnavailable):
+		return fiber.StatusServiceUnavailable, msg("service unavailable")
 	case errors.As(err, &ferr):
 		switch ferr.Code {
 		case fiber.StatusRequestEntityTooLarge:

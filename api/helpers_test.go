@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
+	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/providers"
@@ -52,6 +55,11 @@ type setupOpts struct {
 	externalWorkers bool
 	// ssh serves the SSH CA with an in-process ssh_sign River worker.
 	ssh bool
+	// verifiers check credentials (against local fakes of the clouds' APIs).
+	verifiers map[string]credentials.Verifier
+	// awsEndpoint adds an AWS verifier (Terraform's aws_caller_identity)
+	// calling this endpoint.
+	awsEndpoint string
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -89,8 +97,20 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.awsEndpoint != "" {
+		o.verifiers = maps.Clone(o.verifiers)
+		if o.verifiers == nil {
+			o.verifiers = map[string]credentials.Verifier{}
+		}
+		o.verifiers["aws"] = providers.AWSVerifier{Runner: newRunner(t, pool), Endpoint: o.awsEndpoint}
+	}
 	srv, err := app.NewAPI(app.APIConfig{
 		Store:        st,
+		Credentials:  credentials.New(st, sealer, o.verifiers),
 		Provisioning: prov,
 		Planner:      plan,
 		SSH:          sshCA,
@@ -143,6 +163,7 @@ type req struct {
 	body         any
 	token        string            // Authorization: Bearer
 	header       map[string]string // extra headers
+	timeout      time.Duration     // default 10 s
 }
 
 func (b *bundle) do(r req) response {
@@ -169,7 +190,11 @@ func (b *bundle) do(r req) response {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	resp, err := b.srv.App().Test(hr, 10_000)
+	timeout := 10 * time.Second
+	if r.timeout > 0 {
+		timeout = r.timeout
+	}
+	resp, err := b.srv.App().Test(hr, int(timeout.Milliseconds()))
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", r.method, r.path, err)
 	}
@@ -250,7 +275,7 @@ func (b *bundle) count(query string, args ...any) int {
 func (b *bundle) snapshot() map[string]int {
 	b.t.Helper()
 	out := map[string]int{}
-	for _, table := range []string{"users", "organizations", "memberships", "invites", "api_tokens", "refresh_tokens", "mfa_challenges", "audit_logs"} {
+	for _, table := range []string{"users", "organizations", "memberships", "invites", "api_tokens", "refresh_tokens", "mfa_challenges", "audit_logs", "credentials", "provision_requests"} {
 		out[table] = b.count("SELECT count(*) FROM " + table)
 	}
 	return out
@@ -283,15 +308,7 @@ func (b *bundle) listen() string {
 func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool) *provision.Service {
 	t.Helper()
 	ctx := context.Background()
-	bin, err := terraform.FindBinary(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := pool.Config().ConnString()
-	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: url, LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second}, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
+	runner := newRunner(t, pool)
 	sealer, err := seal.New(key)
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +335,22 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 		_ = client.Stop(stopCtx)
 	})
 	return svc
+}
+
+// newRunner runs real Terraform with state in the test's database and
+// providers from SHARDFORM_TF_PLUGIN_MIRROR when set.
+func newRunner(t *testing.T, pool *pgxpool.Pool) *terraform.Runner {
+	t.Helper()
+	bin, err := terraform.FindBinary(context.Background(), "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: pool.Config().ConnString(),
+		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second, PluginMirror: os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")}, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runner
 }
 
 // waitStatus polls a provision request until it leaves the running

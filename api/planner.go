@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"strconv"
 
@@ -19,6 +21,9 @@ type Planner interface {
 	Recommend(ctx context.Context, p *domain.Principal, r capacity.RecommendRequest) (planner.Result, error)
 	RecommendForTemplate(ctx context.Context, p *domain.Principal, r capacity.TemplateRequest) (capacity.TemplateResult, error)
 	SuggestFit(ctx context.Context, p *domain.Principal, r capacity.FitRequest) (capacity.FitResult, error)
+	RequestPricingRefresh(ctx context.Context, p *domain.Principal) (capacity.JobInfo, error)
+	RequestFleetReport(ctx context.Context, p *domain.Principal, r capacity.FleetReportRequest) (capacity.JobInfo, error)
+	LatestFleetReport(ctx context.Context, p *domain.Principal) (json.RawMessage, error)
 }
 
 func (s *Server) plannerRoutes(v1 fiber.Router) {
@@ -28,6 +33,9 @@ func (s *Server) plannerRoutes(v1 fiber.Router) {
 	v1.Post("/planner/recommend", auth, s.plannerRecommend)
 	v1.Post("/planner/recommend-for-template", auth, s.plannerRecommendForTemplate)
 	v1.Post("/planner/suggest-fit", auth, s.plannerSuggestFit)
+	v1.Post("/planner/pricing/refresh", auth, s.plannerPricingRefresh)
+	v1.Post("/planner/fleet-report", auth, s.plannerRequestFleetReport)
+	v1.Get("/planner/fleet-report", auth, s.plannerFleetReport)
 }
 
 func (s *Server) plannerTemplates(c *fiber.Ctx) error {
@@ -136,4 +144,50 @@ func (s *Server) plannerSuggestFit(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(res)
+}
+
+// plannerPricingRefresh queues a live pricing refresh (202); the pricing
+// endpoint's catalog.live shows its outcome.
+func (s *Server) plannerPricingRefresh(c *fiber.Ctx) error {
+	if err := need(principal(c), domain.PermPlannerWrite); err != nil {
+		return err
+	}
+	res, err := s.cfg.Planner.RequestPricingRefresh(c.UserContext(), principal(c))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+// plannerRequestFleetReport queues a fleet report (202). The body is
+// optional: {currency?, threshold_percent?}.
+func (s *Server) plannerRequestFleetReport(c *fiber.Ctx) error {
+	if err := need(principal(c), domain.PermPlannerWrite); err != nil {
+		return err
+	}
+	var r capacity.FleetReportRequest
+	if len(bytes.TrimSpace(c.Body())) > 0 {
+		if err := decode(c, &r); err != nil {
+			return err
+		}
+	}
+	res, err := s.cfg.Planner.RequestFleetReport(c.UserContext(), principal(c), r)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(res)
+}
+
+// plannerFleetReport answers the latest stored fleet report (404 before the
+// first one).
+func (s *Server) plannerFleetReport(c *fiber.Ctx) error {
+	if err := need(principal(c), domain.PermPlannerRead); err != nil {
+		return err
+	}
+	raw, err := s.cfg.Planner.LatestFleetReport(c.UserContext(), principal(c))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(raw)
 }

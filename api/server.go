@@ -93,6 +93,7 @@ type Config struct {
 	Organizations Organizations
 	Audit         AuditLog
 	Provisioning  Provisioning // optional: without it the provisioning routes are absent
+	Credentials   Credentials  // optional: without it the credential routes are absent
 	SSH           SSHCA        // optional: without it the SSH CA routes are absent
 	Planner       Planner      // optional: without it the planner routes are absent
 	Limiter       Limiter
@@ -225,6 +226,9 @@ func (s *Server) routes() {
 
 	if s.cfg.Provisioning != nil {
 		s.provisionRoutes(v1)
+	}
+	if s.cfg.Credentials != nil {
+		s.credentialRoutes(v1)
 	}
 	if s.cfg.SSH != nil {
 		s.sshRoutes(v1)

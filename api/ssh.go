@@ -26,6 +26,8 @@ type SSHCA interface {
 	RetireCAKey(ctx context.Context, p *domain.Principal, id uuid.UUID) (sshsign.CAKey, error)
 	TrustedCAKeys(ctx context.Context, org uuid.UUID) (string, error)
 	KnownHosts(ctx context.Context, org uuid.UUID) (string, error)
+	SignHost(ctx context.Context, p *domain.Principal, req sshsign.HostSignRequest) (sshsign.HostSigned, error)
+	ListHostCertificates(ctx context.Context, p *domain.Principal, nodeID string, page domain.Page) ([]sshsign.HostCertificate, int64, error)
 	KRL(ctx context.Context, org uuid.UUID) ([]byte, error)
 }
 
@@ -45,6 +47,8 @@ func (s *Server) sshRoutes(v1 fiber.Router) {
 	v1.Get("/ssh/certificates", auth, s.listSSHCertificates)
 	v1.Get("/ssh/certificates/:id", auth, s.getSSHCertificate)
 	v1.Post("/ssh/certificates/:id/revoke", auth, s.revokeSSHCertificate)
+	v1.Post("/ssh/host-certificate", auth, s.signSSHHostCertificate)
+	v1.Get("/ssh/host-certificates", auth, s.listSSHHostCertificates)
 	v1.Get("/ssh/policy", auth, s.getSSHPolicy)
 	v1.Put("/ssh/policy", auth, s.putSSHPolicy)
 	v1.Get("/ssh/ca/keys", auth, s.listSSHCAKeys)
@@ -89,6 +93,34 @@ func (s *Server) signSSHCertificate(c *fiber.Ctx) error {
 	}
 	setAudit(c, out.ID.String(), nil)
 	return c.JSON(out)
+}
+
+func (s *Server) signSSHHostCertificate(c *fiber.Ctx) error {
+	if err := need(principal(c), domain.PermSSHAdmin); err != nil {
+		return err
+	}
+	var req sshsign.HostSignRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	out, err := s.cfg.SSH.SignHost(c.UserContext(), principal(c), req)
+	if err != nil {
+		return err
+	}
+	setAudit(c, out.ID.String(), nil)
+	return c.JSON(out)
+}
+
+func (s *Server) listSSHHostCertificates(c *fiber.Ctx) error {
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	certs, total, err := s.cfg.SSH.ListHostCertificates(c.UserContext(), principal(c), c.Query("node"), pg)
+	if err != nil {
+		return err
+	}
+	return list(c, certs, pg, total)
 }
 
 func (s *Server) listSSHCertificates(c *fiber.Ctx) error {

@@ -167,6 +167,14 @@ type sshd struct {
 
 func startSSHD(t *testing.T, login string) *sshd {
 	t.Helper()
+	return startSSHDWith(t, login, nil)
+}
+
+// startSSHDWith starts sshd; if hostCert is set, it is called with the
+// host's public key (authorized_keys form) and returns the host certificate
+// sshd presents (HostCertificate).
+func startSSHDWith(t *testing.T, login string, hostCert func(hostPub string) string) *sshd {
+	t.Helper()
 	bin := sshTool(t, "sshd")
 	sshTool(t, "ssh")
 	if os.Geteuid() == 0 {
@@ -187,7 +195,13 @@ func startSSHD(t *testing.T, login string) *sshd {
 	replace(t, s.krlPath, empty)
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	host := writeUserKey(t, dir, "ssh_host_ed25519_key", hostPriv)
-	config := fmt.Sprintf(`Port %d
+	var hostCertLine string
+	if hostCert != nil {
+		certPath := filepath.Join(dir, "ssh_host_ed25519_key-cert.pub")
+		replace(t, certPath, []byte(hostCert(host.public)+"\n"))
+		hostCertLine = "HostCertificate " + certPath + "\n"
+	}
+	config := hostCertLine + fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
 HostKey %s
 PidFile %s
@@ -419,7 +433,9 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	}
 	b.expect(req{method: "POST", path: "/v1/ssh/ca/keys/" + rotated.str("id") + "/retire", token: a.access}, 409)
 	newSigned, cert3 := b.sign(a.access, key, []string{login}, dir, "cert3.pub")
-	if newSigned.str("ca_fingerprint") != rotated.str("fingerprint") || newSigned.Body["serial_number"] != float64(1) {
+	// Serials come from one sequence for every CA key: unique per key and
+	// never reused, not restarted at 1 by a rotation.
+	if serial, _ := newSigned.Body["serial_number"].(float64); newSigned.str("ca_fingerprint") != rotated.str("fingerprint") || serial <= 3 {
 		t.Errorf("after rotation signed %s", newSigned.Raw)
 	}
 	trusted = b.sshFiles(s, a.orgID)
@@ -571,6 +587,13 @@ func TestSSHSignValidation(t *testing.T) {
 	if cert.CriticalOptions["source-address"] != "127.0.0.0/8" || len(cert.Extensions) != 1 || cert.ValidBefore-cert.ValidAfter != uint64((time.Hour+sshca.Backdate)/time.Second) {
 		t.Errorf("certificate under the strict policy: %+v", cert.Permissions)
 	}
+	// A member may always request their own username (ops, from
+	// ops@example.com), but not someone else's.
+	own := b.expect(req{method: "POST", path: "/v1/ssh/certificate", token: a.access, body: map[string]any{"public_key": good, "principals": []string{"ops", "deploy"}}}, 200)
+	if got := parsePub(t, own.str("certificate")).(*ssh.Certificate).ValidPrincipals; len(got) != 2 || got[0] != "ops" {
+		t.Errorf("own username: principals %v", got)
+	}
+	b.expect(req{method: "POST", path: "/v1/ssh/certificate", token: a.access, body: map[string]any{"public_key": good, "principals": []string{"alice"}}}, 403)
 }
 
 // TestSSHTenantIsolation: one organization's certificates, keys and files
@@ -614,9 +637,14 @@ func TestSSHTenantIsolation(t *testing.T) {
 		t.Errorf("KRL %q", krl.Raw)
 	}
 	kh := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + a.orgID}, 200)
-	if !strings.Contains(string(kh.Raw), "no SSH host CA") {
+	if !strings.HasPrefix(string(kh.Raw), "@cert-authority * ssh-ed25519 ") || strings.Count(string(kh.Raw), "\n") != 1 {
 		t.Errorf("known-hosts %q", kh.Raw)
 	}
+	otherKH := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts", header: map[string]string{"X-Organization-ID": other.orgID}}, 200)
+	if string(otherKH.Raw) == string(kh.Raw) {
+		t.Error("organizations share a host CA")
+	}
+	b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + uuid.NewString()}, 404)
 
 	// The owner revokes; the audit log names it.
 	b.expect(req{method: "POST", path: "/v1/ssh/certificates/" + id + "/revoke", token: a.access}, 200)

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -32,16 +33,31 @@ type Config struct {
 	Rates    planner.RateTable  // zero value: planner.DefaultRates()
 	Overhead *planner.Resources // kept per node for the OS; nil: planner.DefaultOverhead()
 	Now      func() time.Time   // nil: time.Now
+	// Live lists the providers whose prices the pricing_refresh job reads
+	// from their APIs (providers.HetznerPricing); none: the snapshot only.
+	Live []PricingSource
+	// Secrets opens an organization's default credential for a live
+	// source (credentials.Service); needed with Live.
+	Secrets SecretOpener
+	// FleetSavingThresholdPercent: a fleet report proposes emptying nodes
+	// only when that saves more than this share of the monthly cost.
+	// nil: planner.DefaultSavingThresholdPercent (20).
+	FleetSavingThresholdPercent *int
 }
 
-// Service answers the planner endpoints.
+// Service answers the planner endpoints and runs the planner's jobs.
 type Service struct {
-	st       *store.Store
-	q        *store.Queries
-	catalog  planner.Catalog
-	rates    planner.RateTable
-	overhead planner.Resources
-	now      func() time.Time
+	st        *store.Store
+	q         *store.Queries
+	catalog   planner.Catalog // the embedded snapshot
+	rates     planner.RateTable
+	overhead  planner.Resources
+	now       func() time.Time
+	live      []PricingSource
+	secrets   SecretOpener
+	threshold int
+	queue     Queue
+	cache     *catalogCache
 }
 
 // New parses the embedded catalog snapshot once and builds the service.
@@ -50,7 +66,17 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capacity: load pricing snapshot: %w", err)
 	}
-	s := &Service{st: st, q: st.Q, catalog: c, rates: cfg.Rates, overhead: planner.DefaultOverhead(), now: cfg.Now}
+	s := &Service{st: st, q: st.Q, catalog: c, rates: cfg.Rates, overhead: planner.DefaultOverhead(), now: cfg.Now,
+		live: cfg.Live, secrets: cfg.Secrets, threshold: planner.DefaultSavingThresholdPercent, cache: newCatalogCache()}
+	if cfg.FleetSavingThresholdPercent != nil {
+		if t := *cfg.FleetSavingThresholdPercent; t < 0 || t > 100 {
+			return nil, fmt.Errorf("capacity: fleet saving threshold %d%%: must be from 0 to 100", t)
+		}
+		s.threshold = *cfg.FleetSavingThresholdPercent
+	}
+	if len(s.live) > 0 && s.secrets == nil {
+		return nil, errors.New("capacity: live pricing sources need a secret opener (credentials)")
+	}
 	if s.rates.Rates == nil {
 		s.rates = planner.DefaultRates()
 	}
@@ -63,16 +89,17 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// currentCatalog is the catalog answers use: the snapshot until live
-// pricing (the pricing_refresh job) is stored.
-func (s *Service) currentCatalog() planner.Catalog { return s.catalog }
+// UseQueue sets the job queue (the River client, built after its workers).
+func (s *Service) UseQueue(q Queue) { s.queue = q }
 
-func need(p *domain.Principal) error {
+func need(p *domain.Principal) error { return needPerm(p, domain.PermPlannerRead) }
+
+func needPerm(p *domain.Principal, perm domain.Permission) error {
 	if p == nil || !p.HasOrg {
 		return domain.Forbidden("you belong to no organization")
 	}
-	if !p.Can(domain.PermPlannerRead) {
-		return domain.Forbidden("missing permission %s", domain.PermPlannerRead)
+	if !p.Can(perm) {
+		return domain.Forbidden("missing permission %s", perm)
 	}
 	return nil
 }
@@ -96,10 +123,13 @@ type PricingQuery struct {
 	IncludeDeprecated bool
 }
 
-// CatalogInfo says where the prices come from.
+// CatalogInfo says where the prices come from: the embedded snapshot, live
+// data read from a provider's API, or both (mixed), and each live source's
+// latest refresh.
 type CatalogInfo struct {
 	Source planner.Source `json:"source"`
-	ReadAt time.Time      `json:"read_at"`
+	ReadAt time.Time      `json:"read_at"` // the oldest data in use: the snapshot's as-of date, or the oldest live read
+	Live   []LiveStatus   `json:"live"`
 }
 
 // PricingPage is one page of the catalog.
@@ -110,7 +140,7 @@ type PricingPage struct {
 }
 
 // Pricing lists the catalog entries matching q, one page of them.
-func (s *Service) Pricing(_ context.Context, p *domain.Principal, q PricingQuery, page domain.Page) (PricingPage, error) {
+func (s *Service) Pricing(ctx context.Context, p *domain.Principal, q PricingQuery, page domain.Page) (PricingPage, error) {
 	if err := need(p); err != nil {
 		return PricingPage{}, err
 	}
@@ -120,7 +150,10 @@ func (s *Service) Pricing(_ context.Context, p *domain.Principal, q PricingQuery
 	if q.MinMemoryGB > 1<<24 {
 		return PricingPage{}, domain.Invalid("min_memory_gb", "must be at most %d", 1<<24)
 	}
-	c := s.currentCatalog()
+	c, info, err := s.currentCatalog(ctx, p.OrgID)
+	if err != nil {
+		return PricingPage{}, err
+	}
 	types, err := c.Filter(planner.PricingFilter{
 		Provider: q.Provider, Region: q.Region, MinVCPU: q.MinVCPU,
 		MinMemoryMiB: int64(math.Ceil(q.MinMemoryGB * 1024)),
@@ -130,7 +163,7 @@ func (s *Service) Pricing(_ context.Context, p *domain.Principal, q PricingQuery
 	if err != nil {
 		return PricingPage{}, err
 	}
-	out := PricingPage{Total: int64(len(types)), Catalog: CatalogInfo{Source: c.Source, ReadAt: c.ReadAt}, Types: []planner.InstanceType{}}
+	out := PricingPage{Total: int64(len(types)), Catalog: info, Types: []planner.InstanceType{}}
 	if from := int(page.Offset()); from < len(types) {
 		out.Types = types[from:min(from+int(page.Limit), len(types))]
 	}
@@ -164,7 +197,7 @@ type RecommendRequest struct {
 }
 
 // Recommend ranks single-type fleets for the requirement.
-func (s *Service) Recommend(_ context.Context, p *domain.Principal, r RecommendRequest) (planner.Result, error) {
+func (s *Service) Recommend(ctx context.Context, p *domain.Principal, r RecommendRequest) (planner.Result, error) {
 	if err := need(p); err != nil {
 		return planner.Result{}, err
 	}
@@ -180,7 +213,7 @@ func (s *Service) Recommend(_ context.Context, p *domain.Principal, r RecommendR
 	if err != nil {
 		return planner.Result{}, err
 	}
-	return s.recommend(req, r.Choices)
+	return s.recommend(ctx, p, req, r.Choices)
 }
 
 // TemplateRequest is the body of POST /v1/planner/recommend-for-template.
@@ -200,7 +233,7 @@ type TemplateResult struct {
 
 // RecommendForTemplate derives the requirement from a workload template and
 // ranks fleets for it.
-func (s *Service) RecommendForTemplate(_ context.Context, p *domain.Principal, r TemplateRequest) (TemplateResult, error) {
+func (s *Service) RecommendForTemplate(ctx context.Context, p *domain.Principal, r TemplateRequest) (TemplateResult, error) {
 	if err := need(p); err != nil {
 		return TemplateResult{}, err
 	}
@@ -224,14 +257,14 @@ func (s *Service) RecommendForTemplate(_ context.Context, p *domain.Principal, r
 	if err != nil {
 		return TemplateResult{}, err
 	}
-	res, err := s.recommend(req, r.Choices)
+	res, err := s.recommend(ctx, p, req, r.Choices)
 	if err != nil {
 		return TemplateResult{}, err
 	}
 	return TemplateResult{Template: t, Result: res}, nil
 }
 
-func (s *Service) recommend(req planner.Requirement, ch Choices) (planner.Result, error) {
+func (s *Service) recommend(ctx context.Context, p *domain.Principal, req planner.Requirement, ch Choices) (planner.Result, error) {
 	currency := strings.ToUpper(ch.Currency)
 	if currency == "" {
 		currency = planner.DefaultCurrency
@@ -246,7 +279,11 @@ func (s *Service) recommend(req planner.Requirement, ch Choices) (planner.Result
 	if err != nil {
 		return planner.Result{}, err
 	}
-	return planner.Recommend(s.currentCatalog(), req, planner.Options{
+	c, _, err := s.currentCatalog(ctx, p.OrgID)
+	if err != nil {
+		return planner.Result{}, err
+	}
+	return planner.Recommend(c, req, planner.Options{
 		Providers: ch.Providers, Regions: ch.Regions, Arch: planner.Arch(ch.Arch), DedicatedCPU: ch.DedicatedCPU,
 		MaxMonthlyPrice: maxPrice, Currency: currency, Rates: s.rates, HeadroomPercent: ch.HeadroomPercent,
 		Overhead: &s.overhead, IncludeDeprecated: ch.IncludeDeprecated, Now: s.now(), Limit: limit,

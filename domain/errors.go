@@ -77,3 +77,12 @@ func Unauthenticated(format string, args ...any) error {
 
 // ErrUnprocessable: the request is well-formed but cannot be carried out as asked.
 var ErrUnprocessable = errors.New("unprocessable")
+
+// ErrUnavailable: the request is fine but nothing could carry it out in
+// time (no worker answered); the caller may try again later.
+var ErrUnavailable = errors.New("unavailable")
+
+// Unavailable returns an ErrUnavailable with a message for the caller.
+func Unavailable(format string, args ...any) error {
+	return &PublicError{Kind: ErrUnavailable, Message: fmt.Sprintf(format, args...)}
+}

@@ -21,6 +21,7 @@ const (
 	PermSSHSign           Permission = "ssh:sign"
 	PermSSHAdmin          Permission = "ssh:admin"
 	PermPlannerRead       Permission = "planner:read"
+	PermPlannerWrite      Permission = "planner:write"
 	PermMembersRead       Permission = "members:read"
 	PermMembersAdmin      Permission = "members:admin"
 	PermOrganizationAdmin Permission = "organization:admin"
@@ -47,6 +48,7 @@ func Catalog() []PermissionInfo {
 		{PermSSHSign, "obtain short-lived SSH certificates"},
 		{PermSSHAdmin, "manage the SSH certificate authority, its policy and revocations"},
 		{PermPlannerRead, "use the capacity planner"},
+		{PermPlannerWrite, "refresh live pricing and compute fleet reports"},
 		{PermMembersRead, "list the organization's members"},
 		{PermMembersAdmin, "invite and remove members, change roles and grants"},
 		{PermOrganizationAdmin, "rename the organization"},
@@ -109,7 +111,7 @@ func RolePermissions(r Role) []Permission {
 		}
 		return all
 	case RoleMember:
-		return append(reads, PermNodesWrite, PermProvisionWrite, PermDNSWrite, PermSSHSign)
+		return append(reads, PermNodesWrite, PermProvisionWrite, PermDNSWrite, PermSSHSign, PermPlannerWrite)
 	case RoleViewer:
 		return reads
 	}

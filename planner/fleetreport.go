@@ -14,6 +14,7 @@ const DefaultSavingThresholdPercent = 20
 // Placement is one instance placed on a node, with its reservation.
 type Placement struct {
 	ID   string    `json:"id"`
+	Name string    `json:"name,omitempty"`
 	Need Resources `json:"need"`
 }
 
@@ -45,10 +46,14 @@ type NodeUsage struct {
 }
 
 // Move sends one instance from a node being emptied to another node.
+// Name and ToName repeat the instance's and the target node's names for
+// people reading the report.
 type Move struct {
 	Instance string `json:"instance"`
+	Name     string `json:"name,omitempty"`
 	From     string `json:"from"`
 	To       string `json:"to"`
+	ToName   string `json:"to_name,omitempty"`
 }
 
 // EmptiableNode is a node whose instances all fit elsewhere.
@@ -227,7 +232,7 @@ func consolidate(nodes []FleetNode, group []int, used []Resources, costs []Money
 			}
 			free[to] = free[to].Sub(p.Need)
 			tree.set(to, free[to])
-			moves = append(moves, Move{Instance: p.ID, From: nodes[src].ID, To: nodes[targets[to]].ID})
+			moves = append(moves, Move{Instance: p.ID, Name: p.Name, From: nodes[src].ID, To: nodes[targets[to]].ID, ToName: nodes[targets[to]].Name})
 			undo = append(undo, to)
 		}
 		if !ok {

@@ -77,35 +77,11 @@ func (a *Authority) Fingerprint() string { return a.fingerprint }
 // policy, a failing signer) is internal. Nothing is recorded here: the
 // caller stores the returned Certificate before handing it out.
 func (a *Authority) Sign(policy Policy, req Request) (*Certificate, error) {
-	if err := policy.Validate(); err != nil {
-		// The stored policy is broken: not the requester's fault, so the
-		// ValidationError is deliberately not wrapped (it would become a 400).
-		return nil, fmt.Errorf("sign certificate: invalid policy: %v", err)
-	}
-	if req.Serial == 0 {
-		return nil, errors.New("sign certificate: serial 0 (the store must allocate serials from 1)")
-	}
-	if req.User == "" || req.OrganizationID == "" {
-		return nil, errors.New("sign certificate: request names no user or organization")
-	}
-
-	// Validate and apply the policy.
-	userKey, err := parseUserKey(req.PublicKey, policy)
+	v, err := check(policy, req)
 	if err != nil {
 		return nil, err
 	}
-	principals, err := checkPrincipals(req.Principals, req.Username, policy)
-	if err != nil {
-		return nil, err
-	}
-	hours, err := validityHours(req.ValidityHours, policy)
-	if err != nil {
-		return nil, err
-	}
-	source, err := sourceAddress(req.SourceAddress, policy)
-	if err != nil {
-		return nil, err
-	}
+	userKey, principals, hours, source := v.userKey, v.principals, v.hours, v.source
 
 	// Build.
 	now := a.now().UTC().Truncate(time.Second)
@@ -152,6 +128,55 @@ func (a *Authority) Sign(policy Policy, req Request) (*Certificate, error) {
 		KeyFingerprint: ssh.FingerprintSHA256(userKey),
 		CAFingerprint:  a.fingerprint,
 	}, nil
+}
+
+// Check runs Sign's validation and policy checks on req without signing: the
+// same errors Sign would return for it.
+func Check(policy Policy, req Request) error {
+	_, err := check(policy, req)
+	return err
+}
+
+// checked is a request that passed validation, with the policy applied.
+type checked struct {
+	userKey    ssh.PublicKey
+	principals []string
+	hours      int
+	source     string
+}
+
+func check(policy Policy, req Request) (checked, error) {
+	if err := policy.Validate(); err != nil {
+		// The stored policy is broken: not the requester's fault, so the
+		// ValidationError is deliberately not wrapped (it would become a 400).
+		return checked{}, fmt.Errorf("sign certificate: invalid policy: %v", err)
+	}
+	if req.Serial == 0 {
+		return checked{}, errors.New("sign certificate: serial 0 (the store must allocate serials from 1)")
+	}
+	if req.User == "" || req.OrganizationID == "" {
+		return checked{}, errors.New("sign certificate: request names no user or organization")
+	}
+
+	// Validate and apply the policy.
+	userKey, err := parseUserKey(req.PublicKey, policy)
+	if err != nil {
+		return checked{}, err
+	}
+	principals, err := checkPrincipals(req.Principals, req.Username, policy)
+	if err != nil {
+		return checked{}, err
+	}
+	hours, err := validityHours(req.ValidityHours, policy)
+	if err != nil {
+		return checked{}, err
+	}
+	source, err := sourceAddress(req.SourceAddress, policy)
+	if err != nil {
+		return checked{}, err
+	}
+
+	return checked{userKey: userKey, principals: principals, hours: hours, source: source}, nil
 }
 
 // keyIDField keeps a key id field one word, so sshd's log line stays

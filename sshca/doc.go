@@ -2,8 +2,9 @@
 // CA keys generated here and sealed at rest under the master key (Vault,
 // CAKey), the per-organization signing Policy, the Authority that validates a
 // Request, applies the policy and signs an OpenSSH user certificate through a
-// crypto.Signer (so a KMS or HSM can replace the sealed key later), and the
-// KRL writer producing OpenSSH's binary Key Revocation List.
+// crypto.Signer (so a KMS or HSM can replace the sealed key later) or, with
+// Authority.SignHost, a host certificate for a HostRequest, and the KRL writer
+// producing OpenSSH's binary Key Revocation List.
 //
 // The package has no database, HTTP or queue code. Signing follows the order
 // of step-ca: validate the request, apply the policy, build the certificate,

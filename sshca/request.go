@@ -43,6 +43,19 @@ type Request struct {
 
 // parseUserKey parses and vets the user's public key.
 func parseUserKey(text string, p Policy) (ssh.PublicKey, error) {
+	pub, err := parsePublicKey(text)
+	if err != nil {
+		return nil, err
+	}
+	if typ := pub.Type(); !slices.Contains(p.AllowedKeyTypes, typ) {
+		return nil, domain.Invalid("public_key", "key type %s is not allowed by the organization's policy (allowed: %s)", typ, strings.Join(p.AllowedKeyTypes, ", "))
+	}
+	return pub, nil
+}
+
+// parsePublicKey parses a public key (field public_key) and vets its type
+// and size: ed25519, ECDSA, or RSA of at least 3072 bits.
+func parsePublicKey(text string) (ssh.PublicKey, error) {
 	text = strings.TrimSpace(text)
 	if text == "" {
 		return nil, domain.Invalid("public_key", "is required")
@@ -81,9 +94,6 @@ func parseUserKey(text string, p Policy) (ssh.PublicKey, error) {
 			return nil, domain.Invalid("public_key", "must be a public key, not a certificate")
 		}
 		return nil, domain.Invalid("public_key", "key type %s is not accepted; use ed25519, ecdsa or RSA of at least %d bits", typ, minRSABits)
-	}
-	if !slices.Contains(p.AllowedKeyTypes, typ) {
-		return nil, domain.Invalid("public_key", "key type %s is not allowed by the organization's policy (allowed: %s)", typ, strings.Join(p.AllowedKeyTypes, ", "))
 	}
 	return pub, nil
 }

@@ -23,17 +23,23 @@ const KindSign = "ssh_sign"
 
 // SignArgs is one certificate request, as the API validated it.
 type SignArgs struct {
-	OrganizationID uuid.UUID  `json:"organization_id"`
-	UserID         uuid.UUID  `json:"user_id"`
-	User           string     `json:"user"` // the requester's e-mail, named in the key id
-	PublicKey      string     `json:"public_key"`
-	Principals     []string   `json:"principals"`
-	ValidityHours  *int       `json:"validity_hours,omitempty"`
-	SourceAddress  string     `json:"source_address,omitempty"`
-	NodeID         *uuid.UUID `json:"node_id,omitempty"`
+	OrganizationID uuid.UUID `json:"organization_id"`
+	UserID         uuid.UUID `json:"user_id"`
+	User           string    `json:"user"` // the requester's e-mail, named in the key id
+	// Username is the requester's own login name (see Username), always an
+	// allowed principal; "" for none.
+	Username      string     `json:"username,omitempty"`
+	PublicKey     string     `json:"public_key"`
+	Principals    []string   `json:"principals"`
+	ValidityHours *int       `json:"validity_hours,omitempty"`
+	SourceAddress string     `json:"source_address,omitempty"`
+	NodeID        *uuid.UUID `json:"node_id,omitempty"`
 	// NotAfter is when the API stops waiting: a job picked up later is
 	// cancelled instead of signing a certificate nobody will receive.
 	NotAfter time.Time `json:"not_after"`
+	// Reply names the waiting API request (process and request), which the
+	// worker wakes when the job ends; "" for none.
+	Reply string `json:"reply,omitempty"`
 }
 
 // Kind implements river.JobArgs.

@@ -10,7 +10,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -35,7 +34,7 @@ const (
 
 // Queue inserts signing jobs and reads their state (river.Client does).
 type Queue interface {
-	Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
 	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
 }
 
@@ -61,6 +60,10 @@ type Service struct {
 
 	mu          sync.Mutex
 	authorities map[uuid.UUID]*sshca.Authority // opened CA keys by id
+
+	cache   caCache // policies and signing keys by organization
+	serials serials // serials taken from the sequence, not yet used
+	waiters waiters // requests waiting for their job, and the listener
 }
 
 // New builds the service.
@@ -82,6 +85,7 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 	return &Service{
 		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout,
 		validator: validator, authorities: map[uuid.UUID]*sshca.Authority{},
+		cache: caCache{entries: map[uuid.UUID]caState{}}, waiters: newWaiters(),
 	}, nil
 }
 
@@ -100,20 +104,21 @@ func need(p *domain.Principal, perm domain.Permission) error {
 
 // ---- policy ----
 
-// policy returns the organization's policy, or the default one.
-func (s *Service) policy(ctx context.Context, db store.DBTX, org uuid.UUID) (sshca.Policy, error) {
+// policy returns the organization's policy, or the default one, and its
+// version (0 for the default policy).
+func (s *Service) policy(ctx context.Context, db store.DBTX, org uuid.UUID) (sshca.Policy, int64, error) {
 	st, err := s.q.GetSSHSettings(ctx, db, org)
 	if store.IsNoRows(err) || (err == nil && len(st.Policy) == 0) {
-		return sshca.DefaultPolicy(), nil
+		return sshca.DefaultPolicy(), st.PolicyVersion, nil
 	}
 	if err != nil {
-		return sshca.Policy{}, fmt.Errorf("load SSH policy: %w", err)
+		return sshca.Policy{}, 0, fmt.Errorf("load SSH policy: %w", err)
 	}
 	var p sshca.Policy
 	if err := json.Unmarshal(st.Policy, &p); err != nil {
-		return sshca.Policy{}, fmt.Errorf("load SSH policy: %w", err)
+		return sshca.Policy{}, 0, fmt.Errorf("load SSH policy: %w", err)
 	}
-	return p, nil
+	return p, st.PolicyVersion, nil
 }
 
 // GetPolicy returns the organization's signing policy (ssh:admin).
@@ -121,7 +126,8 @@ func (s *Service) GetPolicy(ctx context.Context, p *domain.Principal) (sshca.Pol
 	if err := need(p, domain.PermSSHAdmin); err != nil {
 		return sshca.Policy{}, err
 	}
-	return s.policy(ctx, s.st.Pool, p.OrgID)
+	pol, _, err := s.policy(ctx, s.st.Pool, p.OrgID)
+	return pol, err
 }
 
 // SetPolicy replaces the organization's signing policy (ssh:admin).
@@ -142,9 +148,16 @@ func (s *Service) SetPolicy(ctx context.Context, p *domain.Principal, pol sshca.
 	if err != nil {
 		return sshca.Policy{}, fmt.Errorf("store SSH policy: %w", err)
 	}
-	if err := s.q.SetSSHPolicy(ctx, s.st.Pool, store.SetSSHPolicyParams{OrganizationID: p.OrgID, Policy: b}); err != nil {
-		return sshca.Policy{}, fmt.Errorf("store SSH policy: %w", err)
+	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.SetSSHPolicy(ctx, tx, store.SetSSHPolicyParams{OrganizationID: p.OrgID, Policy: b}); err != nil {
+			return fmt.Errorf("store SSH policy: %w", err)
+		}
+		return s.changedCA(ctx, tx, p.OrgID)
+	})
+	if err != nil {
+		return sshca.Policy{}, err
 	}
+	s.invalidate(p.OrgID) // again, now that the change is visible
 	return pol, nil
 }
 
@@ -189,16 +202,23 @@ func (s *Service) signingKey(ctx context.Context, org uuid.UUID) (store.SshCaKey
 }
 
 // withCALock runs fn in a transaction holding the organization's CA lock.
+// Whatever fn changes, the organization's cached CA state is dropped here
+// and, when the transaction commits, in the other processes.
 func (s *Service) withCALock(ctx context.Context, org uuid.UUID, fn func(tx pgx.Tx) error) error {
-	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
 		if err := s.q.EnsureSSHSettings(ctx, tx, org); err != nil {
 			return fmt.Errorf("lock CA of %s: %w", org, err)
 		}
 		if _, err := s.q.LockSSHSettings(ctx, tx, org); err != nil {
 			return fmt.Errorf("lock CA of %s: %w", org, err)
 		}
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return s.changedCA(ctx, tx, org)
 	})
+	s.invalidate(org) // again, now that the change is visible
+	return err
 }
 
 func (s *Service) generateKey(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg sshca.KeyAlgorithm) (store.SshCaKey, error) {
@@ -217,16 +237,22 @@ func (s *Service) generateKey(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg
 	return row, nil
 }
 
-// authority returns the opened CA key, cached by id (keys never change).
+// authority returns the opened user CA key, cached by id (keys never change).
 func (s *Service) authority(k store.SshCaKey) (*sshca.Authority, error) {
+	return s.open(k.ID, &sshca.CAKey{ID: k.ID.String(), Algorithm: sshca.KeyAlgorithm(k.Algorithm),
+		PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, SealedPrivateKey: k.SealedPrivateKey})
+}
+
+// open unseals a CA key (user or host: their ids never collide) once and
+// caches its Authority by id.
+func (s *Service) open(id uuid.UUID, k *sshca.CAKey) (*sshca.Authority, error) {
 	s.mu.Lock()
-	a, ok := s.authorities[k.ID]
+	a, ok := s.authorities[id]
 	s.mu.Unlock()
 	if ok {
 		return a, nil
 	}
-	signer, err := s.vault.Open(&sshca.CAKey{ID: k.ID.String(), Algorithm: sshca.KeyAlgorithm(k.Algorithm),
-		PublicKey: k.PublicKey, Fingerprint: k.Fingerprint, SealedPrivateKey: k.SealedPrivateKey})
+	signer, err := s.vault.Open(k)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +261,7 @@ func (s *Service) authority(k store.SshCaKey) (*sshca.Authority, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.authorities[k.ID] = a
+	s.authorities[id] = a
 	s.mu.Unlock()
 	return a, nil
 }
@@ -385,17 +411,6 @@ func (s *Service) TrustedCAKeys(ctx context.Context, org uuid.UUID) (string, err
 	return b.String(), nil
 }
 
-// KnownHosts returns the known_hosts lines for the organization's host CA.
-// shardform issues user certificates only, so the file holds a comment
-// saying so. Public.
-func (s *Service) KnownHosts(ctx context.Context, org uuid.UUID) (string, error) {
-	if err := s.organization(ctx, org); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("# shardform: organization %s has no SSH host CA yet; only user certificates are issued.\n"+
-		"# Verify host keys another way (for example, ssh-keyscan on first contact).\n", org), nil
-}
-
 // KRL returns the organization's Key Revocation List in OpenSSH's binary
 // format: every revoked, unexpired certificate of a trusted CA key. Public.
 func (s *Service) KRL(ctx context.Context, org uuid.UUID) ([]byte, error) {
@@ -432,8 +447,3 @@ func (s *Service) KRL(ctx context.Context, org uuid.UUID) ([]byte, error) {
 	}
 	return krl.MarshalBinary()
 }
-
-// ---- errors ----
-
-// errTimeout is returned when the worker did not answer in time.
-var errTimeout = errors.New("no ssh_sign worker answered in time")

@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/sshca"
@@ -42,9 +41,7 @@ type Signed struct {
 func (a SignArgs) request(serial uint64) sshca.Request {
 	return sshca.Request{
 		PublicKey: a.PublicKey, Principals: a.Principals, ValidityHours: a.ValidityHours, SourceAddress: a.SourceAddress,
-		// shardform users have no login name of their own yet: only the
-		// policy's principals may be requested.
-		User: a.User, OrganizationID: a.OrganizationID.String(), Serial: serial,
+		User: a.User, Username: a.Username, OrganizationID: a.OrganizationID.String(), Serial: serial,
 	}
 }
 
@@ -59,7 +56,7 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 		return Signed{}, errors.New("sign certificate: no job queue configured")
 	}
 	args := SignArgs{
-		OrganizationID: p.OrgID, UserID: p.UserID, User: p.Email, PublicKey: req.PublicKey,
+		OrganizationID: p.OrgID, UserID: p.UserID, User: p.Email, Username: Username(p.Email), PublicKey: req.PublicKey,
 		Principals: req.Principals, ValidityHours: req.ValidityHours, SourceAddress: req.SourceAddress,
 	}
 	if args.User == "" {
@@ -79,158 +76,137 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 		}
 		args.NodeID = &id
 	}
-	policy, err := s.policy(ctx, s.st.Pool, p.OrgID)
+	// The policy and signing key (created on first use) come from memory
+	// when fresh; the worker checks again against the current ones.
+	ca, err := s.ca(ctx, p.OrgID)
 	if err != nil {
 		return Signed{}, err
 	}
-	if _, err := s.validator.Sign(policy, args.request(1)); err != nil {
+	if err := sshca.Check(ca.policy, args.request(1)); err != nil {
 		return Signed{}, err
 	}
-	if _, err := s.signingKey(ctx, p.OrgID); err != nil {
-		return Signed{}, err
-	}
+	wt := s.register()
+	args.Reply = wt.reply
 	deadline := time.Now().Add(s.timeout)
 	args.NotAfter = deadline
-	res, err := s.queue.Insert(ctx, args, nil)
+	jobID, err := s.enqueue(ctx, args)
 	if err != nil {
+		s.unregister(wt)
 		return Signed{}, fmt.Errorf("sign certificate: enqueue: %w", err)
 	}
-	return s.wait(ctx, p.OrgID, res.Job.ID, deadline)
+	return waitForJob(ctx, s, wt, jobID, deadline, func(ctx context.Context) (Signed, error) {
+		row, err := s.q.GetSSHCertificateByJob(ctx, s.st.Pool, store.GetSSHCertificateByJobParams{OrganizationID: p.OrgID, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
+		if err != nil {
+			return Signed{}, err
+		}
+		return Signed{ID: row.ID, Certificate: row.Certificate, SerialNumber: uint64(row.Serial), KeyID: row.KeyID,
+			ValidAfter: row.ValidAfter, ValidBefore: row.ValidBefore, Principals: row.Principals, CAFingerprint: row.CaFingerprint}, nil
+	})
 }
 
-// wait polls for the certificate of job id until the deadline. Several API
-// processes may run: the database is the only thing they share.
-func (s *Service) wait(ctx context.Context, org uuid.UUID, jobID int64, deadline time.Time) (Signed, error) {
-	delay := time.Millisecond
-	for i := 0; ; i++ {
-		row, err := s.q.GetSSHCertificateByJob(ctx, s.st.Pool, store.GetSSHCertificateByJobParams{OrganizationID: org, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
-		if err == nil {
-			return Signed{ID: row.ID, Certificate: row.Certificate, SerialNumber: uint64(row.Serial), KeyID: row.KeyID,
-				ValidAfter: row.ValidAfter, ValidBefore: row.ValidBefore, Principals: row.Principals, CAFingerprint: row.CaFingerprint}, nil
+// enqueue inserts a signing job in a transaction of its own whose commit
+// does not wait for the disk: the job is only worth something once a worker
+// records its certificate, and that commit is synchronous and later in the
+// WAL, so it makes the job durable too. A job lost in a crash was never
+// answered (the waiting request fails), so nothing is handed out unrecorded.
+func (s *Service) enqueue(ctx context.Context, args river.JobArgs) (int64, error) {
+	var id int64
+	err := pgx.BeginTxFunc(ctx, s.st.Pool, asyncCommit, func(tx pgx.Tx) error {
+		res, err := s.queue.InsertTx(ctx, tx, args, nil)
+		if err != nil {
+			return err
 		}
-		if !store.IsNoRows(err) {
-			return Signed{}, fmt.Errorf("sign certificate: %w", err)
-		}
-		if i%4 == 3 {
-			job, err := s.queue.JobGet(ctx, jobID)
-			if err != nil {
-				return Signed{}, fmt.Errorf("sign certificate: job %d: %w", jobID, err)
-			}
-			if job.State == rivertype.JobStateCancelled || job.State == rivertype.JobStateDiscarded {
-				if n := len(job.Errors); n > 0 {
-					if derr, ok := parseFailure(job.Errors[n-1].Error); ok {
-						return Signed{}, derr
-					}
-					return Signed{}, fmt.Errorf("sign certificate: job %d %s: %s", jobID, job.State, job.Errors[n-1].Error)
-				}
-				return Signed{}, fmt.Errorf("sign certificate: job %d %s", jobID, job.State)
-			}
-		}
-		if time.Now().After(deadline) {
-			return Signed{}, fmt.Errorf("sign certificate: job %d: %w", jobID, errTimeout)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return Signed{}, ctx.Err()
-		case <-t.C:
-		}
-		delay = min(delay+time.Millisecond, 10*time.Millisecond)
-	}
+		id = res.Job.ID
+		return nil
+	})
+	return id, err
 }
 
-// RunSign is the ssh_sign worker: it validates the request again (the
-// policy may have changed since), allocates a serial, signs with the
-// organization's signing key and records the certificate in the transaction
-// that completes the job, so no certificate is handed out unrecorded.
-// Refused requests cancel the job with the reason for the waiting API.
+// asyncCommit begins a transaction whose commit does not wait for the WAL
+// flush, in the same round trip as BEGIN.
+var asyncCommit = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit TO OFF"}
+
+// RunSign is the ssh_sign worker: it validates the request again against
+// the organization's policy, signs with the organization's signing key
+// (both from memory when fresh), and records the certificate in the
+// transaction that completes the job, so no certificate is handed out
+// unrecorded. The record is refused if the key or the policy changed since
+// they were read; RunSign then reads them again and signs again (with a new
+// serial). Refused requests cancel the job with the reason, which the
+// waiting request also receives directly.
 func (s *Service) RunSign(ctx context.Context, j Job) error {
 	a := j.Args
 	if !a.NotAfter.IsZero() && s.now().After(a.NotAfter) {
 		return river.JobCancel(errors.New("the request expired before a worker signed it"))
 	}
-	cancel := func(err error) error {
+	refuse := func(err error) error {
 		if f, ok := failureOf(err); ok {
+			s.answer(ctx, a.Reply, nil, err)
 			return river.JobCancel(f)
 		}
 		return err
-	}
-	policy, err := s.policy(ctx, s.st.Pool, a.OrganizationID)
-	if err != nil {
-		return err
-	}
-	// Validate before a serial is spent.
-	if _, err := s.validator.Sign(policy, a.request(1)); err != nil {
-		return cancel(err)
-	}
-	var (
-		key    store.SshCaKey
-		serial int64
-	)
-	for attempt := 0; ; attempt++ {
-		if key, err = s.signingKey(ctx, a.OrganizationID); err != nil {
-			return err
-		}
-		serial, err = s.allocateSerial(ctx, a.OrganizationID, key.ID)
-		if err == nil {
-			break
-		}
-		if !store.IsNoRows(err) || attempt > 2 {
-			return fmt.Errorf("allocate serial: %w", err)
-		}
-		// The key was retired meanwhile: take the new signing key.
-	}
-	auth, err := s.authority(key)
-	if err != nil {
-		return err
-	}
-	cert, err := auth.Sign(policy, a.request(uint64(serial)))
-	if err != nil {
-		return cancel(err)
 	}
 	var node uuid.NullUUID
 	if a.NodeID != nil {
 		node = uuid.NullUUID{UUID: *a.NodeID, Valid: true}
 	}
-	return s.st.InTx(ctx, func(tx pgx.Tx) error {
-		_, err := s.q.InsertSSHCertificate(ctx, tx, store.InsertSSHCertificateParams{
-			OrganizationID: a.OrganizationID, CaKeyID: key.ID, UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil},
-			NodeID: node, Serial: serial, KeyID: cert.KeyID, Principals: cert.Principals, KeyType: cert.KeyType,
-			KeyFingerprint: cert.KeyFingerprint, Extensions: cert.Extensions, SourceAddress: cert.SourceAddress,
-			ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
-			JobID: pgtype.Int8{Int64: j.ID, Valid: j.ID != 0},
+	for attempt := 0; ; attempt++ {
+		ca, err := s.ca(ctx, a.OrganizationID)
+		if err != nil {
+			return err
+		}
+		// Validate before a serial is spent.
+		if err := sshca.Check(ca.policy, a.request(1)); err != nil {
+			return refuse(err)
+		}
+		auth, err := s.authority(ca.key)
+		if err != nil {
+			return err
+		}
+		serial, err := s.nextSerial(ctx)
+		if err != nil {
+			return err
+		}
+		cert, err := auth.Sign(ca.policy, a.request(uint64(serial)))
+		if err != nil {
+			return refuse(err)
+		}
+		var id uuid.UUID
+		err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			id, err = s.q.RecordSSHCertificate(ctx, tx, store.RecordSSHCertificateParams{
+				OrganizationID: a.OrganizationID, CaKeyID: ca.key.ID, UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil},
+				NodeID: node, Serial: serial, KeyID: cert.KeyID, Principals: cert.Principals, KeyType: cert.KeyType,
+				KeyFingerprint: cert.KeyFingerprint, Extensions: cert.Extensions, SourceAddress: cert.SourceAddress,
+				ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
+				JobID: pgtype.Int8{Int64: j.ID, Valid: j.ID != 0}, PolicyVersion: ca.policyVersion,
+			})
+			if err != nil {
+				return err
+			}
+			if j.Complete != nil {
+				if err := j.Complete(ctx, tx); err != nil {
+					return fmt.Errorf("complete ssh_sign job %d: %w", j.ID, err)
+				}
+			}
+			return nil
 		})
+		if store.IsNoRows(err) && attempt < 3 {
+			// The signing key or the policy changed meanwhile.
+			s.invalidate(a.OrganizationID)
+			continue
+		}
+		if store.IsNoRows(err) {
+			return fmt.Errorf("record certificate serial %d: the CA key or policy keeps changing", serial)
+		}
 		if err != nil {
 			return fmt.Errorf("record certificate serial %d: %w", serial, err)
 		}
-		if j.Complete != nil {
-			if err := j.Complete(ctx, tx); err != nil {
-				return fmt.Errorf("complete ssh_sign job %d: %w", j.ID, err)
-			}
-		}
+		s.answer(ctx, a.Reply, Signed{ID: id, Certificate: cert.AuthorizedKey, SerialNumber: cert.Serial, KeyID: cert.KeyID,
+			ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Principals: cert.Principals,
+			CAFingerprint: ca.key.Fingerprint}, nil)
 		return nil
-	})
-}
-
-// allocateSerial hands out the key's next serial in a transaction of its
-// own, so a number is never handed out twice. Its commit does not wait for
-// the disk: every allocation of a key queues on the key's row lock, and a
-// flush per serial would cap signing at one certificate per fsync. That is
-// safe: the certificate's own commit is synchronous and comes later in the
-// WAL, so it flushes this one too; a serial lost in a crash belonged to a
-// certificate that was never recorded nor handed out.
-func (s *Service) allocateSerial(ctx context.Context, org, keyID uuid.UUID) (int64, error) {
-	var serial int64
-	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO OFF"); err != nil {
-			return err
-		}
-		var err error
-		serial, err = s.q.AllocateSSHSerial(ctx, tx, store.AllocateSSHSerialParams{OrganizationID: org, ID: keyID})
-		return err
-	})
-	return serial, err
+	}
 }
 
 // ---- issued certificates ----
@@ -404,6 +380,3 @@ func (s *Service) RevokeCertificate(ctx context.Context, p *domain.Principal, id
 	}
 	return s.GetCertificate(ctx, p, id)
 }
-
-// IsTimeout reports whether err means the worker did not answer in time.
-func IsTimeout(err error) bool { return errors.Is(err, errTimeout) }

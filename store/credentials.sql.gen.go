@@ -216,6 +216,55 @@ func (q *Queries) ListCredentials(ctx context.Context, db DBTX, arg ListCredenti
 	return items, nil
 }
 
+const liveProvisionsUsingCredential = `-- name: LiveProvisionsUsingCredential :many
+SELECT id, name FROM provision_requests
+WHERE credential_id = $1 AND status <> 'destroyed'
+ORDER BY created_at, id
+LIMIT 5
+`
+
+type LiveProvisionsUsingCredentialRow struct {
+	ID   uuid.UUID
+	Name string
+}
+
+// Requests that still need the credential (to plan, apply or destroy).
+func (q *Queries) LiveProvisionsUsingCredential(ctx context.Context, db DBTX, credentialID uuid.NullUUID) ([]LiveProvisionsUsingCredentialRow, error) {
+	rows, err := db.Query(ctx, liveProvisionsUsingCredential, credentialID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LiveProvisionsUsingCredentialRow
+	for rows.Next() {
+		var i LiveProvisionsUsingCredentialRow
+		if err := rows.Scan(&i.ID, &i.Name); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockCredential = `-- name: LockCredential :one
+SELECT id FROM credentials WHERE organization_id = $1 AND id = $2 FOR UPDATE
+`
+
+type LockCredentialParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+func (q *Queries) LockCredential(ctx context.Context, db DBTX, arg LockCredentialParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, lockCredential, arg.OrganizationID, arg.ID)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
 const recordCredentialVerification = `-- name: RecordCredentialVerification :one
 UPDATE credentials SET verified_at = now(), verify_error = $1, updated_at = now()
 WHERE organization_id = $2 AND id = $3
@@ -280,8 +329,11 @@ func (q *Queries) SetDefaultCredential(ctx context.Context, db DBTX, arg SetDefa
 }
 
 const updateCredential = `-- name: UpdateCredential :one
-UPDATE credentials SET name = $1, secret = $2, hint = $3, verified_at = NULL, verify_error = '', updated_at = now()
-WHERE organization_id = $4 AND id = $5
+UPDATE credentials SET name = $1, secret = $2, hint = $3,
+    verified_at = CASE WHEN $4::boolean THEN NULL ELSE verified_at END,
+    verify_error = CASE WHEN $4::boolean THEN '' ELSE verify_error END,
+    updated_at = now()
+WHERE organization_id = $5 AND id = $6
 RETURNING id, organization_id, name, provider, secret, hint, is_default, verified_at, verify_error, created_by, created_at, updated_at
 `
 
@@ -289,15 +341,18 @@ type UpdateCredentialParams struct {
 	Name           string
 	Secret         []byte
 	Hint           string
+	NewSecret      bool
 	OrganizationID uuid.UUID
 	ID             uuid.UUID
 }
 
+// A new secret clears the last verification; a rename keeps it.
 func (q *Queries) UpdateCredential(ctx context.Context, db DBTX, arg UpdateCredentialParams) (Credential, error) {
 	row := db.QueryRow(ctx, updateCredential,
 		arg.Name,
 		arg.Secret,
 		arg.Hint,
+		arg.NewSecret,
 		arg.OrganizationID,
 		arg.ID,
 	)

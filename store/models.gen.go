@@ -52,6 +52,13 @@ type Credential struct {
 	UpdatedAt      time.Time
 }
 
+type FleetReport struct {
+	OrganizationID uuid.UUID
+	JobID          int64
+	GeneratedAt    time.Time
+	Report         []byte
+}
+
 type Instance struct {
 	ID             uuid.UUID
 	OrganizationID uuid.UUID
@@ -73,6 +80,16 @@ type Invite struct {
 	InvitedBy      uuid.NullUUID
 	ExpiresAt      time.Time
 	CreatedAt      time.Time
+}
+
+type LivePricing struct {
+	OrganizationID uuid.UUID
+	Provider       string
+	Types          []byte
+	TypeCount      int32
+	ReadAt         *time.Time
+	AttemptedAt    time.Time
+	Error          string
 }
 
 type Membership struct {
@@ -151,6 +168,7 @@ type ProvisionRequest struct {
 	RequestHash    []byte
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	CredentialID   uuid.NullUUID
 }
 
 type RateLimitCounter struct {
@@ -205,11 +223,41 @@ type SshCertificate struct {
 	CreatedAt      time.Time
 }
 
+type SshHostCaKey struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	Algorithm        string
+	PublicKey        string
+	Fingerprint      string
+	SealedPrivateKey []byte
+	NextSerial       int64
+	CreatedAt        time.Time
+}
+
+type SshHostCertificate struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	CaKeyID        uuid.UUID
+	NodeID         uuid.UUID
+	UserID         uuid.NullUUID
+	Serial         int64
+	KeyID          string
+	Principals     []string
+	KeyType        string
+	KeyFingerprint string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	Certificate    string
+	JobID          pgtype.Int8
+	CreatedAt      time.Time
+}
+
 type SshSetting struct {
 	OrganizationID uuid.UUID
 	Policy         []byte
 	KrlVersion     int64
 	UpdatedAt      time.Time
+	PolicyVersion  int64
 }
 
 type User struct {

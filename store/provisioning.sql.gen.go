@@ -48,9 +48,9 @@ func (q *Queries) CountProvisionRequests(ctx context.Context, db DBTX, arg Count
 }
 
 const createProvisionRequest = `-- name: CreateProvisionRequest :one
-INSERT INTO provision_requests (organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, idempotency_key, request_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)
-RETURNING id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at
+INSERT INTO provision_requests (organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, idempotency_key, request_hash, credential_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12)
+RETURNING id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id
 `
 
 type CreateProvisionRequestParams struct {
@@ -65,6 +65,7 @@ type CreateProvisionRequestParams struct {
 	Labels         []byte
 	IdempotencyKey *string
 	RequestHash    []byte
+	CredentialID   uuid.NullUUID
 }
 
 func (q *Queries) CreateProvisionRequest(ctx context.Context, db DBTX, arg CreateProvisionRequestParams) (ProvisionRequest, error) {
@@ -80,6 +81,7 @@ func (q *Queries) CreateProvisionRequest(ctx context.Context, db DBTX, arg Creat
 		arg.Labels,
 		arg.IdempotencyKey,
 		arg.RequestHash,
+		arg.CredentialID,
 	)
 	var i ProvisionRequest
 	err := row.Scan(
@@ -102,12 +104,13 @@ func (q *Queries) CreateProvisionRequest(ctx context.Context, db DBTX, arg Creat
 		&i.RequestHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CredentialID,
 	)
 	return i, err
 }
 
 const getProvisionRequest = `-- name: GetProvisionRequest :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at FROM provision_requests WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND id = $2
 `
 
 type GetProvisionRequestParams struct {
@@ -138,12 +141,13 @@ func (q *Queries) GetProvisionRequest(ctx context.Context, db DBTX, arg GetProvi
 		&i.RequestHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CredentialID,
 	)
 	return i, err
 }
 
 const getProvisionRequestByIdempotencyKey = `-- name: GetProvisionRequestByIdempotencyKey :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at FROM provision_requests WHERE organization_id = $1 AND idempotency_key = $2
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND idempotency_key = $2
 `
 
 type GetProvisionRequestByIdempotencyKeyParams struct {
@@ -174,12 +178,13 @@ func (q *Queries) GetProvisionRequestByIdempotencyKey(ctx context.Context, db DB
 		&i.RequestHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CredentialID,
 	)
 	return i, err
 }
 
 const getProvisionRequestForUpdate = `-- name: GetProvisionRequestForUpdate :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at FROM provision_requests WHERE organization_id = $1 AND id = $2 FOR UPDATE
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetProvisionRequestForUpdateParams struct {
@@ -210,6 +215,7 @@ func (q *Queries) GetProvisionRequestForUpdate(ctx context.Context, db DBTX, arg
 		&i.RequestHash,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.CredentialID,
 	)
 	return i, err
 }
@@ -263,7 +269,7 @@ func (q *Queries) ListProvisionLogs(ctx context.Context, db DBTX, arg ListProvis
 }
 
 const listProvisionRequests = `-- name: ListProvisionRequests :many
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at FROM provision_requests
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests
 WHERE organization_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR provider = $3)
@@ -314,6 +320,7 @@ func (q *Queries) ListProvisionRequests(ctx context.Context, db DBTX, arg ListPr
 			&i.RequestHash,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.CredentialID,
 		); err != nil {
 			return nil, err
 		}

@@ -13,8 +13,10 @@ SELECT krl_version FROM ssh_settings WHERE organization_id = @organization_id FO
 SELECT * FROM ssh_settings WHERE organization_id = @organization_id;
 
 -- name: SetSSHPolicy :exec
-INSERT INTO ssh_settings (organization_id, policy) VALUES (@organization_id, @policy)
-ON CONFLICT (organization_id) DO UPDATE SET policy = excluded.policy, updated_at = now();
+-- Every change bumps policy_version (0 is the default policy, never set).
+INSERT INTO ssh_settings (organization_id, policy, policy_version) VALUES (@organization_id, @policy, 1)
+ON CONFLICT (organization_id) DO UPDATE SET policy = excluded.policy,
+    policy_version = ssh_settings.policy_version + 1, updated_at = now();
 
 -- name: BumpSSHKRLVersion :one
 INSERT INTO ssh_settings (organization_id, krl_version) VALUES (@organization_id, 1)
@@ -61,19 +63,30 @@ UPDATE ssh_ca_keys SET status = 'retired', retired_at = now()
 WHERE organization_id = @organization_id AND id = @id AND status = 'active'
 RETURNING *;
 
--- name: AllocateSSHSerial :one
--- Hands out the key's next serial; run on its own (not in the signing
--- transaction) so a number is never reused.
-UPDATE ssh_ca_keys SET next_serial = next_serial + 1
-WHERE organization_id = @organization_id AND id = @id AND status = 'active'
-RETURNING (next_serial - 1)::bigint AS serial;
+-- name: NextSSHSerials :many
+-- Hands out n user certificate serials from the ssh_serials sequence: no
+-- row lock, and a number is never handed out twice (see 00009_ssh_serials).
+SELECT nextval('ssh_serials')::bigint AS serial FROM generate_series(1, @n::int);
 
--- name: InsertSSHCertificate :one
+-- name: RecordSSHCertificate :one
+-- Records a signed certificate, but only if its CA key is still the
+-- organization's signing key and the policy it was checked against
+-- (policy_version) is still the current one; no row means: reload both and
+-- sign again.
 INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
     key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
-VALUES (@organization_id, @ca_key_id, @user_id, @node_id, @serial, @key_id, @principals, @key_type,
-    @key_fingerprint, @extensions, @source_address, @valid_after, @valid_before, @certificate, @job_id)
-RETURNING *;
+SELECT @organization_id::uuid, @ca_key_id::uuid, sqlc.narg(user_id)::uuid, sqlc.narg(node_id)::uuid, @serial::bigint,
+    @key_id::text, @principals::text[], @key_type::text, @key_fingerprint::text, @extensions::text[],
+    @source_address::text, @valid_after::timestamptz, @valid_before::timestamptz, @certificate::text,
+    sqlc.narg(job_id)::bigint
+WHERE @ca_key_id::uuid = (
+        SELECT k.id FROM ssh_ca_keys k
+        WHERE k.organization_id = @organization_id::uuid AND k.status = 'active'
+        ORDER BY k.created_at DESC, k.id DESC
+        LIMIT 1)
+  AND @policy_version::bigint = COALESCE(
+        (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = @organization_id::uuid), 0)
+RETURNING id;
 
 -- name: GetSSHCertificateByJob :one
 SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_certificates c
@@ -123,3 +136,9 @@ ORDER BY k.created_at DESC, k.id, c.serial;
 
 -- name: SSHNodeExists :one
 SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = @organization_id AND id = @id);
+
+-- name: NotifySSH :exec
+-- Tells the other processes: a waiting API request that its job ended
+-- (shardform_ssh_signed), or that an organization's CA keys or policy
+-- changed (shardform_ssh_ca).
+SELECT pg_notify(@channel::text, @payload::text);

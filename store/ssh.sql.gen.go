@@ -13,26 +13,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const allocateSSHSerial = `-- name: AllocateSSHSerial :one
-UPDATE ssh_ca_keys SET next_serial = next_serial + 1
-WHERE organization_id = $1 AND id = $2 AND status = 'active'
-RETURNING (next_serial - 1)::bigint AS serial
-`
-
-type AllocateSSHSerialParams struct {
-	OrganizationID uuid.UUID
-	ID             uuid.UUID
-}
-
-// Hands out the key's next serial; run on its own (not in the signing
-// transaction) so a number is never reused.
-func (q *Queries) AllocateSSHSerial(ctx context.Context, db DBTX, arg AllocateSSHSerialParams) (int64, error) {
-	row := db.QueryRow(ctx, allocateSSHSerial, arg.OrganizationID, arg.ID)
-	var serial int64
-	err := row.Scan(&serial)
-	return serial, err
-}
-
 const bumpSSHKRLVersion = `-- name: BumpSSHKRLVersion :one
 INSERT INTO ssh_settings (organization_id, krl_version) VALUES ($1, 1)
 ON CONFLICT (organization_id) DO UPDATE SET krl_version = ssh_settings.krl_version + 1, updated_at = now()
@@ -236,7 +216,7 @@ func (q *Queries) GetSSHCertificateByJob(ctx context.Context, db DBTX, arg GetSS
 }
 
 const getSSHSettings = `-- name: GetSSHSettings :one
-SELECT organization_id, policy, krl_version, updated_at FROM ssh_settings WHERE organization_id = $1
+SELECT organization_id, policy, krl_version, updated_at, policy_version FROM ssh_settings WHERE organization_id = $1
 `
 
 func (q *Queries) GetSSHSettings(ctx context.Context, db DBTX, organizationID uuid.UUID) (SshSetting, error) {
@@ -247,6 +227,7 @@ func (q *Queries) GetSSHSettings(ctx context.Context, db DBTX, organizationID uu
 		&i.Policy,
 		&i.KrlVersion,
 		&i.UpdatedAt,
+		&i.PolicyVersion,
 	)
 	return i, err
 }
@@ -313,74 +294,6 @@ func (q *Queries) InsertSSHCAKey(ctx context.Context, db DBTX, arg InsertSSHCAKe
 		&i.NextSerial,
 		&i.CreatedAt,
 		&i.RetiredAt,
-	)
-	return i, err
-}
-
-const insertSSHCertificate = `-- name: InsertSSHCertificate :one
-INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
-    key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13, $14, $15)
-RETURNING id, organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type, key_fingerprint, extensions, source_address, valid_after, valid_before, revoked_at, certificate, job_id, created_at
-`
-
-type InsertSSHCertificateParams struct {
-	OrganizationID uuid.UUID
-	CaKeyID        uuid.UUID
-	UserID         uuid.NullUUID
-	NodeID         uuid.NullUUID
-	Serial         int64
-	KeyID          string
-	Principals     []string
-	KeyType        string
-	KeyFingerprint string
-	Extensions     []string
-	SourceAddress  string
-	ValidAfter     time.Time
-	ValidBefore    time.Time
-	Certificate    string
-	JobID          pgtype.Int8
-}
-
-func (q *Queries) InsertSSHCertificate(ctx context.Context, db DBTX, arg InsertSSHCertificateParams) (SshCertificate, error) {
-	row := db.QueryRow(ctx, insertSSHCertificate,
-		arg.OrganizationID,
-		arg.CaKeyID,
-		arg.UserID,
-		arg.NodeID,
-		arg.Serial,
-		arg.KeyID,
-		arg.Principals,
-		arg.KeyType,
-		arg.KeyFingerprint,
-		arg.Extensions,
-		arg.SourceAddress,
-		arg.ValidAfter,
-		arg.ValidBefore,
-		arg.Certificate,
-		arg.JobID,
-	)
-	var i SshCertificate
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.CaKeyID,
-		&i.UserID,
-		&i.NodeID,
-		&i.Serial,
-		&i.KeyID,
-		&i.Principals,
-		&i.KeyType,
-		&i.KeyFingerprint,
-		&i.Extensions,
-		&i.SourceAddress,
-		&i.ValidAfter,
-		&i.ValidBefore,
-		&i.RevokedAt,
-		&i.Certificate,
-		&i.JobID,
-		&i.CreatedAt,
 	)
 	return i, err
 }
@@ -619,6 +532,113 @@ func (q *Queries) LockSSHSettings(ctx context.Context, db DBTX, organizationID u
 	return krl_version, err
 }
 
+const nextSSHSerials = `-- name: NextSSHSerials :many
+SELECT nextval('ssh_serials')::bigint AS serial FROM generate_series(1, $1::int)
+`
+
+// Hands out n user certificate serials from the ssh_serials sequence: no
+// row lock, and a number is never handed out twice (see 00009_ssh_serials).
+func (q *Queries) NextSSHSerials(ctx context.Context, db DBTX, n int32) ([]int64, error) {
+	rows, err := db.Query(ctx, nextSSHSerials, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var serial int64
+		if err := rows.Scan(&serial); err != nil {
+			return nil, err
+		}
+		items = append(items, serial)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const notifySSH = `-- name: NotifySSH :exec
+SELECT pg_notify($1::text, $2::text)
+`
+
+type NotifySSHParams struct {
+	Channel string
+	Payload string
+}
+
+// Tells the other processes: a waiting API request that its job ended
+// (shardform_ssh_signed), or that an organization's CA keys or policy
+// changed (shardform_ssh_ca).
+func (q *Queries) NotifySSH(ctx context.Context, db DBTX, arg NotifySSHParams) error {
+	_, err := db.Exec(ctx, notifySSH, arg.Channel, arg.Payload)
+	return err
+}
+
+const recordSSHCertificate = `-- name: RecordSSHCertificate :one
+INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
+    key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
+SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $5::bigint,
+    $6::text, $7::text[], $8::text, $9::text, $10::text[],
+    $11::text, $12::timestamptz, $13::timestamptz, $14::text,
+    $15::bigint
+WHERE $2::uuid = (
+        SELECT k.id FROM ssh_ca_keys k
+        WHERE k.organization_id = $1::uuid AND k.status = 'active'
+        ORDER BY k.created_at DESC, k.id DESC
+        LIMIT 1)
+  AND $16::bigint = COALESCE(
+        (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = $1::uuid), 0)
+RETURNING id
+`
+
+type RecordSSHCertificateParams struct {
+	OrganizationID uuid.UUID
+	CaKeyID        uuid.UUID
+	UserID         uuid.NullUUID
+	NodeID         uuid.NullUUID
+	Serial         int64
+	KeyID          string
+	Principals     []string
+	KeyType        string
+	KeyFingerprint string
+	Extensions     []string
+	SourceAddress  string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	Certificate    string
+	JobID          pgtype.Int8
+	PolicyVersion  int64
+}
+
+// Records a signed certificate, but only if its CA key is still the
+// organization's signing key and the policy it was checked against
+// (policy_version) is still the current one; no row means: reload both and
+// sign again.
+func (q *Queries) RecordSSHCertificate(ctx context.Context, db DBTX, arg RecordSSHCertificateParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, recordSSHCertificate,
+		arg.OrganizationID,
+		arg.CaKeyID,
+		arg.UserID,
+		arg.NodeID,
+		arg.Serial,
+		arg.KeyID,
+		arg.Principals,
+		arg.KeyType,
+		arg.KeyFingerprint,
+		arg.Extensions,
+		arg.SourceAddress,
+		arg.ValidAfter,
+		arg.ValidBefore,
+		arg.Certificate,
+		arg.JobID,
+		arg.PolicyVersion,
+	)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
 const retireSSHCAKey = `-- name: RetireSSHCAKey :one
 UPDATE ssh_ca_keys SET status = 'retired', retired_at = now()
 WHERE organization_id = $1 AND id = $2 AND status = 'active'
@@ -694,8 +714,9 @@ func (q *Queries) SSHOrganizationExists(ctx context.Context, db DBTX, organizati
 }
 
 const setSSHPolicy = `-- name: SetSSHPolicy :exec
-INSERT INTO ssh_settings (organization_id, policy) VALUES ($1, $2)
-ON CONFLICT (organization_id) DO UPDATE SET policy = excluded.policy, updated_at = now()
+INSERT INTO ssh_settings (organization_id, policy, policy_version) VALUES ($1, $2, 1)
+ON CONFLICT (organization_id) DO UPDATE SET policy = excluded.policy,
+    policy_version = ssh_settings.policy_version + 1, updated_at = now()
 `
 
 type SetSSHPolicyParams struct {
@@ -703,6 +724,7 @@ type SetSSHPolicyParams struct {
 	Policy         []byte
 }
 
+// Every change bumps policy_version (0 is the default policy, never set).
 func (q *Queries) SetSSHPolicy(ctx context.Context, db DBTX, arg SetSSHPolicyParams) error {
 	_, err := db.Exec(ctx, setSSHPolicy, arg.OrganizationID, arg.Policy)
 	return err

@@ -31,3 +31,26 @@ func (w *SignWorker) Work(ctx context.Context, job *river.Job[sshsign.SignArgs])
 		},
 	})
 }
+
+// HostSignWorker runs ssh_sign_host jobs: it signs one node's host key and
+// records the certificate in the transaction that completes the job.
+type HostSignWorker struct {
+	river.WorkerDefaults[sshsign.HostSignArgs]
+	svc *sshsign.Service
+}
+
+// Timeout implements river.Worker.
+func (w *HostSignWorker) Timeout(*river.Job[sshsign.HostSignArgs]) time.Duration {
+	return 30 * time.Second
+}
+
+// Work implements river.Worker.
+func (w *HostSignWorker) Work(ctx context.Context, job *river.Job[sshsign.HostSignArgs]) error {
+	return w.svc.RunSignHost(ctx, sshsign.HostJob{
+		ID: job.ID, Args: job.Args,
+		Complete: func(ctx context.Context, tx pgx.Tx) error {
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		},
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
@@ -25,8 +26,13 @@ const (
 	QueueMaintenance = "maintenance"
 )
 
-// sshFetchCooldown is the ssh queue's shortest pause between fetches.
-const sshFetchCooldown = 2 * time.Millisecond
+// sshFetchCooldown is the ssh queue's shortest pause between fetches, and
+// (as the client's FetchCooldown) between two insert notifications of this
+// client. Each fetch and each NOTIFY is a commit (a NOTIFY holds Postgres'
+// global notification lock through its commit), so at hundreds of signing
+// requests per second 5 ms batches several jobs per fetch and notification
+// while adding only a few milliseconds of pickup latency.
+const sshFetchCooldown = 5 * time.Millisecond
 
 // sshPollInterval is how often the ssh queue polls besides LISTEN/NOTIFY:
 // the client's interval, at most 50 ms.
@@ -61,6 +67,14 @@ type Options struct {
 	// FetchPollInterval is how often a worker polls for jobs besides
 	// LISTEN/NOTIFY (River's default is 1 s; lower means faster pickup).
 	FetchPollInterval time.Duration
+	// Planner runs the pricing_refresh and fleet_report jobs on the
+	// planner queue; nil registers none.
+	Planner *capacity.Service
+	// PlannerWorkers is the planner queue's concurrency (default 2).
+	PlannerWorkers int
+	// PricingRefreshInterval is how often every organization's live
+	// pricing is refreshed (default 1 hour; also once at start).
+	PricingRefreshInterval time.Duration
 }
 
 // NewClient builds the River client with every worker registered.
@@ -77,6 +91,12 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	if opts.SSH != nil && opts.SSHWorkers == 0 {
 		opts.SSHWorkers = 10
 	}
+	if opts.PlannerWorkers == 0 {
+		opts.PlannerWorkers = 2
+	}
+	if opts.PricingRefreshInterval == 0 {
+		opts.PricingRefreshInterval = time.Hour
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &CleanupWorker{st: st})
 	if opts.Provision != nil {
@@ -86,6 +106,11 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	}
 	if opts.SSH != nil {
 		river.AddWorker(workers, &SignWorker{svc: opts.SSH})
+		river.AddWorker(workers, &HostSignWorker{svc: opts.SSH})
+	}
+	if opts.Planner != nil {
+		river.AddWorker(workers, &PricingRefreshWorker{svc: opts.Planner})
+		river.AddWorker(workers, &FleetReportWorker{svc: opts.Planner})
 	}
 	cfg := &river.Config{
 		Logger:               opts.Logger,
@@ -120,6 +145,14 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
+		}
+		if opts.Planner != nil {
+			cfg.Queues[capacity.QueuePlanner] = river.QueueConfig{MaxWorkers: opts.PlannerWorkers, FetchCooldown: slowCooldown}
+			// The fan-out: one pricing_refresh per organization with a
+			// default credential of a live source.
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.PricingRefreshInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return capacity.PricingRefreshArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)

@@ -27,10 +27,10 @@ import (
 
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
+	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
-	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/sshca"
@@ -50,6 +50,7 @@ const usage = `usage: shardform [serve|api|worker|migrate|version]
   worker    run the River workers only
   migrate   apply database migrations and exit
   ssh sign  get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
+  ssh configure  save the server URL and API token for shardform ssh
   version   print the version
 
 Configuration is read from SHARDFORM_* environment variables (see README).`
@@ -135,7 +136,16 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		}
 		log.Info("terraform", slog.String("binary", bin), slog.String("plugin_mirror", cfg.PluginMirror))
 	}
-	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{ApplyDelay: cfg.LocalApplyDelay}), runner, time.Now)
+	registry, err := drivers(cfg, time.Now())
+	if err != nil {
+		return err
+	}
+	prov := provision.New(st, sealer, registry, runner, time.Now)
+	creds := credentialStore(cfg, st, sealer, runner)
+	plan, err := plannerService(cfg, st, creds)
+	if err != nil {
+		return err
+	}
 	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{})
 	if err != nil {
 		return err
@@ -144,12 +154,14 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
+		Planner: plan,
 	})
 	if err != nil {
 		return err
 	}
 	prov.UseQueue(riverClient)
 	sshSvc.UseQueue(riverClient)
+	plan.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -164,7 +176,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		})
 	}
 	if runAPI {
-		srv, err := newAPI(cfg, st, prov, sshSvc, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, log)
 		if err != nil {
 			return err
 		}
@@ -183,17 +195,13 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-func newAPI(cfg Config, st *store.Store, prov *provision.Service, ssh *sshsign.Service, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	plan, err := capacity.New(st, capacity.Config{})
-	if err != nil {
-		return nil, err
-	}
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
-		Planner: plan, SSH: ssh,
+		Planner: plan, SSH: ssh, Credentials: creds,
 	})
 }
 

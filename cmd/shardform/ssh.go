@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -21,11 +22,106 @@ import (
 )
 
 const sshUsage = `usage: shardform ssh sign [--key ~/.ssh/id_ed25519.pub] [--principal root] [--hours 8] [--generate]
+       shardform ssh configure --url URL (--token TOKEN | --token-stdin)
 
-  sign   get a short-lived certificate for a public key from the SSH CA and
-         write it beside the key as <key>-cert.pub, where OpenSSH finds it
+  sign       get a short-lived certificate for a public key from the SSH CA and
+             write it beside the key as <key>-cert.pub, where OpenSSH finds it
+  configure  save the server URL and API token in the config file
+             ($SHARDFORM_CONFIG, else ~/.config/shardform/config.json, mode 0600)
 
-The server and API token come from SHARDFORM_URL and SHARDFORM_TOKEN.`
+The server and API token come from SHARDFORM_URL and SHARDFORM_TOKEN, else
+from the config file.`
+
+// cliConfig is the config file `shardform ssh configure` writes.
+type cliConfig struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+// configPath is the CLI's config file: $SHARDFORM_CONFIG, else
+// $XDG_CONFIG_HOME/shardform/config.json, else
+// $HOME/.config/shardform/config.json; "" if none can be named.
+func configPath(env func(string) string) string {
+	if p := env("SHARDFORM_CONFIG"); p != "" {
+		return p
+	}
+	if d := env("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "shardform", "config.json")
+	}
+	if h := env("HOME"); h != "" {
+		return filepath.Join(h, ".config", "shardform", "config.json")
+	}
+	return ""
+}
+
+// loadCLIConfig reads the config file; a missing file is an empty config.
+func loadCLIConfig(env func(string) string) (cliConfig, error) {
+	var c cliConfig
+	path := configPath(env)
+	if path == "" {
+		return c, nil
+	}
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("read config %s: %w", path, err)
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// runConfigure runs `shardform ssh configure`.
+func runConfigure(args []string, env func(string) string, stdin io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("shardform ssh configure", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	url := fs.String("url", "", "the API's address, e.g. https://shardform.example.com")
+	token := fs.String("token", "", "an API token (shardform_api_...)")
+	fromStdin := fs.Bool("token-stdin", false, "read the API token from standard input")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("ssh configure: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("ssh configure: unexpected argument %q", fs.Arg(0))
+	}
+	if *fromStdin {
+		raw, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("ssh configure: read token: %w", err)
+		}
+		*token = strings.TrimSpace(string(raw))
+	}
+	u := strings.TrimRight(strings.TrimSpace(*url), "/")
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return errors.New("ssh configure: --url must be an http:// or https:// address")
+	}
+	if *token == "" {
+		return errors.New("ssh configure: --token or --token-stdin is required")
+	}
+	path := configPath(env)
+	if path == "" {
+		return errors.New("ssh configure: no place for the config file: set SHARDFORM_CONFIG or HOME")
+	}
+	buf, err := json.MarshalIndent(cliConfig{URL: u, Token: *token}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("ssh configure: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("ssh configure: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(buf, '\n'), 0o600); err != nil {
+		return fmt.Errorf("ssh configure: write config: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("ssh configure: write config: %w", err)
+	}
+	fmt.Fprintf(out, "Saved the server URL and token in %s\n", path)
+	return nil
+}
 
 // ephemeralComment marks key pairs made by --generate, the only ones it
 // may overwrite.
@@ -48,12 +144,19 @@ func (l *stringList) Set(v string) error {
 // runSSH runs `shardform ssh ...`. env reads the environment; output goes to
 // out. Errors are one line.
 func runSSH(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
+	return runSSHWith(ctx, args, env, os.Stdin, out)
+}
+
+func runSSHWith(ctx context.Context, args []string, env func(string) string, stdin io.Reader, out io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(out, sshUsage)
 		return nil
 	}
+	if args[0] == "configure" {
+		return runConfigure(args[1:], env, stdin, out)
+	}
 	if args[0] != "sign" {
-		return fmt.Errorf("ssh: unknown command %q (want: sign)", args[0])
+		return fmt.Errorf("ssh: unknown command %q (want: sign, configure)", args[0])
 	}
 	home, _ := os.UserHomeDir()
 	fs := flag.NewFlagSet("shardform ssh sign", flag.ContinueOnError)
@@ -87,11 +190,18 @@ func runSSH(ctx context.Context, args []string, env func(string) string, out io.
 		*keyPath += ".pub"
 	}
 	base, token := strings.TrimRight(env("SHARDFORM_URL"), "/"), env("SHARDFORM_TOKEN")
+	if base == "" || token == "" {
+		cfg, err := loadCLIConfig(env)
+		if err != nil {
+			return fmt.Errorf("ssh sign: %w", err)
+		}
+		base, token = cmp.Or(base, strings.TrimRight(cfg.URL, "/")), cmp.Or(token, cfg.Token)
+	}
 	if base == "" {
-		return errors.New("ssh sign: SHARDFORM_URL is not set (the API's address, e.g. http://127.0.0.1:8080)")
+		return errors.New("ssh sign: SHARDFORM_URL is not set and no config file names the server (the API's address, e.g. http://127.0.0.1:8080; or run shardform ssh configure)")
 	}
 	if token == "" {
-		return errors.New("ssh sign: SHARDFORM_TOKEN is not set (an API token or access token)")
+		return errors.New("ssh sign: SHARDFORM_TOKEN is not set and no config file holds a token (an API token or access token; or run shardform ssh configure)")
 	}
 
 	if *generate {

@@ -184,3 +184,63 @@ func TestSSHSignCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestSSHConfigure: `shardform ssh configure` writes the config file (0600)
+// and `shardform ssh sign` uses it when SHARDFORM_URL/TOKEN are unset; the
+// environment wins over the file.
+func TestSSHConfigure(t *testing.T) {
+	t.Parallel()
+	base, token := sshTestServer(t)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	envOf := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	env := envOf(map[string]string{"HOME": home})
+
+	tests := []struct {
+		name    string
+		args    []string
+		stdin   string
+		wantErr string
+	}{
+		{"no url", []string{"configure", "--token", "x"}, "", "--url must be an http:// or https:// address"},
+		{"bad url", []string{"configure", "--url", "ftp://x", "--token", "x"}, "", "--url must be"},
+		{"no token", []string{"configure", "--url", base}, "", "--token or --token-stdin is required"},
+		{"empty stdin", []string{"configure", "--url", base, "--token-stdin"}, "  \n", "--token or --token-stdin is required"},
+		{"extra argument", []string{"configure", "--url", base, "--token", "x", "more"}, "", `unexpected argument "more"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := runSSHWith(t.Context(), tt.args, env, strings.NewReader(tt.stdin), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	path := filepath.Join(home, ".config", "shardform", "config.json")
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("a refused configure wrote the config file")
+	}
+
+	var out bytes.Buffer
+	if err := runSSHWith(t.Context(), []string{"configure", "--url", base + "/", "--token-stdin"}, env, strings.NewReader(token+"\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || !strings.Contains(out.String(), path) {
+		t.Fatalf("config file %v %v; output %q", fi, err, out.String())
+	}
+	key := filepath.Join(dir, "id.pub")
+	if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", key}, env, io.Discard); err != nil {
+		t.Fatalf("sign with the config file: %v", err)
+	}
+	// The environment wins: a wrong token in it is used (and refused).
+	err = runSSH(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_TOKEN": "shardform_api_wrong"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("error %v, want a 401 for the environment's token", err)
+	}
+	// SHARDFORM_CONFIG names another file.
+	err = runSSH(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_CONFIG": filepath.Join(dir, "none.json")}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "SHARDFORM_URL is not set") {
+		t.Errorf("error %v", err)
+	}
+}

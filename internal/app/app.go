@@ -28,6 +28,8 @@ type APIConfig struct {
 	Now       func() time.Time // default time.Now
 	// Provisioning serves /v1/provision and /v1/nodes; nil leaves them out.
 	Provisioning api.Provisioning
+	// Credentials serves /v1/credentials (credentials.Service); nil leaves it out.
+	Credentials api.Credentials
 	// Planner serves /v1/planner; nil leaves it out.
 	Planner api.Planner
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
@@ -53,6 +55,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
-		Planner: cfg.Planner, SSH: cfg.SSH,
+		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 	}), nil
 }

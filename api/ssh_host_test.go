@@ -1,0 +1,208 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/ssh"
+)
+
+// addNode registers a node of org directly (as a provision request would).
+func (b *bundle) addNode(org, name, ipv4, ipv6 string) string {
+	b.t.Helper()
+	var id string
+	err := b.pool.QueryRow(context.Background(), `INSERT INTO nodes (organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6)
+		VALUES ($1, $2, 'local', 'local', 'local-small', 1, 512, 10, $3, $4) RETURNING id`, org, name, ipv4, ipv6).Scan(&id)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return id
+}
+
+// connect runs ssh against the sshd with known_hosts as the only list of
+// known hosts and StrictHostKeyChecking=yes: it reports whether the login
+// succeeded without any host-key prompt.
+func (s *sshd) connect(t *testing.T, login string, key userKey, certPath, knownHosts string) (bool, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, sshTool(t, "ssh"), "-F", "/dev/null", "-i", key.path,
+		"-o", "CertificateFile="+certPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+		"-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no",
+		"-o", "ConnectTimeout=10", "-p", fmt.Sprint(s.port), login+"@127.0.0.1", "true").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("ssh timed out: %s", out)
+	}
+	return err == nil, string(out)
+}
+
+// TestSSHHostCertificate: an admin signs a node's host key with the
+// organization's host CA; a real ssh whose only known_hosts is the API's
+// known-hosts file connects with StrictHostKeyChecking=yes to the sshd
+// presenting that certificate, and refuses it with another organization's
+// file.
+func TestSSHHostCertificate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	other := b.register("other@example.com")
+	login := currentLogin(t)
+	b.allowLogin(a.access, login)
+	node := b.addNode(a.orgID, "web-1", "127.0.0.1", "::1")
+	dir := t.TempDir()
+
+	var signed response
+	s := startSSHDWith(t, login, func(hostPub string) string {
+		signed = b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access,
+			body: map[string]any{"public_key": hostPub, "node_id": node}}, 200)
+		return signed.str("certificate")
+	})
+	if got := signed.Body["principals"].([]any); len(got) != 3 || got[0] != "web-1" || got[1] != "127.0.0.1" || got[2] != "::1" {
+		t.Errorf("principals %v", got)
+	}
+	if signed.str("node_id") != node || signed.Body["serial_number"] != float64(1) ||
+		signed.str("key_id") != fmt.Sprintf("host=web-1 org=%s serial=1", a.orgID) {
+		t.Errorf("signed %s", signed.Raw)
+	}
+	va, _ := time.Parse(time.RFC3339, signed.str("valid_after"))
+	vb, _ := time.Parse(time.RFC3339, signed.str("valid_before"))
+	if d := vb.Sub(va); d != 30*24*time.Hour+5*time.Minute {
+		t.Errorf("validity %v, want 30 days and 5 minutes", d)
+	}
+
+	certPath := filepath.Join(dir, "host-cert.pub")
+	replace(t, certPath, []byte(signed.str("certificate")+"\n"))
+	out, code := runTool(t, "ssh-keygen", "-L", "-f", certPath)
+	if code != 0 || !strings.Contains(out, "host certificate") || !strings.Contains(out, "Signing CA: ED25519 "+signed.str("ca_fingerprint")) {
+		t.Errorf("ssh-keygen -L: %d %s", code, out)
+	}
+
+	// known-hosts: one @cert-authority line with the host CA the certificate names.
+	kh := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + a.orgID}, 200)
+	lines := strings.Split(strings.TrimSpace(string(kh.Raw)), "\n")
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], "@cert-authority * ssh-ed25519 ") {
+		t.Fatalf("known-hosts %q", kh.Raw)
+	}
+	caPub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(strings.TrimPrefix(lines[0], "@cert-authority * ")))
+	if err != nil || ssh.FingerprintSHA256(caPub) != signed.str("ca_fingerprint") {
+		t.Errorf("known-hosts key %v: %v", caPub, err)
+	}
+	// The host CA is not the user CA.
+	userCA := b.expect(req{method: "GET", path: "/v1/ssh/ca-public-key?organization_id=" + a.orgID}, 200)
+	if strings.Contains(string(userCA.Raw), strings.Fields(lines[0])[3]) {
+		t.Error("the host CA key is also a user CA key")
+	}
+	knownHosts := filepath.Join(dir, "known_hosts")
+	replace(t, knownHosts, kh.Raw)
+	otherHosts := filepath.Join(dir, "other_known_hosts")
+	replace(t, otherHosts, b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + other.orgID}, 200).Raw)
+	emptyHosts := filepath.Join(dir, "empty_known_hosts")
+	replace(t, emptyHosts, nil)
+
+	// A user certificate to log in with.
+	b.sshFiles(s, a.orgID)
+	key := newUserKey(t, dir, "id_ed25519")
+	_, userCert := b.sign(a.access, key, []string{login}, dir, "id_ed25519-cert.pub")
+
+	tests := []struct {
+		name       string
+		knownHosts string
+		ok         bool
+		outHas     string
+	}{
+		{"organization's host CA", knownHosts, true, ""},
+		{"another organization's host CA", otherHosts, false, "Host key verification failed"},
+		{"no known hosts", emptyHosts, false, "Host key verification failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, out := s.connect(t, login, key, userCert, tt.knownHosts)
+			if ok != tt.ok || !strings.Contains(out, tt.outHas) {
+				t.Errorf("connect: ok=%v, want %v; output:\n%s", ok, tt.ok, out)
+			}
+		})
+	}
+	// Nothing was written to the known_hosts file: the certificate sufficed.
+	if raw, _ := os.ReadFile(knownHosts); string(raw) != string(kh.Raw) {
+		t.Errorf("known_hosts changed: %q", raw)
+	}
+
+	// The record.
+	listed := b.expect(req{method: "GET", path: "/v1/ssh/host-certificates?node=" + node, token: a.access}, 200)
+	l := listed.list()
+	if len(l) != 1 || l[0]["id"] != signed.str("id") || l[0]["user_id"] != a.userID || l[0]["key_type"] != "ssh-ed25519" ||
+		l[0]["certificate"] != signed.str("certificate") || !strings.HasPrefix(l[0]["key_fingerprint"].(string), "SHA256:") {
+		t.Errorf("host certificates %s", listed.Raw)
+	}
+	if n := b.count("SELECT count(*) FROM audit_logs WHERE action = 'POST /v1/ssh/host-certificate' AND target = $1", signed.str("id")); n != 1 {
+		t.Errorf("audit entries: %d", n)
+	}
+}
+
+// TestSSHHostCertificateValidation: refused host signing requests answer
+// 400/403/404 naming the rule, and nothing is queued or recorded.
+func TestSSHHostCertificateValidation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	other := b.register("other@example.com")
+	node := b.addNode(a.orgID, "web-1", "192.0.2.10", "")
+	otherNode := b.addNode(other.orgID, "db-1", "192.0.2.20", "")
+	hostKey := newUserKey(t, t.TempDir(), "host").public
+	signer := b.apiToken(a, "ssh:sign")
+	tests := []struct {
+		name   string
+		token  string
+		body   map[string]any
+		status int
+		want   string
+	}{
+		{"no node", a.access, map[string]any{"public_key": hostKey}, 400, "node_id: is required"},
+		{"bad node id", a.access, map[string]any{"public_key": hostKey, "node_id": "web-1"}, 400, "node_id: must be a node id"},
+		{"unknown node", a.access, map[string]any{"public_key": hostKey, "node_id": uuid.NewString()}, 404, "node not found"},
+		{"another organization's node", a.access, map[string]any{"public_key": hostKey, "node_id": otherNode}, 404, "node not found"},
+		{"no key", a.access, map[string]any{"node_id": node}, 400, "public_key: is required"},
+		{"malformed key", a.access, map[string]any{"public_key": "ssh-ed25519 AAAA", "node_id": node}, 400, "public_key: is not a valid OpenSSH public key"},
+		{"DSA key", a.access, map[string]any{"public_key": dsaKey(t), "node_id": node}, 400, "public_key: DSA keys are not accepted"},
+		{"zero validity", a.access, map[string]any{"public_key": hostKey, "node_id": node, "validity_hours": 0}, 400, "validity_hours: must be positive"},
+		{"over a year", a.access, map[string]any{"public_key": hostKey, "node_id": node, "validity_hours": 8761}, 400, "validity_hours: must be at most 8760"},
+		{"unknown field", a.access, map[string]any{"public_key": hostKey, "node_id": node, "principals": []string{"x"}}, 400, "principals: unknown field"},
+		{"without ssh:admin", signer, map[string]any{"public_key": hostKey, "node_id": node}, 403, "ssh:admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := b.do(req{method: "POST", path: "/v1/ssh/host-certificate", token: tt.token, body: tt.body})
+			if r.Status != tt.status || !strings.Contains(r.errMsg(), tt.want) {
+				t.Errorf("got %d %q, want %d containing %q", r.Status, r.errMsg(), tt.status, tt.want)
+			}
+		})
+	}
+	b.expect(req{method: "GET", path: "/v1/ssh/host-certificates", token: signer}, 403)
+	b.expect(req{method: "GET", path: "/v1/ssh/host-certificates?node=x", token: a.access}, 400)
+	if n := b.count("SELECT count(*) FROM ssh_host_certificates"); n != 0 {
+		t.Errorf("%d host certificates recorded for refused requests", n)
+	}
+	if n := b.count("SELECT count(*) FROM river_job WHERE kind = 'ssh_sign_host'"); n != 0 {
+		t.Errorf("%d ssh_sign_host jobs queued for refused requests", n)
+	}
+
+	// A node with only an IPv4 address; its certificate names both.
+	r := b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access, body: map[string]any{"public_key": hostKey, "node_id": node, "validity_hours": 24}}, 200)
+	cert := parsePub(t, r.str("certificate")).(*ssh.Certificate)
+	if cert.CertType != ssh.HostCert || !slices.Equal(cert.ValidPrincipals, []string{"web-1", "192.0.2.10"}) || cert.ValidBefore-cert.ValidAfter != uint64((24*time.Hour+5*time.Minute)/time.Second) {
+		t.Errorf("host certificate %+v", cert)
+	}
+	// The other organization sees none of it.
+	if l := b.expect(req{method: "GET", path: "/v1/ssh/host-certificates", token: other.access}, 200).list(); len(l) != 0 {
+		t.Errorf("other organization lists %v", l)
+	}
+}

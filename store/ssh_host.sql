@@ -1,0 +1,49 @@
+-- name: GetSigningSSHHostCAKey :one
+-- The organization's signing host CA key: its newest.
+SELECT * FROM ssh_host_ca_keys
+WHERE organization_id = @organization_id
+ORDER BY created_at DESC, id DESC
+LIMIT 1;
+
+-- name: ListSSHHostCAKeys :many
+SELECT * FROM ssh_host_ca_keys WHERE organization_id = @organization_id
+ORDER BY created_at DESC, id DESC;
+
+-- name: InsertSSHHostCAKey :one
+INSERT INTO ssh_host_ca_keys (id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, created_at)
+VALUES (@id, @organization_id, @algorithm, @public_key, @fingerprint, @sealed_private_key, clock_timestamp())
+RETURNING *;
+
+-- name: AllocateSSHHostSerial :one
+-- Hands out the host CA key's next serial, in a transaction of its own.
+UPDATE ssh_host_ca_keys SET next_serial = next_serial + 1
+WHERE organization_id = @organization_id AND id = @id
+RETURNING (next_serial - 1)::bigint AS serial;
+
+-- name: GetSSHHostNode :one
+SELECT id, name, ipv4, ipv6 FROM nodes WHERE organization_id = @organization_id AND id = @id;
+
+-- name: InsertSSHHostCertificate :one
+INSERT INTO ssh_host_certificates (organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type,
+    key_fingerprint, valid_after, valid_before, certificate, job_id)
+VALUES (@organization_id, @ca_key_id, @node_id, @user_id, @serial, @key_id, @principals, @key_type,
+    @key_fingerprint, @valid_after, @valid_before, @certificate, @job_id)
+RETURNING *;
+
+-- name: GetSSHHostCertificateByJob :one
+SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
+JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = @organization_id AND c.job_id = @job_id;
+
+-- name: ListSSHHostCertificates :many
+SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
+JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = @organization_id
+  AND (sqlc.narg(node_id)::uuid IS NULL OR c.node_id = sqlc.narg(node_id))
+ORDER BY c.created_at DESC, c.id
+LIMIT @lim OFFSET @off;
+
+-- name: CountSSHHostCertificates :one
+SELECT count(*) FROM ssh_host_certificates c
+WHERE c.organization_id = @organization_id
+  AND (sqlc.narg(node_id)::uuid IS NULL OR c.node_id = sqlc.narg(node_id));
