@@ -20,6 +20,7 @@ const (
 	localPrincipal   = "principal"
 	localAuditTarget = "audit_target"
 	localAuditActor  = "audit_actor"
+	localNoAudit     = "audit_skip"
 	headerRequestID  = "X-Request-ID"
 	headerOrgID      = "X-Organization-ID"
 	headerAPIKey     = "X-API-Key"
@@ -157,7 +158,7 @@ func (s *Server) auditLog(c *fiber.Ctx) error {
 		return err
 	}
 	status := c.Response().StatusCode()
-	if err != nil || status >= 400 {
+	if err != nil || status >= 400 || c.Locals(localNoAudit) != nil {
 		return err
 	}
 	e := audit.Entry{
@@ -190,6 +191,10 @@ type actor struct {
 }
 
 // setAudit records the target (and, for public calls, the actor) of a change.
+// readOnly marks a POST that changes nothing (a computation such as a
+// planner recommendation): it is not written to the audit log.
+func readOnly(c *fiber.Ctx) { c.Locals(localNoAudit, true) }
+
 func setAudit(c *fiber.Ctx, target string, a *actor) {
 	if target != "" {
 		c.Locals(localAuditTarget, target)

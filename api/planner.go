@@ -102,6 +102,7 @@ func (s *Server) plannerPricing(c *fiber.Ctx) error {
 }
 
 func (s *Server) plannerRecommend(c *fiber.Ctx) error {
+	readOnly(c)
 	if err := need(principal(c), domain.PermPlannerRead); err != nil {
 		return err
 	}
@@ -117,6 +118,7 @@ func (s *Server) plannerRecommend(c *fiber.Ctx) error {
 }
 
 func (s *Server) plannerRecommendForTemplate(c *fiber.Ctx) error {
+	readOnly(c)
 	if err := need(principal(c), domain.PermPlannerRead); err != nil {
 		return err
 	}
@@ -132,6 +134,7 @@ func (s *Server) plannerRecommendForTemplate(c *fiber.Ctx) error {
 }
 
 func (s *Server) plannerSuggestFit(c *fiber.Ctx) error {
+	readOnly(c)
 	if err := need(principal(c), domain.PermPlannerRead); err != nil {
 		return err
 	}
