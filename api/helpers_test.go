@@ -22,6 +22,7 @@ import (
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
@@ -113,6 +114,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		Credentials:  credentials.New(st, sealer, o.verifiers),
 		Provisioning: prov,
 		Planner:      plan,
+		Instances:    placement.New(st, placement.Config{}),
 		SSH:          sshCA,
 		MasterKey:    key,
 		Identity: identity.Options{
@@ -275,7 +277,7 @@ func (b *bundle) count(query string, args ...any) int {
 func (b *bundle) snapshot() map[string]int {
 	b.t.Helper()
 	out := map[string]int{}
-	for _, table := range []string{"users", "organizations", "memberships", "invites", "api_tokens", "refresh_tokens", "mfa_challenges", "audit_logs", "credentials", "provision_requests"} {
+	for _, table := range []string{"users", "organizations", "memberships", "invites", "api_tokens", "refresh_tokens", "mfa_challenges", "audit_logs", "credentials", "provision_requests", "instances"} {
 		out[table] = b.count("SELECT count(*) FROM " + table)
 	}
 	return out

@@ -278,9 +278,20 @@ func TestPlannerPricingRefreshPeriodic(t *testing.T) {
 	third := b.register("nocloud@example.com") // no credential: not refreshed
 	b.addHetznerCredential(a, hcloudfake.Token)
 	b.addHetznerCredential(other, hcloudfake.Token)
+	// The fan-out the worker ran at start (RunOnStart) may still be active,
+	// possibly from before the credentials existed: wait for it to end, or
+	// the insert below would be skipped as its duplicate.
+	b.eventually("the start-up fan-out to end", func() bool {
+		return b.count(`SELECT count(*) FROM river_job WHERE kind = 'pricing_refresh'
+			AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')`) == 0
+	})
 	// What the hourly periodic job inserts: the fan-out.
-	if _, err := b.client.Insert(context.Background(), capacity.PricingRefreshArgs{}, nil); err != nil {
+	res, err := b.client.Insert(context.Background(), capacity.PricingRefreshArgs{}, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		t.Fatal("the fan-out was skipped as a duplicate")
 	}
 	for _, acc := range []account{a, other} {
 		b.eventually("the refresh of "+acc.email, func() bool {

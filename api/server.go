@@ -96,6 +96,7 @@ type Config struct {
 	Credentials   Credentials  // optional: without it the credential routes are absent
 	SSH           SSHCA        // optional: without it the SSH CA routes are absent
 	Planner       Planner      // optional: without it the planner routes are absent
+	Instances     Instances    // optional: without it the instance routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -235,5 +236,8 @@ func (s *Server) routes() {
 	}
 	if s.cfg.Planner != nil {
 		s.plannerRoutes(v1)
+	}
+	if s.cfg.Instances != nil {
+		s.instanceRoutes(v1)
 	}
 }

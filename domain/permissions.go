@@ -37,8 +37,8 @@ type PermissionInfo struct {
 // Catalog lists every permission with what it allows, in a stable order.
 func Catalog() []PermissionInfo {
 	return []PermissionInfo{
-		{PermNodesRead, "list and read nodes"},
-		{PermNodesWrite, "update and delete nodes"},
+		{PermNodesRead, "list and read nodes and the instances placed on them"},
+		{PermNodesWrite, "update and delete nodes; place, move and remove instances"},
 		{PermProvisionRead, "list provision requests, plans and logs"},
 		{PermProvisionWrite, "create, plan, apply and destroy provision requests"},
 		{PermCredentialsRead, "list cloud credentials (never their secrets)"},

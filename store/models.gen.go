@@ -69,6 +69,7 @@ type Instance struct {
 	MemoryMb       int32
 	DiskGb         int32
 	CreatedAt      time.Time
+	Players        int32
 }
 
 type Invite struct {

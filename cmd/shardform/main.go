@@ -31,6 +31,7 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
+	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/sshca"
@@ -202,6 +203,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds,
+		Instances: placement.New(st, placement.Config{}),
 	})
 }
 

@@ -32,6 +32,8 @@ type APIConfig struct {
 	Credentials api.Credentials
 	// Planner serves /v1/planner; nil leaves it out.
 	Planner api.Planner
+	// Instances serves /v1/instances (placement.Service); nil leaves it out.
+	Instances api.Instances
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
 	SSH api.SSHCA
 }
@@ -56,5 +58,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
+		Instances: cfg.Instances,
 	}), nil
 }

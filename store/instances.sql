@@ -1,0 +1,61 @@
+-- name: LockPlacementNode :one
+-- The node an instance is placed on, locked until the transaction ends (the
+-- lock the reservation triggers take), with its size and aggregated
+-- reservations: two placements on one node are serialized, so the second
+-- sees the reservation of the first.
+SELECT id, name, status, vcpu, memory_mb, disk_gb,
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+FROM nodes
+WHERE organization_id = @organization_id AND id = @id
+FOR NO KEY UPDATE;
+
+-- name: LockInstanceName :exec
+-- Serializes placements that want the same name in one organization (a
+-- transaction-scoped advisory lock in the two-key space, so it cannot meet
+-- the single-key locks of migrations and Terraform).
+SELECT pg_advisory_xact_lock(hashtext('shardform.instances:' || (@organization_id::uuid)::text), hashtext(@name::text));
+
+-- name: InstanceNameTaken :one
+SELECT EXISTS (SELECT 1 FROM instances WHERE organization_id = @organization_id AND name = @name) AS taken;
+
+-- name: InsertInstance :one
+INSERT INTO instances (organization_id, node_id, name, template, players, cpu_millis, memory_mb, disk_gb)
+VALUES (@organization_id, @node_id, @name, @template, @players, @cpu_millis, @memory_mb, @disk_gb)
+RETURNING id, created_at;
+
+-- name: GetInstance :one
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = @organization_id AND i.id = @id;
+
+-- name: LockInstance :one
+-- The instance a move changes, locked before its nodes (the order a delete
+-- takes them in: the row, then the trigger's node locks).
+SELECT id, node_id, name, cpu_millis, memory_mb, disk_gb
+FROM instances
+WHERE organization_id = @organization_id AND id = @id
+FOR UPDATE;
+
+-- name: ListInstances :many
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = @organization_id
+  AND (sqlc.narg(node_id)::uuid IS NULL OR i.node_id = sqlc.narg(node_id))
+  AND (sqlc.narg(template)::text IS NULL OR i.template = sqlc.narg(template))
+ORDER BY i.created_at, i.id
+LIMIT @lim OFFSET @off;
+
+-- name: CountInstances :one
+SELECT count(*) FROM instances
+WHERE organization_id = @organization_id
+  AND (sqlc.narg(node_id)::uuid IS NULL OR node_id = sqlc.narg(node_id))
+  AND (sqlc.narg(template)::text IS NULL OR template = sqlc.narg(template));
+
+-- name: MoveInstance :exec
+UPDATE instances SET node_id = @node_id
+WHERE organization_id = @organization_id AND id = @id;
+
+-- name: DeleteInstance :execrows
+DELETE FROM instances WHERE organization_id = @organization_id AND id = @id;
