@@ -152,6 +152,18 @@ func (r *Runner) stateTableExists(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
+// workspaceExists asks the pg backend's table whether the Terraform
+// workspace has state (the backend keeps one row per workspace), which
+// saves a failing `workspace select` process for a new workspace.
+func (r *Runner) workspaceExists(ctx context.Context, name string) (bool, error) {
+	var ok bool
+	err := r.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{r.cfg.StateSchema, "states"}.Sanitize()+" WHERE name = $1)", name).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("terraform: look up workspace %s: %w", name, err)
+	}
+	return ok, nil
+}
+
 // lockPluginCache serializes init across the processes sharing this data
 // dir (file lock) and the goroutines of this one (mutex).
 func (r *Runner) lockPluginCache() (func(), error) {

@@ -2,6 +2,8 @@ package terraform
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,7 +81,7 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	tf.SetStderr(logs)
 	tf.SetWaitDelay(r.cfg.GracePeriod)
 	w := &Workspace{Name: name, Dir: dir, r: r, tf: tf, logs: logs}
-	if err := w.init(ctx); err != nil {
+	if err := w.init(ctx, config); err != nil {
 		return nil, err
 	}
 	if err := w.selectWorkspace(ctx); err != nil {
@@ -88,7 +90,26 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	return w, nil
 }
 
-func (w *Workspace) init(ctx context.Context) error {
+// initStamp records, after a successful init, what it was run for (the
+// configuration, the binary and the provider mirror): a later job on the
+// same machine with the same stamp skips init, which Terraform needs again
+// only when the backend, providers or modules change.
+const initStamp = ".terraform/shardform-init"
+
+func (w *Workspace) initKey(config []byte) string {
+	h := sha256.New()
+	h.Write(config)
+	fmt.Fprintf(h, "\x00%s\x00%s", w.r.cfg.Binary, w.r.cfg.PluginMirror)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (w *Workspace) init(ctx context.Context, config []byte) error {
+	key := w.initKey(config)
+	stamp := filepath.Join(w.Dir, initStamp)
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == key {
+		return nil
+	}
+	_ = os.Remove(stamp)
 	// The first init creates the backend's schema and table; concurrent
 	// first inits collide in Postgres' catalog, so they take the global lock.
 	ready, err := w.r.stateTableExists(ctx)
@@ -110,19 +131,26 @@ func (w *Workspace) init(ctx context.Context) error {
 	if err := w.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(true)); err != nil {
 		return fmt.Errorf("terraform init %s: %w", w.Name, err)
 	}
+	if err := os.WriteFile(stamp, []byte(key), 0o600); err != nil {
+		return fmt.Errorf("terraform init %s: %w", w.Name, err)
+	}
 	return nil
 }
 
 func (w *Workspace) selectWorkspace(ctx context.Context) error {
-	var current string
-	err := w.quietly(func() (err error) {
-		current, err = w.tf.WorkspaceShow(ctx)
-		return err
-	})
-	if err == nil && current == w.Name {
+	// Terraform keeps the selected workspace in .terraform/environment:
+	// reading it saves a process per job.
+	if current, err := os.ReadFile(filepath.Join(w.Dir, ".terraform", "environment")); err == nil && strings.TrimSpace(string(current)) == w.Name {
 		return nil
 	}
-	if err := w.tf.WorkspaceSelect(ctx, w.Name); err == nil {
+	exists, err := w.r.workspaceExists(ctx, w.Name)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if err := w.tf.WorkspaceSelect(ctx, w.Name); err != nil {
+			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
+		}
 		return nil
 	}
 	unlock, err := w.r.lockWorkspaceCreation(ctx)
@@ -131,7 +159,13 @@ func (w *Workspace) selectWorkspace(ctx context.Context) error {
 	}
 	defer unlock()
 	// Another process may have created it while we waited.
-	if err := w.tf.WorkspaceSelect(ctx, w.Name); err == nil {
+	if exists, err = w.r.workspaceExists(ctx, w.Name); err != nil {
+		return err
+	}
+	if exists {
+		if err := w.tf.WorkspaceSelect(ctx, w.Name); err != nil {
+			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
+		}
 		return nil
 	}
 	if err := w.tf.WorkspaceNew(ctx, w.Name, tfexec.LockTimeout(w.lockTimeout())); err != nil {
