@@ -58,6 +58,7 @@ type Service struct {
 	threshold int
 	queue     Queue
 	cache     *catalogCache
+	nodeCache *nodeCache
 }
 
 // New parses the embedded catalog snapshot once and builds the service.
@@ -67,7 +68,7 @@ func New(st *store.Store, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("capacity: load pricing snapshot: %w", err)
 	}
 	s := &Service{st: st, q: st.Q, catalog: c, rates: cfg.Rates, overhead: planner.DefaultOverhead(), now: cfg.Now,
-		live: cfg.Live, secrets: cfg.Secrets, threshold: planner.DefaultSavingThresholdPercent, cache: newCatalogCache()}
+		live: cfg.Live, secrets: cfg.Secrets, threshold: planner.DefaultSavingThresholdPercent, cache: newCatalogCache(), nodeCache: newNodeCache()}
 	if cfg.FleetSavingThresholdPercent != nil {
 		if t := *cfg.FleetSavingThresholdPercent; t < 0 || t > 100 {
 			return nil, fmt.Errorf("capacity: fleet saving threshold %d%%: must be from 0 to 100", t)

@@ -230,3 +230,55 @@ func TestSuggestFitService(t *testing.T) {
 		t.Errorf("without planner:read: %v", err)
 	}
 }
+
+// TestSuggestFitSeesEveryChange: the in-memory node cache never answers
+// with nodes older than the last committed change (new and removed nodes,
+// status, labels, reservations).
+func TestSuggestFitSeesEveryChange(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ids := b.nodes(t, 3)
+	cpu, mem, disk := 8.0, 1.0, 1.0 // half a node's cores
+	fit := func() FitResult {
+		t.Helper()
+		res, err := b.svc.SuggestFit(ctx, b.p, FitRequest{CPU: &cpu, MemoryGB: &mem, DiskGB: &disk, Labels: map[string]string{"game": "rust"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := b.st.Pool.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name       string
+		change     func()
+		nodes      int
+		fits       int
+		reasonWant string // a reason some node is rejected for, "" for none
+	}{
+		{"no labels yet", func() {}, 3, 0, "label_mismatch"},
+		{"labels set", func() { exec(`UPDATE nodes SET labels = '{"game": "rust"}'`) }, 3, 3, ""},
+		{"one cordoned", func() { exec(`UPDATE nodes SET status = 'cordoned' WHERE id = $1`, ids[0]) }, 3, 2, "cordoned"},
+		{"one filled by instances", func() {
+			exec(`INSERT INTO instances (organization_id, node_id, name, cpu_millis, memory_mb, disk_gb) VALUES ($1, $2, 'big', 8000, 1024, 10)`, b.org, ids[1])
+		}, 3, 1, "insufficient_cpu"},
+		{"its instance removed", func() { exec(`DELETE FROM instances WHERE node_id = $1`, ids[1]) }, 3, 2, "cordoned"},
+		{"a node deleted", func() { exec(`DELETE FROM nodes WHERE id = $1`, ids[2]) }, 2, 1, "cordoned"},
+		{"a node added", func() {
+			exec(`INSERT INTO nodes (organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, labels)
+				VALUES ($1, 'late', 'hetzner', 'fsn1', 'cx53', 16, 32768, 320, '{"game": "rust"}')`, b.org)
+		}, 3, 2, "cordoned"},
+	}
+	for _, st := range steps {
+		st.change()
+		res := fit()
+		if res.Nodes != st.nodes || res.FitsTotal != st.fits || (st.reasonWant != "" && res.RejectedByReason[st.reasonWant] == 0) {
+			t.Errorf("%s: %d nodes, %d fit, rejected %v; want %d nodes, %d fit, a %q rejection", st.name, res.Nodes, res.FitsTotal, res.RejectedByReason, st.nodes, st.fits, st.reasonWant)
+		}
+	}
+}

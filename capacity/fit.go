@@ -2,12 +2,9 @@ package capacity
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/planner"
-	"github.com/shardform/shardform/store"
 )
 
 // FitRequest is the body of POST /v1/planner/suggest-fit: where should one
@@ -44,8 +41,8 @@ type FitResult struct {
 }
 
 // SuggestFit ranks the caller's organization's nodes for one more instance.
-// It reads one row per node (the reservations are aggregated by the
-// store), never the instance rows.
+// It reads the nodes with their aggregated reservations (never the instance
+// rows), and only when they changed since the last request (nodeCache).
 func (s *Service) SuggestFit(ctx context.Context, p *domain.Principal, r FitRequest) (FitResult, error) {
 	if err := need(p); err != nil {
 		return FitResult{}, err
@@ -71,19 +68,9 @@ func (s *Service) SuggestFit(ctx context.Context, p *domain.Principal, r FitRequ
 	if strategy != "" && strategy != planner.StrategyBinpack && strategy != planner.StrategySpread {
 		return FitResult{}, domain.Invalid("strategy", "must be binpack or spread")
 	}
-	labels := []byte("{}")
-	if len(r.Labels) > 0 {
-		if labels, err = json.Marshal(r.Labels); err != nil {
-			return FitResult{}, fmt.Errorf("suggest fit: labels: %w", err)
-		}
-	}
-	rows, err := s.q.ListNodeCapacities(ctx, s.st.Pool, store.ListNodeCapacitiesParams{OrganizationID: p.OrgID, Labels: labels})
+	nodes, err := s.nodes(ctx, p.OrgID)
 	if err != nil {
-		return FitResult{}, fmt.Errorf("suggest fit: list nodes: %w", err)
-	}
-	nodes := make([]planner.NodeCapacity, len(rows))
-	for i, n := range rows {
-		nodes[i] = s.nodeCapacity(n, r.Labels)
+		return FitResult{}, err
 	}
 	res, err := planner.SuggestFit(nodes, planner.FitRequest{Need: req.Per, Region: r.Region, Labels: r.Labels, Strategy: strategy})
 	if err != nil {
@@ -96,26 +83,6 @@ func (s *Service) SuggestFit(ctx context.Context, p *domain.Principal, r FitRequ
 		RejectedByReason: countReasons(res.Rejected), Limit: limit,
 	}
 	return out, nil
-}
-
-// nodeCapacity turns a node row into the planner's view. The store already
-// answered whether the node carries the requested labels, so the node gets
-// the requested labels themselves (a match) or none (a mismatch) instead of
-// decoding its own.
-func (s *Service) nodeCapacity(n store.ListNodeCapacitiesRow, want map[string]string) planner.NodeCapacity {
-	raw := planner.Resources{MilliCPU: int64(n.Vcpu) * 1000, MemoryMiB: int64(n.MemoryMb), DiskMiB: int64(n.DiskGb) * 1024}
-	nc := planner.NodeCapacity{
-		ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
-		Ready:     n.Status != "maintenance",
-		Cordoned:  n.Status == "cordoned",
-		Capacity:  planner.Usable(raw, s.overhead, 0),
-		Reserved:  planner.Resources{MilliCPU: n.ReservedCpuMillis, MemoryMiB: n.ReservedMemoryMb, DiskMiB: n.ReservedDiskGb * 1024},
-		Instances: int(n.InstanceCount),
-	}
-	if n.LabelsMatch {
-		nc.Labels = want
-	}
-	return nc
 }
 
 // countReasons counts the rejected nodes by reason (a node may have several).

@@ -134,6 +134,11 @@ type Node struct {
 	InstanceCount     int32
 }
 
+type NodeSetVersion struct {
+	OrganizationID uuid.UUID
+	Version        int64
+}
+
 type Organization struct {
 	ID        uuid.UUID
 	Name      string

@@ -1,11 +1,12 @@
--- name: ListNodeCapacities :many
--- One row per node with its aggregated reservations (kept by the triggers
--- on instances): suggest-fit never reads instance rows. labels_match says
--- whether the node carries every requested label, so labels are not decoded
--- per node.
+-- name: GetNodeSetVersion :one
+-- The organization's node-set version (0 before its first node).
+SELECT coalesce((SELECT version FROM node_set_versions WHERE organization_id = @organization_id), 0)::bigint;
+
+-- name: ListNodeCapacitiesWithLabels :many
+-- Every node of the organization with its aggregated reservations and its
+-- labels, for the in-memory suggest-fit cache.
 SELECT id, name, provider, region, status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
-       (labels @> @labels::jsonb)::boolean AS labels_match
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, labels
 FROM nodes
 WHERE organization_id = @organization_id
 ORDER BY name, id;

@@ -11,21 +11,27 @@ import (
 	"github.com/google/uuid"
 )
 
-const listNodeCapacities = `-- name: ListNodeCapacities :many
+const getNodeSetVersion = `-- name: GetNodeSetVersion :one
+SELECT coalesce((SELECT version FROM node_set_versions WHERE organization_id = $1), 0)::bigint
+`
+
+// The organization's node-set version (0 before its first node).
+func (q *Queries) GetNodeSetVersion(ctx context.Context, db DBTX, organizationID uuid.UUID) (int64, error) {
+	row := db.QueryRow(ctx, getNodeSetVersion, organizationID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
+const listNodeCapacitiesWithLabels = `-- name: ListNodeCapacitiesWithLabels :many
 SELECT id, name, provider, region, status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
-       (labels @> $1::jsonb)::boolean AS labels_match
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, labels
 FROM nodes
-WHERE organization_id = $2
+WHERE organization_id = $1
 ORDER BY name, id
 `
 
-type ListNodeCapacitiesParams struct {
-	Labels         []byte
-	OrganizationID uuid.UUID
-}
-
-type ListNodeCapacitiesRow struct {
+type ListNodeCapacitiesWithLabelsRow struct {
 	ID                uuid.UUID
 	Name              string
 	Provider          string
@@ -38,22 +44,20 @@ type ListNodeCapacitiesRow struct {
 	ReservedMemoryMb  int64
 	ReservedDiskGb    int64
 	InstanceCount     int32
-	LabelsMatch       bool
+	Labels            []byte
 }
 
-// One row per node with its aggregated reservations (kept by the triggers
-// on instances): suggest-fit never reads instance rows. labels_match says
-// whether the node carries every requested label, so labels are not decoded
-// per node.
-func (q *Queries) ListNodeCapacities(ctx context.Context, db DBTX, arg ListNodeCapacitiesParams) ([]ListNodeCapacitiesRow, error) {
-	rows, err := db.Query(ctx, listNodeCapacities, arg.Labels, arg.OrganizationID)
+// Every node of the organization with its aggregated reservations and its
+// labels, for the in-memory suggest-fit cache.
+func (q *Queries) ListNodeCapacitiesWithLabels(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListNodeCapacitiesWithLabelsRow, error) {
+	rows, err := db.Query(ctx, listNodeCapacitiesWithLabels, organizationID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListNodeCapacitiesRow
+	var items []ListNodeCapacitiesWithLabelsRow
 	for rows.Next() {
-		var i ListNodeCapacitiesRow
+		var i ListNodeCapacitiesWithLabelsRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.Name,
@@ -67,7 +71,7 @@ func (q *Queries) ListNodeCapacities(ctx context.Context, db DBTX, arg ListNodeC
 			&i.ReservedMemoryMb,
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
-			&i.LabelsMatch,
+			&i.Labels,
 		); err != nil {
 			return nil, err
 		}
