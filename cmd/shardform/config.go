@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/seal"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
+	// SHARDFORM_CURRENCY_RATES: the planner's exchange rates, amounts of
+	// each currency per 1 EUR ("USD=1.16,GBP=0.87,as_of=2026-11-20");
+	// zero value: the planner's built-in table.
+	Rates planner.RateTable
 	// Cloud API endpoints, for tests and private clouds; empty: the cloud's own.
 	HcloudEndpoint     string // SHARDFORM_HCLOUD_ENDPOINT: Hetzner Cloud API (hcloud-go, and the hcloud provider)
 	CloudflareEndpoint string // SHARDFORM_CLOUDFLARE_ENDPOINT: Cloudflare API (cloudflare-go)
@@ -137,6 +142,13 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	} else {
 		cfg.FleetSavingThreshold = n
 	}
+	if v := get("SHARDFORM_CURRENCY_RATES", ""); v != "" {
+		rates, err := parseRates(v, time.Now())
+		if err != nil {
+			return cfg, &configError{"SHARDFORM_CURRENCY_RATES", err.Error()}
+		}
+		cfg.Rates = rates
+	}
 	if v := getenv("SHARDFORM_MASTER_KEY"); v != "" {
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
 		if err != nil || len(key) != seal.KeySize {
@@ -189,4 +201,32 @@ func loadMasterKey(cfg *Config, log *slog.Logger) error {
 	log.Warn("generated a development master key; back it up, or set SHARDFORM_MASTER_KEY in production: secrets sealed with it cannot be read without it",
 		slog.String("path", path))
 	return nil
+}
+
+// parseRates reads "USD=1.16,GBP=0.87[,as_of=YYYY-MM-DD]": amounts of each
+// currency per 1 EUR, exact decimals. Without as_of the rates are dated now.
+func parseRates(v string, now time.Time) (planner.RateTable, error) {
+	const usage = `must be CURRENCY=RATE pairs per 1 EUR, comma-separated, with an optional as_of=YYYY-MM-DD (USD=1.16,GBP=0.87)`
+	rates := map[string]string{}
+	asOf := now.UTC()
+	for _, part := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || k == "" || val == "" {
+			return planner.RateTable{}, errors.New(usage)
+		}
+		if k == "as_of" {
+			t, err := time.Parse(time.DateOnly, val)
+			if err != nil {
+				return planner.RateTable{}, errors.New(usage)
+			}
+			asOf = t
+			continue
+		}
+		rates[strings.ToUpper(k)] = val
+	}
+	t, err := planner.NewRateTable(planner.DefaultCurrency, rates, asOf, "config")
+	if err != nil {
+		return planner.RateTable{}, fmt.Errorf("%w (%s)", err, usage)
+	}
+	return t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -66,6 +67,21 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("endpoints %q %q %q", c.AWSEndpoint, c.HcloudEndpoint, c.CloudflareEndpoint)
 			}
 		}},
+		{"currency rates", map[string]string{"SHARDFORM_CURRENCY_RATES": "usd=1.1625, GBP=0.87,as_of=2026-11-20"}, "", func(t *testing.T, c Config) {
+			if c.Rates.Base != "EUR" || c.Rates.Rates["USD"] != 1_162_500_000 || c.Rates.Rates["GBP"] != 870_000_000 ||
+				c.Rates.Source != "config" || c.Rates.AsOf.Format(time.DateOnly) != "2026-11-20" {
+				t.Errorf("rates %+v", c.Rates)
+			}
+		}},
+		{"rates without defaults", nil, "", func(t *testing.T, c Config) {
+			if c.Rates.Rates != nil {
+				t.Errorf("rates set without SHARDFORM_CURRENCY_RATES: %+v", c.Rates)
+			}
+		}},
+		{"rate not a number", map[string]string{"SHARDFORM_CURRENCY_RATES": "USD=abc"}, "SHARDFORM_CURRENCY_RATES", nil},
+		{"negative rate", map[string]string{"SHARDFORM_CURRENCY_RATES": "USD=-1"}, "SHARDFORM_CURRENCY_RATES", nil},
+		{"rate without currency", map[string]string{"SHARDFORM_CURRENCY_RATES": "1.16"}, "SHARDFORM_CURRENCY_RATES", nil},
+		{"bad as_of", map[string]string{"SHARDFORM_CURRENCY_RATES": "USD=1.1,as_of=yesterday"}, "SHARDFORM_CURRENCY_RATES", nil},
 		{"endpoint without scheme", map[string]string{"SHARDFORM_AWS_ENDPOINT": "127.0.0.1:4566"}, "SHARDFORM_AWS_ENDPOINT", nil},
 		{"endpoint of another scheme", map[string]string{"SHARDFORM_CLOUDFLARE_ENDPOINT": "ftp://x"}, "SHARDFORM_CLOUDFLARE_ENDPOINT", nil},
 	}

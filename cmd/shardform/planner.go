@@ -17,5 +17,6 @@ func plannerService(cfg Config, st *store.Store, creds *credentials.Service) (*c
 		Live:                        []capacity.PricingSource{providers.HetznerPricing{Endpoint: cfg.HcloudEndpoint}},
 		Secrets:                     creds,
 		FleetSavingThresholdPercent: &threshold,
+		Rates:                       cfg.Rates,
 	})
 }
