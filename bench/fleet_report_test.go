@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -14,9 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/shardform/shardform/capacity"
-	"github.com/shardform/shardform/identity"
-	"github.com/shardform/shardform/internal/app"
-	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/worker"
@@ -47,34 +42,7 @@ func newFleetEnv(b *testing.B) (*plannerEnv, *capacity.Service) {
 		defer cancel()
 		_ = client.Stop(stopCtx)
 	})
-	srv, err := app.NewAPI(app.APIConfig{
-		Store: st, MasterKey: bytes.Repeat([]byte{1}, seal.KeySize),
-		Identity:  identity.Options{AllowRegistration: true},
-		RateLimit: 1 << 30, Logger: logger, Planner: plan,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
-	e := &plannerEnv{b: b, st: st, base: "http://" + ln.Addr().String(), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
-	creds := map[string]string{"email": "bench@example.com", "password": "benchmark password"}
-	var boot struct {
-		Organization struct {
-			ID string `json:"id"`
-		} `json:"organization"`
-	}
-	e.post("/v1/auth/bootstrap", creds, &boot)
-	e.orgID = boot.Organization.ID
-	var sess struct {
-		AccessToken string `json:"access_token"`
-	}
-	e.post("/v1/auth/login", creds, &sess)
-	e.token = sess.AccessToken
+	e := servePlanner(b, st, plan, logger)
 	return e, plan
 }
 

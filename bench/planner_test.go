@@ -39,11 +39,23 @@ func newPlannerEnv(b *testing.B) *plannerEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
+	e := servePlanner(b, st, plan, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var tok struct {
+		Token string `json:"token"`
+	}
+	e.post("/v1/api-tokens", map[string]any{"name": "bench", "scopes": []string{"planner:read"}}, &tok)
+	e.token = tok.Token
+	return e
+}
+
+// servePlanner serves the API with the planner on loopback until the
+// benchmark ends and signs in its bootstrap user (e.token is the session).
+func servePlanner(b *testing.B, st *store.Store, plan *capacity.Service, logger *slog.Logger) *plannerEnv {
+	b.Helper()
 	srv, err := app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: bytes.Repeat([]byte{1}, seal.KeySize),
 		Identity:  identity.Options{AllowRegistration: true},
-		RateLimit: 1 << 30, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Planner: plan,
+		RateLimit: 1 << 30, Logger: logger, Planner: plan,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -67,12 +79,7 @@ func newPlannerEnv(b *testing.B) *plannerEnv {
 		AccessToken string `json:"access_token"`
 	}
 	e.post("/v1/auth/login", creds, &sess)
-	var tok struct {
-		Token string `json:"token"`
-	}
 	e.token = sess.AccessToken
-	e.post("/v1/api-tokens", map[string]any{"name": "bench", "scopes": []string{"planner:read"}}, &tok)
-	e.token = tok.Token
 	return e
 }
 
