@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 		t.Fatalf("plan: %s", planned.Raw)
 	}
 	sum := planned.Body["plan_summary"].(map[string]any)
-	if sum["add"] != float64(1) || !strings.Contains(string(planned.Raw), "aws_instance.node") {
+	if sum["add"] != float64(2) || !strings.Contains(string(planned.Raw), "aws_instance.node") || !strings.Contains(string(planned.Raw), "aws_security_group.node") {
 		t.Errorf("plan summary %v", sum)
 	}
 
@@ -76,6 +77,14 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	live := fake.Live()
 	if len(live) != 1 || live[0].InstanceType != itype || live[0].Tags["game"] != "valheim" {
 		t.Fatalf("EC2 holds %+v after apply", live)
+	}
+	// The instance is in its own security group, which lets SSH in.
+	groups := fake.SecurityGroups()
+	if len(groups) != 1 || !slices.Equal(live[0].SecurityGroupIDs, []string{groups[0].ID}) {
+		t.Fatalf("security groups %+v; the instance is in %v", groups, live[0].SecurityGroupIDs)
+	}
+	if sg := groups[0]; !sg.Allows("tcp", 22, "0.0.0.0/0") || !sg.Allows("tcp", 22, "::/0") || sg.Tags["shardform-provision"] != id {
+		t.Errorf("security group %+v does not let SSH in or is not tagged with the provision", sg)
 	}
 	node := b.expect(req{method: "GET", path: "/v1/nodes/" + applied.str("node_id"), token: tok}, 200)
 	if node.str("server_id") != live[0].ID || node.str("ipv4") != live[0].PublicIP || node.str("provider") != "aws" || node.str("region") != region {
@@ -93,6 +102,9 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	}
 	if live := fake.Live(); len(live) != 0 {
 		t.Errorf("EC2 still holds %+v after destroy", live)
+	}
+	if groups := fake.SecurityGroups(); len(groups) != 0 {
+		t.Errorf("EC2 still holds security groups %+v after destroy", groups)
 	}
 	if n := len(b.expect(req{method: "GET", path: "/v1/nodes", token: tok}, 200).list()); n != 0 {
 		t.Errorf("%d nodes listed after destroy", n)
@@ -114,8 +126,8 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	if failed.str("status") != "failed" || !strings.Contains(failed.str("error"), "AuthFailure") && !strings.Contains(failed.str("error"), "InvalidClientTokenId") {
 		t.Errorf("apply with a revoked key: %s", failed.Raw)
 	}
-	if failed.Body["node_id"] != nil || len(fake.Live()) != 0 {
-		t.Errorf("a failed apply registered a node or created an instance: %s", failed.Raw)
+	if failed.Body["node_id"] != nil || len(fake.Live()) != 0 || len(fake.SecurityGroups()) != 0 {
+		t.Errorf("a failed apply registered a node or created an instance or a security group: %s", failed.Raw)
 	}
 	if logs := b.expect(req{method: "GET", path: "/v1/provision/" + bad.str("id") + "/logs", token: tok}, 200); !strings.Contains(string(logs.Raw), "apply") {
 		t.Errorf("the failed apply's log is missing: %s", logs.Raw)

@@ -88,6 +88,15 @@ func (b *bundle) eventually(what string, check func() bool) {
 	}
 }
 
+// refreshesIdle waits until no pricing_refresh job is waiting or running.
+func (b *bundle) refreshesIdle() {
+	b.t.Helper()
+	b.eventually("pricing refreshes to end", func() bool {
+		return b.count(`SELECT count(*) FROM river_job WHERE kind = 'pricing_refresh'
+			AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')`) == 0
+	})
+}
+
 // addHetznerCredential stores a hetzner credential (the organization's
 // first, so its default) and returns its id.
 func (b *bundle) addHetznerCredential(a account, token string) string {
@@ -210,7 +219,12 @@ func TestPlannerPricingRefresh(t *testing.T) {
 		b.expect(req{method: "PUT", path: "/v1/credentials/" + credID, token: a.access,
 			body: map[string]any{"secret": map[string]string{"token": "revoked-token-0000"}}}, 200)
 		before := fake.Refused.Load()
-		b.expect(req{method: "POST", path: "/v1/planner/pricing/refresh", token: writer}, 202)
+		// The previous refresh may still be completing: a request while it
+		// is active would be answered as its duplicate.
+		b.refreshesIdle()
+		if r := b.expect(req{method: "POST", path: "/v1/planner/pricing/refresh", token: writer}, 202); r.Body["duplicate"] == true {
+			t.Fatalf("the refresh was taken for an active one: %s", r.Raw)
+		}
 		var r response
 		b.eventually("the recorded error", func() bool {
 			r = pricing(reader, "provider=hetzner&include_deprecated=true")
@@ -281,10 +295,7 @@ func TestPlannerPricingRefreshPeriodic(t *testing.T) {
 	// The fan-out the worker ran at start (RunOnStart) may still be active,
 	// possibly from before the credentials existed: wait for it to end, or
 	// the insert below would be skipped as its duplicate.
-	b.eventually("the start-up fan-out to end", func() bool {
-		return b.count(`SELECT count(*) FROM river_job WHERE kind = 'pricing_refresh'
-			AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')`) == 0
-	})
+	b.refreshesIdle()
 	// What the hourly periodic job inserts: the fan-out.
 	res, err := b.client.Insert(context.Background(), capacity.PricingRefreshArgs{}, nil)
 	if err != nil {

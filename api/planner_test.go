@@ -380,7 +380,7 @@ func (b *bundle) insertNodes(orgID string, nodes []fitNode) map[string]string {
 		}
 		if n.instances > 0 {
 			if _, err := b.pool.Exec(ctx, `INSERT INTO instances (organization_id, node_id, name, template, cpu_millis, memory_mb, disk_gb)
-				SELECT $1, $2, 'gs-' || g, 'valheim', 1000, 2048, 10 FROM generate_series(1, $3::int) g`, orgID, id, n.instances); err != nil {
+				SELECT $1, $2, $4 || '-gs-' || g, 'valheim', 1000, 2048, 10 FROM generate_series(1, $3::int) g`, orgID, id, n.instances, n.name); err != nil {
 				b.t.Fatal(err)
 			}
 		}
@@ -522,7 +522,7 @@ func TestPlannerSuggestFit(t *testing.T) {
 		if _, err := b.pool.Exec(ctx, "UPDATE nodes SET status = 'cordoned' WHERE id = $1", ids["fsn-busy"]); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.pool.Exec(ctx, "DELETE FROM instances WHERE node_id = $1 AND name = 'gs-1'", ids["fsn-full"]); err != nil {
+		if _, err := b.pool.Exec(ctx, "DELETE FROM instances WHERE node_id = $1 AND name = 'fsn-full-gs-1'", ids["fsn-full"]); err != nil {
 			t.Fatal(err)
 		}
 		r := fit(tok, with(), 200)

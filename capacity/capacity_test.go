@@ -209,7 +209,7 @@ func TestSuggestFitService(t *testing.T) {
 	ctx := context.Background()
 	// Node i holds i instances of 1 core, 1 GiB, 10 GB.
 	if _, err := b.st.Pool.Exec(ctx, `INSERT INTO instances (organization_id, node_id, name, cpu_millis, memory_mb, disk_gb)
-		SELECT n.organization_id, n.id, 'gs', 1000, 1024, 10 FROM nodes n, generate_series(1, 30) g
+		SELECT n.organization_id, n.id, n.name || '-gs-' || g, 1000, 1024, 10 FROM nodes n, generate_series(1, 30) g
 		WHERE g <= substr(n.name, 6)::int % 16`); err != nil {
 		t.Fatal(err)
 	}

@@ -123,18 +123,6 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, r CreateReque
 	}
 	var out Instance
 	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
-		// The name lock first, then the node: moves and deletes take no
-		// name lock, so the order cannot cycle.
-		if err := s.q.LockInstanceName(ctx, tx, store.LockInstanceNameParams{OrganizationID: p.OrgID, Name: r.Name}); err != nil {
-			return fmt.Errorf("lock instance name: %w", err)
-		}
-		taken, err := s.q.InstanceNameTaken(ctx, tx, store.InstanceNameTakenParams{OrganizationID: p.OrgID, Name: r.Name})
-		if err != nil {
-			return fmt.Errorf("check instance name: %w", err)
-		}
-		if taken {
-			return domain.Conflict("an instance named %q already exists in this organization", r.Name)
-		}
 		node, err := s.lockNode(ctx, tx, p.OrgID, nodeID)
 		if err != nil {
 			return err
@@ -146,6 +134,9 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, r CreateReque
 			OrganizationID: p.OrgID, NodeID: nodeID, Name: r.Name, Template: r.Template, Players: int32(players),
 			CpuMillis: int32(res.MilliCPU), MemoryMb: int32(res.MemoryMiB), DiskGb: int32(res.DiskMiB / 1024),
 		})
+		if store.IsUniqueViolation(err) {
+			return domain.Conflict("an instance named %q already exists in this organization", r.Name)
+		}
 		if err != nil {
 			return fmt.Errorf("insert instance: %w", err)
 		}

@@ -41,8 +41,10 @@ type awsType struct {
 // in the request it boots the newest official Debian 12 AMI of the type's
 // architecture; SSH keys are delivered by cloud-init (no aws_key_pair).
 //
-// The instance is placed in the region's default VPC and subnet with the
-// VPC's default security group.
+// The instance is placed in the region's default VPC and subnet, in a
+// security group of its own (the VPC's default group lets nothing in from
+// outside): SSH (tcp 22) and ICMP echo in from anywhere, everything out,
+// as the hetzner driver's firewall.
 type AWS struct {
 	// Endpoint, when set, is the EC2 and STS endpoint the provider calls
 	// (SHARDFORM_AWS_ENDPOINT: tests and private clouds); empty: AWS's own.
@@ -228,11 +230,12 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 		}}}
 	}
 	instance := map[string]any{
-		"ami":           ami,
-		"instance_type": escape(req.InstanceType),
-		"user_data":     escape(userData),
-		"tags":          tags,
-		"volume_tags":   map[string]string{"managed-by": "shardform", "shardform-provision": escape(req.ID)},
+		"ami":                    ami,
+		"instance_type":          escape(req.InstanceType),
+		"vpc_security_group_ids": []string{"${aws_security_group.node.id}"},
+		"user_data":              escape(userData),
+		"tags":                   tags,
+		"volume_tags":            map[string]string{"managed-by": "shardform", "shardform-provision": escape(req.ID)},
 		"root_block_device": []any{map[string]any{
 			"volume_size":           t.disk,
 			"volume_type":           "gp3",
@@ -247,7 +250,10 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 		Variable:  awsVariables(),
 		Provider:  map[string]any{"aws": a.providerBlock(req.Region)},
 		Data:      data,
-		Resource:  map[string]any{"aws_instance": map[string]any{"node": instance}},
+		Resource: map[string]any{
+			"aws_instance":       map[string]any{"node": instance},
+			"aws_security_group": map[string]any{"node": awsSecurityGroup(req)},
+		},
 		Output: map[string]any{
 			"server_id": map[string]any{"value": "${aws_instance.node.id}"},
 			"ipv4":      map[string]any{"value": `${aws_instance.node.public_ip}`},
@@ -255,6 +261,35 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 		},
 	}
 	return cfg.marshal("aws")
+}
+
+// awsSecurityGroup is the node's security group, the counterpart of the
+// hetzner driver's firewall. Without a vpc_id it is created in the
+// region's default VPC, where the instance (without a subnet_id) is
+// launched too. The rules are inline: the provider replaces the group's
+// default allow-all egress rule with the ones listed.
+func awsSecurityGroup(req Request) map[string]any {
+	rule := func(desc, protocol string, from, to int, v4, v6 []string) map[string]any {
+		return map[string]any{
+			"description": desc, "protocol": protocol, "from_port": from, "to_port": to,
+			"cidr_blocks": v4, "ipv6_cidr_blocks": v6,
+			"prefix_list_ids": []string{}, "security_groups": []string{}, "self": false,
+		}
+	}
+	anyV4, anyV6 := []string{"0.0.0.0/0"}, []string{"::/0"}
+	name := "shardform-" + escape(req.Name) + "-" + escape(shortID(req.ID))
+	return map[string]any{
+		"name":        name,
+		"description": "shardform node " + escape(req.Name) + ": SSH and ping in, all out",
+		"tags":        map[string]string{"Name": name, "managed-by": "shardform", "shardform-provision": escape(req.ID)},
+		"ingress": []any{
+			rule("ssh", "tcp", 22, 22, anyV4, anyV6),
+			// ICMP: from_port is the type (8: echo request), to_port the code.
+			rule("ping", "icmp", 8, 0, anyV4, []string{}),
+			rule("ping6", "icmpv6", 128, 0, []string{}, anyV6),
+		},
+		"egress": []any{rule("all out", "-1", 0, 0, anyV4, anyV6)},
+	}
 }
 
 // Node implements Driver.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -107,11 +109,16 @@ func TestAWSApplyDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v\n%s\nunsupported actions: %v", err, logs, b.fake.Unsupported())
 	}
-	if plan.Summary.Add != 1 || len(plan.Summary.Resources) != 1 || plan.Summary.Resources[0].Address != "aws_instance.node" {
+	var addresses []string
+	for _, r := range plan.Summary.Resources {
+		addresses = append(addresses, r.Address)
+	}
+	sort.Strings(addresses)
+	if plan.Summary.Add != 2 || !slices.Equal(addresses, []string{"aws_instance.node", "aws_security_group.node"}) {
 		t.Fatalf("plan summary %+v", plan.Summary)
 	}
-	if len(b.fake.Instances()) != 0 {
-		t.Fatal("plan created an instance")
+	if len(b.fake.Instances()) != 0 || len(b.fake.SecurityGroups()) != 0 {
+		t.Fatal("plan created an instance or a security group")
 	}
 	if err := ws.Apply(ctx, plan.File, vars); err != nil {
 		t.Fatalf("apply: %v\n%s\nunsupported actions: %v", err, logs, b.fake.Unsupported())
@@ -143,6 +150,39 @@ func TestAWSApplyDestroy(t *testing.T) {
 	}
 	if in.VolumeSize != 50 || in.VolumeType != "gp3" || !in.Encrypted || in.HTTPTokens != "required" {
 		t.Errorf("instance %+v: root volume or metadata options not as rendered", in)
+	}
+
+	// The instance is in a group of its own that lets SSH and ping in.
+	groups := b.fake.SecurityGroups()
+	if len(groups) != 1 {
+		t.Fatalf("%d security groups after apply, want 1: %+v", len(groups), groups)
+	}
+	sg := groups[0]
+	if !slices.Equal(in.SecurityGroupIDs, []string{sg.ID}) {
+		t.Errorf("instance in groups %v, want only %s", in.SecurityGroupIDs, sg.ID)
+	}
+	if sg.Name != "shardform-mc-1-p-aws-1" || sg.Region != "eu-central-1" || sg.Tags["managed-by"] != "shardform" || sg.Tags["shardform-provision"] != req.ID {
+		t.Errorf("security group %+v: name, region or tags not as rendered", sg)
+	}
+	for _, cidr := range []string{"0.0.0.0/0", "::/0"} {
+		if !sg.Allows("tcp", 22, cidr) {
+			t.Errorf("the security group does not let SSH in from %s: %+v", cidr, sg.Rules)
+		}
+	}
+	if !sg.Allows("icmp", 8, "0.0.0.0/0") || !sg.Allows("icmpv6", 128, "::/0") {
+		t.Errorf("the security group does not let ping in: %+v", sg.Rules)
+	}
+	if sg.Allows("tcp", 80, "0.0.0.0/0") {
+		t.Errorf("the security group lets more than SSH in over tcp: %+v", sg.Rules)
+	}
+	var egress []string
+	for _, r := range sg.Rules {
+		if r.Egress {
+			egress = append(egress, r.Protocol+" "+r.CIDR)
+		}
+	}
+	if sort.Strings(egress); !slices.Equal(egress, []string{"-1 0.0.0.0/0", "-1 ::/0"}) {
+		t.Errorf("egress rules %v, want all traffic out over IPv4 and IPv6", egress)
 	}
 
 	// The fake reads back what it was given: a second plan has nothing to do.
@@ -184,14 +224,19 @@ func TestAWSApplyDestroy(t *testing.T) {
 	if len(all) != 1 || all[0].State != awsfake.StateTerminated {
 		t.Errorf("instances after destroy: %+v", all)
 	}
+	if groups := b.fake.SecurityGroups(); len(groups) != 0 {
+		t.Errorf("security groups left after destroy: %+v", groups)
+	}
 	calls := b.fake.Calls()
-	for _, action := range []string{"GetCallerIdentity", "DescribeImages", "RunInstances", "DescribeInstances", "TerminateInstances"} {
+	for _, action := range []string{"GetCallerIdentity", "DescribeImages", "RunInstances", "DescribeInstances", "TerminateInstances",
+		"CreateSecurityGroup", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup"} {
 		if calls[action] == 0 {
 			t.Errorf("the provider never called %s", action)
 		}
 	}
-	if calls["RunInstances"] != 1 || calls["TerminateInstances"] != 1 {
-		t.Errorf("RunInstances %d, TerminateInstances %d times; want 1 each", calls["RunInstances"], calls["TerminateInstances"])
+	if calls["RunInstances"] != 1 || calls["TerminateInstances"] != 1 || calls["CreateSecurityGroup"] != 1 || calls["DeleteSecurityGroup"] != 1 {
+		t.Errorf("RunInstances %d, TerminateInstances %d, CreateSecurityGroup %d, DeleteSecurityGroup %d times; want 1 each",
+			calls["RunInstances"], calls["TerminateInstances"], calls["CreateSecurityGroup"], calls["DeleteSecurityGroup"])
 	}
 	if u := b.fake.Unsupported(); len(u) != 0 {
 		t.Errorf("the provider called actions the fake does not implement: %v", u)

@@ -3,6 +3,7 @@ package providers_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,21 @@ func TestAWSRender(t *testing.T) {
 				} `json:"terraform"`
 				Provider map[string]map[string]any `json:"provider"`
 				Data     map[string]any            `json:"data"`
+				Resource struct {
+					Instance map[string]struct {
+						SecurityGroups []string `json:"vpc_security_group_ids"`
+					} `json:"aws_instance"`
+					SecurityGroup map[string]struct {
+						Name    string `json:"name"`
+						Ingress []struct {
+							Protocol       string   `json:"protocol"`
+							FromPort       int      `json:"from_port"`
+							ToPort         int      `json:"to_port"`
+							CIDRBlocks     []string `json:"cidr_blocks"`
+							IPv6CIDRBlocks []string `json:"ipv6_cidr_blocks"`
+						} `json:"ingress"`
+					} `json:"aws_security_group"`
+				} `json:"resource"`
 			}
 			if err := json.Unmarshal(got, &cfg); err != nil {
 				t.Fatal(err)
@@ -97,6 +113,23 @@ func TestAWSRender(t *testing.T) {
 			}
 			if _, ok := cfg.Data["aws_ami"]; ok != (tt.req.Image == "") {
 				t.Errorf("AMI lookup present %v with image %q", ok, tt.req.Image)
+			}
+			// The node's own security group lets SSH in: the VPC's default
+			// group would not.
+			if sgs := cfg.Resource.Instance["node"].SecurityGroups; len(sgs) != 1 || sgs[0] != "${aws_security_group.node.id}" {
+				t.Errorf("instance security groups %v, want the node's group alone", sgs)
+			}
+			sg := cfg.Resource.SecurityGroup["node"]
+			if want := "shardform-" + tt.req.Name + "-"; !strings.HasPrefix(sg.Name, want) {
+				t.Errorf("security group name %q, want %s<short id>", sg.Name, want)
+			}
+			ssh := false
+			for _, r := range sg.Ingress {
+				ssh = ssh || r.Protocol == "tcp" && r.FromPort == 22 && r.ToPort == 22 &&
+					slices.Equal(r.CIDRBlocks, []string{"0.0.0.0/0"}) && slices.Equal(r.IPv6CIDRBlocks, []string{"::/0"})
+			}
+			if !ssh {
+				t.Errorf("security group ingress %+v lacks tcp 22 from anywhere", sg.Ingress)
 			}
 		})
 	}

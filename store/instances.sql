@@ -9,15 +9,6 @@ FROM nodes
 WHERE organization_id = @organization_id AND id = @id
 FOR NO KEY UPDATE;
 
--- name: LockInstanceName :exec
--- Serializes placements that want the same name in one organization (a
--- transaction-scoped advisory lock in the two-key space, so it cannot meet
--- the single-key locks of migrations and Terraform).
-SELECT pg_advisory_xact_lock(hashtext('shardform.instances:' || (@organization_id::uuid)::text), hashtext(@name::text));
-
--- name: InstanceNameTaken :one
-SELECT EXISTS (SELECT 1 FROM instances WHERE organization_id = @organization_id AND name = @name) AS taken;
-
 -- name: InsertInstance :one
 INSERT INTO instances (organization_id, node_id, name, template, players, cpu_millis, memory_mb, disk_gb)
 VALUES (@organization_id, @node_id, @name, @template, @players, @cpu_millis, @memory_mb, @disk_gb)

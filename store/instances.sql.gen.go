@@ -130,22 +130,6 @@ func (q *Queries) InsertInstance(ctx context.Context, db DBTX, arg InsertInstanc
 	return i, err
 }
 
-const instanceNameTaken = `-- name: InstanceNameTaken :one
-SELECT EXISTS (SELECT 1 FROM instances WHERE organization_id = $1 AND name = $2) AS taken
-`
-
-type InstanceNameTakenParams struct {
-	OrganizationID uuid.UUID
-	Name           string
-}
-
-func (q *Queries) InstanceNameTaken(ctx context.Context, db DBTX, arg InstanceNameTakenParams) (bool, error) {
-	row := db.QueryRow(ctx, instanceNameTaken, arg.OrganizationID, arg.Name)
-	var taken bool
-	err := row.Scan(&taken)
-	return taken, err
-}
-
 const listInstances = `-- name: ListInstances :many
 SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
        i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
@@ -250,23 +234,6 @@ func (q *Queries) LockInstance(ctx context.Context, db DBTX, arg LockInstancePar
 		&i.DiskGb,
 	)
 	return i, err
-}
-
-const lockInstanceName = `-- name: LockInstanceName :exec
-SELECT pg_advisory_xact_lock(hashtext('shardform.instances:' || ($1::uuid)::text), hashtext($2::text))
-`
-
-type LockInstanceNameParams struct {
-	OrganizationID uuid.UUID
-	Name           string
-}
-
-// Serializes placements that want the same name in one organization (a
-// transaction-scoped advisory lock in the two-key space, so it cannot meet
-// the single-key locks of migrations and Terraform).
-func (q *Queries) LockInstanceName(ctx context.Context, db DBTX, arg LockInstanceNameParams) error {
-	_, err := db.Exec(ctx, lockInstanceName, arg.OrganizationID, arg.Name)
-	return err
 }
 
 const lockPlacementNode = `-- name: LockPlacementNode :one

@@ -1,8 +1,9 @@
 // Package awsfake is an in-memory fake of the EC2 and STS Query APIs on
 // loopback, for tests: it answers the calls the hashicorp/aws Terraform
 // provider (5.100.0) makes to plan, create, read and delete an aws_instance
-// and to read aws_caller_identity and aws_ami. Point the provider's ec2 and
-// sts endpoints at Server.URL.
+// and an aws_security_group with inline rules, and to read
+// aws_caller_identity and aws_ami. Point the provider's ec2 and sts
+// endpoints at Server.URL.
 //
 // The calls hashicorp/aws 5.100.0 makes (found by running it against this
 // fake, which answers unknown actions with an InvalidAction error naming
@@ -20,9 +21,25 @@
 //     disableApiTermination, userData), DescribeInstanceCreditSpecifications;
 //   - delete: ModifyInstanceAttribute (DisableApiTermination=false),
 //     TerminateInstances, then DescribeInstances until terminated.
+//   - aws_security_group create: CreateSecurityGroup (tags in the tag
+//     specification), DescribeSecurityGroups, RevokeSecurityGroupEgress
+//     twice (EC2's default allow-all IPv4 egress rule, then the IPv6 one,
+//     which a VPC without IPv6 lacks: InvalidPermission.NotFound, which the
+//     provider ignores), AuthorizeSecurityGroupIngress
+//     and AuthorizeSecurityGroupEgress (the inline rules); read:
+//     DescribeSecurityGroups; delete: DescribeNetworkInterfaces (by
+//     group-id: interfaces still in the group), DeleteSecurityGroup.
+//     RunInstances takes the groups as SecurityGroupId.N.
 //
 // An instance is pending when launched and running from the next describe
 // on; shutting-down when terminated and terminated from the next describe.
+//
+// Security groups live in the one (default) VPC the fake knows; a new one
+// has EC2's default egress rule. As on EC2, a launch into a group that does
+// not exist fails (InvalidGroup.NotFound), and deleting a group that an
+// instance not yet terminated is in fails (DependencyViolation: the
+// provider retries it until its delete timeout), so a configuration that
+// orders the two wrongly fails here too.
 //
 // Credentials: with no key registered every access key is accepted; once
 // Allow registers keys, only those are, and each request's SigV4 signature
@@ -81,7 +98,11 @@ type Instance struct {
 	Encrypted    bool
 	HTTPTokens   string
 	LaunchTime   time.Time
-	clientToken  string
+	// SecurityGroupIDs are the groups the instance was launched in; none
+	// named: the VPC's default group.
+	SecurityGroupIDs []string
+	groupNames       []string
+	clientToken      string
 }
 
 // Server is a running fake.
@@ -93,6 +114,7 @@ type Server struct {
 	calls       map[string]int
 	unsupported []string
 	instances   []*Instance
+	groups      []*SecurityGroup
 	keys        map[string]string // access key id → secret; empty: any key
 	refused     map[string]bool
 	seq         int
@@ -170,6 +192,8 @@ func (s *Server) Instances() []Instance {
 		c := *in
 		c.Tags = maps.Clone(in.Tags)
 		c.VolumeTags = maps.Clone(in.VolumeTags)
+		c.SecurityGroupIDs = slices.Clone(in.SecurityGroupIDs)
+		c.groupNames = slices.Clone(in.groupNames)
 		out = append(out, c)
 	}
 	return out

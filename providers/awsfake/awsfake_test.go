@@ -104,3 +104,82 @@ func TestCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityGroup: a group's rules, an instance in it, and EC2's refusal
+// to delete a group an instance still uses.
+func TestSecurityGroup(t *testing.T) {
+	t.Parallel()
+	s := awsfake.New(t)
+	status, body := call(t, s, "AKIA1", url.Values{"Action": {"CreateSecurityGroup"}, "GroupName": {"web"}, "GroupDescription": {"web servers"},
+		"TagSpecification.1.ResourceType": {"security-group"}, "TagSpecification.1.Tag.1.Key": {"managed-by"}, "TagSpecification.1.Tag.1.Value": {"shardform"}})
+	groups := s.SecurityGroups()
+	if status != http.StatusOK || len(groups) != 1 || !strings.Contains(body, "<groupId>"+groups[0].ID+"</groupId>") {
+		t.Fatalf("CreateSecurityGroup: %d %s; groups %+v", status, body, groups)
+	}
+	sg := groups[0]
+	if sg.Tags["managed-by"] != "shardform" || sg.VpcID == "" || len(sg.Rules) != 1 || !sg.Rules[0].Egress || sg.Rules[0].Protocol != "-1" {
+		t.Fatalf("new group %+v: want its tags and EC2's default egress rule", sg)
+	}
+	ssh := url.Values{"Action": {"AuthorizeSecurityGroupIngress"}, "GroupId": {sg.ID}, "IpPermissions.1.IpProtocol": {"tcp"},
+		"IpPermissions.1.FromPort": {"22"}, "IpPermissions.1.ToPort": {"22"}, "IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"},
+		"IpPermissions.1.Ipv6Ranges.1.CidrIpv6": {"::/0"}, "IpPermissions.1.Ipv6Ranges.1.Description": {"ssh"}}
+	tests := []struct {
+		form       url.Values
+		wantStatus int
+		want       string
+	}{
+		{url.Values{"Action": {"CreateSecurityGroup"}, "GroupName": {"web"}, "GroupDescription": {"again"}}, http.StatusBadRequest, "InvalidGroup.Duplicate"},
+		{ssh, http.StatusOK, "<securityGroupRuleId>sgr-"},
+		{ssh, http.StatusBadRequest, "InvalidPermission.Duplicate"},
+		{url.Values{"Action": {"RevokeSecurityGroupEgress"}, "GroupId": {sg.ID}, "IpPermissions.1.IpProtocol": {"-1"},
+			"IpPermissions.1.FromPort": {"0"}, "IpPermissions.1.ToPort": {"0"}, "IpPermissions.1.IpRanges.1.CidrIp": {"0.0.0.0/0"}}, http.StatusOK, "<return>true</return>"},
+		{url.Values{"Action": {"DescribeSecurityGroups"}, "GroupId.1": {sg.ID}}, http.StatusOK,
+			"<ipPermissions><item><ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort><groups></groups><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges><ipv6Ranges><item><cidrIpv6>::/0</cidrIpv6><description>ssh</description></item></ipv6Ranges><prefixListIds></prefixListIds></item></ipPermissions><ipPermissionsEgress></ipPermissionsEgress>"},
+		{url.Values{"Action": {"RevokeSecurityGroupEgress"}, "GroupId": {sg.ID}, "IpPermissions.1.IpProtocol": {"-1"},
+			"IpPermissions.1.FromPort": {"0"}, "IpPermissions.1.ToPort": {"0"}, "IpPermissions.1.Ipv6Ranges.1.CidrIpv6": {"::/0"}}, http.StatusBadRequest, "InvalidPermission.NotFound"},
+		{url.Values{"Action": {"DescribeSecurityGroupRules"}, "Filter.1.Name": {"group-id"}, "Filter.1.Value.1": {sg.ID}}, http.StatusOK,
+			"<isEgress>false</isEgress><ipProtocol>tcp</ipProtocol><fromPort>22</fromPort><toPort>22</toPort><cidrIpv6>::/0</cidrIpv6><description>ssh</description>"},
+		{url.Values{"Action": {"DescribeSecurityGroups"}, "GroupId.1": {"sg-0000000000000dead"}}, http.StatusBadRequest, "InvalidGroup.NotFound"},
+		{url.Values{"Action": {"RunInstances"}, "ImageId": {"ami-0de12a4d64000000a"}, "InstanceType": {"t3.small"}, "SecurityGroupId.1": {"sg-0000000000000dead"}}, http.StatusBadRequest, "InvalidGroup.NotFound"},
+		{url.Values{"Action": {"RunInstances"}, "ImageId": {"ami-0de12a4d64000000a"}, "InstanceType": {"t3.small"}, "SecurityGroupId.1": {sg.ID}}, http.StatusOK, "<groupName>web</groupName>"},
+	}
+	for _, tt := range tests {
+		status, body := call(t, s, "AKIA1", tt.form)
+		if status != tt.wantStatus || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d %s; want %d with %s", tt.form.Get("Action"), status, body, tt.wantStatus, tt.want)
+		}
+	}
+	sg = s.SecurityGroups()[0]
+	if !sg.Allows("tcp", 22, "::/0") || sg.Allows("tcp", 23, "::/0") || sg.Allows("udp", 22, "0.0.0.0/0") || len(sg.Rules) != 2 {
+		t.Errorf("rules %+v: want ssh from 0.0.0.0/0 and ::/0 alone", sg.Rules)
+	}
+	live := s.Live()
+	if len(live) != 1 || len(live[0].SecurityGroupIDs) != 1 || live[0].SecurityGroupIDs[0] != sg.ID {
+		t.Fatalf("instance %+v not in the group", live)
+	}
+	id := live[0].ID
+	steps := []struct {
+		form       url.Values
+		wantStatus int
+		want       string
+	}{
+		{url.Values{"Action": {"DescribeNetworkInterfaces"}, "Filter.1.Name": {"group-id"}, "Filter.1.Value.1": {sg.ID}}, http.StatusOK, "<instanceId>" + id + "</instanceId>"},
+		{url.Values{"Action": {"DeleteSecurityGroup"}, "GroupId": {sg.ID}}, http.StatusBadRequest, "DependencyViolation"},
+		{url.Values{"Action": {"TerminateInstances"}, "InstanceId.1": {id}}, http.StatusOK, "<name>shutting-down</name>"},
+		// Shutting down, the instance still holds its network interface.
+		{url.Values{"Action": {"DeleteSecurityGroup"}, "GroupId": {sg.ID}}, http.StatusBadRequest, "DependencyViolation"},
+		{url.Values{"Action": {"DescribeInstances"}, "InstanceId.1": {id}}, http.StatusOK, "<name>terminated</name>"},
+		{url.Values{"Action": {"DescribeNetworkInterfaces"}, "Filter.1.Name": {"group-id"}, "Filter.1.Value.1": {sg.ID}}, http.StatusOK, "<networkInterfaceSet></networkInterfaceSet>"},
+		{url.Values{"Action": {"DeleteSecurityGroup"}, "GroupId": {sg.ID}}, http.StatusOK, "<return>true</return>"},
+		{url.Values{"Action": {"DeleteSecurityGroup"}, "GroupId": {sg.ID}}, http.StatusBadRequest, "InvalidGroup.NotFound"},
+	}
+	for _, tt := range steps {
+		status, body := call(t, s, "AKIA1", tt.form)
+		if status != tt.wantStatus || !strings.Contains(body, tt.want) {
+			t.Errorf("%s: %d %s; want %d with %s", tt.form.Get("Action"), status, body, tt.wantStatus, tt.want)
+		}
+	}
+	if groups := s.SecurityGroups(); len(groups) != 0 {
+		t.Errorf("groups after delete: %+v", groups)
+	}
+}

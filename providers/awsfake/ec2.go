@@ -46,6 +46,24 @@ func ec2Action(action string) (ec2Handler, bool) {
 		return (*Server).modifyInstanceAttribute, true
 	case "GetInstanceUefiData":
 		return (*Server).getInstanceUefiData, true
+	case "CreateSecurityGroup":
+		return (*Server).createSecurityGroup, true
+	case "DescribeSecurityGroups":
+		return (*Server).describeSecurityGroups, true
+	case "DescribeSecurityGroupRules":
+		return (*Server).describeSecurityGroupRules, true
+	case "AuthorizeSecurityGroupIngress":
+		return func(s *Server, req request) (any, *apiError) { return s.authorize(req, false) }, true
+	case "AuthorizeSecurityGroupEgress":
+		return func(s *Server, req request) (any, *apiError) { return s.authorize(req, true) }, true
+	case "RevokeSecurityGroupIngress":
+		return func(s *Server, req request) (any, *apiError) { return s.revoke(req, false) }, true
+	case "RevokeSecurityGroupEgress":
+		return func(s *Server, req request) (any, *apiError) { return s.revoke(req, true) }, true
+	case "DeleteSecurityGroup":
+		return (*Server).deleteSecurityGroup, true
+	case "DescribeNetworkInterfaces":
+		return (*Server).describeNetworkInterfaces, true
 	}
 	return nil, false
 }
@@ -331,7 +349,7 @@ func (in *Instance) xml() xmlInstance {
 		PrivateDNSName: privateDNS, ProductCodes: &item[struct{}]{}, InstanceType: in.InstanceType, LaunchTime: launch,
 		Placement: xmlPlacement{AvailabilityZone: zone, Tenancy: "default"}, Monitoring: "disabled",
 		SubnetID: fakeSubnet, VpcID: fakeVPC, PrivateIPAddress: in.PrivateIP, SourceDestCheck: true,
-		GroupSet: item[xmlGroup]{Items: []xmlGroup{{fakeSG, "default"}}}, Architecture: arch,
+		GroupSet: in.groupSet(), Architecture: arch,
 		RootDeviceType: "ebs", RootDeviceName: "/dev/xvda", VirtualizationType: "hvm", ClientToken: in.clientToken,
 		TagSet: tagSet(in.Tags), Hypervisor: "xen", EbsOptimized: false, EnaSupport: true,
 		CPUCoreCount: 1, CPUThreadsPerCore: 2, CapacityReservationPreference: "open",
@@ -357,7 +375,7 @@ func (in *Instance) xml() xmlInstance {
 	x.NetworkInterfaceSet = item[xmlENI]{Items: []xmlENI{{
 		NetworkInterfaceID: "eni-" + strings.TrimPrefix(in.ID, "i-"), SubnetID: fakeSubnet, VpcID: fakeVPC, OwnerID: AccountID,
 		Status: "in-use", MacAddress: "0e:00:00:00:00:01", PrivateIPAddress: in.PrivateIP, PrivateDNSName: privateDNS,
-		SourceDestCheck: true, GroupSet: item[xmlGroup]{Items: []xmlGroup{{fakeSG, "default"}}},
+		SourceDestCheck: true, GroupSet: in.groupSet(),
 		Attachment:  xmlENIAttachment{AttachmentID: "eni-attach-" + strings.TrimPrefix(in.ID, "i-"), Status: "attached", AttachTime: launch, DeleteOnTermination: true},
 		Association: assoc,
 		PrivateIPAddressesSet: item[xmlPrivateIP]{Items: []xmlPrivateIP{{
@@ -366,6 +384,19 @@ func (in *Instance) xml() xmlInstance {
 		InterfaceType: "interface",
 	}}}
 	return x
+}
+
+// groupSet is the instance's security groups: the VPC's default group
+// when it was launched in none.
+func (in *Instance) groupSet() item[xmlGroup] {
+	if len(in.SecurityGroupIDs) == 0 {
+		return item[xmlGroup]{Items: []xmlGroup{{fakeSG, "default"}}}
+	}
+	var set item[xmlGroup]
+	for i, id := range in.SecurityGroupIDs {
+		set.Items = append(set.Items, xmlGroup{id, in.groupNames[i]})
+	}
+	return set
 }
 
 type reservation struct {
@@ -389,6 +420,19 @@ func (s *Server) runInstances(req request) (any, *apiError) {
 	if n := form.Get("MaxCount"); n != "" && n != "1" {
 		return nil, &apiError{http.StatusBadRequest, "InvalidParameterValue", "the fake launches one instance at a time"}
 	}
+	groupIDs := indexed(form, "SecurityGroupId")
+	groupIDs = append(groupIDs, indexed(form, "NetworkInterface.1.SecurityGroupId")...)
+	var groupNames []string
+	for _, id := range groupIDs {
+		g := s.findGroup(id)
+		if g == nil {
+			return nil, groupNotFound(id)
+		}
+		groupNames = append(groupNames, g.Name)
+	}
+	if names := indexed(form, "SecurityGroup"); len(names) > 0 {
+		return nil, &apiError{http.StatusBadRequest, "InvalidParameterCombination", "the fake takes security groups by id (SecurityGroupId), not by name"}
+	}
 	token := form.Get("ClientToken")
 	var in *Instance
 	for _, old := range s.instances {
@@ -403,6 +447,7 @@ func (s *Server) runInstances(req request) (any, *apiError) {
 			PublicIP: fmt.Sprintf("198.51.100.%d", n%250+1), PrivateIP: fmt.Sprintf("172.31.0.%d", n%250+1),
 			UserData: form.Get("UserData"), Tags: map[string]string{}, VolumeTags: map[string]string{}, VolumeID: s.nextID("vol"),
 			VolumeSize: 8, VolumeType: "gp2", HTTPTokens: "optional", LaunchTime: time.Now().Truncate(time.Second), clientToken: token,
+			SecurityGroupIDs: groupIDs, groupNames: groupNames,
 		}
 		for i := 1; form.Has(fmt.Sprintf("TagSpecification.%d.ResourceType", i)); i++ {
 			tags := in.Tags
@@ -712,6 +757,9 @@ func (s *Server) describeTags(req request) (any, *apiError) {
 	for _, in := range s.instances {
 		add(in.ID, "instance", in.Tags)
 		add(in.VolumeID, "volume", in.VolumeTags)
+	}
+	for _, g := range s.groups {
+		add(g.ID, "security-group", g.Tags)
 	}
 	return resp, nil
 }
