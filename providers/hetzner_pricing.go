@@ -36,16 +36,7 @@ func (HetznerPricing) Provider() string { return "hetzner" }
 // in every location Hetzner prices it, marked live and read at readAt.
 // secret is a hetzner credential's secret ({"token": ...}).
 func (h HetznerPricing) ReadPricing(ctx context.Context, secret map[string]string, readAt time.Time) ([]planner.InstanceType, error) {
-	opts := []hcloud.ClientOption{
-		hcloud.WithToken(secret["token"]),
-		hcloud.WithApplication("shardform", ""),
-		hcloud.WithHTTPClient(&http.Client{Timeout: pricingTimeout}),
-		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 1, BackoffFunc: hcloud.ConstantBackoff(time.Second)}),
-	}
-	if h.Endpoint != "" {
-		opts = append(opts, hcloud.WithEndpoint(h.Endpoint))
-	}
-	c := hcloud.NewClient(opts...)
+	c := hcloudClient(h.Endpoint, secret["token"], pricingTimeout)
 	types, err := c.ServerType.All(ctx)
 	if err != nil {
 		return nil, hcloudError("list server types", err)
@@ -55,6 +46,21 @@ func (h HetznerPricing) ReadPricing(ctx context.Context, secret map[string]strin
 		return nil, hcloudError("get pricing", err)
 	}
 	return HetznerInstanceTypes(types, prices, readAt)
+}
+
+// hcloudClient is an hcloud-go client for token against endpoint (empty:
+// Hetzner's own API), each request bounded by timeout and retried once.
+func hcloudClient(endpoint, token string, timeout time.Duration) *hcloud.Client {
+	opts := []hcloud.ClientOption{
+		hcloud.WithToken(token),
+		hcloud.WithApplication("shardform", ""),
+		hcloud.WithHTTPClient(&http.Client{Timeout: timeout}),
+		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 1, BackoffFunc: hcloud.ConstantBackoff(time.Second)}),
+	}
+	if endpoint != "" {
+		opts = append(opts, hcloud.WithEndpoint(endpoint))
+	}
+	return hcloud.NewClient(opts...)
 }
 
 // hcloudError wraps an hcloud-go error with the operation, marking a refused

@@ -26,16 +26,7 @@ type HetznerVerifier struct {
 // token, else Hetzner's error (for example "unable to authenticate
 // (unauthorized)").
 func (v HetznerVerifier) Verify(ctx context.Context, secret map[string]string) error {
-	opts := []hcloud.ClientOption{
-		hcloud.WithToken(secret["token"]),
-		hcloud.WithApplication("shardform", ""),
-		hcloud.WithHTTPClient(&http.Client{Timeout: verifyTimeout}),
-		hcloud.WithRetryOpts(hcloud.RetryOpts{MaxRetries: 1, BackoffFunc: hcloud.ConstantBackoff(time.Second)}),
-	}
-	if v.Endpoint != "" {
-		opts = append(opts, hcloud.WithEndpoint(v.Endpoint))
-	}
-	c := hcloud.NewClient(opts...)
+	c := hcloudClient(v.Endpoint, secret["token"], verifyTimeout)
 	if _, _, err := c.ServerType.List(ctx, hcloud.ServerTypeListOpts{ListOpts: hcloud.ListOpts{PerPage: 1}}); err != nil {
 		return fmt.Errorf("hetzner: %w", err)
 	}
