@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -60,13 +59,7 @@ func servePlanner(b *testing.B, st *store.Store, plan *capacity.Service, logger 
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
-	e := &plannerEnv{b: b, st: st, base: "http://" + ln.Addr().String(), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
+	e := &plannerEnv{b: b, st: st, base: listen(b, srv), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}}
 	creds := map[string]string{"email": "bench@example.com", "password": "benchmark password"}
 	var boot struct {
 		Organization struct {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,13 +69,7 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
-	e := &env{b: b, base: "http://" + ln.Addr().String(), pool: pool, client: &http.Client{}, bin: bin}
+	e := &env{b: b, base: listen(b, srv), pool: pool, client: &http.Client{}, bin: bin}
 	creds := map[string]string{"email": "bench@example.com", "password": "benchmark password"}
 	e.call("POST", "/v1/auth/bootstrap", creds, nil)
 	var sess struct {

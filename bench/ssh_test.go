@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -84,13 +83,7 @@ func BenchmarkSSHSign(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
-	base := "http://" + ln.Addr().String()
+	base := listen(b, srv)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	post := func(path, bearer string, body any, out any) error {

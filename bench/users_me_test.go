@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -34,13 +33,7 @@ func BenchmarkUsersMeAPIToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.App().Listener(ln) }()
-	b.Cleanup(func() { _ = srv.App().ShutdownWithTimeout(5 * time.Second) })
-	base := "http://" + ln.Addr().String()
+	base := listen(b, srv)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 	post := func(path, bearer string, body any, out any) {
