@@ -23,10 +23,11 @@ import (
 	"github.com/shardform/shardform/store"
 )
 
-// fields lists each provider's secret fields, the first one giving the hint.
+// fields lists each provider's secret fields, the first one giving the hint
+// (for aws the access key id, not the secret key).
 var fields = map[string][]string{
 	"hetzner":    {"token"},
-	"aws":        {"secret_access_key", "access_key_id"},
+	"aws":        {"access_key_id", "secret_access_key"},
 	"cloudflare": {"api_token"},
 }
 
