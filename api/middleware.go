@@ -149,7 +149,9 @@ func (s *Server) limit(c *fiber.Ctx, key string) error {
 	return nil
 }
 
-// auditLog records every successful state-changing /v1 call.
+// auditLog records every successful state-changing /v1 call, unless the
+// handler handed its entry to the service that makes the change
+// (auditedBy) or the call changes nothing (readOnly).
 func (s *Server) auditLog(c *fiber.Ctx) error {
 	err := c.Next()
 	switch c.Method() {
@@ -161,19 +163,11 @@ func (s *Server) auditLog(c *fiber.Ctx) error {
 	if err != nil || status >= 400 || c.Locals(localNoAudit) != nil {
 		return err
 	}
-	e := audit.Entry{
-		Action: c.Method() + " " + c.Route().Path, Status: status, RequestID: requestID(c), IP: c.IP(),
-	}
+	e := auditEntry(c, status)
 	if t, ok := c.Locals(localAuditTarget).(string); ok {
 		e.Target = t
 	} else if id := c.Params("id"); id != "" {
 		e.Target = id
-	}
-	if p := principalOrNil(c); p != nil {
-		e.UserID, e.APITokenID = audit.Nullable(p.UserID), audit.Nullable(p.APITokenID)
-		if p.HasOrg {
-			e.OrganizationID = audit.Nullable(p.OrgID)
-		}
 	}
 	if a, ok := c.Locals(localAuditActor).(actor); ok {
 		e.UserID, e.OrganizationID = audit.Nullable(a.userID), audit.Nullable(a.orgID)
@@ -183,6 +177,29 @@ func (s *Server) auditLog(c *fiber.Ctx) error {
 		s.log.ErrorContext(c.UserContext(), "audit log write failed", slog.String("request_id", e.RequestID), slog.Any("error", rerr))
 	}
 	return nil
+}
+
+// auditEntry is the audit entry of the call, without its target.
+func auditEntry(c *fiber.Ctx, status int) audit.Entry {
+	e := audit.Entry{
+		Action: c.Method() + " " + c.Route().Path, Status: status, RequestID: requestID(c), IP: c.IP(),
+	}
+	if p := principalOrNil(c); p != nil {
+		e.UserID, e.APITokenID = audit.Nullable(p.UserID), audit.Nullable(p.APITokenID)
+		if p.HasOrg {
+			e.OrganizationID = audit.Nullable(p.OrgID)
+		}
+	}
+	return e
+}
+
+// auditedBy hands the call's audit entry (answered with status) to the
+// service that makes the change, which writes it with the change itself:
+// the middleware writes none.
+func auditedBy(c *fiber.Ctx, status int) *audit.Entry {
+	c.Locals(localNoAudit, true)
+	e := auditEntry(c, status)
+	return &e
 }
 
 // actor names who did a public state change (bootstrap, register, login).

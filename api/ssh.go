@@ -87,11 +87,12 @@ func (s *Server) signSSHCertificate(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	// The worker writes the audit entry with the certificate's record.
+	req.Audit = auditedBy(c, fiber.StatusOK)
 	out, err := s.cfg.SSH.Sign(c.UserContext(), principal(c), req)
 	if err != nil {
 		return err
 	}
-	setAudit(c, out.ID.String(), nil)
 	return c.JSON(out)
 }
 
@@ -103,11 +104,11 @@ func (s *Server) signSSHHostCertificate(c *fiber.Ctx) error {
 	if err := decode(c, &req); err != nil {
 		return err
 	}
+	req.Audit = auditedBy(c, fiber.StatusOK)
 	out, err := s.cfg.SSH.SignHost(c.UserContext(), principal(c), req)
 	if err != nil {
 		return err
 	}
-	setAudit(c, out.ID.String(), nil)
 	return c.JSON(out)
 }
 

@@ -572,6 +572,22 @@ func TestSSHSignValidation(t *testing.T) {
 	if n := b.count("SELECT count(*) FROM river_job WHERE kind = 'ssh_sign'"); n != 0 {
 		t.Errorf("%d ssh_sign jobs queued for refused requests", n)
 	}
+	if n := b.count("SELECT count(*) FROM audit_logs WHERE action = 'POST /v1/ssh/certificate'"); n != 0 {
+		t.Errorf("%d audit entries for refused requests", n)
+	}
+
+	// A certificate's audit entry is written with its record, naming the
+	// request, the caller and the API token.
+	signer := b.apiToken(a, "ssh:sign")
+	signed := b.expect(req{method: "POST", path: "/v1/ssh/certificate", token: signer, body: body(func(map[string]any) {}),
+		header: map[string]string{"X-Request-ID": "sign-audit-1"}}, 200)
+	if n := b.count(`SELECT count(*) FROM audit_logs l JOIN api_tokens t ON t.id = l.api_token_id
+		WHERE l.action = 'POST /v1/ssh/certificate' AND l.target = $1 AND l.status = 200 AND l.request_id = 'sign-audit-1'
+		  AND l.organization_id = $2 AND l.user_id = t.user_id AND l.ip <> ''`, signed.str("id"), a.orgID); n != 1 {
+		var got string
+		_ = b.pool.QueryRow(context.Background(), "SELECT coalesce(json_agg(l)::text, '') FROM audit_logs l WHERE action = 'POST /v1/ssh/certificate'").Scan(&got)
+		t.Errorf("audit entries of the certificate: %d, want 1: %s", n, got)
+	}
 
 	// Policy: refused when invalid; a stricter policy is applied.
 	b.expect(req{method: "PUT", path: "/v1/ssh/policy", token: a.access, body: map[string]any{"allowed_principals": []string{"deploy"}, "default_validity_hours": 2, "max_validity_hours": 1, "allowed_key_types": []string{"ssh-ed25519"}}}, 400)

@@ -29,8 +29,8 @@ CREATE TABLE ssh_ca_keys (
 );
 CREATE INDEX ssh_ca_keys_org_idx ON ssh_ca_keys (organization_id, created_at DESC);
 
--- Every issued certificate, recorded in the transaction that completes the
--- ssh_sign job, before the API hands it out.
+-- Every issued certificate, recorded by the ssh_sign job before the API
+-- hands it out.
 CREATE TABLE ssh_certificates (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

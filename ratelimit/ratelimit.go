@@ -7,19 +7,79 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shardform/shardform/internal/batch"
 	"github.com/shardform/shardform/store"
 )
 
-// Limiter counts hits per key and window.
+// Limiter counts hits per key and window. Concurrent hits are combined:
+// one statement counts every hit waiting at that moment (see
+// batch.Combiner), so a busy API token's requests do not queue one by one
+// for its counter's row. Every hit is still counted and sees its own count.
 type Limiter struct {
-	db  store.DBTX
-	q   *store.Queries
-	now func() time.Time
+	db   store.DBTX
+	q    *store.Queries
+	now  func() time.Time
+	hits *batch.Combiner[hit, int]
 }
+
+// hit is one counted request.
+type hit struct {
+	key        string
+	start, end time.Time // the window
+}
+
+// maxBatch is the most hits counted by one statement.
+const maxBatch = 256
 
 // New returns a Limiter on db. now is the clock (time.Now in production).
 func New(db store.DBTX, now func() time.Time) *Limiter {
-	return &Limiter{db: db, q: store.New(), now: now}
+	l := &Limiter{db: db, q: store.New(), now: now}
+	l.hits = batch.New(maxBatch, l.count)
+	return l
+}
+
+// count adds a batch of hits and returns each hit's count: the hits of one
+// key and window are numbered in order up to the window's new total.
+func (l *Limiter) count(ctx context.Context, hits []hit) ([]int, error) {
+	type window struct {
+		key   string
+		start int64
+	}
+	n := map[window]int32{}
+	var p store.HitRateLimitsParams
+	for _, h := range hits {
+		w := window{h.key, h.start.UnixMicro()}
+		if n[w] == 0 {
+			p.Keys = append(p.Keys, h.key)
+			p.WindowStarts = append(p.WindowStarts, h.start)
+			p.ExpiresAts = append(p.ExpiresAts, h.end)
+		}
+		n[w]++
+	}
+	for i, k := range p.Keys {
+		p.Ns = append(p.Ns, n[window{k, p.WindowStarts[i].UnixMicro()}])
+	}
+	rows, err := l.q.HitRateLimits(ctx, l.db, p)
+	if err != nil {
+		return nil, err
+	}
+	// The first hit of a window in this batch sees total-n+1, the last total.
+	next := make(map[window]int, len(rows))
+	for _, r := range rows {
+		w := window{r.Key, r.WindowStart.UnixMicro()}
+		next[w] = int(r.Count-n[w]) + 1
+	}
+	out := make([]int, len(hits))
+	for i, h := range hits {
+		w := window{h.key, h.start.UnixMicro()}
+		c, ok := next[w]
+		if !ok {
+			return nil, fmt.Errorf("no count returned for %s", h.key)
+		}
+		out[i] = c
+		next[w] = c + 1
+	}
+	return out, nil
 }
 
 // Result is the state of one key's window after a hit.
@@ -44,11 +104,11 @@ func (r Result) RetryAfter(now time.Time) time.Duration {
 // and reports whether it stays within limit.
 func (l *Limiter) Hit(ctx context.Context, key string, limit int, window time.Duration) (Result, error) {
 	start, end := l.window(window)
-	n, err := l.q.HitRateLimit(ctx, l.db, store.HitRateLimitParams{Key: key, WindowStart: start, N: 1, ExpiresAt: end})
+	n, err := l.hits.Do(ctx, hit{key: key, start: start, end: end})
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
-	return result(int(n), limit, end), nil
+	return result(n, limit, end), nil
 }
 
 // Peek reports the current window's count for key without counting a hit.

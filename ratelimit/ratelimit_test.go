@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,5 +57,71 @@ func TestLimiter(t *testing.T) {
 	}
 	if p, _ := l.Peek(ctx, "k", 3, time.Minute); p.Count != 0 || !p.Allowed {
 		t.Errorf("after reset %+v", p)
+	}
+}
+
+// TestLimiterConcurrent: concurrent hits (combined into batches, from two
+// limiters standing for two API processes) are each counted once: every
+// hit of a key sees a distinct count, exactly limit of them are allowed,
+// and the stored counter holds them all.
+func TestLimiterConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	clock := func() time.Time { return time.Date(2026, 1, 1, 12, 0, 30, 0, time.UTC) }
+	limiters := []*ratelimit.Limiter{ratelimit.New(pool, clock), ratelimit.New(pool, clock)}
+	tests := []struct {
+		key   string
+		hits  int
+		limit int
+	}{
+		{"busy", 300, 200},
+		{"quiet", 40, 100},
+		{"over", 120, 10},
+	}
+	type res struct {
+		key string
+		r   ratelimit.Result
+		err error
+	}
+	out := make(chan res, 500)
+	var wg sync.WaitGroup
+	for _, tt := range tests {
+		for i := range tt.hits {
+			wg.Go(func() {
+				r, err := limiters[i%2].Hit(ctx, tt.key, tt.limit, time.Minute)
+				out <- res{tt.key, r, err}
+			})
+		}
+	}
+	wg.Wait()
+	close(out)
+	seen := map[string]map[int]bool{}
+	allowed := map[string]int{}
+	for r := range out {
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if seen[r.key] == nil {
+			seen[r.key] = map[int]bool{}
+		}
+		if seen[r.key][r.r.Count] {
+			t.Errorf("%s: count %d seen twice", r.key, r.r.Count)
+		}
+		seen[r.key][r.r.Count] = true
+		if r.r.Allowed {
+			allowed[r.key]++
+		}
+	}
+	for _, tt := range tests {
+		if len(seen[tt.key]) != tt.hits || !seen[tt.key][1] || !seen[tt.key][tt.hits] {
+			t.Errorf("%s: %d distinct counts, want 1..%d", tt.key, len(seen[tt.key]), tt.hits)
+		}
+		if want := min(tt.hits, tt.limit); allowed[tt.key] != want {
+			t.Errorf("%s: %d allowed, want %d", tt.key, allowed[tt.key], want)
+		}
+		if p, err := limiters[0].Peek(ctx, tt.key, tt.limit, time.Minute); err != nil || p.Count != tt.hits {
+			t.Errorf("%s: stored count %d (%v), want %d", tt.key, p.Count, err, tt.hits)
+		}
 	}
 }

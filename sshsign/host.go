@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 
+	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/sshca"
 	"github.com/shardform/shardform/store"
@@ -33,6 +34,8 @@ type HostSignArgs struct {
 	NotAfter time.Time `json:"not_after"`
 	// Reply names the waiting API request (see SignArgs.Reply).
 	Reply string `json:"reply,omitempty"`
+	// Audit is the API request's audit entry, written with the record.
+	Audit *audit.Entry `json:"audit,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -45,10 +48,9 @@ func (HostSignArgs) InsertOpts() river.InsertOpts {
 
 // HostJob is one ssh_sign_host job handed to RunSignHost by the worker.
 type HostJob struct {
-	ID   int64
-	Args HostSignArgs
-	// Complete marks the job done inside tx (see Job.Complete).
-	Complete func(ctx context.Context, tx pgx.Tx) error
+	ID      int64
+	Attempt int // see Job.Attempt
+	Args    HostSignArgs
 }
 
 // HostSignRequest is the body of POST /v1/ssh/host-certificate.
@@ -56,6 +58,8 @@ type HostSignRequest struct {
 	PublicKey     string  `json:"public_key"`
 	NodeID        *string `json:"node_id"`
 	ValidityHours *int    `json:"validity_hours"`
+	// Audit is the API request's audit entry (see SignRequest.Audit).
+	Audit *audit.Entry `json:"-"`
 }
 
 // HostSigned is the answer to a host signing request.
@@ -124,7 +128,7 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 	}
 	args := HostSignArgs{
 		OrganizationID: p.OrgID, UserID: p.UserID, NodeID: id, NodeName: node.Name,
-		PublicKey: req.PublicKey, Principals: hostPrincipals(node), ValidityHours: req.ValidityHours,
+		PublicKey: req.PublicKey, Principals: hostPrincipals(node), ValidityHours: req.ValidityHours, Audit: req.Audit,
 	}
 	if _, err := s.validator.SignHost(args.request(1)); err != nil {
 		return HostSigned{}, err
@@ -152,10 +156,23 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 }
 
 // RunSignHost is the ssh_sign_host worker: like RunSign, it allocates a
-// serial, signs, and records the certificate in the transaction that
-// completes the job.
+// serial, signs, and records the certificate (with the API request's audit
+// entry) before it answers; a later attempt of a job whose certificate is
+// recorded answers with that one.
 func (s *Service) RunSignHost(ctx context.Context, j HostJob) error {
 	a := j.Args
+	if j.Attempt > 1 && j.ID != 0 {
+		// An earlier attempt recorded the certificate (see RunSign).
+		_, err := s.q.GetSSHHostCertificateByJob(ctx, s.st.Pool, store.GetSSHHostCertificateByJobParams{
+			OrganizationID: a.OrganizationID, JobID: pgtype.Int8{Int64: j.ID, Valid: true}})
+		switch {
+		case err == nil:
+			s.answer(ctx, a.Reply, nil, nil)
+			return nil
+		case !store.IsNoRows(err):
+			return fmt.Errorf("look up the host certificate of job %d: %w", j.ID, err)
+		}
+	}
 	if !a.NotAfter.IsZero() && s.now().After(a.NotAfter) {
 		return river.JobCancel(errors.New("the request expired before a worker signed it"))
 	}
@@ -193,26 +210,18 @@ func (s *Service) RunSignHost(ctx context.Context, j HostJob) error {
 	if err != nil {
 		return cancel(err)
 	}
-	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
-		_, err := s.q.InsertSSHHostCertificate(ctx, tx, store.InsertSSHHostCertificateParams{
-			OrganizationID: a.OrganizationID, CaKeyID: key.ID, NodeID: a.NodeID,
-			UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil}, Serial: serial, KeyID: cert.KeyID,
-			Principals: cert.Principals, KeyType: cert.KeyType, KeyFingerprint: cert.KeyFingerprint,
-			ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
-			JobID: pgtype.Int8{Int64: j.ID, Valid: j.ID != 0},
-		})
-		if err != nil {
-			return fmt.Errorf("record host certificate serial %d: %w", serial, err)
-		}
-		if j.Complete != nil {
-			if err := j.Complete(ctx, tx); err != nil {
-				return fmt.Errorf("complete ssh_sign_host job %d: %w", j.ID, err)
-			}
-		}
-		return nil
+	au := auditColumnsOf(a.Audit)
+	_, err = s.q.InsertSSHHostCertificate(ctx, s.st.Pool, store.InsertSSHHostCertificateParams{
+		OrganizationID: a.OrganizationID, CaKeyID: key.ID, NodeID: a.NodeID,
+		UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil}, Serial: serial, KeyID: cert.KeyID,
+		Principals: cert.Principals, KeyType: cert.KeyType, KeyFingerprint: cert.KeyFingerprint,
+		ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
+		JobID:           pgtype.Int8{Int64: j.ID, Valid: j.ID != 0},
+		AuditApiTokenID: au.AuditAPITokenID, AuditAction: au.AuditAction, AuditStatus: au.AuditStatus,
+		AuditRequestID: au.AuditRequestID, AuditIp: au.AuditIP,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("record host certificate serial %d: %w", serial, err)
 	}
 	// Committed: wake the waiting request, which reads the record.
 	s.answer(ctx, a.Reply, nil, nil)

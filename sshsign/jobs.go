@@ -1,16 +1,15 @@
 package sshsign
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
 )
 
@@ -40,6 +39,8 @@ type SignArgs struct {
 	// Reply names the waiting API request (process and request), which the
 	// worker wakes when the job ends; "" for none.
 	Reply string `json:"reply,omitempty"`
+	// Audit is the API request's audit entry, written with the record.
+	Audit *audit.Entry `json:"audit,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -53,11 +54,11 @@ func (SignArgs) InsertOpts() river.InsertOpts {
 
 // Job is one ssh_sign job handed to RunSign by the worker.
 type Job struct {
-	ID   int64
-	Args SignArgs
-	// Complete marks the job done inside tx (river.JobCompleteTx), so the
-	// certificate is recorded in the transaction that completes its job.
-	Complete func(ctx context.Context, tx pgx.Tx) error
+	ID int64
+	// Attempt counts the job's runs from 1: a later attempt first looks for
+	// the certificate an earlier one recorded.
+	Attempt int
+	Args    SignArgs
 }
 
 // signFailure carries a domain error from the worker to the waiting API

@@ -2,7 +2,7 @@
 // organization's CA keys (sealed by sshca.Vault), signing policy, issued
 // certificates and revocations in Postgres, and signs through the ssh_sign
 // River job. The API validates a request, inserts the job and waits for the
-// certificate the worker records in the transaction that completes the job.
+// certificate, which the worker records before it answers.
 package sshsign
 
 import (
@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/internal/batch"
 	"github.com/shardform/shardform/sshca"
 	"github.com/shardform/shardform/store"
 )
@@ -34,7 +35,7 @@ const (
 
 // Queue inserts signing jobs and reads their state (river.Client does).
 type Queue interface {
-	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
 }
 
@@ -64,6 +65,14 @@ type Service struct {
 	cache   caCache // policies and signing keys by organization
 	serials serials // serials taken from the sequence, not yet used
 	waiters waiters // requests waiting for their job, and the listener
+
+	inserts *batch.Combiner[river.JobArgs, int64]     // signing jobs to insert
+	records *batch.Combiner[certRecord, recordResult] // certificates to record
+
+	// beforeRecord, when set (by tests only), runs between signing and
+	// recording a user certificate: a failure there is a worker dying with
+	// a signed, unrecorded certificate.
+	beforeRecord func(context.Context) error
 }
 
 // New builds the service.
@@ -82,12 +91,19 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh service: %w", err)
 	}
-	return &Service{
+	s := &Service{
 		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout,
 		validator: validator, authorities: map[uuid.UUID]*sshca.Authority{},
 		cache: caCache{entries: map[uuid.UUID]caState{}}, waiters: newWaiters(),
-	}, nil
+	}
+	s.inserts = batch.New(maxBatch, s.insertJobs)
+	s.records = batch.New(maxBatch, s.recordCertificates)
+	return s, nil
 }
+
+// maxBatch is the most job inserts or certificate records combined into
+// one statement.
+const maxBatch = 128
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }

@@ -2,6 +2,7 @@ package sshsign
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 
+	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/sshca"
 	"github.com/shardform/shardform/store"
@@ -23,6 +25,9 @@ type SignRequest struct {
 	ValidityHours *int     `json:"validity_hours"`
 	NodeID        *string  `json:"node_id"`
 	SourceAddress string   `json:"source_address"`
+	// Audit is the API request's audit entry (set by the API, never read
+	// from the body): the worker writes it with the certificate's record.
+	Audit *audit.Entry `json:"-"`
 }
 
 // Signed is the answer to a signing request.
@@ -57,7 +62,7 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 	}
 	args := SignArgs{
 		OrganizationID: p.OrgID, UserID: p.UserID, User: p.Email, Username: Username(p.Email), PublicKey: req.PublicKey,
-		Principals: req.Principals, ValidityHours: req.ValidityHours, SourceAddress: req.SourceAddress,
+		Principals: req.Principals, ValidityHours: req.ValidityHours, SourceAddress: req.SourceAddress, Audit: req.Audit,
 	}
 	if args.User == "" {
 		args.User = p.UserID.String()
@@ -99,27 +104,44 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 		if err != nil {
 			return Signed{}, err
 		}
-		return Signed{ID: row.ID, Certificate: row.Certificate, SerialNumber: uint64(row.Serial), KeyID: row.KeyID,
-			ValidAfter: row.ValidAfter, ValidBefore: row.ValidBefore, Principals: row.Principals, CAFingerprint: row.CaFingerprint}, nil
+		return signedOf(row), nil
 	})
 }
 
-// enqueue inserts a signing job in a transaction of its own whose commit
-// does not wait for the disk: the job is only worth something once a worker
-// records its certificate, and that commit is synchronous and later in the
-// WAL, so it makes the job durable too. A job lost in a crash was never
-// answered (the waiting request fails), so nothing is handed out unrecorded.
+// signedOf is the answer for a recorded certificate.
+func signedOf(row store.GetSSHCertificateByJobRow) Signed {
+	return Signed{ID: row.ID, Certificate: row.Certificate, SerialNumber: uint64(row.Serial), KeyID: row.KeyID,
+		ValidAfter: row.ValidAfter, ValidBefore: row.ValidBefore, Principals: row.Principals, CAFingerprint: row.CaFingerprint}
+}
+
+// enqueue inserts a signing job, combined with the other requests' jobs
+// waiting at that moment (see batch.Combiner), and returns its id.
 func (s *Service) enqueue(ctx context.Context, args river.JobArgs) (int64, error) {
-	var id int64
+	return s.inserts.Do(ctx, args)
+}
+
+// insertJobs inserts signing jobs in one transaction whose commit does not
+// wait for the disk: a job is only worth something once a worker records
+// its certificate, and that commit is synchronous and later in the WAL, so
+// it makes the job durable too. A job lost in a crash was never answered
+// (the waiting request fails), so nothing is handed out unrecorded.
+func (s *Service) insertJobs(ctx context.Context, args []river.JobArgs) ([]int64, error) {
+	params := make([]river.InsertManyParams, len(args))
+	for i, a := range args {
+		params[i] = river.InsertManyParams{Args: a}
+	}
+	ids := make([]int64, 0, len(args))
 	err := pgx.BeginTxFunc(ctx, s.st.Pool, asyncCommit, func(tx pgx.Tx) error {
-		res, err := s.queue.InsertTx(ctx, tx, args, nil)
+		res, err := s.queue.InsertManyTx(ctx, tx, params)
 		if err != nil {
 			return err
 		}
-		id = res.Job.ID
+		for _, r := range res {
+			ids = append(ids, r.Job.ID)
+		}
 		return nil
 	})
-	return id, err
+	return ids, err
 }
 
 // asyncCommit begins a transaction whose commit does not wait for the WAL
@@ -128,14 +150,31 @@ var asyncCommit = pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit
 
 // RunSign is the ssh_sign worker: it validates the request again against
 // the organization's policy, signs with the organization's signing key
-// (both from memory when fresh), and records the certificate in the
-// transaction that completes the job, so no certificate is handed out
-// unrecorded. The record is refused if the key or the policy changed since
-// they were read; RunSign then reads them again and signs again (with a new
-// serial). Refused requests cancel the job with the reason, which the
-// waiting request also receives directly.
+// (both from memory when fresh), and records the certificate (with the API
+// request's audit entry) in one statement before it answers, so no
+// certificate is handed out unrecorded; River completes the job afterwards.
+// The record is refused if the key or the policy changed since they were
+// read; RunSign then reads them again and signs again (with a new serial).
+// Refused requests cancel the job with the reason, which the waiting
+// request also receives directly.
+//
+// A worker that dies after recording but before River completes the job
+// leaves a job that runs again: that attempt hands out the recorded
+// certificate instead of signing another (ssh_certificates.job_id is
+// unique).
 func (s *Service) RunSign(ctx context.Context, j Job) error {
 	a := j.Args
+	if j.Attempt > 1 && j.ID != 0 {
+		row, err := s.q.GetSSHCertificateByJob(ctx, s.st.Pool, store.GetSSHCertificateByJobParams{
+			OrganizationID: a.OrganizationID, JobID: pgtype.Int8{Int64: j.ID, Valid: true}})
+		switch {
+		case err == nil:
+			s.answer(ctx, a.Reply, signedOf(row), nil)
+			return nil
+		case !store.IsNoRows(err):
+			return fmt.Errorf("look up the certificate of job %d: %w", j.ID, err)
+		}
+	}
 	if !a.NotAfter.IsZero() && s.now().After(a.NotAfter) {
 		return river.JobCancel(errors.New("the request expired before a worker signed it"))
 	}
@@ -171,42 +210,107 @@ func (s *Service) RunSign(ctx context.Context, j Job) error {
 		if err != nil {
 			return refuse(err)
 		}
-		var id uuid.UUID
-		err = s.st.InTx(ctx, func(tx pgx.Tx) error {
-			var err error
-			id, err = s.q.RecordSSHCertificate(ctx, tx, store.RecordSSHCertificateParams{
-				OrganizationID: a.OrganizationID, CaKeyID: ca.key.ID, UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil},
-				NodeID: node, Serial: serial, KeyID: cert.KeyID, Principals: cert.Principals, KeyType: cert.KeyType,
-				KeyFingerprint: cert.KeyFingerprint, Extensions: cert.Extensions, SourceAddress: cert.SourceAddress,
-				ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
-				JobID: pgtype.Int8{Int64: j.ID, Valid: j.ID != 0}, PolicyVersion: ca.policyVersion,
-			})
-			if err != nil {
+		if s.beforeRecord != nil {
+			if err := s.beforeRecord(ctx); err != nil {
 				return err
 			}
-			if j.Complete != nil {
-				if err := j.Complete(ctx, tx); err != nil {
-					return fmt.Errorf("complete ssh_sign job %d: %w", j.ID, err)
-				}
-			}
-			return nil
-		})
-		if store.IsNoRows(err) && attempt < 3 {
+		}
+		rec := certRecord{
+			OrganizationID: a.OrganizationID, CAKeyID: ca.key.ID, UserID: uuid.NullUUID{UUID: a.UserID, Valid: a.UserID != uuid.Nil},
+			NodeID: node, Serial: serial, KeyID: cert.KeyID, Principals: cert.Principals, KeyType: cert.KeyType,
+			KeyFingerprint: cert.KeyFingerprint, Extensions: cert.Extensions, SourceAddress: cert.SourceAddress,
+			ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Certificate: cert.AuthorizedKey,
+			PolicyVersion: ca.policyVersion, auditColumns: auditColumnsOf(a.Audit),
+		}
+		if j.ID != 0 {
+			rec.JobID = &j.ID
+		}
+		res, err := s.records.Do(ctx, rec)
+		if err != nil {
+			return fmt.Errorf("record certificate serial %d: %w", serial, err)
+		}
+		if !res.recorded && attempt < 3 {
 			// The signing key or the policy changed meanwhile.
 			s.invalidate(a.OrganizationID)
 			continue
 		}
-		if store.IsNoRows(err) {
+		if !res.recorded {
 			return fmt.Errorf("record certificate serial %d: the CA key or policy keeps changing", serial)
 		}
-		if err != nil {
-			return fmt.Errorf("record certificate serial %d: %w", serial, err)
-		}
-		s.answer(ctx, a.Reply, Signed{ID: id, Certificate: cert.AuthorizedKey, SerialNumber: cert.Serial, KeyID: cert.KeyID,
+		s.answer(ctx, a.Reply, Signed{ID: res.id, Certificate: cert.AuthorizedKey, SerialNumber: cert.Serial, KeyID: cert.KeyID,
 			ValidAfter: cert.ValidAfter, ValidBefore: cert.ValidBefore, Principals: cert.Principals,
 			CAFingerprint: ca.key.Fingerprint}, nil)
 		return nil
 	}
+}
+
+// certRecord is one certificate to record (a row of RecordSSHCertificates'
+// JSON input).
+type certRecord struct {
+	OrganizationID uuid.UUID     `json:"organization_id"`
+	CAKeyID        uuid.UUID     `json:"ca_key_id"`
+	UserID         uuid.NullUUID `json:"user_id"`
+	NodeID         uuid.NullUUID `json:"node_id"`
+	Serial         int64         `json:"serial"`
+	KeyID          string        `json:"key_id"`
+	Principals     []string      `json:"principals"`
+	KeyType        string        `json:"key_type"`
+	KeyFingerprint string        `json:"key_fingerprint"`
+	Extensions     []string      `json:"extensions"`
+	SourceAddress  string        `json:"source_address"`
+	ValidAfter     time.Time     `json:"valid_after"`
+	ValidBefore    time.Time     `json:"valid_before"`
+	Certificate    string        `json:"certificate"`
+	JobID          *int64        `json:"job_id"`
+	PolicyVersion  int64         `json:"policy_version"`
+	auditColumns
+}
+
+// recordResult is what became of a certRecord: recorded under id, or
+// refused because its CA key or policy is no longer current.
+type recordResult struct {
+	id       uuid.UUID
+	recorded bool
+}
+
+// recordCertificates records a batch of certificates in one statement.
+func (s *Service) recordCertificates(ctx context.Context, recs []certRecord) ([]recordResult, error) {
+	raw, err := json.Marshal(recs)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.q.RecordSSHCertificates(ctx, s.st.Pool, raw)
+	if err != nil {
+		return nil, err
+	}
+	bySerial := make(map[int64]uuid.UUID, len(rows))
+	for _, r := range rows {
+		bySerial[r.Serial] = r.ID
+	}
+	out := make([]recordResult, len(recs))
+	for i, r := range recs {
+		out[i].id, out[i].recorded = bySerial[r.Serial]
+	}
+	return out, nil
+}
+
+// auditColumns is an API request's audit entry as the record statements
+// take it; a nil entry writes none.
+type auditColumns struct {
+	AuditAPITokenID uuid.NullUUID `json:"audit_api_token_id"`
+	AuditAction     *string       `json:"audit_action"`
+	AuditStatus     int32         `json:"audit_status"`
+	AuditRequestID  string        `json:"audit_request_id"`
+	AuditIP         string        `json:"audit_ip"`
+}
+
+func auditColumnsOf(e *audit.Entry) auditColumns {
+	if e == nil {
+		return auditColumns{}
+	}
+	action := e.Action
+	return auditColumns{AuditAPITokenID: e.APITokenID, AuditAction: &action, AuditStatus: int32(e.Status),
+		AuditRequestID: e.RequestID, AuditIP: e.IP}
 }
 
 // ---- issued certificates ----

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,31 +83,21 @@ func (b *testBundle) certificates(t *testing.T) []int64 {
 	return serials
 }
 
-var errCrash = errors.New("injected crash after signing, before the commit")
+var errCrash = errors.New("injected crash after signing, before the record")
 
-// TestRunSignCrashBeforeCommit: a worker that fails or dies after signing
-// but before its transaction commits leaves nothing recorded, and its
+// TestRunSignCrashBeforeRecord: a worker that fails or dies after signing
+// but before its record commits leaves nothing recorded, and its
 // certificate goes nowhere (RunSign returns only an error). The retried job
 // records exactly one certificate, with a fresh serial: the lost one is never
 // reused.
-func TestRunSignCrashBeforeCommit(t *testing.T) {
+func TestRunSignCrashBeforeRecord(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		crash func(ctx context.Context, tx pgx.Tx) error
+		crash func(ctx context.Context) error
 	}{
-		{"completion fails", func(context.Context, pgx.Tx) error { return errCrash }},
-		{"worker panics", func(context.Context, pgx.Tx) error { panic(errCrash) }},
-		{"record written, then the connection dies", func(ctx context.Context, tx pgx.Tx) error {
-			// The certificate row is in the transaction; the backend goes
-			// away before COMMIT, as when the worker's host dies.
-			var n int
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM ssh_certificates").Scan(&n); err != nil || n != 1 {
-				return errors.Join(err, errors.New("the certificate is not in the transaction"))
-			}
-			_, err := tx.Exec(ctx, "SELECT pg_terminate_backend(pg_backend_pid())")
-			return errors.Join(err, errCrash)
-		}},
+		{"worker fails", func(context.Context) error { return errCrash }},
+		{"worker panics", func(context.Context) error { panic(errCrash) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,6 +105,7 @@ func TestRunSignCrashBeforeCommit(t *testing.T) {
 			b := setup(t)
 			ctx := context.Background()
 			const jobID = 41
+			sshsign.SetBeforeRecord(b.svc, tt.crash)
 			var err error
 			func() {
 				defer func() {
@@ -121,7 +113,7 @@ func TestRunSignCrashBeforeCommit(t *testing.T) {
 						err = r.(error)
 					}
 				}()
-				err = b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Args: b.args(), Complete: tt.crash})
+				err = b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Attempt: 1, Args: b.args()})
 			}()
 			if err == nil {
 				t.Fatal("RunSign succeeded despite the crash")
@@ -131,50 +123,96 @@ func TestRunSignCrashBeforeCommit(t *testing.T) {
 			}
 
 			// River retries the job: one certificate, a new serial.
-			completed := 0
-			err = b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Args: b.args(), Complete: func(context.Context, pgx.Tx) error {
-				completed++
-				return nil
-			}})
-			if err != nil {
+			sshsign.SetBeforeRecord(b.svc, nil)
+			if err := b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Attempt: 2, Args: b.args()}); err != nil {
 				t.Fatal(err)
 			}
-			if got := b.certificates(t); len(got) != 1 || got[0] != 2 || completed != 1 {
-				t.Errorf("after the retry: serials %v (want [2]), completed %d", got, completed)
+			if got := b.certificates(t); len(got) != 1 || got[0] != 2 {
+				t.Errorf("after the retry: serials %v, want [2]", got)
 			}
 		})
 	}
 }
 
-// crashingWorker is the ssh_sign worker with a crash injected between
-// signing and committing on the job's first attempt.
-type crashingWorker struct {
-	river.WorkerDefaults[sshsign.SignArgs]
-	svc *sshsign.Service
-}
-
-func (w *crashingWorker) Work(ctx context.Context, job *river.Job[sshsign.SignArgs]) error {
-	return w.svc.RunSign(ctx, sshsign.Job{ID: job.ID, Args: job.Args, Complete: func(ctx context.Context, tx pgx.Tx) error {
-		if job.Attempt == 1 {
-			return errCrash
-		}
-		_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
-		return err
-	}})
-}
-
-// TestSignSurvivesWorkerCrash goes through River and the waiting API call:
-// while the crashed first attempt waits for its retry nothing is recorded
-// and the caller has nothing; the retry's certificate is the one recorded
-// and the one handed out.
-func TestSignSurvivesWorkerCrash(t *testing.T) {
+// TestRunSignRetryAfterRecord: a job whose certificate was recorded but
+// which River never marked completed (the worker died in between) runs
+// again; that attempt signs nothing new.
+func TestRunSignRetryAfterRecord(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
+	const jobID = 42
+	if err := b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Attempt: 1, Args: b.args()}); err != nil {
+		t.Fatal(err)
+	}
+	// Even past the API's deadline: the certificate exists, so the job
+	// completes rather than being cancelled as expired.
+	late := b.args()
+	late.NotAfter = time.Now().Add(-time.Minute)
+	if err := b.svc.RunSign(ctx, sshsign.Job{ID: jobID, Attempt: 2, Args: late}); err != nil {
+		t.Fatalf("the retry of a recorded job: %v", err)
+	}
+	if got := b.certificates(t); len(got) != 1 || got[0] != 1 {
+		t.Errorf("serials %v, want [1]", got)
+	}
+}
+
+// crashingWorker is the ssh_sign worker with a crash injected on the job's
+// first attempt: before the record (SetBeforeRecord) or after it, before
+// River completes the job (afterRecord).
+type crashingWorker struct {
+	river.WorkerDefaults[sshsign.SignArgs]
+	svc         *sshsign.Service
+	afterRecord bool
+}
+
+func (w *crashingWorker) Work(ctx context.Context, job *river.Job[sshsign.SignArgs]) error {
+	err := w.svc.RunSign(ctx, sshsign.Job{ID: job.ID, Attempt: job.Attempt, Args: job.Args})
+	if err == nil && w.afterRecord && job.Attempt == 1 {
+		return errCrash
+	}
+	return err
+}
+
+// TestSignSurvivesWorkerCrash goes through River and the waiting API call.
+// A crash before the record: while the first attempt waits for its retry
+// nothing is recorded and the caller has nothing; the retry's certificate
+// is the one recorded and the one handed out. A crash after the record:
+// the caller has the recorded certificate, and the retry signs nothing new.
+func TestSignSurvivesWorkerCrash(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		afterRecord bool
+		serial      int64 // the one certificate recorded and handed out
+	}{
+		{"before the record", false, 2},
+		{"after the record", true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testSignSurvivesWorkerCrash(t, tt.afterRecord, tt.serial)
+		})
+	}
+}
+
+func testSignSurvivesWorkerCrash(t *testing.T, afterRecord bool, serial int64) {
+	b := setup(t)
+	ctx := context.Background()
+	if !afterRecord {
+		var crashed atomic.Bool
+		sshsign.SetBeforeRecord(b.svc, func(context.Context) error {
+			if crashed.CompareAndSwap(false, true) {
+				return errCrash
+			}
+			return nil
+		})
+	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &crashingWorker{svc: b.svc})
+	river.AddWorker(workers, &crashingWorker{svc: b.svc, afterRecord: afterRecord})
 	client, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{
-		Workers: workers, Queues: map[string]river.QueueConfig{sshsign.QueueSSH: {MaxWorkers: 2}},
+		Workers: workers, Queues: map[string]river.QueueConfig{sshsign.QueueSSH: {MaxWorkers: 1}},
 		FetchPollInterval: 20 * time.Millisecond, FetchCooldown: 10 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -226,25 +264,37 @@ func TestSignSurvivesWorkerCrash(t *testing.T) {
 	if !strings.Contains(job.Errors[0].Error, errCrash.Error()) {
 		t.Errorf("job error %q", job.Errors[0].Error)
 	}
-	select {
-	case r := <-done:
-		t.Fatalf("Sign answered before the retry: %+v %v", r.signed, r.err)
-	default:
-	}
-	if got := b.certificates(t); len(got) != 0 {
-		t.Fatalf("recorded %v after the crashed attempt", got)
+	var r result
+	if afterRecord {
+		// Recorded: the caller has it already.
+		r = <-done
+	} else {
+		select {
+		case r := <-done:
+			t.Fatalf("Sign answered before the retry: %+v %v", r.signed, r.err)
+		default:
+		}
+		if got := b.certificates(t); len(got) != 0 {
+			t.Fatalf("recorded %v after the crashed attempt", got)
+		}
 	}
 	// Run the retry now rather than after River's backoff.
 	if _, err := client.JobRetry(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
-	r := <-done
+	if !afterRecord {
+		r = <-done
+	}
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
+	final := waitJobFinal(t, client, job.ID)
+	if final.State != rivertype.JobStateCompleted || final.Attempt != 2 {
+		t.Errorf("job %s after %d attempts", final.State, final.Attempt)
+	}
 	got := b.certificates(t)
-	if len(got) != 1 || got[0] != 2 || r.signed.SerialNumber != 2 {
-		t.Fatalf("recorded serials %v, handed out serial %d; want exactly serial 2", got, r.signed.SerialNumber)
+	if len(got) != 1 || got[0] != serial || r.signed.SerialNumber != uint64(serial) {
+		t.Fatalf("recorded serials %v, handed out serial %d; want exactly serial %d", got, r.signed.SerialNumber, serial)
 	}
 	var recorded string
 	if err := b.pool.QueryRow(ctx, "SELECT certificate FROM ssh_certificates WHERE job_id = $1", job.ID).Scan(&recorded); err != nil {
@@ -253,11 +303,20 @@ func TestSignSurvivesWorkerCrash(t *testing.T) {
 	if recorded != r.signed.Certificate {
 		t.Error("the certificate handed out is not the one recorded")
 	}
-	final, err := client.JobGet(ctx, job.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if final.State != rivertype.JobStateCompleted || final.Attempt != 2 {
-		t.Errorf("job %s after %d attempts", final.State, final.Attempt)
+}
+
+// waitJobFinal waits until River has finalized job id (its completer
+// batches completions).
+func waitJobFinal(t *testing.T, client *river.Client[pgx.Tx], id int64) *rivertype.JobRow {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		job, err := client.JobGet(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.FinalizedAt != nil || time.Now().After(deadline) {
+			return job
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -39,31 +39,61 @@ func (q *Queries) GetRateLimit(ctx context.Context, db DBTX, arg GetRateLimitPar
 	return column_1, err
 }
 
-const hitRateLimit = `-- name: HitRateLimit :one
+const hitRateLimits = `-- name: HitRateLimits :many
+WITH hits AS (
+    SELECT unnest($1::text[]) AS key, unnest($2::timestamptz[]) AS window_start,
+        unnest($3::int[]) AS n, unnest($4::timestamptz[]) AS expires_at
+)
 INSERT INTO rate_limit_counters (key, window_start, count, expires_at)
-VALUES ($1, $2, $3, $4)
+SELECT h.key, h.window_start, h.n, h.expires_at
+FROM hits h, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_counters.count + excluded.count
-RETURNING count
+RETURNING key, window_start, count
 `
 
-type HitRateLimitParams struct {
-	Key         string
-	WindowStart time.Time
-	N           int32
-	ExpiresAt   time.Time
+type HitRateLimitsParams struct {
+	Keys         []string
+	WindowStarts []time.Time
+	Ns           []int32
+	ExpiresAts   []time.Time
 }
 
-// Adds n to the counter of key's window and returns the new count.
-func (q *Queries) HitRateLimit(ctx context.Context, db DBTX, arg HitRateLimitParams) (int32, error) {
-	row := db.QueryRow(ctx, hitRateLimit,
-		arg.Key,
-		arg.WindowStart,
-		arg.N,
-		arg.ExpiresAt,
+type HitRateLimitsRow struct {
+	Key         string
+	WindowStart time.Time
+	Count       int32
+}
+
+// Adds n to the counter of each (key, window_start) (the pairs are
+// distinct) and returns the new counts. The statement's own transaction
+// commits without waiting for the WAL flush (set_config(..., true) lasts
+// until that commit): a counter is not worth a disk flush, and every
+// request of one token updates the same row, whose lock a synchronous
+// commit would hold through the flush. A crash may forget the last fraction
+// of a second of hits.
+func (q *Queries) HitRateLimits(ctx context.Context, db DBTX, arg HitRateLimitsParams) ([]HitRateLimitsRow, error) {
+	rows, err := db.Query(ctx, hitRateLimits,
+		arg.Keys,
+		arg.WindowStarts,
+		arg.Ns,
+		arg.ExpiresAts,
 	)
-	var count int32
-	err := row.Scan(&count)
-	return count, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []HitRateLimitsRow
+	for rows.Next() {
+		var i HitRateLimitsRow
+		if err := rows.Scan(&i.Key, &i.WindowStart, &i.Count); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const resetRateLimit = `-- name: ResetRateLimit :exec

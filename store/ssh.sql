@@ -68,25 +68,48 @@ RETURNING *;
 -- row lock, and a number is never handed out twice (see 00009_ssh_serials).
 SELECT nextval('ssh_serials')::bigint AS serial FROM generate_series(1, @n::int);
 
--- name: RecordSSHCertificate :one
--- Records a signed certificate, but only if its CA key is still the
--- organization's signing key and the policy it was checked against
--- (policy_version) is still the current one; no row means: reload both and
--- sign again.
-INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
-    key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
-SELECT @organization_id::uuid, @ca_key_id::uuid, sqlc.narg(user_id)::uuid, sqlc.narg(node_id)::uuid, @serial::bigint,
-    @key_id::text, @principals::text[], @key_type::text, @key_fingerprint::text, @extensions::text[],
-    @source_address::text, @valid_after::timestamptz, @valid_before::timestamptz, @certificate::text,
-    sqlc.narg(job_id)::bigint
-WHERE @ca_key_id::uuid = (
-        SELECT k.id FROM ssh_ca_keys k
-        WHERE k.organization_id = @organization_id::uuid AND k.status = 'active'
-        ORDER BY k.created_at DESC, k.id DESC
-        LIMIT 1)
-  AND @policy_version::bigint = COALESCE(
-        (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = @organization_id::uuid), 0)
-RETURNING id;
+-- name: RecordSSHCertificates :many
+-- Records signed certificates (@certs: a JSON array of rows), each only if
+-- its CA key is still its organization's signing key and the policy it was
+-- checked against (policy_version) is still the current one; a row missing
+-- from the result means: reload both and sign again. With each certificate
+-- goes the audit entry of the API request that asked for it (none when
+-- audit_action is null): one statement, one commit, so neither exists
+-- without the other.
+WITH input AS (
+    SELECT (r->>'organization_id')::uuid AS organization_id, (r->>'ca_key_id')::uuid AS ca_key_id,
+        (r->>'user_id')::uuid AS user_id, (r->>'node_id')::uuid AS node_id, (r->>'serial')::bigint AS serial,
+        r->>'key_id' AS key_id, ARRAY(SELECT jsonb_array_elements_text(r->'principals')) AS principals,
+        r->>'key_type' AS key_type, r->>'key_fingerprint' AS key_fingerprint,
+        ARRAY(SELECT jsonb_array_elements_text(r->'extensions')) AS extensions, r->>'source_address' AS source_address,
+        (r->>'valid_after')::timestamptz AS valid_after, (r->>'valid_before')::timestamptz AS valid_before,
+        r->>'certificate' AS certificate, (r->>'job_id')::bigint AS job_id, (r->>'policy_version')::bigint AS policy_version,
+        (r->>'audit_api_token_id')::uuid AS audit_api_token_id, r->>'audit_action' AS audit_action,
+        (r->>'audit_status')::int AS audit_status, r->>'audit_request_id' AS audit_request_id, r->>'audit_ip' AS audit_ip
+    FROM jsonb_array_elements(@certs::jsonb) AS r
+), cert AS (
+    INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
+        key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
+    SELECT i.organization_id, i.ca_key_id, i.user_id, i.node_id, i.serial, i.key_id, i.principals, i.key_type,
+        i.key_fingerprint, i.extensions, i.source_address, i.valid_after, i.valid_before, i.certificate, i.job_id
+    FROM input i
+    WHERE i.ca_key_id = (
+            SELECT k.id FROM ssh_ca_keys k
+            WHERE k.organization_id = i.organization_id AND k.status = 'active'
+            ORDER BY k.created_at DESC, k.id DESC
+            LIMIT 1)
+      AND i.policy_version = COALESCE(
+            (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = i.organization_id), 0)
+    ORDER BY i.serial
+    RETURNING id, organization_id, user_id, serial
+), audit AS (
+    INSERT INTO audit_logs (organization_id, user_id, api_token_id, action, target, status, request_id, ip)
+    SELECT c.organization_id, c.user_id, i.audit_api_token_id, i.audit_action, c.id::text, i.audit_status,
+        COALESCE(i.audit_request_id, ''), COALESCE(i.audit_ip, '')
+    FROM cert c JOIN input i ON i.serial = c.serial
+    WHERE i.audit_action IS NOT NULL
+)
+SELECT id, serial FROM cert;
 
 -- name: GetSSHCertificateByJob :one
 SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_certificates c

@@ -575,68 +575,73 @@ func (q *Queries) NotifySSH(ctx context.Context, db DBTX, arg NotifySSHParams) e
 	return err
 }
 
-const recordSSHCertificate = `-- name: RecordSSHCertificate :one
-INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
-    key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
-SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $5::bigint,
-    $6::text, $7::text[], $8::text, $9::text, $10::text[],
-    $11::text, $12::timestamptz, $13::timestamptz, $14::text,
-    $15::bigint
-WHERE $2::uuid = (
-        SELECT k.id FROM ssh_ca_keys k
-        WHERE k.organization_id = $1::uuid AND k.status = 'active'
-        ORDER BY k.created_at DESC, k.id DESC
-        LIMIT 1)
-  AND $16::bigint = COALESCE(
-        (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = $1::uuid), 0)
-RETURNING id
+const recordSSHCertificates = `-- name: RecordSSHCertificates :many
+WITH input AS (
+    SELECT (r->>'organization_id')::uuid AS organization_id, (r->>'ca_key_id')::uuid AS ca_key_id,
+        (r->>'user_id')::uuid AS user_id, (r->>'node_id')::uuid AS node_id, (r->>'serial')::bigint AS serial,
+        r->>'key_id' AS key_id, ARRAY(SELECT jsonb_array_elements_text(r->'principals')) AS principals,
+        r->>'key_type' AS key_type, r->>'key_fingerprint' AS key_fingerprint,
+        ARRAY(SELECT jsonb_array_elements_text(r->'extensions')) AS extensions, r->>'source_address' AS source_address,
+        (r->>'valid_after')::timestamptz AS valid_after, (r->>'valid_before')::timestamptz AS valid_before,
+        r->>'certificate' AS certificate, (r->>'job_id')::bigint AS job_id, (r->>'policy_version')::bigint AS policy_version,
+        (r->>'audit_api_token_id')::uuid AS audit_api_token_id, r->>'audit_action' AS audit_action,
+        (r->>'audit_status')::int AS audit_status, r->>'audit_request_id' AS audit_request_id, r->>'audit_ip' AS audit_ip
+    FROM jsonb_array_elements($1::jsonb) AS r
+), cert AS (
+    INSERT INTO ssh_certificates (organization_id, ca_key_id, user_id, node_id, serial, key_id, principals, key_type,
+        key_fingerprint, extensions, source_address, valid_after, valid_before, certificate, job_id)
+    SELECT i.organization_id, i.ca_key_id, i.user_id, i.node_id, i.serial, i.key_id, i.principals, i.key_type,
+        i.key_fingerprint, i.extensions, i.source_address, i.valid_after, i.valid_before, i.certificate, i.job_id
+    FROM input i
+    WHERE i.ca_key_id = (
+            SELECT k.id FROM ssh_ca_keys k
+            WHERE k.organization_id = i.organization_id AND k.status = 'active'
+            ORDER BY k.created_at DESC, k.id DESC
+            LIMIT 1)
+      AND i.policy_version = COALESCE(
+            (SELECT s.policy_version FROM ssh_settings s WHERE s.organization_id = i.organization_id), 0)
+    ORDER BY i.serial
+    RETURNING id, organization_id, user_id, serial
+), audit AS (
+    INSERT INTO audit_logs (organization_id, user_id, api_token_id, action, target, status, request_id, ip)
+    SELECT c.organization_id, c.user_id, i.audit_api_token_id, i.audit_action, c.id::text, i.audit_status,
+        COALESCE(i.audit_request_id, ''), COALESCE(i.audit_ip, '')
+    FROM cert c JOIN input i ON i.serial = c.serial
+    WHERE i.audit_action IS NOT NULL
+)
+SELECT id, serial FROM cert
 `
 
-type RecordSSHCertificateParams struct {
-	OrganizationID uuid.UUID
-	CaKeyID        uuid.UUID
-	UserID         uuid.NullUUID
-	NodeID         uuid.NullUUID
-	Serial         int64
-	KeyID          string
-	Principals     []string
-	KeyType        string
-	KeyFingerprint string
-	Extensions     []string
-	SourceAddress  string
-	ValidAfter     time.Time
-	ValidBefore    time.Time
-	Certificate    string
-	JobID          pgtype.Int8
-	PolicyVersion  int64
+type RecordSSHCertificatesRow struct {
+	ID     uuid.UUID
+	Serial int64
 }
 
-// Records a signed certificate, but only if its CA key is still the
-// organization's signing key and the policy it was checked against
-// (policy_version) is still the current one; no row means: reload both and
-// sign again.
-func (q *Queries) RecordSSHCertificate(ctx context.Context, db DBTX, arg RecordSSHCertificateParams) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, recordSSHCertificate,
-		arg.OrganizationID,
-		arg.CaKeyID,
-		arg.UserID,
-		arg.NodeID,
-		arg.Serial,
-		arg.KeyID,
-		arg.Principals,
-		arg.KeyType,
-		arg.KeyFingerprint,
-		arg.Extensions,
-		arg.SourceAddress,
-		arg.ValidAfter,
-		arg.ValidBefore,
-		arg.Certificate,
-		arg.JobID,
-		arg.PolicyVersion,
-	)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
+// Records signed certificates (@certs: a JSON array of rows), each only if
+// its CA key is still its organization's signing key and the policy it was
+// checked against (policy_version) is still the current one; a row missing
+// from the result means: reload both and sign again. With each certificate
+// goes the audit entry of the API request that asked for it (none when
+// audit_action is null): one statement, one commit, so neither exists
+// without the other.
+func (q *Queries) RecordSSHCertificates(ctx context.Context, db DBTX, certs []byte) ([]RecordSSHCertificatesRow, error) {
+	rows, err := db.Query(ctx, recordSSHCertificates, certs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RecordSSHCertificatesRow
+	for rows.Next() {
+		var i RecordSSHCertificatesRow
+		if err := rows.Scan(&i.ID, &i.Serial); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const retireSSHCAKey = `-- name: RetireSSHCAKey :one

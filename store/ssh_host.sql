@@ -24,11 +24,22 @@ RETURNING (next_serial - 1)::bigint AS serial;
 SELECT id, name, ipv4, ipv6 FROM nodes WHERE organization_id = @organization_id AND id = @id;
 
 -- name: InsertSSHHostCertificate :one
-INSERT INTO ssh_host_certificates (organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type,
-    key_fingerprint, valid_after, valid_before, certificate, job_id)
-VALUES (@organization_id, @ca_key_id, @node_id, @user_id, @serial, @key_id, @principals, @key_type,
-    @key_fingerprint, @valid_after, @valid_before, @certificate, @job_id)
-RETURNING *;
+-- Records a signed host certificate and the audit entry of the API request
+-- that asked for it (none when audit_action is NULL) in one statement.
+WITH cert AS (
+    INSERT INTO ssh_host_certificates (organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type,
+        key_fingerprint, valid_after, valid_before, certificate, job_id)
+    VALUES (@organization_id, @ca_key_id, @node_id, @user_id, @serial, @key_id, @principals, @key_type,
+        @key_fingerprint, @valid_after, @valid_before, @certificate, @job_id)
+    RETURNING id, organization_id, user_id
+), audit AS (
+    INSERT INTO audit_logs (organization_id, user_id, api_token_id, action, target, status, request_id, ip)
+    SELECT cert.organization_id, cert.user_id, sqlc.narg(audit_api_token_id)::uuid, sqlc.narg(audit_action)::text,
+        cert.id::text, @audit_status::int, @audit_request_id::text, @audit_ip::text
+    FROM cert
+    WHERE sqlc.narg(audit_action)::text IS NOT NULL
+)
+SELECT id FROM cert;
 
 -- name: GetSSHHostCertificateByJob :one
 SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c

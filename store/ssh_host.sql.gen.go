@@ -195,30 +195,46 @@ func (q *Queries) InsertSSHHostCAKey(ctx context.Context, db DBTX, arg InsertSSH
 }
 
 const insertSSHHostCertificate = `-- name: InsertSSHHostCertificate :one
-INSERT INTO ssh_host_certificates (organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type,
-    key_fingerprint, valid_after, valid_before, certificate, job_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-    $9, $10, $11, $12, $13)
-RETURNING id, organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type, key_fingerprint, valid_after, valid_before, certificate, job_id, created_at
+WITH cert AS (
+    INSERT INTO ssh_host_certificates (organization_id, ca_key_id, node_id, user_id, serial, key_id, principals, key_type,
+        key_fingerprint, valid_after, valid_before, certificate, job_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+        $9, $10, $11, $12, $13)
+    RETURNING id, organization_id, user_id
+), audit AS (
+    INSERT INTO audit_logs (organization_id, user_id, api_token_id, action, target, status, request_id, ip)
+    SELECT cert.organization_id, cert.user_id, $14::uuid, $15::text,
+        cert.id::text, $16::int, $17::text, $18::text
+    FROM cert
+    WHERE $15::text IS NOT NULL
+)
+SELECT id FROM cert
 `
 
 type InsertSSHHostCertificateParams struct {
-	OrganizationID uuid.UUID
-	CaKeyID        uuid.UUID
-	NodeID         uuid.UUID
-	UserID         uuid.NullUUID
-	Serial         int64
-	KeyID          string
-	Principals     []string
-	KeyType        string
-	KeyFingerprint string
-	ValidAfter     time.Time
-	ValidBefore    time.Time
-	Certificate    string
-	JobID          pgtype.Int8
+	OrganizationID  uuid.UUID
+	CaKeyID         uuid.UUID
+	NodeID          uuid.UUID
+	UserID          uuid.NullUUID
+	Serial          int64
+	KeyID           string
+	Principals      []string
+	KeyType         string
+	KeyFingerprint  string
+	ValidAfter      time.Time
+	ValidBefore     time.Time
+	Certificate     string
+	JobID           pgtype.Int8
+	AuditApiTokenID uuid.NullUUID
+	AuditAction     *string
+	AuditStatus     int32
+	AuditRequestID  string
+	AuditIp         string
 }
 
-func (q *Queries) InsertSSHHostCertificate(ctx context.Context, db DBTX, arg InsertSSHHostCertificateParams) (SshHostCertificate, error) {
+// Records a signed host certificate and the audit entry of the API request
+// that asked for it (none when audit_action is NULL) in one statement.
+func (q *Queries) InsertSSHHostCertificate(ctx context.Context, db DBTX, arg InsertSSHHostCertificateParams) (uuid.UUID, error) {
 	row := db.QueryRow(ctx, insertSSHHostCertificate,
 		arg.OrganizationID,
 		arg.CaKeyID,
@@ -233,26 +249,15 @@ func (q *Queries) InsertSSHHostCertificate(ctx context.Context, db DBTX, arg Ins
 		arg.ValidBefore,
 		arg.Certificate,
 		arg.JobID,
+		arg.AuditApiTokenID,
+		arg.AuditAction,
+		arg.AuditStatus,
+		arg.AuditRequestID,
+		arg.AuditIp,
 	)
-	var i SshHostCertificate
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.CaKeyID,
-		&i.NodeID,
-		&i.UserID,
-		&i.Serial,
-		&i.KeyID,
-		&i.Principals,
-		&i.KeyType,
-		&i.KeyFingerprint,
-		&i.ValidAfter,
-		&i.ValidBefore,
-		&i.Certificate,
-		&i.JobID,
-		&i.CreatedAt,
-	)
-	return i, err
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
 }
 
 const listSSHHostCAKeys = `-- name: ListSSHHostCAKeys :many
