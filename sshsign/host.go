@@ -35,7 +35,7 @@ type HostSignArgs struct {
 	// Reply names the waiting API request (see SignArgs.Reply).
 	Reply string `json:"reply,omitempty"`
 	// Audit is the API request's audit entry, written with the record.
-	Audit *audit.Entry `json:"audit,omitempty"`
+	Audit *AuditArgs `json:"audit,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -128,7 +128,7 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 	}
 	args := HostSignArgs{
 		OrganizationID: p.OrgID, UserID: p.UserID, NodeID: id, NodeName: node.Name,
-		PublicKey: req.PublicKey, Principals: hostPrincipals(node), ValidityHours: req.ValidityHours, Audit: req.Audit,
+		PublicKey: req.PublicKey, Principals: hostPrincipals(node), ValidityHours: req.ValidityHours, Audit: auditArgsOf(req.Audit),
 	}
 	if _, err := s.validator.SignHost(args.request(1)); err != nil {
 		return HostSigned{}, err

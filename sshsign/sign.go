@@ -62,7 +62,7 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 	}
 	args := SignArgs{
 		OrganizationID: p.OrgID, UserID: p.UserID, User: p.Email, Username: Username(p.Email), PublicKey: req.PublicKey,
-		Principals: req.Principals, ValidityHours: req.ValidityHours, SourceAddress: req.SourceAddress, Audit: req.Audit,
+		Principals: req.Principals, ValidityHours: req.ValidityHours, SourceAddress: req.SourceAddress, Audit: auditArgsOf(req.Audit),
 	}
 	if args.User == "" {
 		args.User = p.UserID.String()
@@ -304,13 +304,16 @@ type auditColumns struct {
 	AuditIP         string        `json:"audit_ip"`
 }
 
-func auditColumnsOf(e *audit.Entry) auditColumns {
-	if e == nil {
+func auditColumnsOf(a *AuditArgs) auditColumns {
+	if a == nil {
 		return auditColumns{}
 	}
-	action := e.Action
-	return auditColumns{AuditAPITokenID: e.APITokenID, AuditAction: &action, AuditStatus: int32(e.Status),
-		AuditRequestID: e.RequestID, AuditIP: e.IP}
+	action := a.Action
+	c := auditColumns{AuditAction: &action, AuditStatus: int32(a.Status), AuditRequestID: a.RequestID, AuditIP: a.IP}
+	if a.APITokenID != nil {
+		c.AuditAPITokenID = uuid.NullUUID{UUID: *a.APITokenID, Valid: true}
+	}
+	return c
 }
 
 // ---- issued certificates ----
