@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,20 @@ func TestAPITokens(t *testing.T) {
 			}
 			b.expect(req{method: "GET", path: "/v1/users/me", header: h}, 200)
 		})
+	}
+
+	// Its use is recorded (at most once a minute), not every request.
+	l = b.expect(req{method: "GET", path: "/v1/api-tokens", token: a.access}, 200)
+	if l.list()[0]["last_used_at"] == nil {
+		t.Errorf("last_used_at not set after use: %s", l.Raw)
+	}
+	if _, err := b.pool.Exec(context.Background(), "UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = $1", id); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(req{method: "GET", path: "/v1/whoami", header: map[string]string{"X-API-Key": secret}}, 200)
+	b.expect(req{method: "GET", path: "/v1/whoami", header: map[string]string{"X-API-Key": secret}}, 200)
+	if n := b.count("SELECT count(*) FROM api_tokens WHERE id = $1 AND last_used_at > now() - interval '10 seconds'", id); n != 1 {
+		t.Error("a use after a minute was not recorded")
 	}
 
 	// Deleted: 401 at once.
