@@ -61,6 +61,11 @@ func TestUpConcurrent(t *testing.T) {
 			t.Errorf("table %s missing after migrate (%v)", table, err)
 		}
 	}
+	// River's args index exists when shardform's migration tunes it.
+	var opts []string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(reloptions, '{}') FROM pg_class WHERE relname = 'river_job_args_index'").Scan(&opts); err != nil || len(opts) != 1 || opts[0] != "fastupdate=off" {
+		t.Errorf("river_job_args_index options %v (%v), want fastupdate=off", opts, err)
+	}
 }
 
 // emptyDB creates an unmigrated database for this test.
