@@ -138,70 +138,71 @@ func benchSSHSign(b *testing.B, rate float64) {
 	sshPub, err := ssh.NewPublicKey(pub)
 	must(err)
 	body := map[string]any{"public_key": string(ssh.MarshalAuthorizedKey(sshPub)), "principals": []string{"root"}, "validity_hours": 1}
-	// Warm up: the CA key is created and opened on the first request; then
-	// the 32 clients sign for two seconds, so the pool's connections are
-	// open, each Postgres backend has its caches and prepared statements,
-	// and River's producer runs: the steady state of a long-running server,
-	// not connection setup, is timed.
-	must(post("/v1/ssh/certificate", tok.Token, body, nil))
-	var warm sync.WaitGroup
-	warmUntil := time.Now().Add(2 * time.Second)
-	for range 32 {
-		warm.Go(func() {
-			for time.Now().Before(warmUntil) {
-				if err := post("/v1/ssh/certificate", tok.Token, body, nil); err != nil {
-					b.Error(err)
-					return
+	// drive sends requests from 32 clients, flat out (rate 0) or at rate
+	// per second, until total requests are answered or, with total 0, until
+	// stop; it returns each request's latency, counted from when it was due.
+	const clients = 32
+	drive := func(total int64, stop time.Time) []time.Duration {
+		var (
+			next      atomic.Int64
+			mu        sync.Mutex
+			latencies = make([]time.Duration, 0, total)
+			wg        sync.WaitGroup
+		)
+		start := time.Now()
+		for range clients {
+			wg.Go(func() {
+				var mine []time.Duration
+				for {
+					k := next.Add(1)
+					if total > 0 && k > total || total == 0 && time.Now().After(stop) {
+						break
+					}
+					t0 := time.Now()
+					if rate > 0 {
+						due := start.Add(time.Duration(float64(k-1) / rate * float64(time.Second)))
+						time.Sleep(time.Until(due))
+						t0 = due
+					}
+					if err := post("/v1/ssh/certificate", tok.Token, body, nil); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(t0))
 				}
-			}
-		})
+				mu.Lock()
+				latencies = append(latencies, mine...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		return latencies
 	}
-	warm.Wait()
+	// Warm up: the CA key is created and opened on the first request; then
+	// the clients sign for two seconds at the measured pace, so the pool's
+	// connections are open, each Postgres backend has its caches and
+	// prepared statements, and River's producer runs; then River finishes
+	// the warm-up's jobs. The steady state of a long-running server, not
+	// connection setup or the warm-up's backlog, is timed.
+	must(post("/v1/ssh/certificate", tok.Token, body, nil))
+	drive(0, time.Now().Add(2*time.Second))
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var busy int
+		must(pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job WHERE state IN ('available', 'running')").Scan(&busy))
+		if busy == 0 {
+			break
+		}
+	}
 	var warmJobs int64
 	must(pool.QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM river_job").Scan(&warmJobs))
 	acquiresBefore, waitBefore := pool.Stat().EmptyAcquireCount(), pool.Stat().EmptyAcquireWaitTime()
 
-	// 32 clients share the requests of all iterations; one iteration is a
+	// The clients share the requests of all iterations; one iteration is a
 	// batch of perOp certificates, so even -benchtime 1x measures 512.
-	const (
-		clients = 32
-		perOp   = 512
-	)
-	total := int64(b.N) * perOp
-	var (
-		next      atomic.Int64
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, total)
-		wg        sync.WaitGroup
-	)
+	const perOp = 512
 	b.ResetTimer()
 	start := time.Now()
-	for range clients {
-		wg.Go(func() {
-			var mine []time.Duration
-			for {
-				k := next.Add(1)
-				if k > total {
-					break
-				}
-				t0 := time.Now()
-				if rate > 0 {
-					due := start.Add(time.Duration(float64(k-1) / rate * float64(time.Second)))
-					time.Sleep(time.Until(due))
-					t0 = due
-				}
-				if err := post("/v1/ssh/certificate", tok.Token, body, nil); err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, time.Since(t0))
-			}
-			mu.Lock()
-			latencies = append(latencies, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	latencies := drive(int64(b.N)*perOp, time.Time{})
 	elapsed := time.Since(start)
 	b.StopTimer()
 	slices.Sort(latencies)
