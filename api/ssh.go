@@ -24,6 +24,9 @@ type SSHCA interface {
 	GenerateCAKey(ctx context.Context, p *domain.Principal, alg string) (sshsign.CAKey, error)
 	RotateCAKey(ctx context.Context, p *domain.Principal, alg string) (sshsign.CAKey, error)
 	RetireCAKey(ctx context.Context, p *domain.Principal, id uuid.UUID) (sshsign.CAKey, error)
+	ListHostCAKeys(ctx context.Context, p *domain.Principal) ([]sshsign.CAKey, error)
+	RotateHostCAKey(ctx context.Context, p *domain.Principal, alg string) (sshsign.CAKey, error)
+	RetireHostCAKey(ctx context.Context, p *domain.Principal, id uuid.UUID) (sshsign.CAKey, error)
 	TrustedCAKeys(ctx context.Context, org uuid.UUID) (string, error)
 	KnownHosts(ctx context.Context, org uuid.UUID) (string, error)
 	SignHost(ctx context.Context, p *domain.Principal, req sshsign.HostSignRequest) (sshsign.HostSigned, error)
@@ -51,10 +54,13 @@ func (s *Server) sshRoutes(v1 fiber.Router) {
 	v1.Get("/ssh/host-certificates", auth, s.listSSHHostCertificates)
 	v1.Get("/ssh/policy", auth, s.getSSHPolicy)
 	v1.Put("/ssh/policy", auth, s.putSSHPolicy)
-	v1.Get("/ssh/ca/keys", auth, s.listSSHCAKeys)
+	v1.Get("/ssh/ca/keys", auth, s.listSSHCAKeys(SSHCA.ListCAKeys))
 	v1.Post("/ssh/ca/keys", auth, s.sshCAKeyStep(SSHCA.GenerateCAKey))
 	v1.Post("/ssh/ca/keys/rotate", auth, s.sshCAKeyStep(SSHCA.RotateCAKey))
-	v1.Post("/ssh/ca/keys/:id/retire", auth, s.retireSSHCAKey)
+	v1.Post("/ssh/ca/keys/:id/retire", auth, s.retireSSHCAKey(SSHCA.RetireCAKey, "CA key"))
+	v1.Get("/ssh/host-ca/keys", auth, s.listSSHCAKeys(SSHCA.ListHostCAKeys))
+	v1.Post("/ssh/host-ca/keys/rotate", auth, s.sshCAKeyStep(SSHCA.RotateHostCAKey))
+	v1.Post("/ssh/host-ca/keys/:id/retire", auth, s.retireSSHCAKey(SSHCA.RetireHostCAKey, "host CA key"))
 }
 
 // sshPublicFile serves a file nodes fetch without credentials; the
@@ -184,15 +190,18 @@ func (s *Server) putSSHPolicy(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-func (s *Server) listSSHCAKeys(c *fiber.Ctx) error {
-	keys, err := s.cfg.SSH.ListCAKeys(c.UserContext(), principal(c))
-	if err != nil {
-		return err
+// listSSHCAKeys lists user or host CA keys.
+func (s *Server) listSSHCAKeys(list func(SSHCA, context.Context, *domain.Principal) ([]sshsign.CAKey, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		keys, err := list(s.cfg.SSH, c.UserContext(), principal(c))
+		if err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{"data": keys})
 	}
-	return c.JSON(fiber.Map{"data": keys})
 }
 
-// caKeyBody is the optional body of POST /v1/ssh/ca/keys and .../rotate.
+// caKeyBody is the optional body of POST /v1/ssh/ca/keys and the rotations.
 type caKeyBody struct {
 	Algorithm string `json:"algorithm"`
 }
@@ -218,14 +227,17 @@ func (s *Server) sshCAKeyStep(step func(SSHCA, context.Context, *domain.Principa
 	}
 }
 
-func (s *Server) retireSSHCAKey(c *fiber.Ctx) error {
-	id, err := pathID(c, "id", "CA key")
-	if err != nil {
-		return err
+// retireSSHCAKey retires a user or host CA key (what names it in errors).
+func (s *Server) retireSSHCAKey(retire func(SSHCA, context.Context, *domain.Principal, uuid.UUID) (sshsign.CAKey, error), what string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c, "id", what)
+		if err != nil {
+			return err
+		}
+		k, err := retire(s.cfg.SSH, c.UserContext(), principal(c), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(k)
 	}
-	k, err := s.cfg.SSH.RetireCAKey(c.UserContext(), principal(c), id)
-	if err != nil {
-		return err
-	}
-	return c.JSON(k)
 }

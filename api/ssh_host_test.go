@@ -206,3 +206,103 @@ func TestSSHHostCertificateValidation(t *testing.T) {
 		t.Errorf("other organization lists %v", l)
 	}
 }
+
+// TestSSHHostCARotation: after a rotation the new host CA key signs and
+// both keys are in known-hosts, so a real ssh trusts hosts certified by
+// either; once the old key is retired, known-hosts drops it and ssh refuses
+// the host it certified while still trusting the new key's.
+func TestSSHHostCARotation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	login := currentLogin(t)
+	b.allowLogin(a.access, login)
+	node := b.addNode(a.orgID, "web-1", "127.0.0.1", "::1")
+	dir := t.TempDir()
+	hostCert := func(fingerprint *string) func(string) string {
+		return func(hostPub string) string {
+			r := b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access,
+				body: map[string]any{"public_key": hostPub, "node_id": node}}, 200)
+			*fingerprint = r.str("ca_fingerprint")
+			return r.str("certificate")
+		}
+	}
+	var oldFP, newFP string
+	oldHost := startSSHDWith(t, login, hostCert(&oldFP))
+	b.sshFiles(oldHost, a.orgID)
+	key := newUserKey(t, dir, "id_ed25519")
+	_, userCert := b.sign(a.access, key, []string{login}, dir, "id_ed25519-cert.pub")
+
+	rotated := b.expect(req{method: "POST", path: "/v1/ssh/host-ca/keys/rotate", token: a.access}, 201)
+	if rotated.str("fingerprint") == oldFP || rotated.Body["signing"] != true || rotated.str("algorithm") != "ed25519" {
+		t.Fatalf("rotated %s (old key %s)", rotated.Raw, oldFP)
+	}
+	newHost := startSSHDWith(t, login, hostCert(&newFP))
+	b.sshFiles(newHost, a.orgID)
+	if newFP != rotated.str("fingerprint") {
+		t.Errorf("the new host certificate is signed by %s, want the new key %s", newFP, rotated.str("fingerprint"))
+	}
+	keys := b.expect(req{method: "GET", path: "/v1/ssh/host-ca/keys", token: a.access}, 200).list()
+	if len(keys) != 2 || keys[0]["fingerprint"] != newFP || keys[0]["signing"] != true || keys[1]["fingerprint"] != oldFP ||
+		keys[1]["signing"] != false || keys[1]["status"] != "active" {
+		t.Fatalf("host CA keys %v", keys)
+	}
+
+	knownHosts := filepath.Join(dir, "known_hosts")
+	fetch := func() []string {
+		kh := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + a.orgID}, 200)
+		replace(t, knownHosts, kh.Raw)
+		return strings.Split(strings.TrimSpace(string(kh.Raw)), "\n")
+	}
+	check := func(stage string, s *sshd, want bool) {
+		t.Helper()
+		if ok, out := s.connect(t, login, key, userCert, knownHosts); ok != want {
+			t.Errorf("%s: connect ok=%v, want %v:\n%s", stage, ok, want, out)
+		}
+	}
+	if lines := fetch(); len(lines) != 2 || !strings.Contains(lines[0], rotated.str("public_key")) {
+		t.Fatalf("known-hosts after rotation: %q", lines)
+	}
+	check("after rotation, host of the old key", oldHost, true)
+	check("after rotation, host of the new key", newHost, true)
+
+	signer := b.apiToken(a, "ssh:sign")
+	oldID := keys[1]["id"].(string)
+	tests := []struct {
+		name, token, id string
+		status          int
+		want            string
+	}{
+		{"without ssh:admin", signer, oldID, 403, "ssh:admin"},
+		{"the signing key", a.access, rotated.str("id"), 409, "rotate first"},
+		{"unknown key", a.access, uuid.NewString(), 404, "host CA key not found"},
+		{"not an id", a.access, "old", 404, "host CA key not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := b.do(req{method: "POST", path: "/v1/ssh/host-ca/keys/" + tt.id + "/retire", token: tt.token})
+			if r.Status != tt.status || !strings.Contains(r.errMsg(), tt.want) {
+				t.Errorf("got %d %q, want %d containing %q", r.Status, r.errMsg(), tt.status, tt.want)
+			}
+		})
+	}
+	b.expect(req{method: "GET", path: "/v1/ssh/host-ca/keys", token: signer}, 403)
+	b.expect(req{method: "POST", path: "/v1/ssh/host-ca/keys/rotate", token: signer}, 403)
+
+	retired := b.expect(req{method: "POST", path: "/v1/ssh/host-ca/keys/" + oldID + "/retire", token: a.access}, 200)
+	if retired.str("status") != "retired" || retired.Body["retired_at"] == nil {
+		t.Errorf("retired %s", retired.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/ssh/host-ca/keys/" + oldID + "/retire", token: a.access}, 409)
+	if lines := fetch(); len(lines) != 1 || !strings.Contains(lines[0], rotated.str("public_key")) {
+		t.Fatalf("known-hosts after retirement: %q", lines)
+	}
+	check("after retirement, host of the old key", oldHost, false)
+	check("after retirement, host of the new key", newHost, true)
+	// The retired key signs nothing more.
+	r := b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access,
+		body: map[string]any{"public_key": newUserKey(t, dir, "host2").public, "node_id": node}}, 200)
+	if r.str("ca_fingerprint") != newFP {
+		t.Errorf("signed by %s after retirement, want %s", r.str("ca_fingerprint"), newFP)
+	}
+}

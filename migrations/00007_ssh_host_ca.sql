@@ -19,8 +19,8 @@ CREATE TABLE ssh_host_ca_keys (
 );
 CREATE INDEX ssh_host_ca_keys_org_idx ON ssh_host_ca_keys (organization_id, created_at DESC);
 
--- Every issued host certificate, recorded by the ssh_sign_host job before
--- its ssh_sign_host job, before the API hands it out.
+-- Every issued host certificate, recorded by its ssh_sign_host job before
+-- the API hands it out.
 CREATE TABLE ssh_host_certificates (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,

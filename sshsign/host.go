@@ -228,8 +228,8 @@ func (s *Service) RunSignHost(ctx context.Context, j HostJob) error {
 	return nil
 }
 
-// hostSigningKey returns the organization's host CA key, creating it
-// (Ed25519) on first use.
+// hostSigningKey returns the organization's signing host CA key (its
+// newest active one), creating it (Ed25519) on first use.
 func (s *Service) hostSigningKey(ctx context.Context, org uuid.UUID) (store.SshHostCaKey, error) {
 	k, err := s.q.GetSigningSSHHostCAKey(ctx, s.st.Pool, org)
 	if err == nil {
@@ -244,21 +244,123 @@ func (s *Service) hostSigningKey(ctx context.Context, org uuid.UUID) (store.SshH
 		if !store.IsNoRows(err) {
 			return err
 		}
-		id := uuid.New()
-		key, err := s.vault.Generate(id.String(), sshca.Ed25519)
-		if err != nil {
-			return err
+		k, err = s.generateHostKey(ctx, tx, org, sshca.Ed25519)
+		return err
+	})
+	return k, err
+}
+
+// generateHostKey makes and stores a new host CA key, which becomes the
+// signing key (the caller holds the organization's CA lock).
+func (s *Service) generateHostKey(ctx context.Context, tx pgx.Tx, org uuid.UUID, alg sshca.KeyAlgorithm) (store.SshHostCaKey, error) {
+	id := uuid.New()
+	key, err := s.vault.Generate(id.String(), alg)
+	if err != nil {
+		return store.SshHostCaKey{}, err
+	}
+	k, err := s.q.InsertSSHHostCAKey(ctx, tx, store.InsertSSHHostCAKeyParams{
+		ID: id, OrganizationID: org, Algorithm: string(key.Algorithm), PublicKey: key.PublicKey,
+		Fingerprint: key.Fingerprint, SealedPrivateKey: key.SealedPrivateKey,
+	})
+	if err != nil {
+		return k, fmt.Errorf("store host CA key: %w", err)
+	}
+	return k, nil
+}
+
+func hostKeyView(k store.SshHostCaKey, signing bool) CAKey {
+	return CAKey{ID: k.ID, Algorithm: k.Algorithm, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint,
+		Status: k.Status, Signing: signing, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt}
+}
+
+// ListHostCAKeys lists the organization's host CA keys, newest first
+// (ssh:admin).
+func (s *Service) ListHostCAKeys(ctx context.Context, p *domain.Principal) ([]CAKey, error) {
+	if err := need(p, domain.PermSSHAdmin); err != nil {
+		return nil, err
+	}
+	if _, err := s.hostSigningKey(ctx, p.OrgID); err != nil {
+		return nil, err
+	}
+	rows, err := s.q.ListSSHHostCAKeys(ctx, s.st.Pool, p.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("list host CA keys: %w", err)
+	}
+	out := make([]CAKey, len(rows))
+	signing := false
+	for i, k := range rows {
+		// Rows are newest first: the first active one signs.
+		isSigning := !signing && k.Status == StatusActive
+		signing = signing || isSigning
+		out[i] = hostKeyView(k, isSigning)
+	}
+	return out, nil
+}
+
+// RotateHostCAKey makes a new host signing key of the current key's
+// algorithm (or alg, if given). The old key stays in known-hosts, so hosts
+// it certified stay trusted, until an admin retires it (ssh:admin).
+func (s *Service) RotateHostCAKey(ctx context.Context, p *domain.Principal, alg string) (CAKey, error) {
+	if err := need(p, domain.PermSSHAdmin); err != nil {
+		return CAKey{}, err
+	}
+	var out store.SshHostCaKey
+	err := s.withCALock(ctx, p.OrgID, func(tx pgx.Tx) error {
+		if alg == "" {
+			alg = string(sshca.Ed25519)
+			cur, err := s.q.GetSigningSSHHostCAKey(ctx, tx, p.OrgID)
+			switch {
+			case err == nil:
+				alg = cur.Algorithm
+			case !store.IsNoRows(err):
+				return fmt.Errorf("rotate host CA key: %w", err)
+			}
 		}
-		k, err = s.q.InsertSSHHostCAKey(ctx, tx, store.InsertSSHHostCAKeyParams{
-			ID: id, OrganizationID: org, Algorithm: string(key.Algorithm), PublicKey: key.PublicKey,
-			Fingerprint: key.Fingerprint, SealedPrivateKey: key.SealedPrivateKey,
-		})
+		var err error
+		out, err = s.generateHostKey(ctx, tx, p.OrgID, sshca.KeyAlgorithm(alg))
+		return err
+	})
+	if err != nil {
+		return CAKey{}, err
+	}
+	return hostKeyView(out, true), nil
+}
+
+// RetireHostCAKey stops trusting a host CA key: it leaves known-hosts, so
+// clients refuse the host certificates it signed. The signing key cannot be
+// retired (rotate first) (ssh:admin).
+func (s *Service) RetireHostCAKey(ctx context.Context, p *domain.Principal, id uuid.UUID) (CAKey, error) {
+	if err := need(p, domain.PermSSHAdmin); err != nil {
+		return CAKey{}, err
+	}
+	var out store.SshHostCaKey
+	err := s.withCALock(ctx, p.OrgID, func(tx pgx.Tx) error {
+		k, err := s.q.GetSSHHostCAKey(ctx, tx, store.GetSSHHostCAKeyParams{OrganizationID: p.OrgID, ID: id})
+		if store.IsNoRows(err) {
+			return domain.NotFound("host CA key")
+		}
 		if err != nil {
-			return fmt.Errorf("store host CA key: %w", err)
+			return fmt.Errorf("retire host CA key %s: %w", id, err)
+		}
+		if k.Status == StatusRetired {
+			return domain.Conflict("host CA key is already retired")
+		}
+		cur, err := s.q.GetSigningSSHHostCAKey(ctx, tx, p.OrgID)
+		if err != nil {
+			return fmt.Errorf("retire host CA key %s: %w", id, err)
+		}
+		if cur.ID == id {
+			return domain.Conflict("this is the signing host CA key: rotate first, then retire it")
+		}
+		if out, err = s.q.RetireSSHHostCAKey(ctx, tx, store.RetireSSHHostCAKeyParams{OrganizationID: p.OrgID, ID: id}); err != nil {
+			return fmt.Errorf("retire host CA key %s: %w", id, err)
 		}
 		return nil
 	})
-	return k, err
+	if err != nil {
+		return CAKey{}, err
+	}
+	return hostKeyView(out, false), nil
 }
 
 func (s *Service) hostAuthority(k store.SshHostCaKey) (*sshca.Authority, error) {
@@ -268,8 +370,8 @@ func (s *Service) hostAuthority(k store.SshHostCaKey) (*sshca.Authority, error) 
 
 // KnownHosts returns the known_hosts lines that make ssh trust host
 // certificates of the organization's host CA: one
-// "@cert-authority * <key>" line per host CA key, created on first use.
-// Public.
+// "@cert-authority * <key>" line per active host CA key, the signing key
+// first (created on first use). Public.
 func (s *Service) KnownHosts(ctx context.Context, org uuid.UUID) (string, error) {
 	if err := s.organization(ctx, org); err != nil {
 		return "", err
@@ -283,6 +385,9 @@ func (s *Service) KnownHosts(ctx context.Context, org uuid.UUID) (string, error)
 	}
 	var b strings.Builder
 	for _, k := range keys {
+		if k.Status != StatusActive {
+			continue
+		}
 		fmt.Fprintf(&b, "@cert-authority * %s shardform-host-ca-%s\n", k.PublicKey, org)
 	}
 	return b.String(), nil

@@ -238,6 +238,8 @@ type SshHostCaKey struct {
 	SealedPrivateKey []byte
 	NextSerial       int64
 	CreatedAt        time.Time
+	Status           string
+	RetiredAt        *time.Time
 }
 
 type SshHostCertificate struct {

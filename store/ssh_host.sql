@@ -1,13 +1,22 @@
 -- name: GetSigningSSHHostCAKey :one
--- The organization's signing host CA key: its newest.
+-- The organization's signing host CA key: its newest active one.
 SELECT * FROM ssh_host_ca_keys
-WHERE organization_id = @organization_id
+WHERE organization_id = @organization_id AND status = 'active'
 ORDER BY created_at DESC, id DESC
 LIMIT 1;
 
 -- name: ListSSHHostCAKeys :many
+-- Every host CA key of the organization, newest first.
 SELECT * FROM ssh_host_ca_keys WHERE organization_id = @organization_id
 ORDER BY created_at DESC, id DESC;
+
+-- name: GetSSHHostCAKey :one
+SELECT * FROM ssh_host_ca_keys WHERE organization_id = @organization_id AND id = @id;
+
+-- name: RetireSSHHostCAKey :one
+UPDATE ssh_host_ca_keys SET status = 'retired', retired_at = now()
+WHERE organization_id = @organization_id AND id = @id AND status = 'active'
+RETURNING *;
 
 -- name: InsertSSHHostCAKey :one
 INSERT INTO ssh_host_ca_keys (id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, created_at)

@@ -50,6 +50,33 @@ func (q *Queries) CountSSHHostCertificates(ctx context.Context, db DBTX, arg Cou
 	return count, err
 }
 
+const getSSHHostCAKey = `-- name: GetSSHHostCAKey :one
+SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at FROM ssh_host_ca_keys WHERE organization_id = $1 AND id = $2
+`
+
+type GetSSHHostCAKeyParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+func (q *Queries) GetSSHHostCAKey(ctx context.Context, db DBTX, arg GetSSHHostCAKeyParams) (SshHostCaKey, error) {
+	row := db.QueryRow(ctx, getSSHHostCAKey, arg.OrganizationID, arg.ID)
+	var i SshHostCaKey
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.Algorithm,
+		&i.PublicKey,
+		&i.Fingerprint,
+		&i.SealedPrivateKey,
+		&i.NextSerial,
+		&i.CreatedAt,
+		&i.Status,
+		&i.RetiredAt,
+	)
+	return i, err
+}
+
 const getSSHHostCertificateByJob = `-- name: GetSSHHostCertificateByJob :one
 SELECT c.id, c.organization_id, c.ca_key_id, c.node_id, c.user_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.valid_after, c.valid_before, c.certificate, c.job_id, c.created_at, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
 JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
@@ -133,13 +160,13 @@ func (q *Queries) GetSSHHostNode(ctx context.Context, db DBTX, arg GetSSHHostNod
 }
 
 const getSigningSSHHostCAKey = `-- name: GetSigningSSHHostCAKey :one
-SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at FROM ssh_host_ca_keys
-WHERE organization_id = $1
+SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at FROM ssh_host_ca_keys
+WHERE organization_id = $1 AND status = 'active'
 ORDER BY created_at DESC, id DESC
 LIMIT 1
 `
 
-// The organization's signing host CA key: its newest.
+// The organization's signing host CA key: its newest active one.
 func (q *Queries) GetSigningSSHHostCAKey(ctx context.Context, db DBTX, organizationID uuid.UUID) (SshHostCaKey, error) {
 	row := db.QueryRow(ctx, getSigningSSHHostCAKey, organizationID)
 	var i SshHostCaKey
@@ -152,6 +179,8 @@ func (q *Queries) GetSigningSSHHostCAKey(ctx context.Context, db DBTX, organizat
 		&i.SealedPrivateKey,
 		&i.NextSerial,
 		&i.CreatedAt,
+		&i.Status,
+		&i.RetiredAt,
 	)
 	return i, err
 }
@@ -159,7 +188,7 @@ func (q *Queries) GetSigningSSHHostCAKey(ctx context.Context, db DBTX, organizat
 const insertSSHHostCAKey = `-- name: InsertSSHHostCAKey :one
 INSERT INTO ssh_host_ca_keys (id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())
-RETURNING id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at
+RETURNING id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at
 `
 
 type InsertSSHHostCAKeyParams struct {
@@ -190,6 +219,8 @@ func (q *Queries) InsertSSHHostCAKey(ctx context.Context, db DBTX, arg InsertSSH
 		&i.SealedPrivateKey,
 		&i.NextSerial,
 		&i.CreatedAt,
+		&i.Status,
+		&i.RetiredAt,
 	)
 	return i, err
 }
@@ -261,10 +292,11 @@ func (q *Queries) InsertSSHHostCertificate(ctx context.Context, db DBTX, arg Ins
 }
 
 const listSSHHostCAKeys = `-- name: ListSSHHostCAKeys :many
-SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at FROM ssh_host_ca_keys WHERE organization_id = $1
+SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at FROM ssh_host_ca_keys WHERE organization_id = $1
 ORDER BY created_at DESC, id DESC
 `
 
+// Every host CA key of the organization, newest first.
 func (q *Queries) ListSSHHostCAKeys(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]SshHostCaKey, error) {
 	rows, err := db.Query(ctx, listSSHHostCAKeys, organizationID)
 	if err != nil {
@@ -283,6 +315,8 @@ func (q *Queries) ListSSHHostCAKeys(ctx context.Context, db DBTX, organizationID
 			&i.SealedPrivateKey,
 			&i.NextSerial,
 			&i.CreatedAt,
+			&i.Status,
+			&i.RetiredAt,
 		); err != nil {
 			return nil, err
 		}
@@ -369,4 +403,33 @@ func (q *Queries) ListSSHHostCertificates(ctx context.Context, db DBTX, arg List
 		return nil, err
 	}
 	return items, nil
+}
+
+const retireSSHHostCAKey = `-- name: RetireSSHHostCAKey :one
+UPDATE ssh_host_ca_keys SET status = 'retired', retired_at = now()
+WHERE organization_id = $1 AND id = $2 AND status = 'active'
+RETURNING id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at
+`
+
+type RetireSSHHostCAKeyParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+func (q *Queries) RetireSSHHostCAKey(ctx context.Context, db DBTX, arg RetireSSHHostCAKeyParams) (SshHostCaKey, error) {
+	row := db.QueryRow(ctx, retireSSHHostCAKey, arg.OrganizationID, arg.ID)
+	var i SshHostCaKey
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.Algorithm,
+		&i.PublicKey,
+		&i.Fingerprint,
+		&i.SealedPrivateKey,
+		&i.NextSerial,
+		&i.CreatedAt,
+		&i.Status,
+		&i.RetiredAt,
+	)
+	return i, err
 }
