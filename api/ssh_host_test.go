@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/shardform/shardform/internal/sshtest"
 )
 
 // addNode registers a node of org directly (as a provision request would).
@@ -25,24 +26,6 @@ func (b *bundle) addNode(org, name, ipv4, ipv6 string) string {
 		b.t.Fatal(err)
 	}
 	return id
-}
-
-// connect runs ssh against the sshd with known_hosts as the only list of
-// known hosts and StrictHostKeyChecking=yes: it reports whether the login
-// succeeded without any host-key prompt.
-func (s *sshd) connect(t *testing.T, login string, key userKey, certPath, knownHosts string) (bool, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, sshTool(t, "ssh"), "-F", "/dev/null", "-i", key.path,
-		"-o", "CertificateFile="+certPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile="+knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no",
-		"-o", "ConnectTimeout=10", "-p", fmt.Sprint(s.port), login+"@127.0.0.1", "true").CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("ssh timed out: %s", out)
-	}
-	return err == nil, string(out)
 }
 
 // TestSSHHostCertificate: an admin signs a node's host key with the
@@ -61,7 +44,7 @@ func TestSSHHostCertificate(t *testing.T) {
 	dir := t.TempDir()
 
 	var signed response
-	s := startSSHDWith(t, login, func(hostPub string) string {
+	s := sshtest.StartSSHD(t, login, func(hostPub string) string {
 		signed = b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access,
 			body: map[string]any{"public_key": hostPub, "node_id": node}}, 200)
 		return signed.str("certificate")
@@ -80,8 +63,8 @@ func TestSSHHostCertificate(t *testing.T) {
 	}
 
 	certPath := filepath.Join(dir, "host-cert.pub")
-	replace(t, certPath, []byte(signed.str("certificate")+"\n"))
-	out, code := runTool(t, "ssh-keygen", "-L", "-f", certPath)
+	sshtest.Replace(t, certPath, []byte(signed.str("certificate")+"\n"))
+	out, code := sshtest.Run(t, "ssh-keygen", "-L", "-f", certPath)
 	if code != 0 || !strings.Contains(out, "host certificate") || !strings.Contains(out, "Signing CA: ED25519 "+signed.str("ca_fingerprint")) {
 		t.Errorf("ssh-keygen -L: %d %s", code, out)
 	}
@@ -102,11 +85,11 @@ func TestSSHHostCertificate(t *testing.T) {
 		t.Error("the host CA key is also a user CA key")
 	}
 	knownHosts := filepath.Join(dir, "known_hosts")
-	replace(t, knownHosts, kh.Raw)
+	sshtest.Replace(t, knownHosts, kh.Raw)
 	otherHosts := filepath.Join(dir, "other_known_hosts")
-	replace(t, otherHosts, b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + other.orgID}, 200).Raw)
+	sshtest.Replace(t, otherHosts, b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + other.orgID}, 200).Raw)
 	emptyHosts := filepath.Join(dir, "empty_known_hosts")
-	replace(t, emptyHosts, nil)
+	sshtest.Replace(t, emptyHosts, nil)
 
 	// A user certificate to log in with.
 	b.sshFiles(s, a.orgID)
@@ -125,7 +108,7 @@ func TestSSHHostCertificate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ok, out := s.connect(t, login, key, userCert, tt.knownHosts)
+			ok, out := s.Connect(t, login, key.path, userCert, tt.knownHosts)
 			if ok != tt.ok || !strings.Contains(out, tt.outHas) {
 				t.Errorf("connect: ok=%v, want %v; output:\n%s", ok, tt.ok, out)
 			}
@@ -228,7 +211,7 @@ func TestSSHHostCARotation(t *testing.T) {
 		}
 	}
 	var oldFP, newFP string
-	oldHost := startSSHDWith(t, login, hostCert(&oldFP))
+	oldHost := sshtest.StartSSHD(t, login, hostCert(&oldFP))
 	b.sshFiles(oldHost, a.orgID)
 	key := newUserKey(t, dir, "id_ed25519")
 	_, userCert := b.sign(a.access, key, []string{login}, dir, "id_ed25519-cert.pub")
@@ -237,7 +220,7 @@ func TestSSHHostCARotation(t *testing.T) {
 	if rotated.str("fingerprint") == oldFP || rotated.Body["signing"] != true || rotated.str("algorithm") != "ed25519" {
 		t.Fatalf("rotated %s (old key %s)", rotated.Raw, oldFP)
 	}
-	newHost := startSSHDWith(t, login, hostCert(&newFP))
+	newHost := sshtest.StartSSHD(t, login, hostCert(&newFP))
 	b.sshFiles(newHost, a.orgID)
 	if newFP != rotated.str("fingerprint") {
 		t.Errorf("the new host certificate is signed by %s, want the new key %s", newFP, rotated.str("fingerprint"))
@@ -251,12 +234,12 @@ func TestSSHHostCARotation(t *testing.T) {
 	knownHosts := filepath.Join(dir, "known_hosts")
 	fetch := func() []string {
 		kh := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + a.orgID}, 200)
-		replace(t, knownHosts, kh.Raw)
+		sshtest.Replace(t, knownHosts, kh.Raw)
 		return strings.Split(strings.TrimSpace(string(kh.Raw)), "\n")
 	}
-	check := func(stage string, s *sshd, want bool) {
+	check := func(stage string, s *sshtest.SSHD, want bool) {
 		t.Helper()
-		if ok, out := s.connect(t, login, key, userCert, knownHosts); ok != want {
+		if ok, out := s.Connect(t, login, key.path, userCert, knownHosts); ok != want {
 			t.Errorf("%s: connect ok=%v, want %v:\n%s", stage, ok, want, out)
 		}
 	}

@@ -9,16 +9,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -30,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/shardform/shardform/internal/sshtest"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/sshca"
 	"github.com/shardform/shardform/sshsign"
@@ -72,42 +69,6 @@ func startSSH(t *testing.T, pool *pgxpool.Pool, key []byte) *sshsign.Service {
 
 // ---- OpenSSH helpers ----
 
-func sshTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p
-		}
-	}
-	t.Skipf("%s not found: install openssh-client and openssh-server", name)
-	return ""
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-// runTool runs an OpenSSH tool with TZ=UTC: combined output and exit code.
-func runTool(t *testing.T, name string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(sshTool(t, name), args...)
-	cmd.Env = append(os.Environ(), "TZ=UTC")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode()
-	}
-	t.Fatalf("%s: %v", name, err)
-	return "", -1
-}
-
 // userKey is a user's key pair on disk.
 type userKey struct {
 	path   string // private key file
@@ -125,175 +86,20 @@ func newUserKey(t *testing.T, dir, name string) userKey {
 
 func writeUserKey(t *testing.T, dir, name string, priv crypto.Signer) userKey {
 	t.Helper()
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return userKey{path: path, public: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// sshd is a real sshd on a loopback port; its TrustedUserCAKeys and
-// RevokedKeys files are read again on every login.
-type sshd struct {
-	port                 int
-	trustedPath, krlPath string
-	log                  *lockedBuffer
-}
-
-func startSSHD(t *testing.T, login string) *sshd {
-	t.Helper()
-	return startSSHDWith(t, login, nil)
-}
-
-// startSSHDWith starts sshd; if hostCert is set, it is called with the
-// host's public key (authorized_keys form) and returns the host certificate
-// sshd presents (HostCertificate).
-func startSSHDWith(t *testing.T, login string, hostCert func(hostPub string) string) *sshd {
-	t.Helper()
-	bin := sshTool(t, "sshd")
-	sshTool(t, "ssh")
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	s := &sshd{port: port, trustedPath: filepath.Join(dir, "trusted_user_ca_keys"), krlPath: filepath.Join(dir, "revoked.krl"), log: &lockedBuffer{}}
-	replace(t, s.trustedPath, nil)
-	empty, _ := (&sshca.KRL{GeneratedAt: time.Now()}).MarshalBinary()
-	replace(t, s.krlPath, empty)
-	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
-	host := writeUserKey(t, dir, "ssh_host_ed25519_key", hostPriv)
-	var hostCertLine string
-	if hostCert != nil {
-		certPath := filepath.Join(dir, "ssh_host_ed25519_key-cert.pub")
-		replace(t, certPath, []byte(hostCert(host.public)+"\n"))
-		hostCertLine = "HostCertificate " + certPath + "\n"
-	}
-	config := hostCertLine + fmt.Sprintf(`Port %d
-ListenAddress 127.0.0.1
-HostKey %s
-PidFile %s
-TrustedUserCAKeys %s
-RevokedKeys %s
-AuthorizedKeysFile none
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AllowUsers %s
-StrictModes no
-UsePAM no
-LogLevel VERBOSE
-`, s.port, host.path, filepath.Join(dir, "sshd.pid"), s.trustedPath, s.krlPath, login)
-	configPath := filepath.Join(dir, "sshd_config")
-	replace(t, configPath, []byte(config))
-	if out, err := exec.Command(bin, "-t", "-f", configPath).CombinedOutput(); err != nil {
-		t.Fatalf("sshd -t: %v\n%s", err, out)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "-D", "-e", "-f", configPath)
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-		if t.Failed() {
-			t.Logf("sshd log:\n%s", s.log)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", s.port), time.Second)
-		if err == nil {
-			conn.Close()
-			return s
-		}
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited:\n%s", s.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening: %v\n%s", err, s.log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// replace writes path atomically, so sshd never reads half a file.
-func replace(t *testing.T, path string, content []byte) {
-	t.Helper()
-	if err := os.WriteFile(path+".tmp", content, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// login reports whether ssh logged in with the key and certificate.
-func (s *sshd) login(t *testing.T, login string, key userKey, certPath string) (bool, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, sshTool(t, "ssh"), "-F", "/dev/null", "-i", key.path,
-		"-o", "CertificateFile="+certPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "-o", "StrictHostKeyChecking=no",
-		"-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "-p", fmt.Sprint(s.port),
-		login+"@127.0.0.1", "true").CombinedOutput()
-	if ctx.Err() != nil {
-		t.Fatalf("ssh timed out: %s", out)
-	}
-	return err == nil, string(out)
+	path, public := sshtest.WriteKey(t, dir, name, priv)
+	return userKey{path: path, public: public}
 }
 
 // ---- API helpers ----
 
 // sshFiles fetches the public CA file and KRL of org into the sshd, the way
 // a node would (no credential).
-func (b *bundle) sshFiles(s *sshd, org string) (trusted string) {
+func (b *bundle) sshFiles(s *sshtest.SSHD, org string) (trusted string) {
 	b.t.Helper()
 	r := b.expect(req{method: "GET", path: "/v1/ssh/ca-public-key?organization_id=" + org}, 200)
-	replace(b.t, s.trustedPath, r.Raw)
+	sshtest.Replace(b.t, s.TrustedPath, r.Raw)
 	krl := b.expect(req{method: "GET", path: "/v1/ssh/krl?organization_id=" + org}, 200)
-	replace(b.t, s.krlPath, krl.Raw)
+	sshtest.Replace(b.t, s.KRLPath, krl.Raw)
 	return string(r.Raw)
 }
 
@@ -349,7 +155,7 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	a := b.bootstrap("ops@example.com")
 	login := currentLogin(t)
 	b.allowLogin(a.access, login)
-	s := startSSHD(t, login)
+	s := sshtest.StartSSHD(t, login, nil)
 	dir := t.TempDir()
 	key := newUserKey(t, dir, "id_ed25519")
 
@@ -365,7 +171,7 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	caFP := signed.str("ca_fingerprint")
 
 	t.Run("ssh-keygen -L", func(t *testing.T) {
-		out, code := runTool(t, "ssh-keygen", "-L", "-f", cert1)
+		out, code := sshtest.Run(t, "ssh-keygen", "-L", "-f", cert1)
 		if code != 0 {
 			t.Fatalf("ssh-keygen -L: %d %s", code, out)
 		}
@@ -388,7 +194,7 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	if n := strings.Count(trusted, "\n"); n != 1 || !strings.HasPrefix(trusted, "ssh-ed25519 ") {
 		t.Fatalf("ca-public-key: %q", trusted)
 	}
-	if ok, out := s.login(t, login, key, cert1); !ok {
+	if ok, out := s.Login(t, login, key.path, cert1); !ok {
 		t.Fatalf("login with a fresh certificate refused: %s", out)
 	}
 
@@ -396,7 +202,7 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	other := b.register("other@example.com")
 	b.allowLogin(other.access, login)
 	_, otherCert := b.sign(other.access, key, []string{login}, dir, "other.pub")
-	if ok, _ := s.login(t, login, key, otherCert); ok {
+	if ok, _ := s.Login(t, login, key.path, otherCert); ok {
 		t.Error("another organization's certificate logged in")
 	}
 
@@ -408,16 +214,16 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	}
 	b.expect(req{method: "POST", path: "/v1/ssh/certificates/" + signed.str("id") + "/revoke", token: a.access}, 409)
 	b.sshFiles(s, a.orgID)
-	if out, code := runTool(t, "ssh-keygen", "-Q", "-f", s.krlPath, cert1); code != 1 || !strings.Contains(out, "REVOKED") {
+	if out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-f", s.KRLPath, cert1); code != 1 || !strings.Contains(out, "REVOKED") {
 		t.Errorf("ssh-keygen -Q on the revoked certificate: %d %s", code, out)
 	}
-	if out, code := runTool(t, "ssh-keygen", "-Q", "-f", s.krlPath, cert2); code != 0 {
+	if out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-f", s.KRLPath, cert2); code != 0 {
 		t.Errorf("ssh-keygen -Q on a valid certificate: %d %s", code, out)
 	}
-	if ok, _ := s.login(t, login, key, cert1); ok {
+	if ok, _ := s.Login(t, login, key.path, cert1); ok {
 		t.Error("revoked certificate logged in")
 	}
-	if ok, out := s.login(t, login, key, cert2); !ok {
+	if ok, out := s.Login(t, login, key.path, cert2); !ok {
 		t.Errorf("unrevoked certificate refused: %s", out)
 	}
 
@@ -442,13 +248,13 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(trusted), "\n"); len(lines) != 2 || lines[0] != rotated.str("public_key") {
 		t.Fatalf("ca-public-key after rotation (new key first): %q", trusted)
 	}
-	if ok, out := s.login(t, login, key, cert2); !ok {
+	if ok, out := s.Login(t, login, key.path, cert2); !ok {
 		t.Errorf("old key's certificate refused after rotation: %s", out)
 	}
-	if ok, out := s.login(t, login, key, cert3); !ok {
+	if ok, out := s.Login(t, login, key.path, cert3); !ok {
 		t.Errorf("new key's certificate refused: %s", out)
 	}
-	if ok, _ := s.login(t, login, key, cert1); ok {
+	if ok, _ := s.Login(t, login, key.path, cert1); ok {
 		t.Error("revoked certificate logged in after rotation")
 	}
 
@@ -461,13 +267,13 @@ func TestSSHSignLoginRevokeRotate(t *testing.T) {
 	if strings.TrimSpace(trusted) != rotated.str("public_key") {
 		t.Errorf("ca-public-key after retirement: %q", trusted)
 	}
-	if ok, _ := s.login(t, login, key, cert2); ok {
+	if ok, _ := s.Login(t, login, key.path, cert2); ok {
 		t.Error("retired key's certificate logged in")
 	}
-	if ok, out := s.login(t, login, key, cert3); !ok {
+	if ok, out := s.Login(t, login, key.path, cert3); !ok {
 		t.Errorf("active key's certificate refused after retirement: %s", out)
 	}
-	if !strings.Contains(s.log.String(), fmt.Sprintf("ID user=ops@example.com org=%s serial=1", a.orgID)) {
+	if !strings.Contains(s.Log.String(), fmt.Sprintf("ID user=ops@example.com org=%s serial=1", a.orgID)) {
 		t.Errorf("sshd did not log the key id")
 	}
 

@@ -9,11 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -129,44 +126,4 @@ func writePrivateKey(t testing.TB, dir, name string, key crypto.Signer) string {
 		t.Fatal(err)
 	}
 	return writeFile(t, dir, name, pem.EncodeToMemory(block))
-}
-
-// tool returns the path of an OpenSSH program; the tests need real OpenSSH
-// (CI installs openssh-client and openssh-server).
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"} {
-			if p := filepath.Join(dir, name); fileExists(p) {
-				return p
-			}
-		}
-		t.Fatalf("%s not found (install openssh-client): %v", name, err)
-	}
-	return path
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
-// run runs an OpenSSH tool with TZ=UTC and returns its combined output and
-// exit code; failing to start it fails the test.
-func run(t testing.TB, name string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(tool(t, name), args...)
-	cmd.Env = append(os.Environ(), "TZ=UTC")
-	out, err := cmd.CombinedOutput()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return string(out), 0
-	case errors.As(err, &exit):
-		return string(out), exit.ExitCode()
-	default:
-		t.Fatalf("run %s %s: %v", name, strings.Join(args, " "), err)
-		return "", -1
-	}
 }

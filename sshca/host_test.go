@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardform/shardform/internal/sshtest"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shardform/shardform/domain"
@@ -144,7 +146,7 @@ func TestSignHostReadBySSHKeygen(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := writeFile(t, t.TempDir(), "ssh_host_ecdsa_key-cert.pub", []byte(got.AuthorizedKey+"\n"))
-	out, code := run(t, "ssh-keygen", "-L", "-f", path)
+	out, code := sshtest.Run(t, "ssh-keygen", "-L", "-f", path)
 	if code != 0 {
 		t.Fatalf("ssh-keygen -L: %d %s", code, out)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardform/shardform/internal/sshtest"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -272,7 +274,7 @@ func TestKRLReadByOpenSSH(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := writeFile(t, t.TempDir(), "krl", b)
-	out, code := run(t, "ssh-keygen", "-Q", "-l", "-f", path)
+	out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-l", "-f", path)
 	if code != 0 {
 		t.Fatalf("ssh-keygen -Ql exit %d: %s", code, out)
 	}
@@ -297,7 +299,7 @@ serial: 100
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, code = run(t, "ssh-keygen", "-Q", "-l", "-f", writeFile(t, t.TempDir(), "empty", empty))
+	out, code = sshtest.Run(t, "ssh-keygen", "-Q", "-l", "-f", writeFile(t, t.TempDir(), "empty", empty))
 	if code != 0 || !strings.Contains(out, "# KRL version 0") {
 		t.Errorf("empty KRL: ssh-keygen -Ql exit %d: %s", code, out)
 	}

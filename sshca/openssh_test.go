@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardform/shardform/internal/sshtest"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -65,7 +67,7 @@ func TestSignReadBySSHKeygen(t *testing.T) {
 				t.Fatal(err)
 			}
 			path := writeFile(t, t.TempDir(), "id-cert.pub", []byte(rec.AuthorizedKey+"\n"))
-			out, code := run(t, "ssh-keygen", "-L", "-f", path)
+			out, code := sshtest.Run(t, "ssh-keygen", "-L", "-f", path)
 			if code != 0 {
 				t.Fatalf("ssh-keygen -L exit %d: %s", code, out)
 			}
@@ -158,7 +160,7 @@ func TestKRLRevokesWithSSHKeygen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cert := issue(t, tt.ca, tt.serial)
-			out, code := run(t, "ssh-keygen", "-Q", "-f", krlPath, cert)
+			out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-f", krlPath, cert)
 			want, wantCode := ": ok\n", 0
 			if tt.revoked {
 				want, wantCode = ": REVOKED\n", 1

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shardform/shardform/internal/sshtest"
+
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shardform/shardform/domain"
@@ -51,7 +53,7 @@ func TestVaultGenerate(t *testing.T) {
 				t.Errorf("fingerprint %q does not match the public key", key.Fingerprint)
 			}
 			// ssh-keygen computes the same fingerprint.
-			out, code := run(t, "ssh-keygen", "-l", "-E", "sha256", "-f", writeFile(t, t.TempDir(), "ca.pub", []byte(key.PublicKey+"\n")))
+			out, code := sshtest.Run(t, "ssh-keygen", "-l", "-E", "sha256", "-f", writeFile(t, t.TempDir(), "ca.pub", []byte(key.PublicKey+"\n")))
 			if code != 0 || !strings.Contains(out, key.Fingerprint) {
 				t.Errorf("ssh-keygen -l (exit %d): %q does not show %s", code, out, key.Fingerprint)
 			}
