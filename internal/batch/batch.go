@@ -38,11 +38,11 @@ type combined[In, Out any] struct {
 	lead chan struct{} // closed when this call is to run the next batch
 }
 
-// New returns a Combiner that runs at most max calls per batch through run,
-// which returns one result per input, in order, or an error for the whole
-// batch.
-func New[In, Out any](max int, run func(ctx context.Context, in []In) ([]Out, error)) *Combiner[In, Out] {
-	return &Combiner[In, Out]{max: max, run: run}
+// New returns a Combiner that runs at most maxBatch calls (at least one)
+// per batch through run, which returns one result per input, in order, or
+// an error for the whole batch.
+func New[In, Out any](maxBatch int, run func(ctx context.Context, in []In) ([]Out, error)) *Combiner[In, Out] {
+	return &Combiner[In, Out]{max: max(maxBatch, 1), run: run}
 }
 
 // Do runs in with the next batch and returns its result.
