@@ -287,14 +287,10 @@ func (s *Service) ListHostCAKeys(ctx context.Context, p *domain.Principal) ([]CA
 		return nil, fmt.Errorf("list host CA keys: %w", err)
 	}
 	out := make([]CAKey, len(rows))
-	signing := false
 	for i, k := range rows {
-		// Rows are newest first: the first active one signs.
-		isSigning := !signing && k.Status == StatusActive
-		signing = signing || isSigning
-		out[i] = hostKeyView(k, isSigning)
+		out[i] = hostKeyView(k, false)
 	}
-	return out, nil
+	return markSigning(out), nil
 }
 
 // RotateHostCAKey makes a new host signing key of the current key's

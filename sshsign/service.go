@@ -191,6 +191,18 @@ type CAKey struct {
 	RetiredAt   *time.Time `json:"retired_at"`
 }
 
+// markSigning marks the signing key among keys listed newest first: the
+// first active one.
+func markSigning(keys []CAKey) []CAKey {
+	for i := range keys {
+		if keys[i].Status == StatusActive {
+			keys[i].Signing = true
+			break
+		}
+	}
+	return keys
+}
+
 func keyView(k store.SshCaKey, signing bool) CAKey {
 	return CAKey{ID: k.ID, Algorithm: k.Algorithm, PublicKey: k.PublicKey, Fingerprint: k.Fingerprint,
 		Status: k.Status, Signing: signing, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt}
@@ -295,14 +307,10 @@ func (s *Service) ListCAKeys(ctx context.Context, p *domain.Principal) ([]CAKey,
 		return nil, fmt.Errorf("list CA keys: %w", err)
 	}
 	out := make([]CAKey, len(rows))
-	signing := false
 	for i, k := range rows {
-		// Rows are newest first: the first active one signs.
-		isSigning := !signing && k.Status == StatusActive
-		signing = signing || isSigning
-		out[i] = keyView(k, isSigning)
+		out[i] = keyView(k, false)
 	}
-	return out, nil
+	return markSigning(out), nil
 }
 
 // GenerateCAKey makes a new CA key of the algorithm ("" means Ed25519). It
