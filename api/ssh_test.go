@@ -47,7 +47,13 @@ func startSSH(t *testing.T, pool *pgxpool.Pool, key []byte) *sshsign.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := worker.NewClient(pool, st, worker.Options{
+	// River on its own asynchronous-commit pool, as `shardform serve` runs it.
+	queuePool, err := store.QueuePool(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(queuePool.Close)
+	client, err := worker.NewClient(queuePool, st, worker.Options{
 		Work: true, SSH: svc, FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

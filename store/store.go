@@ -69,6 +69,40 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// QueuePool opens a second, smaller pool on main's database for River's own
+// statements: fetching jobs, completing those whose workers do not complete
+// them in their own transaction, leader election, maintenance, periodic
+// inserts. Its commits do not wait for the WAL to reach the disk
+// (synchronous_commit = off), which takes a disk flush off the path of
+// every job between insert and pickup.
+//
+// This is safe because River runs jobs at least once and every shardform
+// job is idempotent: if the Postgres server crashes (a client crash loses
+// nothing), the last fraction of a second of River's own changes may be
+// lost, so a fetched job becomes available again or a completed one runs
+// again. Everything a job produces is committed durably on the main pool,
+// and that commit flushes every earlier change of River's with it, so a
+// durable result is never paired with a lost fetch. Jobs are inserted on the
+// main pool, inside the caller's transaction.
+func QueuePool(ctx context.Context, main *pgxpool.Pool) (*pgxpool.Pool, error) {
+	cfg := main.Config()
+	cfg.MaxConns = min(cfg.MaxConns, 10)
+	cfg.MinConns = min(cfg.MinConns, cfg.MaxConns)
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open queue pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect queue pool: %w", err)
+	}
+	return pool, nil
+}
+
 // EnsureDatabase creates the database named in url if it does not exist,
 // connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, url string) (created bool, err error) {

@@ -151,7 +151,17 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if err != nil {
 		return err
 	}
-	riverClient, err := worker.NewClient(pool, st, worker.Options{
+	// Workers run River's own statements on a pool whose commits do not
+	// wait for the disk (see store.QueuePool); an API-only process inserts
+	// jobs in its own transactions on the main pool.
+	queuePool := pool
+	if runWorkers {
+		if queuePool, err = store.QueuePool(ctx, pool); err != nil {
+			return err
+		}
+		defer queuePool.Close()
+	}
+	riverClient, err := worker.NewClient(queuePool, st, worker.Options{
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
