@@ -43,6 +43,44 @@ type SignArgs struct {
 	Audit *AuditArgs `json:"audit,omitempty"`
 }
 
+// signArgsJSON is how SignArgs are stored in the job row: the whole request
+// as one JSON string under "request". River keeps a GIN index over every key
+// and value of every job's args and updates it for each of the job's three
+// row versions (insert, fetch, completion); the ~30 keys and values of a
+// plain SignArgs, most of them shared by every job (the same keys, the same
+// organization, user and principals), cost Postgres more than anything else
+// per certificate. One key and one (hashed) value cost about nothing.
+type signArgsJSON struct {
+	Request string `json:"request"`
+}
+
+// signArgsFields is SignArgs without its JSON methods.
+type signArgsFields SignArgs
+
+// MarshalJSON stores the request as one string (see signArgsJSON).
+func (a SignArgs) MarshalJSON() ([]byte, error) {
+	inner, err := json.Marshal(signArgsFields(a))
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(signArgsJSON{Request: string(inner)})
+}
+
+// UnmarshalJSON reads the stored form, or the plain object of a job
+// inserted by an earlier version.
+func (a *SignArgs) UnmarshalJSON(b []byte) error {
+	var outer struct {
+		Request *string `json:"request"`
+	}
+	if err := json.Unmarshal(b, &outer); err != nil {
+		return err
+	}
+	if outer.Request == nil {
+		return json.Unmarshal(b, (*signArgsFields)(a))
+	}
+	return json.Unmarshal([]byte(*outer.Request), (*signArgsFields)(a))
+}
+
 // AuditArgs is what a signing job carries of the API request's audit entry;
 // the organization, the user and the target (the certificate) it has
 // anyway. Kept small: River indexes every key and value of a job's args,
