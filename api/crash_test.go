@@ -7,31 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shardform/shardform/internal/sshtest"
 	"github.com/shardform/shardform/seal"
 )
-
-// syncBuffer collects a worker process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestProvisionWorkerKilledMidApply kills a `shardform worker` process
 // (with its Terraform child: the whole process group, as a machine crash
@@ -50,7 +32,7 @@ func TestProvisionWorkerKilledMidApply(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	dataDir := t.TempDir()
-	startWorker := func() (*exec.Cmd, *syncBuffer) {
+	startWorker := func() (*exec.Cmd, *sshtest.LockedBuffer) {
 		cmd := exec.Command(bin, "worker")
 		cmd.Env = []string{
 			"PATH=" + os.Getenv("PATH"), "HOME=" + dataDir,
@@ -61,7 +43,7 @@ func TestProvisionWorkerKilledMidApply(t *testing.T) {
 			"SHARDFORM_TERRAFORM_TIMEOUT=15s",
 			"SHARDFORM_LOG_LEVEL=warn",
 		}
-		out := &syncBuffer{}
+		out := &sshtest.LockedBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
