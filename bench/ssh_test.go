@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -74,7 +75,12 @@ func benchSSHSign(b *testing.B, rate float64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rc, err := worker.NewClient(pool, st, worker.Options{Work: true, SSH: svc, SSHWorkers: 32, FetchPollInterval: 50 * time.Millisecond, Logger: discard})
+	queuePool, err := store.QueuePool(context.Background(), pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(queuePool.Close)
+	rc, err := worker.NewClient(queuePool, st, worker.Options{Work: true, SSH: svc, SSHWorkers: 32, FetchPollInterval: 50 * time.Millisecond, Logger: discard})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -142,41 +148,46 @@ func benchSSHSign(b *testing.B, rate float64) {
 	// per second, until total requests are answered or, with total 0, until
 	// stop; it returns each request's latency, counted from when it was due.
 	const clients = 32
-	drive := func(total int64, stop time.Time) []time.Duration {
+	drive := func(total int64, stop time.Time) []signSample {
 		var (
-			next      atomic.Int64
-			mu        sync.Mutex
-			latencies = make([]time.Duration, 0, total)
-			wg        sync.WaitGroup
+			next    atomic.Int64
+			mu      sync.Mutex
+			samples = make([]signSample, 0, total)
+			wg      sync.WaitGroup
 		)
 		start := time.Now()
 		for range clients {
 			wg.Go(func() {
-				var mine []time.Duration
+				var mine []signSample
 				for {
 					k := next.Add(1)
 					if total > 0 && k > total || total == 0 && time.Now().After(stop) {
 						break
 					}
-					t0 := time.Now()
+					s := signSample{sent: time.Now()}
+					s.due = s.sent
 					if rate > 0 {
-						due := start.Add(time.Duration(float64(k-1) / rate * float64(time.Second)))
-						time.Sleep(time.Until(due))
-						t0 = due
+						s.due = start.Add(time.Duration(float64(k-1) / rate * float64(time.Second)))
+						time.Sleep(time.Until(s.due))
+						s.sent = time.Now()
 					}
-					if err := post("/v1/ssh/certificate", tok.Token, body, nil); err != nil {
+					var cert struct {
+						ID string `json:"id"`
+					}
+					if err := post("/v1/ssh/certificate", tok.Token, body, &cert); err != nil {
 						b.Error(err)
 						return
 					}
-					mine = append(mine, time.Since(t0))
+					s.id, s.answered = cert.ID, time.Now()
+					mine = append(mine, s)
 				}
 				mu.Lock()
-				latencies = append(latencies, mine...)
+				samples = append(samples, mine...)
 				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		return latencies
+		return samples
 	}
 	// Warm up: the CA key is created and opened on the first request; then
 	// the clients sign for two seconds at the measured pace, so the pool's
@@ -202,27 +213,58 @@ func benchSSHSign(b *testing.B, rate float64) {
 	const perOp = 512
 	b.ResetTimer()
 	start := time.Now()
-	latencies := drive(int64(b.N)*perOp, time.Time{})
+	samples := drive(int64(b.N)*perOp, time.Time{})
 	elapsed := time.Since(start)
 	b.StopTimer()
-	slices.Sort(latencies)
-	if len(latencies) > 0 {
-		b.ReportMetric(float64(len(latencies))/elapsed.Seconds(), "certs/s")
-		b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
-	}
-	var pick, pick99, work, work99 float64
-	if err := pool.QueryRow(context.Background(), `SELECT avg(p), percentile_cont(0.99) WITHIN GROUP (ORDER BY p),
-		avg(w), percentile_cont(0.99) WITHIN GROUP (ORDER BY w)
-		FROM (SELECT extract(epoch FROM j.attempted_at - j.created_at) * 1000 AS p,
-		             extract(epoch FROM c.created_at - j.attempted_at) * 1000 AS w
-		      FROM river_job j JOIN ssh_certificates c ON c.job_id = j.id
-		      WHERE j.kind = 'ssh_sign' AND j.id > $1) t`, warmJobs).Scan(&pick, &pick99, &work, &work99); err == nil {
-		b.Logf("ssh_sign jobs: %.1f ms from insert to pickup (p99 %.1f), %.1f ms from pickup to the record's statement (p99 %.1f)", pick, pick99, work, work99)
+	latency := func(s signSample) time.Duration { return s.answered.Sub(s.due) }
+	slices.SortFunc(samples, func(x, y signSample) int { return cmp.Compare(latency(x), latency(y)) })
+	if len(samples) > 0 {
+		b.ReportMetric(float64(len(samples))/elapsed.Seconds(), "certs/s")
+		b.ReportMetric(float64(latency(samples[len(samples)/2]).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(latency(samples[len(samples)*99/100]).Microseconds())/1000, "p99-ms")
+		logPhases(b, pool, "all requests", samples)
+		logPhases(b, pool, "the slowest 1%", samples[len(samples)*99/100:])
 	}
 	stat := pool.Stat()
 	b.Logf("pool: %d acquires waited for a connection, %s waiting in all; load: %s", stat.EmptyAcquireCount()-acquiresBefore,
 		(stat.EmptyAcquireWaitTime() - waitBefore).Round(time.Millisecond), loadavg())
+}
+
+// logPhases logs where the requests' time went on average: waiting for a
+// free client (at a fixed rate), from sending to the job's insert
+// (HTTP, token, rate limit, validation, the insert's transaction start),
+// from insert to a worker's pickup, from pickup to the record's statement,
+// and from there to the client reading the answer. Postgres' and the
+// client's clocks are the same machine's.
+func logPhases(b *testing.B, pool *pgxpool.Pool, what string, samples []signSample) {
+	ids := make([]string, len(samples))
+	sent := make([]time.Time, len(samples))
+	answered := make([]time.Time, len(samples))
+	var wait time.Duration
+	for i, s := range samples {
+		ids[i], sent[i], answered[i] = s.id, s.sent, s.answered
+		wait += s.sent.Sub(s.due)
+	}
+	var toInsert, toPickup, toRecord, toAnswer float64
+	err := pool.QueryRow(context.Background(), `SELECT
+		avg(extract(epoch FROM j.created_at - s.sent)), avg(extract(epoch FROM j.attempted_at - j.created_at)),
+		avg(extract(epoch FROM c.created_at - j.attempted_at)), avg(extract(epoch FROM s.answered - c.created_at))
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS s(id, sent, answered)
+		JOIN ssh_certificates c ON c.id = s.id JOIN river_job j ON j.id = c.job_id`,
+		ids, sent, answered).Scan(&toInsert, &toPickup, &toRecord, &toAnswer)
+	if err != nil {
+		b.Logf("phases: %v", err)
+		return
+	}
+	ms := func(sec float64) float64 { return sec * 1000 }
+	b.Logf("%s (%d), ms on average: %.1f waiting for a client, %.1f to the job's insert, %.1f to pickup, %.1f to the record's statement, %.1f to the answer",
+		what, len(samples), float64(wait.Microseconds())/1000/float64(len(samples)), ms(toInsert), ms(toPickup), ms(toRecord), ms(toAnswer))
+}
+
+// signSample is one signing request as the client saw it.
+type signSample struct {
+	id                  string // the certificate's id
+	due, sent, answered time.Time
 }
 
 // loadavg is the machine's load average, for the log: the figures mean
