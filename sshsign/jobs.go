@@ -83,8 +83,8 @@ func (a *SignArgs) UnmarshalJSON(b []byte) error {
 
 // AuditArgs is what a signing job carries of the API request's audit entry;
 // the organization, the user and the target (the certificate) it has
-// anyway. Kept small: River indexes every key and value of a job's args,
-// three times per job.
+// anyway. Kept small: it is written into the job row three times (insert,
+// fetch, completion).
 type AuditArgs struct {
 	Action     string     `json:"action"`
 	Status     int        `json:"status"`
