@@ -511,7 +511,7 @@ func (s *Server) describeInstances(req request) (any, *apiError) {
 	resp := describeInstancesResponse{RequestID: requestID}
 	for _, id := range ids {
 		if s.find(id) == nil {
-			return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id)}
+			return nil, instanceNotFound(id)
 		}
 	}
 	for _, in := range s.instances {
@@ -549,7 +549,7 @@ func (s *Server) describeInstanceAttribute(req request) (any, *apiError) {
 	form := req.form
 	in := s.find(form.Get("InstanceId"))
 	if in == nil {
-		return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", form.Get("InstanceId"))}
+		return nil, instanceNotFound(form.Get("InstanceId"))
 	}
 	resp := describeInstanceAttributeResponse{RequestID: requestID, InstanceID: in.ID}
 	switch a := form.Get("Attribute"); a {
@@ -651,7 +651,7 @@ func (s *Server) describeInstanceCreditSpecifications(req request) (any, *apiErr
 	for _, id := range indexed(form, "InstanceId") {
 		in := s.find(id)
 		if in == nil {
-			return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id)}
+			return nil, instanceNotFound(id)
 		}
 		resp.Set.Items = append(resp.Set.Items, creditSpec{in.ID, "unlimited"})
 	}
@@ -709,7 +709,7 @@ func (s *Server) terminateInstances(req request) (any, *apiError) {
 	for _, id := range indexed(form, "InstanceId") {
 		in := s.find(id)
 		if in == nil {
-			return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id)}
+			return nil, instanceNotFound(id)
 		}
 		prev := in.state()
 		if in.State != StateTerminated {
@@ -780,7 +780,7 @@ type getInstanceUefiDataResponse struct {
 func (s *Server) getInstanceUefiData(req request) (any, *apiError) {
 	in := s.find(req.form.Get("InstanceId"))
 	if in == nil {
-		return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", req.form.Get("InstanceId"))}
+		return nil, instanceNotFound(req.form.Get("InstanceId"))
 	}
 	return getInstanceUefiDataResponse{RequestID: requestID, InstanceID: in.ID}, nil
 }
@@ -829,7 +829,7 @@ type returnResponse struct {
 // keeps both false, so there is nothing to record.
 func (s *Server) modifyInstanceAttribute(req request) (any, *apiError) {
 	if s.find(req.form.Get("InstanceId")) == nil {
-		return nil, &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", req.form.Get("InstanceId"))}
+		return nil, instanceNotFound(req.form.Get("InstanceId"))
 	}
 	for _, k := range []string{"DisableApiStop.Value", "DisableApiTermination.Value"} {
 		if req.form.Get(k) == "true" {
@@ -837,4 +837,9 @@ func (s *Server) modifyInstanceAttribute(req request) (any, *apiError) {
 		}
 	}
 	return returnResponse{XMLName: xml.Name{Space: EC2Namespace, Local: "ModifyInstanceAttributeResponse"}, RequestID: requestID, Return: true}, nil
+}
+
+// instanceNotFound is EC2's answer for an unknown instance id.
+func instanceNotFound(id string) *apiError {
+	return &apiError{http.StatusBadRequest, "InvalidInstanceID.NotFound", fmt.Sprintf("The instance ID '%s' does not exist", id)}
 }
