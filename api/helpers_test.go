@@ -37,11 +37,12 @@ const testPassword = "correct horse battery"
 
 // bundle is one test's API on its own database.
 type bundle struct {
-	t     *testing.T
-	srv   *api.Server
-	pool  *pgxpool.Pool
-	now   time.Time
-	clock func() time.Time
+	t        *testing.T
+	srv      *api.Server
+	contract *contract
+	pool     *pgxpool.Pool
+	now      time.Time
+	clock    func() time.Time
 }
 
 type setupOpts struct {
@@ -73,7 +74,7 @@ func setup(t *testing.T, opts ...setupOpts) *bundle {
 	}
 	pool := storetest.NewPool(t)
 	srv := newServer(t, pool, o)
-	return &bundle{t: t, srv: srv, pool: pool}
+	return &bundle{t: t, srv: srv, pool: pool, contract: &contract{}}
 }
 
 // setupServerOn builds a second API (as another process would be) on the same database.
@@ -166,6 +167,7 @@ type req struct {
 	token        string            // Authorization: Bearer
 	header       map[string]string // extra headers
 	timeout      time.Duration     // default 10 s
+	noContract   bool              // the answer is not checked against the OpenAPI document
 }
 
 func (b *bundle) do(r req) response {
@@ -203,6 +205,11 @@ func (b *bundle) do(r req) response {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	out := response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
+	if b.contract != nil && !r.noContract {
+		if err := b.contract.check(b.srv, r.method, r.path, out.Status, out.Header, raw); err != nil {
+			b.t.Error(err)
+		}
+	}
 	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &out.Body); err != nil {
 			b.t.Fatalf("%s %s: decode %q: %v", r.method, r.path, raw, err)

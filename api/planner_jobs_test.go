@@ -73,7 +73,7 @@ func setupPlannerJobs(t *testing.T, hcloudEndpoint string, threshold *int) *plan
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &plannerJobs{bundle: &bundle{t: t, srv: srv, pool: pool}, client: client}
+	return &plannerJobs{bundle: &bundle{t: t, srv: srv, pool: pool, contract: &contract{}}, client: client}
 }
 
 // eventually polls check until it holds or the deadline passes.

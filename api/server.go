@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -115,6 +116,10 @@ type Server struct {
 	log     *slog.Logger
 	app     *fiber.App
 	metrics *httpMetrics
+
+	openapiOnce sync.Once
+	openapi     *openAPI
+	openapiErr  error
 }
 
 // New builds the Fiber app with every route.
@@ -154,6 +159,25 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// openAPIDoc is the OpenAPI document of the routes this server registered,
+// built once.
+func (s *Server) openAPIDoc() (*openAPI, error) {
+	s.openapiOnce.Do(func() {
+		served := map[string]bool{}
+		for _, r := range s.app.GetRoutes(true) {
+			served[r.Method+" "+r.Path] = true
+		}
+		var ops []operation
+		for _, op := range operations() {
+			if served[op.key()] {
+				ops = append(ops, op)
+			}
+		}
+		s.openapi, s.openapiErr = newOpenAPI(context.Background(), s.cfg.Version, ops)
+	})
+	return s.openapi, s.openapiErr
+}
+
 // App returns the Fiber app (for Listen and for tests' app.Test).
 func (s *Server) App() *fiber.App { return s.app }
 
@@ -176,6 +200,7 @@ func (s *Server) routes() {
 	a.Get("/health/ready", s.ready)
 	a.Get("/ready", s.ready)
 	a.Get("/health/detailed", s.detailed)
+	s.docsRoutes()
 
 	v1 := a.Group("/v1")
 	pub := s.publicLimit

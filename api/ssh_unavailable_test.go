@@ -50,7 +50,7 @@ func TestSSHSignNoWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{t: t, srv: srv, pool: pool}
+	b := &bundle{t: t, srv: srv, pool: pool, contract: &contract{}}
 	a := b.bootstrap("ops@example.com")
 	pub := newUserKey(t, t.TempDir(), "id").public
 

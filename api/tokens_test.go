@@ -211,7 +211,7 @@ func TestRateLimit(t *testing.T) {
 	b.expect(req{method: "GET", path: "/v1/whoami", token: other}, 200)
 	// Counters live in Postgres, so a second API process sharing the database
 	// sees the same count.
-	b2 := &bundle{t: t, srv: setupServerOn(t, b.pool, 3), pool: b.pool}
+	b2 := &bundle{t: t, srv: setupServerOn(t, b.pool, 3), pool: b.pool, contract: &contract{}}
 	b2.expect(req{method: "GET", path: "/v1/whoami", token: tok}, 429)
 }
 

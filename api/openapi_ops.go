@@ -1,0 +1,211 @@
+package api
+
+import (
+	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/capacity"
+	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/placement"
+	"github.com/shardform/shardform/planner"
+	"github.com/shardform/shardform/provision"
+	"github.com/shardform/shardform/sshca"
+	"github.com/shardform/shardform/sshsign"
+)
+
+// Answer shapes that handlers build inline (fiber.Map), named for the document.
+type (
+	statusBody struct {
+		Status string `json:"status"`
+	}
+	readyBody struct {
+		Status string `json:"status"`
+		Error  string `json:"error,omitempty"`
+	}
+	detailedBody struct {
+		Status   string         `json:"status"`
+		Version  string         `json:"version"`
+		Database map[string]any `json:"database"`
+		Queue    map[string]any `json:"queue"`
+	}
+	bootstrapStatusBody struct {
+		NeedsBootstrap bool `json:"needs_bootstrap"`
+	}
+	providersBody struct {
+		Data []provision.ProviderInfo `json:"data"`
+	}
+	logsBody struct {
+		Data    []provision.LogLine `json:"data"`
+		Running bool                `json:"running"`
+	}
+	caKeysBody struct {
+		Data []sshsign.CAKey `json:"data"`
+	}
+)
+
+var (
+	certState = []string{"active", "expired", "revoked"}
+	orgQuery  = []queryParam{{name: "organization_id", kind: "uuid", description: "The organization whose file to answer (public: no credential needed)."}}
+)
+
+// operations is every route the server can serve, documented. The route
+// table test fails when a route is missing here or an entry has no route.
+func operations() []operation {
+	return []operation{
+		// Health (public).
+		{method: "GET", path: "/health", summary: "Liveness", access: public, resp: statusBody{}, status: 200},
+		{method: "GET", path: "/health/live", summary: "Liveness", access: public, resp: statusBody{}, status: 200},
+		{method: "GET", path: "/health/ready", summary: "Readiness: 200 when Postgres answers, 503 with a generic reason", access: public, resp: readyBody{}, status: 200, also: []int{503}},
+		{method: "GET", path: "/ready", summary: "Readiness (alias of /health/ready)", access: public, resp: readyBody{}, status: 200, also: []int{503}},
+		{method: "GET", path: "/health/detailed", summary: "Database latency, River jobs by state, version", access: public, resp: detailedBody{}, status: 200, also: []int{503}},
+		{method: "GET", path: "/metrics", summary: "Prometheus metrics", access: public, produces: "text/plain", status: 200},
+		{method: "GET", path: "/openapi.json", summary: "This document (JSON)", access: public, produces: "application/json", status: 200},
+		{method: "GET", path: "/openapi.yaml", summary: "This document (YAML)", access: public, produces: "application/yaml", status: 200},
+		{method: "GET", path: "/docs", summary: "Interactive API documentation (Swagger UI)", access: public, produces: "text/html", status: 200},
+		{method: "GET", path: "/docs/:asset", summary: "A file of the interactive documentation", access: public, produces: "application/octet-stream", status: 200, errors: []int{404}},
+
+		// Authentication.
+		{method: "GET", path: "/v1/auth/bootstrap/status", summary: "Whether the first user still has to be created", access: public, resp: bootstrapStatusBody{}, status: 200},
+		{method: "POST", path: "/v1/auth/bootstrap", summary: "Create the first user (platform administrator) and their organization", access: public,
+			body: identity.Credentials{}, resp: identity.NewAccount{}, status: 201, errors: []int{409}},
+		{method: "POST", path: "/v1/auth/register", summary: "Create a user with their own organization", access: public,
+			body: identity.Credentials{}, resp: identity.NewAccount{}, status: 201, errors: []int{403, 409}},
+		{method: "POST", path: "/v1/auth/login", summary: "Log in: a 15-minute access token and a refresh token, or an MFA challenge", access: public,
+			description: "20 attempts a minute per client address; 5 failed attempts lock the account for the rest of a 15-minute window (429).",
+			body:        identity.Credentials{}, resp: loginBody{}, status: 200, errors: []int{401}},
+		{method: "POST", path: "/v1/auth/refresh", summary: "Rotate a refresh token for a new session", access: public,
+			body: refreshRequest{}, resp: identity.Session{}, status: 200, errors: []int{401}},
+		{method: "POST", path: "/v1/auth/logout", summary: "Revoke a refresh token's family", access: public, body: refreshRequest{}, status: 204},
+		{method: "POST", path: "/v1/auth/mfa/challenge", summary: "Finish a login with a TOTP code", access: public,
+			body: identity.MFAChallengeAnswer{}, resp: identity.Session{}, status: 200, errors: []int{401}},
+		{method: "GET", path: "/v1/auth/mfa/status", summary: "The caller's MFA state", access: sessionOnly, resp: identity.MFAStatus{}, status: 200},
+		{method: "POST", path: "/v1/auth/mfa/enroll", summary: "Start MFA enrollment: a TOTP secret", access: sessionOnly, resp: identity.MFAEnrollment{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/auth/mfa/verify", summary: "Turn MFA on with a code", access: sessionOnly, body: codeRequest{}, resp: identity.MFAStatus{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/auth/mfa/disable", summary: "Turn MFA off with a code", access: sessionOnly, body: codeRequest{}, resp: identity.MFAStatus{}, status: 200, errors: []int{409}},
+
+		// Users.
+		{method: "GET", path: "/v1/whoami", summary: "The caller: user, organization, effective scopes, credential used", access: authenticated, resp: whoamiBody{}, status: 200},
+		{method: "GET", path: "/v1/users/me", summary: "The caller's account and organizations", access: authenticated, resp: identity.Me{}, status: 200},
+		{method: "POST", path: "/v1/users/me/password", summary: "Change the password (revokes every session; answers a new one)", access: sessionOnly,
+			body: identity.PasswordChange{}, resp: identity.Session{}, status: 200},
+		{method: "GET", path: "/v1/users", summary: "List users", access: platformAdmin, resp: identity.User{}, list: true, paged: true, status: 200},
+		{method: "POST", path: "/v1/users", summary: "Create a user", access: platformAdmin, body: createUserRequest{}, resp: identity.NewAccount{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/users/:id", summary: "Get a user", access: platformAdmin, resp: identity.User{}, status: 200},
+		{method: "DELETE", path: "/v1/users/:id", summary: "Delete a user", access: platformAdmin, status: 204, errors: []int{409}},
+
+		// API tokens.
+		{method: "GET", path: "/v1/api-tokens", summary: "List the caller's API tokens", access: sessionOnly, resp: identity.APIToken{}, list: true, paged: true, status: 200},
+		{method: "POST", path: "/v1/api-tokens", summary: "Create an API token (the secret is answered once)", access: sessionOnly,
+			description: "`scopes` must be permissions the caller holds in the organization; the 400 for a missing or unknown scope lists the catalog.",
+			body:        identity.APITokenRequest{}, resp: identity.APIToken{}, status: 201},
+		{method: "DELETE", path: "/v1/api-tokens/:id", summary: "Revoke an API token", access: sessionOnly, status: 204},
+
+		// Organizations, members, invites, permissions.
+		{method: "GET", path: "/v1/permissions", summary: "The permission catalog and the roles' permissions", access: authenticated, resp: permissionsBody{}, status: 200},
+		{method: "GET", path: "/v1/organizations", summary: "List the caller's organizations", access: authenticated, resp: identity.Organization{}, list: true, paged: true, status: 200},
+		{method: "POST", path: "/v1/organizations", summary: "Create an organization (the caller becomes its owner)", access: sessionOnly, body: orgRequest{}, resp: identity.Organization{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/organizations/:id", summary: "Get an organization", access: authenticated, resp: identity.Organization{}, status: 200},
+		{method: "PUT", path: "/v1/organizations/:id", summary: "Rename an organization", access: sessionOnly, perm: domain.PermOrganizationAdmin, body: orgRequest{}, resp: identity.Organization{}, status: 200, errors: []int{409}},
+		{method: "PATCH", path: "/v1/organizations/:id", summary: "Rename an organization", access: sessionOnly, perm: domain.PermOrganizationAdmin, body: orgRequest{}, resp: identity.Organization{}, status: 200, errors: []int{409}},
+		{method: "DELETE", path: "/v1/organizations/:id", summary: "Delete an organization (owners)", access: sessionOnly, status: 204, errors: []int{409}},
+		{method: "GET", path: "/v1/organizations/:id/members", summary: "List members", access: authenticated, perm: domain.PermMembersRead, resp: identity.Member{}, list: true, paged: true, status: 200},
+		{method: "POST", path: "/v1/organizations/:id/members", summary: "Invite a member (the token is answered once, valid 7 days)", access: sessionOnly, perm: domain.PermMembersAdmin,
+			body: identity.InviteRequest{}, resp: identity.Invite{}, status: 201, errors: []int{409}},
+		{method: "DELETE", path: "/v1/organizations/:id/members/:user_id", summary: "Remove a member (or leave)", access: sessionOnly, perm: domain.PermMembersAdmin, status: 204, errors: []int{409}},
+		{method: "PUT", path: "/v1/organizations/:id/members/:user_id/role", summary: "Set a member's role", access: sessionOnly, perm: domain.PermMembersAdmin,
+			body: roleRequest{}, resp: identity.Member{}, status: 200, errors: []int{409}},
+		{method: "GET", path: "/v1/organizations/:id/members/:user_id/permissions", summary: "A member's role permissions, grants and effective permissions", access: authenticated, perm: domain.PermMembersRead,
+			resp: identity.MemberPermissions{}, status: 200},
+		{method: "PUT", path: "/v1/organizations/:id/members/:user_id/permissions", summary: "Replace a member's grants", access: sessionOnly, perm: domain.PermMembersAdmin,
+			body: grantsRequest{}, resp: identity.MemberPermissions{}, status: 200},
+		{method: "DELETE", path: "/v1/organizations/:id/members/:user_id/permissions/:permission", summary: "Remove one grant", access: sessionOnly, perm: domain.PermMembersAdmin,
+			resp: identity.MemberPermissions{}, status: 200},
+		{method: "GET", path: "/v1/organizations/:id/invites", summary: "List pending invites", access: authenticated, perm: domain.PermMembersRead, resp: identity.Invite{}, list: true, paged: true, status: 200},
+		{method: "DELETE", path: "/v1/organizations/:id/invites/:invite_id", summary: "Withdraw an invite", access: sessionOnly, perm: domain.PermMembersAdmin, status: 204},
+		{method: "POST", path: "/v1/invites/:token/accept", summary: "Accept an invite (by the invited email)", access: sessionOnly, resp: identity.Organization{}, status: 200, errors: []int{409}},
+		{method: "GET", path: "/v1/admin/audit-logs", summary: "The organization's audit log", access: authenticated, perm: domain.PermAuditRead, resp: audit.Entry{}, list: true, paged: true, status: 200},
+
+		// Credentials.
+		{method: "GET", path: "/v1/credentials", summary: "List cloud credentials (secrets never shown)", access: authenticated, perm: domain.PermCredentialsRead,
+			resp: credentials.Credential{}, list: true, paged: true, status: 200, query: []queryParam{{name: "provider", description: "Only this provider's."}}},
+		{method: "POST", path: "/v1/credentials", summary: "Store a credential (sealed at rest)", access: authenticated, perm: domain.PermCredentialsWrite,
+			body: credentials.Input{}, resp: credentials.Credential{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/credentials/:id", summary: "Get a credential", access: authenticated, perm: domain.PermCredentialsRead, resp: credentials.Credential{}, status: 200},
+		{method: "PUT", path: "/v1/credentials/:id", summary: "Rename a credential and/or replace its secret", access: authenticated, perm: domain.PermCredentialsWrite,
+			body: credentials.Input{}, resp: credentials.Credential{}, status: 200, errors: []int{409}},
+		{method: "DELETE", path: "/v1/credentials/:id", summary: "Delete a credential (409 while a live request needs it)", access: authenticated, perm: domain.PermCredentialsWrite, status: 204, errors: []int{409}},
+		{method: "POST", path: "/v1/credentials/:id/default", summary: "Make it its provider's default", access: authenticated, perm: domain.PermCredentialsWrite, resp: credentials.Credential{}, status: 200},
+		{method: "POST", path: "/v1/credentials/:id/verify", summary: "Check the credential against the provider's API", access: authenticated, perm: domain.PermCredentialsWrite, resp: credentials.VerifyResult{}, status: 200},
+
+		// Provisioning and nodes.
+		{method: "GET", path: "/v1/provision/providers", summary: "Drivers with their regions and instance types", access: authenticated, perm: domain.PermProvisionRead, resp: providersBody{}, status: 200},
+		{method: "GET", path: "/v1/provision", summary: "List provision requests", access: authenticated, perm: domain.PermProvisionRead, resp: provision.Request{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "status", description: "Only requests in this status."}, {name: "provider", description: "Only this provider's."}}},
+		{method: "POST", path: "/v1/provision", summary: "Create a provision request", access: authenticated, perm: domain.PermProvisionWrite,
+			description: "An `Idempotency-Key` header makes a retry answer the first request with 200; the same key with another body is 422.",
+			body:        provision.CreateRequest{}, resp: provision.Request{}, status: 201, also: []int{200}, errors: []int{409, 422}},
+		{method: "GET", path: "/v1/provision/:id", summary: "Get a provision request", access: authenticated, perm: domain.PermProvisionRead, resp: provision.Request{}, status: 200},
+		{method: "POST", path: "/v1/provision/:id/plan", summary: "Queue a plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
+		{method: "POST", path: "/v1/provision/:id/apply", summary: "Queue the apply of the stored plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
+		{method: "DELETE", path: "/v1/provision/:id", summary: "Queue a destroy", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
+		{method: "GET", path: "/v1/provision/:id/logs", summary: "Terraform output of the request's runs", access: authenticated, perm: domain.PermProvisionRead,
+			description: "With `follow=1` the answer is a Server-Sent Events stream (`text/event-stream`): `log` events, then one `end` event with the request's status.",
+			resp:        logsBody{}, stream: true, status: 200,
+			query: []queryParam{{name: "after", kind: "integer", description: "Only lines after this log id."}, {name: "follow", description: "1 or true: stream Server-Sent Events.", enum: []string{"0", "1", "true", "false"}}}},
+		{method: "GET", path: "/v1/nodes", summary: "List nodes", access: authenticated, perm: domain.PermNodesRead, resp: provision.Node{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "status", description: "Only nodes in this status."}, {name: "provider", description: "Only this provider's."}}},
+		{method: "GET", path: "/v1/nodes/:id", summary: "Get a node", access: authenticated, perm: domain.PermNodesRead, resp: provision.Node{}, status: 200},
+		{method: "PUT", path: "/v1/nodes/:id", summary: "Rename, cordon or relabel a node", access: authenticated, perm: domain.PermNodesWrite, body: provision.NodeUpdate{}, resp: provision.Node{}, status: 200, errors: []int{409}},
+		{method: "DELETE", path: "/v1/nodes/:id", summary: "Delete a node not made by a provision request", access: authenticated, perm: domain.PermNodesWrite, status: 204, errors: []int{409}},
+
+		// Instances.
+		{method: "GET", path: "/v1/instances", summary: "List game-server instances", access: authenticated, perm: domain.PermNodesRead, resp: placement.Instance{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "node", kind: "uuid", description: "Only instances on this node."}, {name: "template", description: "Only instances of this template."}}},
+		{method: "POST", path: "/v1/instances", summary: "Place an instance on a node (checked under a lock)", access: authenticated, perm: domain.PermNodesWrite,
+			body: placement.CreateRequest{}, resp: placement.Instance{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/instances/:id", summary: "Get an instance", access: authenticated, perm: domain.PermNodesRead, resp: placement.Instance{}, status: 200},
+		{method: "DELETE", path: "/v1/instances/:id", summary: "Remove an instance", access: authenticated, perm: domain.PermNodesWrite, status: 204},
+		{method: "POST", path: "/v1/instances/:id/move", summary: "Move an instance to another node", access: authenticated, perm: domain.PermNodesWrite,
+			body: placement.MoveRequest{}, resp: placement.Instance{}, status: 200, errors: []int{409}},
+
+		// Capacity planner.
+		{method: "GET", path: "/v1/planner/templates", summary: "Workload templates", access: authenticated, perm: domain.PermPlannerRead, resp: planner.Template{}, list: true, paged: true, status: 200},
+		{method: "GET", path: "/v1/planner/pricing", summary: "The pricing catalog", access: authenticated, perm: domain.PermPlannerRead, resp: pricingBody{}, paged: true, status: 200,
+			query: []queryParam{{name: "provider"}, {name: "region"}, {name: "arch", enum: []string{"x86", "arm"}}, {name: "cpu_kind", enum: []string{"shared", "dedicated"}},
+				{name: "min_vcpu", kind: "integer"}, {name: "min_memory_gb", kind: "integer"}, {name: "include_deprecated", kind: "boolean"}}},
+		{method: "POST", path: "/v1/planner/recommend", summary: "Rank single-type fleets for a requirement", access: authenticated, perm: domain.PermPlannerRead,
+			body: capacity.RecommendRequest{}, resp: planner.Result{}, status: 200},
+		{method: "POST", path: "/v1/planner/recommend-for-template", summary: "Recommend for a workload template", access: authenticated, perm: domain.PermPlannerRead,
+			body: capacity.TemplateRequest{}, resp: capacity.TemplateResult{}, status: 200},
+		{method: "POST", path: "/v1/planner/suggest-fit", summary: "Where one more instance fits among the nodes", access: authenticated, perm: domain.PermPlannerRead,
+			body: capacity.FitRequest{}, resp: capacity.FitResult{}, status: 200},
+		{method: "POST", path: "/v1/planner/pricing/refresh", summary: "Queue a live price read", access: authenticated, perm: domain.PermPlannerWrite, resp: capacity.JobInfo{}, status: 202, errors: []int{422}},
+		{method: "POST", path: "/v1/planner/fleet-report", summary: "Queue a fleet report", access: authenticated, perm: domain.PermPlannerWrite,
+			body: capacity.FleetReportRequest{}, optionalBody: true, resp: capacity.JobInfo{}, status: 202},
+		{method: "GET", path: "/v1/planner/fleet-report", summary: "The latest fleet report", access: authenticated, perm: domain.PermPlannerRead, resp: planner.FleetReport{}, status: 200, errors: []int{404}},
+
+		// SSH certificate authority.
+		{method: "GET", path: "/v1/ssh/ca-public-key", summary: "The organization's trusted user CA keys (TrustedUserCAKeys file)", access: public, produces: "text/plain", status: 200, query: orgQuery, errors: []int{400, 404}},
+		{method: "GET", path: "/v1/ssh/known-hosts", summary: "@cert-authority lines for the organization's host CA keys", access: public, produces: "text/plain", status: 200, query: orgQuery, errors: []int{400, 404}},
+		{method: "GET", path: "/v1/ssh/krl", summary: "The organization's key revocation list (RevokedKeys file)", access: public, produces: "application/octet-stream", status: 200, query: orgQuery, errors: []int{400, 404}},
+		{method: "POST", path: "/v1/ssh/certificate", summary: "Sign a user certificate", access: authenticated, perm: domain.PermSSHSign,
+			body: sshsign.SignRequest{}, resp: sshsign.Signed{}, status: 200, errors: []int{503}},
+		{method: "GET", path: "/v1/ssh/certificates", summary: "List user certificates (yours; all with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "user", kind: "uuid"}, {name: "node", kind: "uuid"}, {name: "state", enum: certState}}},
+		{method: "GET", path: "/v1/ssh/certificates/:id", summary: "Get a certificate (yours; any with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, status: 200},
+		{method: "POST", path: "/v1/ssh/certificates/:id/revoke", summary: "Revoke a certificate (yours; any with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, status: 200},
+		{method: "POST", path: "/v1/ssh/host-certificate", summary: "Sign a host certificate for a node", access: authenticated, perm: domain.PermSSHAdmin,
+			body: sshsign.HostSignRequest{}, resp: sshsign.HostSigned{}, status: 200, errors: []int{503}},
+		{method: "GET", path: "/v1/ssh/host-certificates", summary: "List host certificates", access: authenticated, perm: domain.PermSSHAdmin, resp: sshsign.HostCertificate{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "node", kind: "uuid"}}},
+		{method: "GET", path: "/v1/ssh/policy", summary: "The organization's signing policy", access: authenticated, perm: domain.PermSSHAdmin, resp: sshca.Policy{}, status: 200},
+		{method: "PUT", path: "/v1/ssh/policy", summary: "Replace the signing policy", access: authenticated, perm: domain.PermSSHAdmin, body: sshca.Policy{}, resp: sshca.Policy{}, status: 200},
+		{method: "GET", path: "/v1/ssh/ca/keys", summary: "User CA keys", access: authenticated, perm: domain.PermSSHAdmin, resp: caKeysBody{}, status: 200},
+		{method: "POST", path: "/v1/ssh/ca/keys", summary: "Generate the user CA key", access: authenticated, perm: domain.PermSSHAdmin, body: caKeyBody{}, optionalBody: true, resp: sshsign.CAKey{}, status: 201, errors: []int{409}},
+		{method: "POST", path: "/v1/ssh/ca/keys/rotate", summary: "Rotate the user CA key", access: authenticated, perm: domain.PermSSHAdmin, body: caKeyBody{}, optionalBody: true, resp: sshsign.CAKey{}, status: 201},
+		{method: "POST", path: "/v1/ssh/ca/keys/:id/retire", summary: "Retire a user CA key", access: authenticated, perm: domain.PermSSHAdmin, resp: sshsign.CAKey{}, status: 200, errors: []int{409}},
+		{method: "GET", path: "/v1/ssh/host-ca/keys", summary: "Host CA keys", access: authenticated, perm: domain.PermSSHAdmin, resp: caKeysBody{}, status: 200},
+		{method: "POST", path: "/v1/ssh/host-ca/keys/rotate", summary: "Rotate the host CA key", access: authenticated, perm: domain.PermSSHAdmin, body: caKeyBody{}, optionalBody: true, resp: sshsign.CAKey{}, status: 201},
+		{method: "POST", path: "/v1/ssh/host-ca/keys/:id/retire", summary: "Retire a host CA key", access: authenticated, perm: domain.PermSSHAdmin, resp: sshsign.CAKey{}, status: 200, errors: []int{409}},
+	}
+}
