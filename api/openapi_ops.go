@@ -62,7 +62,7 @@ func operations() []operation {
 		{method: "GET", path: "/openapi.json", summary: "This document (JSON)", access: public, produces: "application/json", status: 200},
 		{method: "GET", path: "/openapi.yaml", summary: "This document (YAML)", access: public, produces: "application/yaml", status: 200},
 		{method: "GET", path: "/docs", summary: "Interactive API documentation (Swagger UI)", access: public, produces: "text/html", status: 200},
-		{method: "GET", path: "/docs/:asset", summary: "A file of the interactive documentation", access: public, produces: "application/octet-stream", status: 200, errors: []int{404}},
+		{method: "GET", path: "/docs/:asset", summary: "A file of the interactive documentation (JavaScript or CSS)", access: public, produces: "*/*", status: 200, errors: []int{404}},
 
 		// Authentication.
 		{method: "GET", path: "/v1/auth/bootstrap/status", summary: "Whether the first user still has to be created", access: public, resp: bootstrapStatusBody{}, status: 200},
@@ -193,7 +193,7 @@ func operations() []operation {
 		{method: "GET", path: "/v1/ssh/certificates", summary: "List user certificates (yours; all with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, list: true, paged: true, status: 200,
 			query: []queryParam{{name: "user", kind: "uuid"}, {name: "node", kind: "uuid"}, {name: "state", enum: certState}}},
 		{method: "GET", path: "/v1/ssh/certificates/:id", summary: "Get a certificate (yours; any with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, status: 200},
-		{method: "POST", path: "/v1/ssh/certificates/:id/revoke", summary: "Revoke a certificate (yours; any with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, status: 200},
+		{method: "POST", path: "/v1/ssh/certificates/:id/revoke", summary: "Revoke a certificate (yours; any with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/ssh/host-certificate", summary: "Sign a host certificate for a node", access: authenticated, perm: domain.PermSSHAdmin,
 			body: sshsign.HostSignRequest{}, resp: sshsign.HostSigned{}, status: 200, errors: []int{503}},
 		{method: "GET", path: "/v1/ssh/host-certificates", summary: "List host certificates", access: authenticated, perm: domain.PermSSHAdmin, resp: sshsign.HostCertificate{}, list: true, paged: true, status: 200,
