@@ -8,8 +8,11 @@ run:
 	$(GO) run ./cmd/shardform serve
 
 # Postgres must answer at SHARDFORM_TEST_DATABASE_URL (default 127.0.0.1:5432).
+# scripts/test-env.sh (also used by .ci/run) finds the provider mirror; the
+# summary at the end (gotestsum, pinned in go.mod as a tool) lists every
+# skipped test with its reason. Fuzz targets run their seed corpora here.
 test: fmt-check vet
-	$(GO) test -race -count=1 ./...
+	source scripts/test-env.sh && $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 ./...
 
 build:
 	$(GO) build -o shardform ./cmd/shardform
