@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -52,6 +53,9 @@ func statusOf(err error) (int, string) {
 		case fiber.StatusNotFound:
 			return ferr.Code, "no such endpoint"
 		case fiber.StatusMethodNotAllowed:
+			if ferr.Message != "" && ferr.Message != "Method Not Allowed" {
+				return ferr.Code, ferr.Message
+			}
 			return ferr.Code, "method not allowed"
 		}
 		if ferr.Code >= 500 {
@@ -74,7 +78,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if status >= 500 {
 		s.log.ErrorContext(c.UserContext(), "request failed", slog.String("request_id", requestID(c)),
-			slog.String("method", c.Method()), slog.String("path", c.Path()), slog.Any("error", err))
+			slog.String("method", strings.Clone(c.Method())), slog.String("route", routeOf(c)), slog.Any("error", err))
 	}
 	return c.Status(status).JSON(errorBody{Error: msg})
 }

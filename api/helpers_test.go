@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
@@ -62,6 +63,9 @@ type setupOpts struct {
 	// awsEndpoint adds an AWS verifier (Terraform's aws_caller_identity)
 	// calling this endpoint.
 	awsEndpoint string
+	// logs receives the server's log (JSON lines); metrics is served at /metrics.
+	logs    io.Writer
+	metrics *prometheus.Registry
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -123,12 +127,19 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
 		RateLimit: o.rateLimit, Version: "test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return srv
+}
+
+func logsTo(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 // response is a decoded answer.

@@ -51,14 +51,19 @@ func (s *Server) requestLog(c *fiber.Ctx) error {
 	}
 	status := c.Response().StatusCode()
 	elapsed := time.Since(start)
-	route := c.Route().Path
+	// Fiber reuses the bytes behind Method and Path for the next request:
+	// every string kept (metric labels, log attributes) is a copy.
+	method, route := strings.Clone(c.Method()), routeOf(c)
 	if s.metrics != nil {
-		s.metrics.observe(c.Method(), route, status, elapsed)
+		s.metrics.observe(method, route, status, elapsed)
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", id), slog.String("method", c.Method()), slog.String("path", c.Path()),
-		slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("ip", c.IP()),
+		slog.String("request_id", id), slog.String("method", method), slog.String("route", route),
 	}
+	if c.Locals(localUnmatched) != nil {
+		attrs = append(attrs, slog.String("path", loggedPath(c.Path())))
+	}
+	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("ip", strings.Clone(c.IP())))
 	if p := principalOrNil(c); p != nil {
 		attrs = append(attrs, slog.String("user_id", p.UserID.String()))
 		if p.HasOrg {
@@ -71,6 +76,16 @@ func (s *Server) requestLog(c *fiber.Ctx) error {
 	}
 	s.log.LogAttrs(c.UserContext(), level, "request", attrs...)
 	return nil
+}
+
+// routeOf is the route pattern the request matched (a copy), never its
+// path: a path parameter can be a secret (an invite token). A request that
+// matched no route is "unmatched".
+func routeOf(c *fiber.Ctx) string {
+	if c.Locals(localUnmatched) != nil {
+		return "unmatched"
+	}
+	return strings.Clone(c.Route().Path)
 }
 
 func principalOrNil(c *fiber.Ctx) *domain.Principal {

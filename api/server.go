@@ -117,6 +117,8 @@ type Server struct {
 	app     *fiber.App
 	metrics *httpMetrics
 
+	matcher routeMatcher
+
 	openapiOnce sync.Once
 	openapi     *openAPI
 	openapiErr  error
@@ -155,7 +157,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
-	s.app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	s.app.Use(s.unmatched)
 	return s
 }
 
