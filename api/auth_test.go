@@ -270,7 +270,7 @@ func TestMFA(t *testing.T) {
 	b.expect(req{method: "POST", path: "/v1/auth/mfa/verify", token: a.access, body: map[string]string{"code": "123456"}}, 409)
 	enr := b.expect(req{method: "POST", path: "/v1/auth/mfa/enroll", token: a.access}, 200)
 	secret := enr.str("secret")
-	if secret == "" || !strings.HasPrefix(enr.str("otpauth_url"), "otpauth://totp/") {
+	if secret == "" || !strings.HasPrefix(enr.str("otpauth_uri"), "otpauth://totp/") {
 		t.Fatalf("enroll %s", enr.Raw)
 	}
 	// The secret is sealed at rest.

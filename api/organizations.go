@@ -245,6 +245,29 @@ func (s *Server) setMemberPermissions(c *fiber.Ctx) error {
 	return c.JSON(mp)
 }
 
+type grantRequest struct {
+	Permission domain.Permission `json:"permission"`
+}
+
+// addMemberPermission is the reference's POST .../permissions: one grant
+// added (PUT replaces the whole set).
+func (s *Server) addMemberPermission(c *fiber.Ctx) error {
+	orgID, userID, err := memberPath(c)
+	if err != nil {
+		return err
+	}
+	var req grantRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	mp, err := s.cfg.Organizations.AddMemberGrant(c.UserContext(), principal(c), orgID, userID, req.Permission)
+	if err != nil {
+		return err
+	}
+	orgScoped(c, orgID, "member:"+userID.String())
+	return c.JSON(mp)
+}
+
 func (s *Server) removeMemberPermission(c *fiber.Ctx) error {
 	orgID, userID, err := memberPath(c)
 	if err != nil {

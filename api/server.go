@@ -67,6 +67,7 @@ type Organizations interface {
 	SetMemberRole(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, role domain.Role) (identity.Member, error)
 	GetMemberPermissions(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID) (identity.MemberPermissions, error)
 	SetMemberGrants(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, grants []domain.Permission) (identity.MemberPermissions, error)
+	AddMemberGrant(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, perm domain.Permission) (identity.MemberPermissions, error)
 	RemoveMemberGrant(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, perm domain.Permission) (identity.MemberPermissions, error)
 }
 
@@ -241,10 +242,12 @@ func (s *Server) routes() {
 	v1.Delete("/organizations/:id", auth, s.deleteOrganization)
 	v1.Get("/organizations/:id/members", auth, s.listMembers)
 	v1.Post("/organizations/:id/members", auth, s.inviteMember)
+	v1.Post("/organizations/:id/members/invite", auth, s.inviteMember) // the reference's name
 	v1.Delete("/organizations/:id/members/:user_id", auth, s.removeMember)
 	v1.Put("/organizations/:id/members/:user_id/role", auth, s.setMemberRole)
 	v1.Get("/organizations/:id/members/:user_id/permissions", auth, s.getMemberPermissions)
 	v1.Put("/organizations/:id/members/:user_id/permissions", auth, s.setMemberPermissions)
+	v1.Post("/organizations/:id/members/:user_id/permissions", auth, s.addMemberPermission)
 	v1.Delete("/organizations/:id/members/:user_id/permissions/:permission", auth, s.removeMemberPermission)
 	v1.Get("/organizations/:id/invites", auth, s.listInvites)
 	v1.Delete("/organizations/:id/invites/:invite_id", auth, s.deleteInvite)

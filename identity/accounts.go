@@ -229,6 +229,11 @@ func (s *Service) Login(ctx context.Context, c Credentials, clientIP string) (Lo
 type Me struct {
 	User
 	Organizations []Organization `json:"organizations"`
+	// Credential is how the caller authenticated: "access_token" (a login
+	// session) or "api_token", whose id is then APITokenID. A token never
+	// carries platform-admin rights, so is_admin is false through one.
+	Credential string `json:"credential"`
+	APITokenID string `json:"api_token_id,omitempty"`
 }
 
 // GetMe returns the caller's account.
@@ -241,7 +246,11 @@ func (s *Service) GetMe(ctx context.Context, p *domain.Principal) (Me, error) {
 	if err != nil {
 		return Me{}, fmt.Errorf("list organizations of %s: %w", p.UserID, err)
 	}
-	me := Me{User: userView(u), Organizations: make([]Organization, 0, len(orgs))}
+	me := Me{User: userView(u), Organizations: make([]Organization, 0, len(orgs)), Credential: "access_token"}
+	if p.ViaAPIToken() {
+		me.IsAdmin = false
+		me.Credential, me.APITokenID = "api_token", p.APITokenID.String()
+	}
 	for _, o := range orgs {
 		if p.ViaAPIToken() && o.ID != p.OrgID {
 			continue // a token sees only its own organization
@@ -382,7 +391,7 @@ func requirePlatformAdmin(p *domain.Principal) error {
 // never mint a way to write more than it was given.
 func requireSession(p *domain.Principal) error {
 	if p.ViaAPIToken() {
-		return domain.Forbidden("API tokens cannot manage API tokens, members, passwords or MFA: use a login session")
+		return domain.Forbidden("API tokens cannot manage organizations, members, API tokens, passwords or MFA: use a login session")
 	}
 	return nil
 }

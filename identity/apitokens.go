@@ -70,7 +70,11 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *domain.Principal, req A
 		}
 	}
 	if len(req.Scopes) == 0 {
-		return APIToken{}, domain.Invalid("scopes", "must list at least one permission")
+		names := make([]string, 0, len(domain.Catalog()))
+		for _, c := range domain.Catalog() {
+			names = append(names, string(c.Key))
+		}
+		return APIToken{}, domain.Invalid("scopes", "must list at least one permission (least privilege); the catalog: %s", strings.Join(names, ", "))
 	}
 	set := domain.NewPermissionSet()
 	for i, sc := range req.Scopes {

@@ -30,7 +30,7 @@ type MFAStatus struct {
 // MFAEnrollment is the secret a user adds to their authenticator app.
 type MFAEnrollment struct {
 	Secret     string `json:"secret"`
-	OTPAuthURL string `json:"otpauth_url"`
+	OTPAuthURI string `json:"otpauth_uri"` // the reference's name
 }
 
 func mfaContext(userID uuid.UUID) string { return "mfa:" + userID.String() }
@@ -71,7 +71,7 @@ func (s *Service) EnrollMFA(ctx context.Context, p *domain.Principal) (MFAEnroll
 	if err := s.q.SetUserMFASecret(ctx, s.st.Pool, store.SetUserMFASecretParams{ID: u.ID, MfaSecret: sealed}); err != nil {
 		return MFAEnrollment{}, fmt.Errorf("mfa enroll: store: %w", err)
 	}
-	return MFAEnrollment{Secret: key.Secret(), OTPAuthURL: key.URL()}, nil
+	return MFAEnrollment{Secret: key.Secret(), OTPAuthURI: key.URL()}, nil
 }
 
 // VerifyMFA turns MFA on with a first valid code.

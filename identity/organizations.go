@@ -175,7 +175,12 @@ func (s *Service) GetOrganization(ctx context.Context, p *domain.Principal, id u
 }
 
 // UpdateOrganization renames an organization (organization:admin).
+// Like every change to the organization itself, it needs a session: an API
+// token cannot manage organizations.
 func (s *Service) UpdateOrganization(ctx context.Context, p *domain.Principal, id uuid.UUID, name string) (Organization, error) {
+	if err := requireSession(p); err != nil {
+		return Organization{}, err
+	}
 	var org Organization
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		a, err := s.accessTo(ctx, tx, p, id)
@@ -527,9 +532,6 @@ func memberPermissions(userID uuid.UUID, role domain.Role, grants []domain.Permi
 // SetMemberGrants replaces a member's extra grants (members:admin). A caller
 // can only grant permissions they hold themselves.
 func (s *Service) SetMemberGrants(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, grants []domain.Permission) (MemberPermissions, error) {
-	if err := requireSession(p); err != nil {
-		return MemberPermissions{}, err
-	}
 	if grants == nil {
 		return MemberPermissions{}, domain.Invalid("grants", "is required (an empty list removes every grant)")
 	}
@@ -540,39 +542,44 @@ func (s *Service) SetMemberGrants(ctx context.Context, p *domain.Principal, orgI
 		}
 		set[g] = struct{}{}
 	}
-	var out MemberPermissions
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		a, err := s.accessTo(ctx, tx, p, orgID)
-		if err != nil {
-			return err
-		}
-		if err := a.require(domain.PermMembersAdmin); err != nil {
-			return err
-		}
-		for _, g := range set.Sorted() {
-			if !a.perms.Has(g) {
-				return domain.Forbidden("you cannot grant %s: you do not hold it", g)
-			}
-		}
-		target, err := s.memberTarget(ctx, tx, orgID, userID)
-		if err != nil {
-			return err
-		}
-		if domain.Role(target.Role).Rank() > a.role.Rank() {
-			return domain.Forbidden("you cannot change the grants of a member above your role")
-		}
-		sorted := set.Sorted()
-		if err := s.q.SetMemberGrants(ctx, tx, store.SetMemberGrantsParams{OrganizationID: orgID, UserID: userID, Grants: fromPermissions(sorted)}); err != nil {
-			return fmt.Errorf("set grants of %s: %w", userID, err)
-		}
-		out = memberPermissions(userID, domain.Role(target.Role), sorted)
-		return nil
+	sorted := set.Sorted()
+	return s.changeGrants(ctx, p, orgID, userID, func([]domain.Permission) ([]domain.Permission, []domain.Permission, error) {
+		return sorted, sorted, nil
 	})
-	return out, err
+}
+
+// AddMemberGrant gives a member one extra grant (members:admin), which the
+// caller must hold. Granting one the member has already is no change.
+func (s *Service) AddMemberGrant(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, perm domain.Permission) (MemberPermissions, error) {
+	if perm == "" {
+		return MemberPermissions{}, domain.Invalid("permission", "is required")
+	}
+	if !domain.ValidPermission(perm) {
+		return MemberPermissions{}, domain.Invalid("permission", "unknown permission %q (GET /v1/permissions lists them)", perm)
+	}
+	return s.changeGrants(ctx, p, orgID, userID, func(current []domain.Permission) ([]domain.Permission, []domain.Permission, error) {
+		set := domain.NewPermissionSet(current)
+		set[perm] = struct{}{}
+		return set.Sorted(), []domain.Permission{perm}, nil
+	})
 }
 
 // RemoveMemberGrant takes one grant away (members:admin).
 func (s *Service) RemoveMemberGrant(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID, perm domain.Permission) (MemberPermissions, error) {
+	return s.changeGrants(ctx, p, orgID, userID, func(grants []domain.Permission) ([]domain.Permission, []domain.Permission, error) {
+		i := slices.Index(grants, perm)
+		if i < 0 {
+			return nil, nil, domain.NotFound("grant")
+		}
+		return slices.Delete(grants, i, i+1), nil, nil
+	})
+}
+
+// changeGrants is the one path that changes a member's grants: a session
+// with members:admin, on a member not above the caller's role; next turns
+// the current grants into the new ones and names those the caller must hold.
+func (s *Service) changeGrants(ctx context.Context, p *domain.Principal, orgID, userID uuid.UUID,
+	next func(current []domain.Permission) (grants, mustHold []domain.Permission, err error)) (MemberPermissions, error) {
 	if err := requireSession(p); err != nil {
 		return MemberPermissions{}, err
 	}
@@ -592,14 +599,17 @@ func (s *Service) RemoveMemberGrant(ctx context.Context, p *domain.Principal, or
 		if domain.Role(target.Role).Rank() > a.role.Rank() {
 			return domain.Forbidden("you cannot change the grants of a member above your role")
 		}
-		grants := toPermissions(target.Grants)
-		i := slices.Index(grants, perm)
-		if i < 0 {
-			return domain.NotFound("grant")
+		grants, mustHold, err := next(toPermissions(target.Grants))
+		if err != nil {
+			return err
 		}
-		grants = slices.Delete(grants, i, i+1)
+		for _, g := range mustHold {
+			if !a.perms.Has(g) {
+				return domain.Forbidden("you cannot grant %s: you do not hold it", g)
+			}
+		}
 		if err := s.q.SetMemberGrants(ctx, tx, store.SetMemberGrantsParams{OrganizationID: orgID, UserID: userID, Grants: fromPermissions(grants)}); err != nil {
-			return fmt.Errorf("remove grant of %s: %w", userID, err)
+			return fmt.Errorf("set grants of %s: %w", userID, err)
 		}
 		out = memberPermissions(userID, domain.Role(target.Role), grants)
 		return nil
