@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,11 +165,46 @@ func TestStalePlanRefused(t *testing.T) {
 	}
 }
 
+// slowConfig is config(value, 0) with a provisioner that writes its process
+// id to pidFile and then sleeps for an hour in that same process: an apply
+// of it runs until it is cancelled.
+func slowConfig(value, pidFile string) []byte {
+	var cfg map[string]any
+	if err := json.Unmarshal(config(value, 0), &cfg); err != nil {
+		panic(err)
+	}
+	node := cfg["resource"].(map[string]any)["terraform_data"].(map[string]any)["node"].(map[string]any)
+	node["provisioner"] = []any{map[string]any{"local-exec": map[string]any{
+		"command": fmt.Sprintf("echo $$ > %s.tmp && mv %s.tmp %s && exec sleep 3600", pidFile, pidFile, pidFile)}}}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+}
+
+// TestCancelReleasesLock cancels an apply while its provisioner runs: the
+// apply reports the cancellation (not another failure), leaves no process
+// behind and releases the state lock, so the next plan gets it within the
+// 5 s lock timeout; the object created before the interrupt is in the state,
+// tainted, so that plan replaces it.
 func TestCancelReleasesLock(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	r := b.runner(t)
-	ws, err := r.Open(context.Background(), "prov-slow", config("slow", 60), nil)
+	pidFile := filepath.Join(t.TempDir(), "provisioner.pid")
+	ws, err := r.Open(context.Background(), "prov-slow", slowConfig("slow", pidFile), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,22 +212,60 @@ func TestCancelReleasesLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	start := time.Now()
-	if err := ws.Apply(ctx, plan.File, nil); err == nil {
+	applied := make(chan error, 1)
+	go func() { applied <- ws.Apply(ctx, plan.File, nil) }()
+
+	// Cancel once the provisioner is running (the state lock is held then).
+	var pid int
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for pid == 0 {
+		select {
+		case err := <-applied:
+			t.Fatalf("apply ended before it was cancelled: %v", err)
+		case <-tick.C:
+			if raw, err := os.ReadFile(pidFile); err == nil {
+				if _, err := fmt.Sscan(string(raw), &pid); err != nil {
+					t.Fatalf("pid file %q: %v", raw, err)
+				}
+			}
+		}
+	}
+	if !alive(pid) {
+		t.Fatalf("provisioner %d not running before the cancel", pid)
+	}
+	t.Cleanup(func() { // should there be a regression, leave nothing running
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	cancel()
+	err = <-applied
+	if err == nil {
 		t.Fatal("cancelled apply succeeded")
 	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Fatalf("cancelled apply took %v to stop", d)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled apply: %v, want an error wrapping context.Canceled", err)
 	}
-	// The state lock died with the run: a new plan gets it within the 5 s lock timeout.
-	ws2, err := r.Open(context.Background(), "prov-slow", config("fast", 0), nil)
+	if alive(pid) {
+		t.Errorf("provisioner %d still running after the cancelled apply returned", pid)
+	}
+
+	ws2, err := r.Open(context.Background(), "prov-slow", config("slow", 0), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ws2.Plan(context.Background(), nil, false); err != nil {
+	again, err := ws2.Plan(context.Background(), nil, false)
+	if err != nil {
 		t.Fatalf("plan after a cancelled apply: %v", err)
+	}
+	// The object the apply created before it was interrupted is in the
+	// state, tainted: it is replaced, never forgotten.
+	want := terraform.PlanSummary{Add: 1, Destroy: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Action: "replace"}}}
+	if fmt.Sprint(again.Summary) != fmt.Sprint(want) {
+		t.Errorf("plan after a cancelled apply %+v, want %+v", again.Summary, want)
 	}
 }
 
@@ -199,11 +273,17 @@ func TestConcurrentWorkspaceCreation(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const n = 4
+	// One runner ("machine") per workspace, built here: a goroutine must not
+	// call t.Fatal.
+	runners := make([]*terraform.Runner, n)
+	for i := range runners {
+		runners[i] = b.runner(t)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = b.runner(t).Open(context.Background(), fmt.Sprintf("prov-c%d", i), config("x", 0), nil)
+			_, errs[i] = runners[i].Open(context.Background(), fmt.Sprintf("prov-c%d", i), config("x", 0), nil)
 		})
 	}
 	wg.Wait()
