@@ -66,6 +66,8 @@ type setupOpts struct {
 	// logs receives the server's log (JSON lines); metrics is served at /metrics.
 	logs    io.Writer
 	metrics *prometheus.Registry
+	// unavailable: queues this process cannot run (api.Config.Unavailable).
+	unavailable map[string]string
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -127,7 +129,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
 		RateLimit: o.rateLimit, Version: "test",
-		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics,
+		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {
 		t.Fatal(err)

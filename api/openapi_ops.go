@@ -19,8 +19,10 @@ type (
 		Status string `json:"status"`
 	}
 	readyBody struct {
-		Status string `json:"status"`
-		Error  string `json:"error,omitempty"`
+		Status      string            `json:"status"` // ok, degraded (a queue this process cannot run) or unavailable
+		Error       string            `json:"error,omitempty"`
+		Detail      string            `json:"detail,omitempty"` // the cause, for a platform admin's credential only
+		Unavailable map[string]string `json:"unavailable,omitempty"` // queue → reason
 	}
 	detailedBody struct {
 		Status   string         `json:"status"`
@@ -55,7 +57,7 @@ func operations() []operation {
 		// Health (public).
 		{method: "GET", path: "/health", summary: "Liveness", access: public, resp: statusBody{}, status: 200},
 		{method: "GET", path: "/health/live", summary: "Liveness", access: public, resp: statusBody{}, status: 200},
-		{method: "GET", path: "/health/ready", summary: "Readiness: 200 when Postgres answers, 503 with a generic reason", access: public, resp: readyBody{}, status: 200, also: []int{503}},
+		{method: "GET", path: "/health/ready", summary: "Readiness: 200 when Postgres answers (\"degraded\" naming a queue this process cannot run), 503 with a generic reason", access: public, resp: readyBody{}, status: 200, also: []int{503}},
 		{method: "GET", path: "/ready", summary: "Readiness (alias of /health/ready)", access: public, resp: readyBody{}, status: 200, also: []int{503}},
 		{method: "GET", path: "/health/detailed", summary: "Database latency, River jobs by state, version", access: public, resp: detailedBody{}, status: 200, also: []int{503}},
 		{method: "GET", path: "/metrics", summary: "Prometheus metrics", access: public, produces: "text/plain", status: 200},

@@ -109,6 +109,9 @@ type Config struct {
 	RateLimit  int
 	RateWindow time.Duration
 	Now        func() time.Time
+	// Unavailable names the queues this process cannot run (e.g.
+	// "terraform": no binary), each with a reason safe to show publicly.
+	Unavailable map[string]string
 }
 
 // Server is the HTTP API.
@@ -137,7 +140,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler) // the caller passes its logger; none means quiet
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.app = fiber.New(fiber.Config{

@@ -60,6 +60,9 @@ func (s *Service) load(ctx context.Context, j Job, status string) (store.Provisi
 	if r.Status != status {
 		return r, nil, false, nil
 	}
+	if s.noTerraform != nil {
+		return r, nil, false, s.fail(ctx, j, r, s.noTerraform)
+	}
 	d, ok := s.drivers.Get(r.Provider)
 	if !ok {
 		return r, nil, false, s.fail(ctx, j, r, fmt.Errorf("provider %q is not configured on this worker", r.Provider))

@@ -50,7 +50,10 @@ type Service struct {
 	sealer  *seal.Sealer
 	drivers *providers.Registry
 	runner  *terraform.Runner // nil in API-only processes
-	queue   Queue
+	// noTerraform is why a worker process has no runner: its jobs fail
+	// with it instead of waiting for a Terraform that is not there.
+	noTerraform error
+	queue       Queue
 	now     func() time.Time
 }
 
@@ -58,6 +61,10 @@ type Service struct {
 func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runner *terraform.Runner, now func() time.Time) *Service {
 	return &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now}
 }
+
+// WithoutTerraform makes every Terraform job of this worker process fail
+// with reason (the binary was not found at start).
+func (s *Service) WithoutTerraform(reason error) { s.noTerraform = reason }
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }

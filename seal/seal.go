@@ -6,6 +6,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -79,4 +80,21 @@ func (s *Sealer) Open(sealed []byte, context string) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return plain, nil
+}
+
+// KeyCheck is a value that identifies the master key without revealing it:
+// an HMAC-SHA256 of a fixed label under a key derived for this purpose
+// alone. The database keeps the first one it sees, so a process started
+// with another key can be refused before it seals or opens anything.
+func KeyCheck(masterKey []byte) ([]byte, error) {
+	if len(masterKey) != KeySize {
+		return nil, fmt.Errorf("seal: master key must be %d bytes, got %d", KeySize, len(masterKey))
+	}
+	key, err := DeriveKey(masterKey, "shardform key check v1")
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("shardform master key check"))
+	return m.Sum(nil), nil
 }

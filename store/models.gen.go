@@ -93,6 +93,12 @@ type LivePricing struct {
 	Error          string
 }
 
+type MasterKeyCheck struct {
+	ID        bool
+	Mac       []byte
+	CreatedAt time.Time
+}
+
 type Membership struct {
 	OrganizationID uuid.UUID
 	UserID         uuid.UUID

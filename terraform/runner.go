@@ -1,6 +1,7 @@
 package terraform
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,9 @@ type Config struct {
 	// GracePeriod is how long a cancelled run may take to stop after its
 	// interrupt before it is killed (default 30s).
 	GracePeriod time.Duration
+	// Path is the PATH of every Terraform run (the process's own, passed in
+	// by the caller; default /usr/local/bin:/usr/bin:/bin).
+	Path string
 	// ExtraEnv is added to every run's environment (for example AWS_EC2_METADATA_DISABLED).
 	ExtraEnv map[string]string
 }
@@ -109,7 +113,7 @@ func (r *Runner) env() map[string]string {
 		"PG_SCHEMA_NAME":     r.cfg.StateSchema,
 		"CHECKPOINT_DISABLE": "1",
 		"HOME":               r.cfg.DataDir,
-		"PATH":               os.Getenv("PATH"),
+		"PATH":               cmp.Or(r.cfg.Path, "/usr/local/bin:/usr/bin:/bin"),
 		"TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE": "1",
 	}
 	for k, v := range r.cfg.ExtraEnv {

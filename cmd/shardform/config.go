@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ type Config struct {
 	LogLevel          slog.Level    // SHARDFORM_LOG_LEVEL: debug, info, warn, error
 	LogJSON           bool          // SHARDFORM_LOG_FORMAT: text or json
 	TerraformPath     string        // SHARDFORM_TERRAFORM_PATH: the terraform binary (else PATH, else a download)
+	Path              string        // PATH: handed to Terraform runs (nothing else of the environment is)
 	PluginMirror      string        // SHARDFORM_TF_PLUGIN_MIRROR: a filesystem mirror of Terraform providers
 	TerraformWorkers  int           // SHARDFORM_TERRAFORM_WORKERS: concurrent Terraform jobs per worker process
 	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
@@ -73,9 +75,10 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	if _, err := pgx.ParseConfig(cfg.DatabaseURL); err != nil {
 		return cfg, &configError{"SHARDFORM_DATABASE_URL", "not a valid Postgres URL: " + err.Error()}
 	}
-	if !strings.Contains(cfg.Addr, ":") {
-		return cfg, &configError{"SHARDFORM_ADDR", fmt.Sprintf("must be host:port, got %q", cfg.Addr)}
+	if err := validAddr(cfg.Addr); err != nil {
+		return cfg, &configError{"SHARDFORM_ADDR", fmt.Sprintf("must be host:port with a port from 0 to 65535, got %q: %v", cfg.Addr, err)}
 	}
+	cfg.Path = getenv("PATH")
 	n, err := strconv.Atoi(get("SHARDFORM_RATE_LIMIT", "600"))
 	if err != nil || n < 1 {
 		return cfg, &configError{"SHARDFORM_RATE_LIMIT", "must be a whole number of requests per minute, at least 1"}
@@ -157,6 +160,20 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		cfg.MasterKey = key
 	}
 	return cfg, nil
+}
+
+// validAddr checks a listen address: host:port (host may be empty or
+// bracketed IPv6), numeric port.
+func validAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return errors.New("the port is not a number from 0 to 65535")
+	}
+	return nil
 }
 
 // loadMasterKey fills cfg.MasterKey from <data dir>/master.key when the

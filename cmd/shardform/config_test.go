@@ -36,6 +36,19 @@ func TestLoadConfig(t *testing.T) {
 		{"master key not base64", map[string]string{"SHARDFORM_MASTER_KEY": "%%%"}, "SHARDFORM_MASTER_KEY", nil},
 		{"bad database url", map[string]string{"SHARDFORM_DATABASE_URL": "postgres://host:notaport/db"}, "SHARDFORM_DATABASE_URL", nil},
 		{"bad addr", map[string]string{"SHARDFORM_ADDR": "8080"}, "SHARDFORM_ADDR", nil},
+		{"addr port out of range", map[string]string{"SHARDFORM_ADDR": "localhost:99999"}, "SHARDFORM_ADDR", nil},
+		{"addr port not a number", map[string]string{"SHARDFORM_ADDR": "localhost:http-alt"}, "SHARDFORM_ADDR", nil},
+		{"addr two colons", map[string]string{"SHARDFORM_ADDR": "a:b:8080"}, "SHARDFORM_ADDR", nil},
+		{"addr any host", map[string]string{"SHARDFORM_ADDR": ":8080"}, "", func(t *testing.T, c Config) {
+			if c.Addr != ":8080" {
+				t.Errorf("addr %q", c.Addr)
+			}
+		}},
+		{"addr ipv6", map[string]string{"SHARDFORM_ADDR": "[::1]:8080"}, "", func(t *testing.T, c Config) {
+			if c.Addr != "[::1]:8080" {
+				t.Errorf("addr %q", c.Addr)
+			}
+		}},
 		{"bad rate limit", map[string]string{"SHARDFORM_RATE_LIMIT": "0"}, "SHARDFORM_RATE_LIMIT", nil},
 		{"bad registration flag", map[string]string{"SHARDFORM_ALLOW_REGISTRATION": "maybe"}, "SHARDFORM_ALLOW_REGISTRATION", nil},
 		{"registration closed", map[string]string{"SHARDFORM_ALLOW_REGISTRATION": "false"}, "", func(t *testing.T, c Config) {

@@ -10,11 +10,14 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -44,78 +47,164 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: shardform [serve|api|worker|migrate|version]
+const usage = `usage: shardform <command> [flags]
 
-  serve     run the API and the workers in one process (default)
-  api       run the HTTP API only
-  worker    run the River workers only
-  migrate   apply database migrations and exit
-  ssh sign  get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
+  serve          run the API and the workers in one process (default)
+  api            run the HTTP API only
+  worker         run the River workers only
+  migrate        apply database migrations and exit
+  ssh sign       get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
   ssh configure  save the server URL and API token for shardform ssh
-  version   print the version
+  version        print the version
 
-Configuration is read from SHARDFORM_* environment variables (see README).`
+shardform <command> --help lists the command's flags. Configuration is read
+from SHARDFORM_* environment variables (see README); a flag wins over its
+variable.`
 
 func main() {
-	cmd := "serve"
-	if len(os.Args) > 1 {
-		cmd = os.Args[1]
-	}
-	if err := run(cmd); err != nil {
-		fmt.Fprintln(os.Stderr, "shardform:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(cmd string) error {
+// run runs one command line and answers the exit code.
+func run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd, rest := "serve", args
+	if len(args) > 0 {
+		cmd, rest = args[0], args[1:]
+	}
 	switch cmd {
 	case "serve", "api", "worker", "migrate":
+		return exitCode(runServer(ctx, cmd, rest, env, stdout, stderr), stderr)
 	case "version":
-		fmt.Println(version)
-		return nil
+		const synopsis = "usage: shardform version\n\nPrints the version."
+		err := parseFlags(newFlags("shardform version", synopsis), rest, stdout, synopsis)
+		if err == nil {
+			fmt.Fprintln(stdout, version)
+		}
+		return exitCode(err, stderr)
 	case "ssh":
-		return runSSH(context.Background(), os.Args[2:], os.Getenv, os.Stdout)
-	case "help", "-h", "--help":
-		fmt.Println(usage)
-		return nil
-	default:
-		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+		return exitCode(runSSHWith(ctx, rest, env, stdin, stdout), stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return exitOK
 	}
-	cfg, err := loadConfig(os.Getenv)
+	return exitCode(&usageError{msg: fmt.Sprintf("unknown command %q", cmd), usage: usage + "\n"}, stderr)
+}
+
+// serverCommands describes the commands that run against the database.
+var serverCommands = map[string]string{
+	"serve":   "Runs the HTTP API and the River workers in one process.",
+	"api":     "Runs the HTTP API only (jobs are inserted; worker processes run them).",
+	"worker":  "Runs the River workers only.",
+	"migrate": "Applies the database migrations and exits.",
+}
+
+// runServer parses the command's flags (each overrides its SHARDFORM_*
+// variable), then validates the whole configuration before touching the
+// database.
+func runServer(ctx context.Context, cmd string, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	synopsis := fmt.Sprintf("usage: shardform %s [flags]\n\n%s Every setting is also read from its\nSHARDFORM_* environment variable (README: Configuration); a flag wins.", cmd, serverCommands[cmd])
+	fs := newFlags("shardform "+cmd, synopsis)
+	overrides := map[string]*string{
+		"SHARDFORM_DATABASE_URL": fs.String("database-url", "", "Postgres URL (SHARDFORM_DATABASE_URL; default postgres://127.0.0.1:5432/shardform?sslmode=disable)"),
+		"SHARDFORM_DATA_DIR":     fs.String("data-dir", "", "data directory: master key file, Terraform workspaces (SHARDFORM_DATA_DIR; default ./.shardform)"),
+		"SHARDFORM_LOG_LEVEL":    fs.String("log-level", "", "debug, info, warn or error (SHARDFORM_LOG_LEVEL; default info)"),
+		"SHARDFORM_LOG_FORMAT":   fs.String("log-format", "", "text or json (SHARDFORM_LOG_FORMAT; default text)"),
+	}
+	if cmd != "migrate" {
+		overrides["SHARDFORM_ADDR"] = fs.String("addr", "", "listen address host:port (SHARDFORM_ADDR; default 127.0.0.1:8080)")
+	}
+	if err := parseFlags(fs, args, stdout, synopsis); err != nil {
+		return err
+	}
+	getenv := func(name string) string {
+		if v, ok := overrides[name]; ok && *v != "" {
+			return *v
+		}
+		return env(name)
+	}
+	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
 	if cfg.LogJSON {
-		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
 	}
 	log := slog.New(handler).With(slog.String("component", cmd))
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		log.Info("data dir", slog.String("path", abs))
+	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if created, err := store.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+	pool, err := openDatabase(ctx, &cfg, cmd != "migrate", log)
+	if err != nil {
 		return err
+	}
+	defer pool.Close()
+	if cmd == "migrate" {
+		return nil
+	}
+	return serve(ctx, cmd, cfg, pool, log)
+}
+
+// openDatabase creates the database if needed and applies the migrations;
+// withKey also loads the master key and checks it against the one the
+// database was first started with.
+func openDatabase(ctx context.Context, cfg *Config, withKey bool, log *slog.Logger) (*pgxpool.Pool, error) {
+	if created, err := store.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return nil, err
 	} else if created {
 		log.Info("created database", slog.String("url", redactURL(cfg.DatabaseURL)))
 	}
 	pool, err := store.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer pool.Close()
 	res, err := migrations.Up(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	log.Info("migrations applied", slog.Any("app", res.App), slog.Any("river", res.River))
+	if !withKey {
+		return pool, nil
+	}
+	if err := loadMasterKey(cfg, log); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := checkMasterKey(ctx, pool, cfg.MasterKey); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+// errMasterKeyMismatch is the one line a process started with the wrong key prints.
+var errMasterKeyMismatch = errors.New("the master key does not match this database: set SHARDFORM_MASTER_KEY or SHARDFORM_DATA_DIR to the one it was created with")
+
+// checkMasterKey stores the key's check value on the first start and
+// refuses every later start with another key.
+func checkMasterKey(ctx context.Context, pool *pgxpool.Pool, key []byte) error {
+	mac, err := seal.KeyCheck(key)
 	if err != nil {
 		return err
 	}
-	log.Info("migrations applied", slog.Any("app", res.App), slog.Any("river", res.River))
-	if cmd == "migrate" {
-		return nil
+	stored, err := store.New().EnsureMasterKeyCheck(ctx, pool, mac)
+	if store.IsNoRows(err) {
+		// Another process stored its check between our insert and select
+		// (both in one snapshot): a new statement sees it.
+		stored, err = store.New().EnsureMasterKeyCheck(ctx, pool, mac)
 	}
-	if err := loadMasterKey(&cfg, log); err != nil {
-		return err
+	if err != nil {
+		return fmt.Errorf("check the master key: %w", err)
 	}
-	return serve(ctx, cmd, cfg, pool, log)
+	if !hmac.Equal(stored, mac) {
+		return errMasterKeyMismatch
+	}
+	return nil
 }
 
 func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log *slog.Logger) error {
@@ -126,22 +215,29 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		return err
 	}
 	var runner *terraform.Runner
+	var noTerraform error // why this worker has no Terraform: the rest still runs
 	if runWorkers {
 		bin, err := terraform.FindBinary(ctx, cfg.TerraformPath, cfg.DataDir)
-		if err != nil {
-			return fmt.Errorf("SHARDFORM_TERRAFORM_PATH: %w", err)
+		if err == nil {
+			runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror,
+				DatabaseURL: cfg.DatabaseURL, Path: cfg.Path}, pool)
 		}
-		runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror, DatabaseURL: cfg.DatabaseURL}, pool)
 		if err != nil {
-			return err
+			noTerraform = fmt.Errorf("terraform is unavailable on this worker: set SHARDFORM_TERRAFORM_PATH to a terraform binary (or put terraform on PATH): %w", err)
+			log.Error("terraform unavailable: provision jobs will fail until a worker with Terraform runs them",
+				slog.String("setting", "SHARDFORM_TERRAFORM_PATH"), slog.Any("error", err))
+		} else {
+			log.Info("terraform", slog.String("binary", bin), slog.String("plugin_mirror", cfg.PluginMirror))
 		}
-		log.Info("terraform", slog.String("binary", bin), slog.String("plugin_mirror", cfg.PluginMirror))
 	}
 	registry, err := drivers(cfg, time.Now())
 	if err != nil {
 		return err
 	}
 	prov := provision.New(st, sealer, registry, runner, time.Now)
+	if noTerraform != nil {
+		prov.WithoutTerraform(noTerraform)
+	}
 	creds := credentialStore(cfg, st, sealer, runner)
 	plan, err := plannerService(cfg, st, creds)
 	if err != nil {
@@ -187,7 +283,11 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		})
 	}
 	if runAPI {
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, log)
+		var unavailable map[string]string
+		if noTerraform != nil {
+			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
+		}
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -206,14 +306,16 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service, log *slog.Logger) (*api.Server, error) {
+func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
+	unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds,
-		Instances: placement.New(st, placement.Config{}),
+		Instances:   placement.New(st, placement.Config{}),
+		Unavailable: unavailable,
 	})
 }
 

@@ -76,16 +76,13 @@ func loadCLIConfig(env func(string) string) (cliConfig, error) {
 
 // runConfigure runs `shardform ssh configure`.
 func runConfigure(args []string, env func(string) string, stdin io.Reader, out io.Writer) error {
-	fs := flag.NewFlagSet("shardform ssh configure", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	const synopsis = "usage: shardform ssh configure --url URL (--token TOKEN | --token-stdin)\n\nSaves the server URL and API token in the config file\n($SHARDFORM_CONFIG, else ~/.config/shardform/config.json, mode 0600)."
+	fs := newFlags("shardform ssh configure", synopsis)
 	url := fs.String("url", "", "the API's address, e.g. https://shardform.example.com")
 	token := fs.String("token", "", "an API token (shardform_api_...)")
 	fromStdin := fs.Bool("token-stdin", false, "read the API token from standard input")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("ssh configure: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("ssh configure: unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args, out, synopsis); err != nil {
+		return err
 	}
 	if *fromStdin {
 		raw, err := io.ReadAll(io.LimitReader(stdin, 4096))
@@ -141,12 +138,8 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// runSSH runs `shardform ssh ...`. env reads the environment; output goes to
-// out. Errors are one line.
-func runSSH(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
-	return runSSHWith(ctx, args, env, os.Stdin, out)
-}
-
+// runSSHWith runs `shardform ssh ...`. env reads the environment; output
+// goes to out. Errors are one line.
 func runSSHWith(ctx context.Context, args []string, env func(string) string, stdin io.Reader, out io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprintln(out, sshUsage)
@@ -156,21 +149,18 @@ func runSSHWith(ctx context.Context, args []string, env func(string) string, std
 		return runConfigure(args[1:], env, stdin, out)
 	}
 	if args[0] != "sign" {
-		return fmt.Errorf("ssh: unknown command %q (want: sign, configure)", args[0])
+		return &usageError{msg: fmt.Sprintf("ssh: unknown command %q (want: sign, configure)", args[0]), usage: sshUsage + "\n"}
 	}
+	const synopsis = "usage: shardform ssh sign [flags]\n\nGets a short-lived certificate for a public key from the SSH CA and writes it\nbeside the key as <key>-cert.pub, where OpenSSH finds it. The server and API\ntoken come from SHARDFORM_URL and SHARDFORM_TOKEN, else from the config file."
 	home, _ := os.UserHomeDir()
-	fs := flag.NewFlagSet("shardform ssh sign", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := newFlags("shardform ssh sign", synopsis)
 	keyPath := fs.String("key", "", "public key to certify (default ~/.ssh/id_ed25519.pub; with --generate ~/.ssh/shardform_ed25519.pub)")
 	var principals stringList
 	fs.Var(&principals, "principal", "user name to log in as (repeatable; default root)")
 	hours := fs.Int("hours", 0, "validity in hours (default: the organization's policy, 8 unless changed)")
 	generate := fs.Bool("generate", false, "make a fresh ephemeral ed25519 key pair first")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("ssh sign: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("ssh sign: unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args[1:], out, synopsis); err != nil {
+		return err
 	}
 	hoursSet := false
 	fs.Visit(func(f *flag.Flag) { hoursSet = hoursSet || f.Name == "hours" })

@@ -117,7 +117,7 @@ func TestSSHSignCommand(t *testing.T) {
 
 	t.Run("generate and sign", func(t *testing.T) {
 		var out bytes.Buffer
-		if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", keyPath, "--principal", "root,shardform", "--hours", "2"}, env, &out); err != nil {
+		if err := runSSHWith(t.Context(), []string{"sign", "--generate", "--key", keyPath, "--principal", "root,shardform", "--hours", "2"}, env, strings.NewReader(""), &out); err != nil {
 			t.Fatalf("ssh sign: %v", err)
 		}
 		certPath := filepath.Join(dir, "id_test-cert.pub")
@@ -151,25 +151,25 @@ func TestSSHSignCommand(t *testing.T) {
 			}
 		}
 		// --generate again replaces its own ephemeral key.
-		if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", keyPath}, env, io.Discard); err != nil {
+		if err := runSSHWith(t.Context(), []string{"sign", "--generate", "--key", keyPath}, env, strings.NewReader(""), io.Discard); err != nil {
 			t.Fatalf("second --generate: %v", err)
 		}
 	})
 
 	t.Run("errors are one line", func(t *testing.T) {
-		err := runSSH(t.Context(), []string{"sign", "--key", keyPath, "--principal", "admin"}, env, io.Discard)
+		err := runSSHWith(t.Context(), []string{"sign", "--key", keyPath, "--principal", "admin"}, env, strings.NewReader(""), io.Discard)
 		if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `403: principal "admin" is not allowed`) {
 			t.Errorf("error %q", err)
 		}
-		err = runSSH(t.Context(), []string{"sign", "--key", keyPath, "--hours", "99"}, env, io.Discard)
+		err = runSSHWith(t.Context(), []string{"sign", "--key", keyPath, "--hours", "99"}, env, strings.NewReader(""), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "400: validity_hours: must be at most 24") {
 			t.Errorf("error %q", err)
 		}
-		err = runSSH(t.Context(), []string{"sign", "--key", filepath.Join(dir, "missing.pub")}, env, io.Discard)
+		err = runSSHWith(t.Context(), []string{"sign", "--key", filepath.Join(dir, "missing.pub")}, env, strings.NewReader(""), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "read public key") {
 			t.Errorf("error %q", err)
 		}
-		err = runSSH(t.Context(), []string{"sign", "--key", keyPath}, func(string) string { return "" }, io.Discard)
+		err = runSSHWith(t.Context(), []string{"sign", "--key", keyPath}, func(string) string { return "" }, strings.NewReader(""), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "SHARDFORM_URL") {
 			t.Errorf("error %q", err)
 		}
@@ -178,7 +178,7 @@ func TestSSHSignCommand(t *testing.T) {
 		if err := os.WriteFile(mine, []byte("ssh-ed25519 AAAA me@laptop\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err = runSSH(t.Context(), []string{"sign", "--generate", "--key", mine}, env, io.Discard)
+		err = runSSHWith(t.Context(), []string{"sign", "--generate", "--key", mine}, env, strings.NewReader(""), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "was not made by --generate") {
 			t.Errorf("error %q", err)
 		}
@@ -230,16 +230,16 @@ func TestSSHConfigure(t *testing.T) {
 		t.Fatalf("config file %v %v; output %q", fi, err, out.String())
 	}
 	key := filepath.Join(dir, "id.pub")
-	if err := runSSH(t.Context(), []string{"sign", "--generate", "--key", key}, env, io.Discard); err != nil {
+	if err := runSSHWith(t.Context(), []string{"sign", "--generate", "--key", key}, env, strings.NewReader(""), io.Discard); err != nil {
 		t.Fatalf("sign with the config file: %v", err)
 	}
 	// The environment wins: a wrong token in it is used (and refused).
-	err = runSSH(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_TOKEN": "shardform_api_wrong"}), io.Discard)
+	err = runSSHWith(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_TOKEN": "shardform_api_wrong"}), strings.NewReader(""), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("error %v, want a 401 for the environment's token", err)
 	}
 	// SHARDFORM_CONFIG names another file.
-	err = runSSH(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_CONFIG": filepath.Join(dir, "none.json")}), io.Discard)
+	err = runSSHWith(t.Context(), []string{"sign", "--key", key}, envOf(map[string]string{"HOME": home, "SHARDFORM_CONFIG": filepath.Join(dir, "none.json")}), strings.NewReader(""), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "SHARDFORM_URL is not set") {
 		t.Errorf("error %v", err)
 	}

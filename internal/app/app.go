@@ -36,6 +36,9 @@ type APIConfig struct {
 	Instances api.Instances
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
 	SSH api.SSHCA
+	// Unavailable names the queues this process cannot run, with a public
+	// reason; /health/ready reports them.
+	Unavailable map[string]string
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -58,6 +61,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
-		Instances: cfg.Instances,
+		Instances: cfg.Instances, Unavailable: cfg.Unavailable,
 	}), nil
 }
