@@ -21,7 +21,7 @@ type (
 	readyBody struct {
 		Status      string            `json:"status"` // ok, degraded (a queue this process cannot run) or unavailable
 		Error       string            `json:"error,omitempty"`
-		Detail      string            `json:"detail,omitempty"` // the cause, for a platform admin's credential only
+		Detail      string            `json:"detail,omitempty"`      // the cause, for a platform admin's credential only
 		Unavailable map[string]string `json:"unavailable,omitempty"` // queue → reason
 	}
 	detailedBody struct {

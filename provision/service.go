@@ -54,7 +54,7 @@ type Service struct {
 	// with it instead of waiting for a Terraform that is not there.
 	noTerraform error
 	queue       Queue
-	now     func() time.Time
+	now         func() time.Time
 }
 
 // New builds the service. runner may be nil where no job runs.
