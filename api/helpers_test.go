@@ -336,7 +336,7 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 		t.Fatal(err)
 	}
 	drivers := providers.NewRegistry(append([]providers.Driver{providers.Local{}}, extra...)...)
-	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now)
+	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
 		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

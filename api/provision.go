@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -24,6 +26,7 @@ type Provisioning interface {
 	Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Logs(ctx context.Context, p *domain.Principal, id uuid.UUID, afterID int64) ([]provision.LogLine, bool, error)
+	FollowLogs(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
 	Providers() []provision.ProviderInfo
 	ListNodes(ctx context.Context, p *domain.Principal, f provision.Filter, page domain.Page) ([]provision.Node, int64, error)
 	GetNode(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Node, error)
@@ -112,7 +115,12 @@ func (s *Server) provisionStep(step func(Provisioning, context.Context, *domain.
 
 // provisionLogs returns the stored output, or with follow=1 streams it as
 // Server-Sent Events ("log" events, then one "end" event with the final
-// status) until the running job ends.
+// status, or an "error" event when the stream cannot go on) until the
+// running job ends, the client leaves or the server shuts down. While no
+// line arrives, a ": heartbeat" comment every FollowHeartbeat keeps proxies
+// from closing the stream and shows whether the client is still there (a
+// write to a closed connection fails). New lines wake the stream through
+// the provisioning service's one shared LISTEN connection: nothing polls.
 func (s *Server) provisionLogs(c *fiber.Ctx) error {
 	id, err := pathID(c, "id", "provision request")
 	if err != nil {
@@ -125,50 +133,160 @@ func (s *Server) provisionLogs(c *fiber.Ctx) error {
 		}
 	}
 	p := principal(c)
-	lines, running, err := s.cfg.Provisioning.Logs(c.UserContext(), p, id, after)
+	uctx := c.UserContext()
+	lines, running, err := s.cfg.Provisioning.Logs(uctx, p, id, after)
 	if err != nil {
 		return err
 	}
 	if c.Query("follow") != "1" && c.Query("follow") != "true" {
 		return c.JSON(fiber.Map{"data": lines, "running": running})
 	}
+	wake, stop, err := s.cfg.Provisioning.FollowLogs(uctx, p, id)
+	if err != nil {
+		return err
+	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
+	// The client learns at once that the stream is open, before any line.
+	c.Context().Response.ImmediateHeaderFlush = true
+	f := &follower{
+		prov: s.cfg.Provisioning, p: p, id: id, after: after, wake: wake, heartbeat: s.cfg.FollowHeartbeat,
+		log: s.log.With(slog.String("request_id", requestID(c)), slog.String("provision_id", id.String()),
+			slog.String("organization_id", p.OrgID.String())),
+	}
+	// The stream outlives this handler (and its fiber.Ctx, which Fiber
+	// reuses): it runs on the request's values, cancelled at shutdown.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(uctx))
+	stopOnShutdown := context.AfterFunc(s.streams, cancel)
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+		defer stop()
+		defer stopOnShutdown()
 		defer cancel()
-		for {
-			for _, l := range lines {
-				after = l.ID
-				b, _ := json.Marshal(l)
-				fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, b)
-			}
-			if !running && len(lines) == 0 {
-				r, err := s.cfg.Provisioning.Get(ctx, p, id)
-				if err == nil {
-					b, _ := json.Marshal(fiber.Map{"status": r.Status, "error": r.Error})
-					fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
+		f.stream(ctx, w, lines, running)
+	})
+	return nil
+}
+
+// follower is one live log stream.
+type follower struct {
+	prov      Provisioning
+	p         *domain.Principal
+	id        uuid.UUID
+	after     int64
+	wake      <-chan struct{}
+	heartbeat time.Duration
+	log       *slog.Logger
+}
+
+// errClientGone: a write or flush to the client failed.
+var errClientGone = errors.New("the client closed the stream")
+
+func (f *follower) stream(ctx context.Context, w *bufio.Writer, lines []provision.LogLine, running bool) {
+	ticker := time.NewTicker(f.heartbeat)
+	defer ticker.Stop()
+	for {
+		if err := f.send(w, lines); err != nil {
+			f.log.DebugContext(ctx, "log follower left", slog.Any("error", err))
+			return
+		}
+		if !running && len(lines) == 0 {
+			f.end(ctx, w)
+			return
+		}
+		if len(lines) < provision.LogsPageSize { // a full page: read on at once
+			if err := f.wait(ctx, w, ticker.C); err != nil {
+				if ctx.Err() == nil {
+					f.log.DebugContext(ctx, "log follower left", slog.Any("error", err))
 				}
-				_ = w.Flush()
-				return
-			}
-			if err := w.Flush(); err != nil {
-				return // the client went away
-			}
-			if len(lines) == 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(250 * time.Millisecond):
-				}
-			}
-			if lines, running, err = s.cfg.Provisioning.Logs(ctx, p, id, after); err != nil {
 				return
 			}
 		}
-	})
+		var err error
+		if lines, running, err = f.prov.Logs(ctx, f.p, f.id, f.after); err != nil {
+			if ctx.Err() != nil {
+				return // the server is shutting down
+			}
+			f.log.ErrorContext(ctx, "live log stream: could not read the log", slog.Any("error", err))
+			f.fail(ctx, w, "could not read the log: reconnect with after="+strconv.FormatInt(f.after, 10))
+			return
+		}
+	}
+}
+
+// send writes lines as "log" events and flushes.
+func (f *follower) send(w *bufio.Writer, lines []provision.LogLine) error {
+	for _, l := range lines {
+		b, err := json.Marshal(l)
+		if err != nil {
+			return fmt.Errorf("encode log line %d: %w", l.ID, err)
+		}
+		if _, err := fmt.Fprintf(w, "id: %d\nevent: log\ndata: %s\n\n", l.ID, b); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		f.after = l.ID
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
 	return nil
+}
+
+// wait returns when the log may have changed, sending a heartbeat on every
+// tick meanwhile; an error means the client left or ctx ended.
+func (f *follower) wait(ctx context.Context, w *bufio.Writer, tick <-chan time.Time) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.wake:
+			return nil
+		case <-tick:
+			if _, err := w.WriteString(": heartbeat\n\n"); err != nil {
+				return fmt.Errorf("%w: %w", errClientGone, err)
+			}
+			if err := w.Flush(); err != nil {
+				return fmt.Errorf("%w: %w", errClientGone, err)
+			}
+		}
+	}
+}
+
+// end sends the final "end" event with the request's status.
+func (f *follower) end(ctx context.Context, w *bufio.Writer) {
+	r, err := f.prov.Get(ctx, f.p, f.id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		f.log.ErrorContext(ctx, "live log stream: could not read the final status", slog.Any("error", err))
+		f.fail(ctx, w, "the run ended but its final status could not be read: GET /v1/provision/"+f.id.String())
+		return
+	}
+	b, err := json.Marshal(fiber.Map{"status": r.Status, "error": r.Error})
+	if err == nil {
+		_, err = fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		f.log.DebugContext(ctx, "log follower left before the end event", slog.Any("error", err))
+	}
+}
+
+// fail sends an "error" event ({"error": message}) and ends the stream.
+func (f *follower) fail(ctx context.Context, w *bufio.Writer, message string) {
+	b, err := json.Marshal(fiber.Map{"error": message})
+	if err == nil {
+		_, err = fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		f.log.DebugContext(ctx, "log follower left before the error event", slog.Any("error", err))
+	}
 }
 
 func (s *Server) listNodes(c *fiber.Ctx) error {

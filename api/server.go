@@ -112,6 +112,10 @@ type Config struct {
 	// Unavailable names the queues this process cannot run (e.g.
 	// "terraform": no binary), each with a reason safe to show publicly.
 	Unavailable map[string]string
+	// FollowHeartbeat is how often a live log stream (logs?follow=1) sends
+	// an SSE comment while no line arrives, so a client that left is noticed.
+	// Default 15 s.
+	FollowHeartbeat time.Duration
 }
 
 // Server is the HTTP API.
@@ -126,6 +130,11 @@ type Server struct {
 	openapiOnce sync.Once
 	openapi     *openAPI
 	openapiErr  error
+
+	// streams is cancelled when the server shuts down: long-lived streams
+	// (live logs) end then instead of holding the shutdown.
+	streams     context.Context
+	stopStreams context.CancelFunc
 }
 
 // New builds the Fiber app with every route.
@@ -142,7 +151,11 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler) // the caller passes its logger; none means quiet
 	}
+	if cfg.FollowHeartbeat <= 0 {
+		cfg.FollowHeartbeat = 15 * time.Second
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	s.app = fiber.New(fiber.Config{
 		AppName:               "shardform",
 		ErrorHandler:          s.handleError,
@@ -195,8 +208,17 @@ func (s *Server) Listen(ctx context.Context, addr string) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		return s.app.ShutdownWithTimeout(10 * time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		return s.Shutdown(sctx)
 	}
+}
+
+// Shutdown ends the open streams, then stops the app once every request
+// has finished (or ctx ends).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopStreams()
+	return s.app.ShutdownWithContext(ctx)
 }
 
 func (s *Server) routes() {

@@ -53,7 +53,7 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{}), runner, time.Now)
+	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{}), runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	rc, err := worker.NewClient(pool, st, worker.Options{Work: true, Provision: prov, TerraformWorkers: terraformWorkers,
 		FetchPollInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,11 +34,18 @@ type Node struct {
 	UpdatedAt    time.Time         `json:"updated_at"`
 }
 
-func nodeView(n store.Node) Node {
+// nodeView is a stored node as the API shows it. Stored labels that do not
+// decode are shown empty and logged, so the node stays visible and can be
+// relabelled.
+func (s *Service) nodeView(ctx context.Context, n store.Node) Node {
 	out := Node{ID: n.ID, Name: n.Name, Provider: n.Provider, Region: n.Region, InstanceType: n.InstanceType,
 		VCPU: n.Vcpu, MemoryMB: n.MemoryMb, DiskGB: n.DiskGb, IPv4: n.Ipv4, IPv6: n.Ipv6, ServerID: n.ServerID,
 		Status: n.Status, Labels: map[string]string{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
-	_ = json.Unmarshal(n.Labels, &out.Labels)
+	if err := json.Unmarshal(n.Labels, &out.Labels); err != nil {
+		out.Labels = map[string]string{}
+		s.log.ErrorContext(ctx, "node has unreadable labels: shown without them",
+			slog.String("node_id", n.ID.String()), slog.String("organization_id", n.OrganizationID.String()), slog.Any("error", err))
+	}
 	if n.ProvisionID.Valid {
 		id := n.ProvisionID.UUID
 		out.ProvisionID = &id
@@ -60,7 +68,7 @@ func (s *Service) ListNodes(ctx context.Context, p *domain.Principal, f Filter, 
 	}
 	out := make([]Node, len(rows))
 	for i, n := range rows {
-		out[i] = nodeView(n)
+		out[i] = s.nodeView(ctx, n)
 	}
 	return out, total, nil
 }
@@ -77,7 +85,7 @@ func (s *Service) GetNode(ctx context.Context, p *domain.Principal, id uuid.UUID
 	if err != nil {
 		return Node{}, fmt.Errorf("get node %s: %w", id, err)
 	}
-	return nodeView(n), nil
+	return s.nodeView(ctx, n), nil
 }
 
 // NodeUpdate is the body of PUT /v1/nodes/{id}: absent fields stay.
@@ -124,7 +132,7 @@ func (s *Service) UpdateNode(ctx context.Context, p *domain.Principal, id uuid.U
 	if err != nil {
 		return Node{}, fmt.Errorf("update node %s: %w", id, err)
 	}
-	return nodeView(n), nil
+	return s.nodeView(ctx, n), nil
 }
 
 // DeleteNode unregisters a node. A node created by a live provision request

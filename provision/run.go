@@ -72,7 +72,10 @@ func (s *Service) load(ctx context.Context, j Job, status string) (store.Provisi
 
 func (s *Service) open(ctx context.Context, r store.ProvisionRequest, d providers.Driver, logs *logWriter) (*terraform.Workspace, error) {
 	var labels map[string]string
-	_ = json.Unmarshal(r.Labels, &labels)
+	if err := json.Unmarshal(r.Labels, &labels); err != nil {
+		// Rendering without them would build a machine without its labels.
+		return nil, fmt.Errorf("stored labels of provision request %s are unreadable: %w", r.ID, err)
+	}
 	cfg, err := d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
 	if err != nil {
 		return nil, err
@@ -243,7 +246,7 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 		return err
 	}
 	if err := ws.Remove(); err != nil {
-		slog.WarnContext(ctx, "could not remove workspace directory", slog.String("provision_id", r.ID.String()), slog.Any("error", err))
+		s.log.WarnContext(ctx, "could not remove workspace directory", slog.String("provision_id", r.ID.String()), slog.Any("error", err))
 	}
 	return nil
 }
@@ -294,7 +297,7 @@ func (w *logWriter) Note(line string) {
 
 func (w *logWriter) append(chunk string) {
 	if err := w.s.q.AppendProvisionLog(w.ctx, w.s.st.Pool, store.AppendProvisionLogParams{ProvisionID: w.id, Operation: w.operation, Chunk: chunk}); err != nil {
-		slog.ErrorContext(w.ctx, "could not store Terraform output", slog.String("provision_id", w.id.String()), slog.Any("error", err))
+		w.s.log.ErrorContext(w.ctx, "could not store Terraform output", slog.String("provision_id", w.id.String()), slog.Any("error", err))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -55,11 +56,19 @@ type Service struct {
 	noTerraform error
 	queue       Queue
 	now         func() time.Time
+	log         *slog.Logger
+	feed        *logFeed // the log followers of this process
 }
 
-// New builds the service. runner may be nil where no job runs.
-func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runner *terraform.Runner, now func() time.Time) *Service {
-	return &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now}
+// New builds the service. runner may be nil where no job runs; log (nil:
+// discard) receives what the service cannot return to a caller.
+func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runner *terraform.Runner, now func() time.Time, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now, log: log}
+	s.feed = newLogFeed(log, s.listenerConfig)
+	return s
 }
 
 // WithoutTerraform makes every Terraform job of this worker process fail
@@ -88,13 +97,24 @@ type Request struct {
 	UpdatedAt    time.Time              `json:"updated_at"`
 }
 
-func view(r store.ProvisionRequest) Request {
+// view is a stored request as the API shows it. Stored labels or a plan
+// summary that do not decode (a row written by hand or by another version)
+// are shown empty and logged: the request stays visible and can still be
+// planned again or destroyed.
+func (s *Service) view(ctx context.Context, r store.ProvisionRequest) Request {
 	out := Request{ID: r.ID, Provider: r.Provider, Region: r.Region, InstanceType: r.InstanceType, Name: r.Name, Image: r.Image,
 		SSHKeys: r.SshKeys, Labels: map[string]string{}, Status: r.Status, Error: r.Error, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
-	_ = json.Unmarshal(r.Labels, &out.Labels)
+	if err := json.Unmarshal(r.Labels, &out.Labels); err != nil {
+		out.Labels = map[string]string{}
+		s.log.ErrorContext(ctx, "provision request has unreadable labels: shown without them",
+			slog.String("provision_id", r.ID.String()), slog.String("organization_id", r.OrganizationID.String()), slog.Any("error", err))
+	}
 	if len(r.PlanSummary) > 0 {
 		var sum terraform.PlanSummary
-		if json.Unmarshal(r.PlanSummary, &sum) == nil {
+		if err := json.Unmarshal(r.PlanSummary, &sum); err != nil {
+			s.log.ErrorContext(ctx, "provision request has an unreadable plan summary: shown without it",
+				slog.String("provision_id", r.ID.String()), slog.String("organization_id", r.OrganizationID.String()), slog.Any("error", err))
+		} else {
 			out.PlanSummary = &sum
 		}
 	}
@@ -207,7 +227,7 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 			if string(prev.RequestHash) != string(hash) {
 				return Request{}, false, &domain.PublicError{Kind: domain.ErrUnprocessable, Message: "Idempotency-Key was already used with a different request body"}
 			}
-			return view(prev), false, nil
+			return s.view(ctx, prev), false, nil
 		}
 		if !store.IsNoRows(err) {
 			return Request{}, false, fmt.Errorf("create provision: %w", err)
@@ -226,7 +246,7 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 			// A concurrent request with the same key won the race.
 			prev, gerr := s.q.GetProvisionRequestByIdempotencyKey(ctx, s.st.Pool, store.GetProvisionRequestByIdempotencyKeyParams{OrganizationID: p.OrgID, IdempotencyKey: key})
 			if gerr == nil && string(prev.RequestHash) == string(hash) {
-				return view(prev), false, nil
+				return s.view(ctx, prev), false, nil
 			}
 		}
 		return Request{}, false, domain.Conflict("a live provision request named %q already exists in this organization", req.Name)
@@ -234,7 +254,7 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 	if err != nil {
 		return Request{}, false, fmt.Errorf("create provision: %w", err)
 	}
-	return view(row), true, nil
+	return s.view(ctx, row), true, nil
 }
 
 // credential resolves the credential a request runs with: the named one
@@ -299,7 +319,7 @@ func (s *Service) Get(ctx context.Context, p *domain.Principal, id uuid.UUID) (R
 	if err != nil {
 		return Request{}, fmt.Errorf("get provision %s: %w", id, err)
 	}
-	return view(r), nil
+	return s.view(ctx, r), nil
 }
 
 // Filter narrows a list.
@@ -333,7 +353,7 @@ func (s *Service) List(ctx context.Context, p *domain.Principal, f Filter, page 
 	}
 	out := make([]Request, len(rows))
 	for i, r := range rows {
-		out[i] = view(r)
+		out[i] = s.view(ctx, r)
 	}
 	return out, total, nil
 }
@@ -382,7 +402,7 @@ func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.U
 			return domain.Conflict("a %s job for this request is still finishing: try again in a moment", args.Kind())
 		}
 		r.Status, r.Error = to, ""
-		out = view(r)
+		out = s.view(ctx, r)
 		return nil
 	})
 	return out, err

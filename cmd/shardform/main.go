@@ -234,7 +234,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if err != nil {
 		return err
 	}
-	prov := provision.New(st, sealer, registry, runner, time.Now)
+	prov := provision.New(st, sealer, registry, runner, time.Now, log.With(slog.String("subsystem", "provision")))
 	if noTerraform != nil {
 		prov.WithoutTerraform(noTerraform)
 	}

@@ -39,6 +39,8 @@ type APIConfig struct {
 	// Unavailable names the queues this process cannot run, with a public
 	// reason; /health/ready reports them.
 	Unavailable map[string]string
+	// FollowHeartbeat is api.Config.FollowHeartbeat (0: its default).
+	FollowHeartbeat time.Duration
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -61,6 +63,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
-		Instances: cfg.Instances, Unavailable: cfg.Unavailable,
+		Instances: cfg.Instances, Unavailable: cfg.Unavailable, FollowHeartbeat: cfg.FollowHeartbeat,
 	}), nil
 }
