@@ -68,6 +68,8 @@ type setupOpts struct {
 	metrics *prometheus.Registry
 	// unavailable: queues this process cannot run (api.Config.Unavailable).
 	unavailable map[string]string
+	// followHeartbeat is the live log streams' heartbeat (0: the default).
+	followHeartbeat time.Duration
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -128,7 +130,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
-		RateLimit: o.rateLimit, Version: "test",
+		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {
@@ -321,7 +323,11 @@ func (b *bundle) listen() string {
 		b.t.Fatal(err)
 	}
 	go func() { _ = b.srv.App().Listener(ln) }()
-	b.t.Cleanup(func() { _ = b.srv.App().ShutdownWithTimeout(5 * time.Second) })
+	b.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = b.srv.Shutdown(ctx)
+	})
 	return "http://" + ln.Addr().String()
 }
 

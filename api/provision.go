@@ -207,8 +207,7 @@ func (f *follower) stream(ctx context.Context, w *bufio.Writer, lines []provisio
 			if ctx.Err() != nil {
 				return // the server is shutting down
 			}
-			f.log.ErrorContext(ctx, "live log stream: could not read the log", slog.Any("error", err))
-			f.fail(ctx, w, "could not read the log: reconnect with after="+strconv.FormatInt(f.after, 10))
+			f.fail(ctx, w, "read the log", err)
 			return
 		}
 	}
@@ -259,8 +258,7 @@ func (f *follower) end(ctx context.Context, w *bufio.Writer) {
 		if ctx.Err() != nil {
 			return
 		}
-		f.log.ErrorContext(ctx, "live log stream: could not read the final status", slog.Any("error", err))
-		f.fail(ctx, w, "the run ended but its final status could not be read: GET /v1/provision/"+f.id.String())
+		f.fail(ctx, w, "read the final status", err)
 		return
 	}
 	b, err := json.Marshal(fiber.Map{"status": r.Status, "error": r.Error})
@@ -275,9 +273,15 @@ func (f *follower) end(ctx context.Context, w *bufio.Writer) {
 	}
 }
 
-// fail sends an "error" event ({"error": message}) and ends the stream.
-func (f *follower) fail(ctx context.Context, w *bufio.Writer, message string) {
-	b, err := json.Marshal(fiber.Map{"error": message})
+// fail sends an "error" event ({"error", "status"}: what the same failure
+// would answer as a request, e.g. 404 when the request was deleted) in
+// place of the next event; a server error is logged.
+func (f *follower) fail(ctx context.Context, w *bufio.Writer, doing string, cause error) {
+	status, message := statusOf(cause)
+	if status >= fiber.StatusInternalServerError {
+		f.log.ErrorContext(ctx, "live log stream failed: could not "+doing, slog.Any("error", cause))
+	}
+	b, err := json.Marshal(fiber.Map{"error": message, "status": status})
 	if err == nil {
 		_, err = fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 	}

@@ -57,7 +57,7 @@ func Running(status string) bool {
 // stop must be called when the follower leaves.
 //
 // The notifications come from one LISTEN connection per Service (see
-// migrations/00014_provision_log_notify.sql), opened with the first follower
+// migrations/00015_provision_log_notify.sql), opened with the first follower
 // and closed with the last; while it reconnects after an error, followers
 // are woken when it is back, so nothing written meanwhile is missed.
 func (s *Service) FollowLogs(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error) {
