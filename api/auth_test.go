@@ -329,7 +329,11 @@ func TestBootstrapConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			r := b.do(req{method: "POST", path: "/v1/auth/bootstrap", body: map[string]string{"email": fmt.Sprintf("a%d@example.com", i), "password": testPassword}})
+			r, err := b.try(req{method: "POST", path: "/v1/auth/bootstrap", body: map[string]string{"email": fmt.Sprintf("a%d@example.com", i), "password": testPassword}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			statuses <- r.Status
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -185,7 +186,22 @@ type req struct {
 	noContract   bool              // the answer is not checked against the OpenAPI document
 }
 
+// do sends r and decodes the answer; it fails the test (t.Fatal) when the
+// request cannot be sent or its answer decoded. From a goroutine other
+// than the test's, call try instead.
 func (b *bundle) do(r req) response {
+	b.t.Helper()
+	out, err := b.try(r)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return out
+}
+
+// try is do returning its failure instead of calling t.Fatal, so a
+// goroutine can send requests (a contract violation is reported with
+// t.Error, which any goroutine may call).
+func (b *bundle) try(r req) (response, error) {
 	b.t.Helper()
 	var body io.Reader
 	switch v := r.body.(type) {
@@ -195,7 +211,7 @@ func (b *bundle) do(r req) response {
 	default:
 		buf, err := json.Marshal(v)
 		if err != nil {
-			b.t.Fatal(err)
+			return response{}, fmt.Errorf("%s %s: encode the body: %w", r.method, r.path, err)
 		}
 		body = bytes.NewReader(buf)
 	}
@@ -215,7 +231,7 @@ func (b *bundle) do(r req) response {
 	}
 	resp, err := b.srv.App().Test(hr, int(timeout.Milliseconds()))
 	if err != nil {
-		b.t.Fatalf("%s %s: %v", r.method, r.path, err)
+		return response{}, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -227,10 +243,10 @@ func (b *bundle) do(r req) response {
 	}
 	if len(raw) > 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(raw, &out.Body); err != nil {
-			b.t.Fatalf("%s %s: decode %q: %v", r.method, r.path, raw, err)
+			return response{}, fmt.Errorf("%s %s: decode %q: %w", r.method, r.path, raw, err)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // expect fails the test unless the answer has the status.

@@ -376,7 +376,11 @@ func TestInstancesConcurrentPlacements(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				<-start
-				r := b.do(req{method: "POST", path: "/v1/instances", token: tok, body: body(i), timeout: 30 * time.Second})
+				r, err := b.try(req{method: "POST", path: "/v1/instances", token: tok, body: body(i), timeout: 30 * time.Second})
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				mu.Lock()
 				statuses[r.Status]++
 				mu.Unlock()

@@ -781,7 +781,11 @@ func TestMemberLastOwnerConcurrent(t *testing.T) {
 		var statuses [2]int
 		for j, by := range [2]account{a, c} {
 			wg.Go(func() {
-				r := b.do(req{method: "PUT", path: orgPath(org, "members", targets[j].userID, "role"), token: by.access, body: map[string]string{"role": "admin"}})
+				r, err := b.try(req{method: "PUT", path: orgPath(org, "members", targets[j].userID, "role"), token: by.access, body: map[string]string{"role": "admin"}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				statuses[j] = r.Status
 			})
 		}
@@ -807,7 +811,11 @@ func TestMemberLastOwnerConcurrent(t *testing.T) {
 	// Both owners leaving at once: one of them stays.
 	var wg sync.WaitGroup
 	for _, who := range []account{a, c} {
-		wg.Go(func() { b.do(req{method: "DELETE", path: orgPath(org, "members", who.userID), token: who.access}) })
+		wg.Go(func() {
+			if _, err := b.try(req{method: "DELETE", path: orgPath(org, "members", who.userID), token: who.access}); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	wg.Wait()
 	if n := owners(); n != 1 {

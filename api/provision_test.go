@@ -161,14 +161,25 @@ func TestProvisionConcurrentPlans(t *testing.T) {
 	b := setup(t, setupOpts{provisioning: true})
 	a := b.bootstrap("ops@example.com")
 	id := b.expect(req{method: "POST", path: "/v1/provision", token: a.access, body: localBody("web-1")}, 201).str("id")
-	statuses := make(chan int, 2)
+	type answer struct {
+		status int
+		err    error
+	}
+	answers := make(chan answer, 2)
 	for range 2 {
 		go func() {
-			statuses <- b.do(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: a.access}).Status
+			r, err := b.try(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: a.access})
+			answers <- answer{r.Status, err}
 		}()
 	}
-	got := map[int]int{<-statuses: 1}
-	got[<-statuses]++
+	got := map[int]int{}
+	for range 2 {
+		ans := <-answers
+		if ans.err != nil {
+			t.Fatal(ans.err)
+		}
+		got[ans.status]++
+	}
 	if got[202] != 1 || got[409] != 1 {
 		t.Fatalf("two plans at once answered %v, want one 202 and one 409", got)
 	}

@@ -80,7 +80,18 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	return e
 }
 
+// call sends one request and decodes its answer into out; it fails the
+// benchmark unless the answer is 2xx. From another goroutine, use try.
 func (e *env) call(method, path string, body, out any) int {
+	status, err := e.try(method, path, body, out)
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	return status
+}
+
+// try is call returning its failure instead of calling b.Fatal.
+func (e *env) try(method, path string, body, out any) (int, error) {
 	var r io.Reader
 	if body != nil {
 		buf, _ := json.Marshal(body)
@@ -93,19 +104,19 @@ func (e *env) call(method, path string, body, out any) int {
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.b.Fatal(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		e.b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			e.b.Fatal(err)
+			return resp.StatusCode, fmt.Errorf("%s %s: decode: %w", method, path, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 type provisionView struct {
@@ -121,15 +132,24 @@ func (e *env) create(name string) string {
 }
 
 func (e *env) wait(id, want string) {
+	if err := e.tryWait(id, want); err != nil {
+		e.b.Fatal(err)
+	}
+}
+
+// tryWait is wait returning its failure instead of calling b.Fatal.
+func (e *env) tryWait(id, want string) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		var p provisionView
-		e.call("GET", "/v1/provision/"+id, nil, &p)
+		if _, err := e.try("GET", "/v1/provision/"+id, nil, &p); err != nil {
+			return err
+		}
 		if p.Status == want {
-			return
+			return nil
 		}
 		if p.Status == provision.StatusFailed || time.Now().After(deadline) {
-			e.b.Fatalf("provision %s is %s (%s), want %s", id, p.Status, p.Error, want)
+			return fmt.Errorf("provision %s is %s (%s), want %s", id, p.Status, p.Error, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -194,9 +214,16 @@ func BenchmarkThroughput(b *testing.B) {
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Go(func() {
-			e.wait(id, provision.StatusPlanned)
-			e.call("POST", "/v1/provision/"+id+"/apply", nil, nil)
-			e.wait(id, provision.StatusApplied)
+			err := e.tryWait(id, provision.StatusPlanned)
+			if err == nil {
+				_, err = e.try("POST", "/v1/provision/"+id+"/apply", nil, nil)
+			}
+			if err == nil {
+				err = e.tryWait(id, provision.StatusApplied)
+			}
+			if err != nil {
+				b.Error(err)
+			}
 		})
 	}
 	wg.Wait()
