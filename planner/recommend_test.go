@@ -2,6 +2,7 @@ package planner
 
 import (
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -77,26 +78,81 @@ func TestRecommendSnapshot(t *testing.T) {
 		}
 	})
 
-	t.Run("answer in USD states its rates", func(t *testing.T) {
-		t.Parallel()
-		req, _ := NewRequirement(1, 2, 10, 3)
-		res, err := Recommend(c, req, Options{Currency: "USD", DedicatedCPU: ptr(true), Now: planningDay, Limit: 3})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Options) != 3 || res.Rates.Rates["USD"] != "1.16" || res.Rates.Rates["EUR"] != "1" {
-			t.Fatalf("options %d rates %+v", len(res.Options), res.Rates)
-		}
-		for _, o := range res.Options {
-			if o.CPUKind != CPUDedicated || o.TotalMonthly.Currency != "USD" {
-				t.Errorf("option %+v", o)
+	// Conversions worked by hand from the snapshot and DefaultRates (1 EUR
+	// = 1.16 USD), for 3 instances of 1 core, 2 GiB and 10 GiB (10240 MiB)
+	// at the default 10% headroom after the 0.1 core, 512 MiB and 4 GiB
+	// overhead of each node.
+	type want struct {
+		region                           string
+		typ                              string
+		nodes, perNode                   int
+		limitedBy                        string
+		listed, node, total, perInstance string
+	}
+	conversions := []struct {
+		name  string
+		opts  Options
+		rates map[string]string
+		want  []want
+	}{
+		{
+			// Dedicated types, answered in USD. ccx23 (4 vCPU, 16 GiB,
+			// 160 GB, 24.49 EUR a month): cpu (4000−100)×0.9 = 3510m holds 3,
+			// memory (16384−512)×0.9 = 14284 MiB holds 6, disk
+			// (163840−4096)×0.9 = 143769 MiB holds 14: one node of 3.
+			// 24.49 × 1.16 = 28.4084 USD; per instance 28.4084 / 3 =
+			// 9.4694666… → 9.469466667. Every other dedicated fleet costs
+			// more (ccx13 holds 1 per node: 3 × 12.49 × 1.16 = 43.4652 USD;
+			// c7g.xlarge 0.145 × 730 + 50 × 0.08 = 109.85 USD), so the limit
+			// of 3 is ccx23 in its three regions, by name.
+			"EUR list prices in USD",
+			Options{Currency: "USD", DedicatedCPU: ptr(true), Now: planningDay, Limit: 3},
+			map[string]string{"EUR": "1", "USD": "1.16"},
+			[]want{
+				{"fsn1", "ccx23", 1, 3, "cpu", "24.49 EUR", "28.4084 USD", "28.4084 USD", "9.469466667 USD"},
+				{"hel1", "ccx23", 1, 3, "cpu", "24.49 EUR", "28.4084 USD", "28.4084 USD", "9.469466667 USD"},
+				{"nbg1", "ccx23", 1, 3, "cpu", "24.49 EUR", "28.4084 USD", "28.4084 USD", "9.469466667 USD"},
+			},
+		},
+		{
+			// Dedicated x86 in us-east-1, answered in EUR. c7i.xlarge
+			// (4 vCPU, 8 GiB, 50 GB root): 0.1785 × 730 = 130.305 + 50 GB ×
+			// 0.08 = 134.305 USD a month; cpu 3510m holds 3, memory
+			// (8192−512)×0.9 = 6912 MiB holds 3, disk (51200−4096)×0.9 =
+			// 42393 MiB holds 4: one node of 3, limited by cpu (listed
+			// first on a tie). 134.305 / 1.16 = 115.78017241379… →
+			// 115.780172414 (half up); per instance / 3 = 38.59339080466… →
+			// 38.593390805. c7i.large holds 1: 3 × (0.08925 × 730 + 4) =
+			// 207.4575 USD, dearer.
+			"USD list prices in EUR",
+			Options{Providers: []string{"aws"}, Regions: []string{"us-east-1"}, DedicatedCPU: ptr(true), Arch: ArchX86, Now: planningDay, Limit: 1},
+			map[string]string{"EUR": "1", "USD": "1.16"},
+			[]want{
+				{"us-east-1", "c7i.xlarge", 1, 3, "cpu", "134.305 USD", "115.780172414 EUR", "115.780172414 EUR", "38.593390805 EUR"},
+			},
+		},
+	}
+	for _, tt := range conversions {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			req, _ := NewRequirement(1, 2, 10, 3)
+			res, err := Recommend(c, req, tt.opts)
+			if err != nil {
+				t.Fatal(err)
 			}
-			conv, _ := DefaultRates().Convert(o.NodeMonthlyListed, "USD")
-			if conv != o.NodeMonthly {
-				t.Errorf("%s: converted %s, option says %s", o.Type, conv, o.NodeMonthly)
+			if fmt.Sprint(res.Rates.Rates) != fmt.Sprint(tt.rates) {
+				t.Errorf("rates used %v, want %v", res.Rates.Rates, tt.rates)
 			}
-		}
-	})
+			var got []want
+			for _, o := range res.Options {
+				got = append(got, want{o.Region, o.Type, o.Nodes, o.InstancesPerNode, o.LimitedBy,
+					o.NodeMonthlyListed.String(), o.NodeMonthly.String(), o.TotalMonthly.String(), o.PerInstanceMonthly.String()})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("options\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
 
 	t.Run("deprecated included when asked", func(t *testing.T) {
 		t.Parallel()
@@ -327,8 +383,8 @@ func bruteForce(cat Catalog, req Requirement, s settings) (Money, int, bool) {
 		if per == 0 {
 			continue
 		}
-		price, err := s.Rates.Convert(it.Monthly, s.Currency)
-		if err != nil {
+		price, ok := convertExactly(s.Rates, it.Monthly, s.Currency)
+		if !ok {
 			continue
 		}
 		for nodes := 1; nodes <= req.Count; nodes++ {
@@ -346,6 +402,24 @@ func bruteForce(cat Catalog, req Requirement, s settings) (Money, int, bool) {
 		}
 	}
 	return best, bestNodes, found
+}
+
+// convertExactly converts m the way RateTable documents it, independently
+// of RateTable.Convert: m × rate(to) / rate(from) as an exact fraction
+// (math/big), rounded half up once to the nano. m must not be negative.
+func convertExactly(rates RateTable, m Money, to string) (Money, bool) {
+	from, okFrom := rates.Rates[m.Currency]
+	into, okTo := rates.Rates[to]
+	if !okFrom || !okTo {
+		return Money{}, false
+	}
+	num := new(big.Int).Mul(big.NewInt(m.Nanos), big.NewInt(into))
+	den := big.NewInt(from)
+	q, rem := new(big.Int).QuoRem(num, den, new(big.Int))
+	if rem.Lsh(rem, 1).Cmp(den) >= 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return Money{Nanos: q.Int64(), Currency: to}, q.IsInt64()
 }
 
 func randomCase(t *testing.T, rng *rand.Rand, rates RateTable) (Catalog, Requirement, Options) {
