@@ -180,8 +180,12 @@ func (s *Service) Login(ctx context.Context, c Credentials, clientIP string) (Lo
 	if !ipRes.Allowed {
 		return LoginResult{}, &domain.RateLimitedError{Reason: "too many login attempts from this address", RetryAfter: ipRes.RetryAfter(s.now())}
 	}
+	// Count the attempt and decide in one statement: the attempt is
+	// counted as a failure before the password is checked and forgiven
+	// (the count reset) when it turns out right, so concurrent guesses
+	// cannot all pass a check made before any of them is counted.
 	failKey := "login:fail:" + email
-	failRes, err := s.limiter.Peek(ctx, failKey, s.opts.LoginFailures, s.opts.LockoutWindow)
+	failRes, err := s.limiter.Hit(ctx, failKey, s.opts.LoginFailures, s.opts.LockoutWindow)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -203,10 +207,7 @@ func (s *Service) Login(ctx context.Context, c Credentials, clientIP string) (Lo
 		return LoginResult{}, fmt.Errorf("login: verify password of %s: %w", u.ID, err)
 	}
 	if !found || !ok {
-		if _, err := s.limiter.Hit(ctx, failKey, s.opts.LoginFailures, s.opts.LockoutWindow); err != nil {
-			return LoginResult{}, err
-		}
-		return LoginResult{}, domain.Unauthenticated("invalid email or password")
+		return LoginResult{}, domain.Unauthenticated("invalid email or password") // the attempt stays counted
 	}
 	if err := s.limiter.Reset(ctx, failKey); err != nil {
 		return LoginResult{}, err

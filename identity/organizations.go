@@ -282,10 +282,18 @@ func (s *Service) InviteMember(ctx context.Context, p *domain.Principal, orgID u
 		if req.Role.Rank() > a.role.Rank() {
 			return domain.Forbidden("you cannot invite with a role above your own (%s)", a.role)
 		}
-		if u, err := s.q.GetUserByEmail(ctx, tx, email); err == nil {
-			if _, err := s.q.GetMembership(ctx, tx, store.GetMembershipParams{OrganizationID: orgID, UserID: u.ID}); err == nil {
+		u, err := s.q.GetUserByEmail(ctx, tx, email)
+		switch {
+		case err == nil:
+			_, err := s.q.GetMembership(ctx, tx, store.GetMembershipParams{OrganizationID: orgID, UserID: u.ID})
+			if err == nil {
 				return domain.Conflict("%s is already a member", email)
 			}
+			if !store.IsNoRows(err) {
+				return fmt.Errorf("invite: look up membership: %w", err)
+			}
+		case !store.IsNoRows(err):
+			return fmt.Errorf("invite: look up user: %w", err)
 		}
 		token, hash, err := newSecret("sfi_")
 		if err != nil {

@@ -146,6 +146,7 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue depth: %w", err)
 	}
+	defer rows.Close()
 	depth := map[string]int64{}
 	for rows.Next() {
 		var state string
