@@ -202,7 +202,12 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	if err != nil {
 		return s.fail(ctx, j, r, err)
 	}
-	it, _ := providers.FindInstanceType(d, r.InstanceType)
+	it, found := providers.FindInstanceType(d, r.InstanceType)
+	if !found || it.VCPU <= 0 || it.MemoryMB <= 0 || it.DiskGB <= 0 {
+		// Never register a node of unknown size: zero capacity would make
+		// placement refuse everything on it, silently.
+		return s.fail(ctx, j, r, fmt.Errorf("the server was created but not registered as a node: instance type %q is not in this worker's %s catalog (or has no capacity there), so its capacity is unknown: destroy this request, or add the type to the catalog and plan again", r.InstanceType, r.Provider))
+	}
 	return s.finish(ctx, j, func(tx pgx.Tx) error {
 		n, err := s.q.InsertNodeOnce(ctx, tx, store.InsertNodeOnceParams{
 			OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true},
