@@ -47,6 +47,8 @@ func TestSubcommandFlags(t *testing.T) {
 		{args: []string{"ssh", "sign", "--help"}, code: 0, stdout: []string{"usage: shardform ssh sign [flags]", "-key", "-principal", "-hours", "-generate"}, noneOnErr: true},
 		{args: []string{"ssh", "configure", "--help"}, code: 0, stdout: []string{"usage: shardform ssh configure", "-url", "-token", "-token-stdin"}, noneOnErr: true},
 		{args: []string{"version", "--help"}, code: 0, stdout: []string{"usage: shardform version"}, noneOnErr: true},
+		{args: []string{"health", "--help"}, code: 0, stdout: []string{"usage: shardform health [flags]", "-url", "-timeout"}, noneOnErr: true},
+		{args: []string{"health", "--url", "http://127.0.0.1:1", "--timeout", "2s"}, code: 1, stderr: []string{"shardform: health: "}, noneOnOut: true},
 		{args: []string{"--help"}, code: 0, stdout: []string{"usage: shardform <command>", "serve", "ssh sign"}, noneOnErr: true},
 		{args: []string{"serve", "--bogus"}, code: 2, stderr: []string{"shardform serve: flag provided but not defined: -bogus", "usage: shardform serve [flags]", "-addr"}, noneOnOut: true},
 		{args: []string{"migrate", "--addr", ":1"}, code: 2, stderr: []string{"flag provided but not defined: -addr"}, noneOnOut: true},
@@ -222,6 +224,10 @@ func TestServeWithoutTerraform(t *testing.T) {
 	code, ready := call("GET", "/health/ready", "", nil)
 	if un, _ := ready["unavailable"].(map[string]any); code != 200 || ready["status"] != "degraded" || !strings.Contains(fmt.Sprint(un["terraform"]), "SHARDFORM_TERRAFORM_PATH") {
 		t.Fatalf("ready %d %v", code, ready)
+	}
+	var hout, herr bytes.Buffer
+	if code := run(ctx, []string{"health"}, env, strings.NewReader(""), &hout, &herr); code != 0 || !strings.HasPrefix(hout.String(), "degraded\nterraform: ") {
+		t.Errorf("shardform health: exit %d, stdout %q, stderr %q", code, hout.String(), herr.String())
 	}
 	call("POST", "/v1/auth/bootstrap", "", map[string]string{"email": "admin@example.com", "password": "correct horse battery"})
 	_, login := call("POST", "/v1/auth/login", "", map[string]string{"email": "admin@example.com", "password": "correct horse battery"})

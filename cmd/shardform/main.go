@@ -55,6 +55,7 @@ const usage = `usage: shardform <command> [flags]
   migrate        apply database migrations and exit
   ssh sign       get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
   ssh configure  save the server URL and API token for shardform ssh
+  health         check a running server's readiness (the image's HEALTHCHECK)
   version        print the version
 
 shardform <command> --help lists the command's flags. Configuration is read
@@ -83,6 +84,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return exitCode(err, stderr)
 	case "ssh":
 		return exitCode(runSSHWith(ctx, rest, env, stdin, stdout), stderr)
+	case "health":
+		return exitCode(runHealth(ctx, rest, env, stdout), stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
