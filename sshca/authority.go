@@ -84,9 +84,10 @@ func (a *Authority) Sign(policy Policy, req Request) (*Certificate, error) {
 	userKey, principals, hours, source := v.userKey, v.principals, v.hours, v.source
 
 	// Build.
-	now := a.now().UTC().Truncate(time.Second)
-	validAfter := now.Add(-Backdate)
-	validBefore := now.Add(time.Duration(hours) * time.Hour)
+	validAfter, validBefore, err := validity(a.now().UTC().Truncate(time.Second), hours)
+	if err != nil {
+		return nil, fmt.Errorf("sign certificate serial %d: %w", req.Serial, err)
+	}
 	extensions := make(map[string]string, len(policy.Extensions))
 	for _, ext := range policy.Extensions {
 		extensions[ext] = ""

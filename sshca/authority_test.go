@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -38,6 +39,16 @@ func TestSign(t *testing.T) {
 			name: "maximum validity", caKind: "ed25519", userKind: "ecdsa-p256",
 			request:    func(r *Request) { r.ValidityHours = hours(24) },
 			principals: []string{"root"}, hours: 24,
+			extensions: []string{"permit-agent-forwarding", "permit-port-forwarding", "permit-pty"},
+			sigFormat:  ssh.KeyAlgoED25519,
+		},
+		{
+			// The longest a user certificate may live: the certificate and
+			// the record name the same end.
+			name: "one year", caKind: "ed25519", userKind: "ed25519",
+			policy:     func(p *Policy) { p.MaxValidityHours = MaxValidityHours },
+			request:    func(r *Request) { r.ValidityHours = hours(8760) },
+			principals: []string{"root"}, hours: 8760,
 			extensions: []string{"permit-agent-forwarding", "permit-port-forwarding", "permit-pty"},
 			sigFormat:  ssh.KeyAlgoED25519,
 		},
@@ -298,6 +309,16 @@ func TestSignRejects(t *testing.T) {
 			request: func(r *Request) { r.ValidityHours = hours(5) },
 			field:   "validity_hours", ruleHas: "at most 4",
 		},
+		{
+			// Above 2,562,047 hours a Go duration overflows: the
+			// certificate would be valid until year 219250468 and the
+			// record would say 1734.
+			name:    "validity that overflows a duration",
+			policy:  func(p *Policy) { p.MaxValidityHours = MaxValidityHours },
+			request: func(r *Request) { r.ValidityHours = hours(2_562_048) },
+			field:   "validity_hours", ruleHas: "at most 8760",
+		},
+		{name: "validity of int64", request: func(r *Request) { r.ValidityHours = hours(math.MaxInt64) }, field: "validity_hours", ruleHas: "at most 24"},
 		{name: "bad source address", request: func(r *Request) { r.SourceAddress = "example.com" }, field: "source_address", ruleHas: "not an IP"},
 		{name: "source address host bits", request: func(r *Request) { r.SourceAddress = "10.0.0.1/8" }, field: "source_address", ruleHas: "host bits"},
 		{name: "empty source address item", request: func(r *Request) { r.SourceAddress = "10.0.0.1,," }, field: "source_address", ruleHas: "comma-separated"},
@@ -315,6 +336,12 @@ func TestSignRejects(t *testing.T) {
 		{name: "serial zero", request: func(r *Request) { r.Serial = 0 }, kind: internal, msgHas: "serial 0"},
 		{name: "no user", request: func(r *Request) { r.User = "" }, kind: internal, msgHas: "no user"},
 		{name: "invalid policy", policy: func(p *Policy) { p.MaxValidityHours = 0 }, kind: internal, msgHas: "invalid policy"},
+		{
+			name:    "policy maximum over a year",
+			policy:  func(p *Policy) { p.MaxValidityHours = math.MaxInt64 },
+			request: func(r *Request) { r.ValidityHours = hours(2_562_048) },
+			kind:    internal, msgHas: "invalid policy",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -373,5 +400,47 @@ func BenchmarkSign(b *testing.B) {
 		if _, err := a.Sign(policy, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestValidity: the validity window is computed with checked arithmetic; a
+// window a Go duration or a certificate cannot hold is an error, never a
+// wrapped-around date.
+func TestValidity(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name       string
+		now        time.Time
+		hours      int
+		wantBefore time.Time // zero: an error
+	}{
+		{"one hour", now, 1, time.Date(2030, 1, 1, 13, 0, 0, 0, time.UTC)},
+		{"one year", now, 8760, time.Date(2031, 1, 1, 12, 0, 0, 0, time.UTC)},
+		{"duration overflow", now, 2_562_048, time.Time{}},
+		{"int64 hours", now, math.MaxInt64, time.Time{}},
+		{"zero", now, 0, time.Time{}},
+		{"negative", now, -1, time.Time{}},
+		{"clock before 1970", time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), 1, time.Time{}},
+		{"ending in year 9999", time.Date(9999, 12, 31, 10, 0, 0, 0, time.UTC), 1, time.Date(9999, 12, 31, 11, 0, 0, 0, time.UTC)},
+		{"ending after year 9999", time.Date(9999, 12, 31, 23, 30, 0, 0, time.UTC), 1, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			after, before, err := validity(tt.now, tt.hours)
+			if tt.wantBefore.IsZero() {
+				if err == nil {
+					t.Fatalf("validity %s to %s, want an error", after, before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !after.Equal(tt.now.Add(-5*time.Minute)) || !before.Equal(tt.wantBefore) {
+				t.Errorf("validity %s to %s, want %s to %s", after, before, tt.now.Add(-5*time.Minute), tt.wantBefore)
+			}
+		})
 	}
 }

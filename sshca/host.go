@@ -75,9 +75,10 @@ func (a *Authority) SignHost(req HostRequest) (*Certificate, error) {
 		}
 	}
 
-	now := a.now().UTC().Truncate(time.Second)
-	validAfter := now.Add(-Backdate)
-	validBefore := now.Add(time.Duration(hours) * time.Hour)
+	validAfter, validBefore, err := validity(a.now().UTC().Truncate(time.Second), hours)
+	if err != nil {
+		return nil, fmt.Errorf("sign host certificate serial %d: %w", req.Serial, err)
+	}
 	keyID := fmt.Sprintf("host=%s org=%s serial=%d", keyIDField(req.Host), keyIDField(req.OrganizationID), req.Serial)
 	cert := &ssh.Certificate{
 		Key:             hostKey,

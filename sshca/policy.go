@@ -32,6 +32,11 @@ const (
 const (
 	DefaultValidityHours    = 8
 	DefaultMaxValidityHours = 24
+	// MaxValidityHours bounds every user certificate's validity and every
+	// policy's maximum: one year. Above about 2.5 million hours a Go
+	// duration overflows; long before that a user certificate stops being
+	// short-lived.
+	MaxValidityHours = 365 * 24
 	// MaxPrincipals is the most principals one certificate may carry.
 	MaxPrincipals = 64
 	// maxPrincipalLen bounds one principal (Linux user names are far shorter).
@@ -95,8 +100,8 @@ func (p Policy) Validate() error {
 			return domain.Invalid("allowed_principals", "%q: %s", principal, err)
 		}
 	}
-	if p.MaxValidityHours <= 0 {
-		return domain.Invalid("max_validity_hours", "must be positive")
+	if p.MaxValidityHours <= 0 || p.MaxValidityHours > MaxValidityHours {
+		return domain.Invalid("max_validity_hours", "must be between 1 and %d (one year)", MaxValidityHours)
 	}
 	if p.DefaultValidityHours <= 0 || p.DefaultValidityHours > p.MaxValidityHours {
 		return domain.Invalid("default_validity_hours", "must be between 1 and max_validity_hours (%d)", p.MaxValidityHours)
@@ -122,6 +127,15 @@ func (p Policy) Validate() error {
 		}
 	}
 	return nil
+}
+
+// Bounded returns p with its validity hours within the bounds Validate
+// enforces: a policy stored before those bounds existed is applied as if its
+// maximum (and its default) were at most MaxValidityHours.
+func (p Policy) Bounded() Policy {
+	p.MaxValidityHours = min(p.MaxValidityHours, MaxValidityHours)
+	p.DefaultValidityHours = min(p.DefaultValidityHours, p.MaxValidityHours)
+	return p
 }
 
 // allowsPrincipal reports whether principal may be requested by the user

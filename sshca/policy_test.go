@@ -2,6 +2,7 @@ package sshca
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -52,7 +53,13 @@ func TestPolicyValidate(t *testing.T) {
 		{"forced source", func(p *Policy) { p.ForceSourceAddress = "10.0.0.0/8,192.0.2.1" }, "", ""},
 		{"empty principal", func(p *Policy) { p.AllowedPrincipals = []string{""} }, "allowed_principals", "empty"},
 		{"principal with space", func(p *Policy) { p.AllowedPrincipals = []string{"a b"} }, "allowed_principals", "spaces"},
-		{"max zero", func(p *Policy) { p.MaxValidityHours = 0 }, "max_validity_hours", "positive"},
+		{"max zero", func(p *Policy) { p.MaxValidityHours = 0 }, "max_validity_hours", "between 1 and 8760"},
+		{"max one year", func(p *Policy) { p.MaxValidityHours = 8760 }, "", ""},
+		{"max over a year", func(p *Policy) { p.MaxValidityHours = 8761 }, "max_validity_hours", "between 1 and 8760"},
+		// Taken before the bound: its certificates' validity overflowed a
+		// Go duration.
+		{"max int64", func(p *Policy) { p.MaxValidityHours = math.MaxInt64 }, "max_validity_hours", "between 1 and 8760"},
+		{"max negative", func(p *Policy) { p.MaxValidityHours = math.MinInt64 }, "max_validity_hours", "between 1 and 8760"},
 		{"default zero", func(p *Policy) { p.DefaultValidityHours = 0 }, "default_validity_hours", "between"},
 		{"default over max", func(p *Policy) { p.DefaultValidityHours = 25 }, "default_validity_hours", "between"},
 		{"no key types", func(p *Policy) { p.AllowedKeyTypes = nil }, "allowed_key_types", "at least one"},
@@ -78,6 +85,36 @@ func TestPolicyValidate(t *testing.T) {
 			}
 			if verr.Field != tt.wantField || !strings.Contains(verr.Rule, tt.wantRule) {
 				t.Errorf("got field %q rule %q, want field %q rule containing %q", verr.Field, verr.Rule, tt.wantField, tt.wantRule)
+			}
+		})
+	}
+}
+
+// TestPolicyBounded: a policy stored before the validity bounds is applied
+// within them.
+func TestPolicyBounded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                   string
+		defaultHours, maxHours int
+		wantDefault, wantMax   int
+	}{
+		{"within", 8, 24, 8, 24},
+		{"at the bound", 8760, 8760, 8760, 8760},
+		{"max over", 8, math.MaxInt64, 8, 8760},
+		{"both over", 9223372036854775807, 9223372036854775807, 8760, 8760},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := DefaultPolicy()
+			p.DefaultValidityHours, p.MaxValidityHours = tt.defaultHours, tt.maxHours
+			b := p.Bounded()
+			if b.DefaultValidityHours != tt.wantDefault || b.MaxValidityHours != tt.wantMax {
+				t.Errorf("bounded to default %d max %d, want %d %d", b.DefaultValidityHours, b.MaxValidityHours, tt.wantDefault, tt.wantMax)
+			}
+			if err := b.Validate(); err != nil {
+				t.Errorf("bounded policy invalid: %v", err)
 			}
 		})
 	}

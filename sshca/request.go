@@ -4,9 +4,11 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -134,10 +136,32 @@ func validityHours(requested *int, p Policy) (int, error) {
 	if h <= 0 {
 		return 0, domain.Invalid("validity_hours", "must be positive")
 	}
-	if h > p.MaxValidityHours {
-		return 0, domain.Invalid("validity_hours", "must be at most %d (the organization's maximum)", p.MaxValidityHours)
+	if limit := min(p.MaxValidityHours, MaxValidityHours); h > limit {
+		return 0, domain.Invalid("validity_hours", "must be at most %d (the organization's maximum)", limit)
 	}
 	return h, nil
+}
+
+// maxYear is the last year a certificate may end in: RFC 3339 (the
+// record's JSON) has four-digit years.
+const maxYear = 9999
+
+// validity returns the validity window of a certificate signed at now for
+// hours (already checked against its bound): from Backdate before now
+// until hours after it. The arithmetic is checked: a window that a Go
+// duration, the certificate's unsigned seconds since 1970 or the record (an
+// RFC 3339 time, years up to 9999) cannot hold is an error, never a
+// wrapped-around date.
+func validity(now time.Time, hours int) (after, before time.Time, err error) {
+	if hours <= 0 || int64(hours) > math.MaxInt64/int64(time.Hour) {
+		return time.Time{}, time.Time{}, fmt.Errorf("validity of %d hours out of range", hours)
+	}
+	after = now.Add(-Backdate)
+	before = now.Add(time.Duration(hours) * time.Hour)
+	if after.Unix() < 0 || before.Year() > maxYear || !before.After(now) || before.Sub(now) != time.Duration(hours)*time.Hour {
+		return time.Time{}, time.Time{}, fmt.Errorf("validity of %d hours from %s out of range", hours, now.Format(time.RFC3339))
+	}
+	return after, before, nil
 }
 
 // sourceAddress returns the source-address critical option for the

@@ -134,7 +134,8 @@ func (s *Service) policy(ctx context.Context, db store.DBTX, org uuid.UUID) (ssh
 	if err := json.Unmarshal(st.Policy, &p); err != nil {
 		return sshca.Policy{}, 0, fmt.Errorf("load SSH policy: %w", err)
 	}
-	return p, st.PolicyVersion, nil
+	// A policy stored before the validity bounds may allow more.
+	return p.Bounded(), st.PolicyVersion, nil
 }
 
 // GetPolicy returns the organization's signing policy (ssh:admin).
@@ -436,7 +437,9 @@ func (s *Service) TrustedCAKeys(ctx context.Context, org uuid.UUID) (string, err
 }
 
 // KRL returns the organization's Key Revocation List in OpenSSH's binary
-// format: every revoked, unexpired certificate of a trusted CA key. Public.
+// format: every revoked certificate of a trusted CA key, unless its record
+// says it has expired (a record whose end is not a plausible time keeps it
+// listed). Public.
 func (s *Service) KRL(ctx context.Context, org uuid.UUID) ([]byte, error) {
 	if err := s.organization(ctx, org); err != nil {
 		return nil, err

@@ -150,11 +150,15 @@ WHERE organization_id = @organization_id AND id = @id AND revoked_at IS NULL
 RETURNING id;
 
 -- name: ListRevokedSSHSerials :many
--- Revoked certificates that have not expired, of the keys still trusted.
+-- Revoked certificates of the keys still trusted, unless their recorded end
+-- is a plausible time that has passed: a certificate whose recorded end is
+-- not finite or not after its start or its record (a wrapped-around
+-- validity) may be valid for ever, so it stays listed.
 SELECT k.public_key, c.serial FROM ssh_certificates c
 JOIN ssh_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
-WHERE c.organization_id = @organization_id AND c.revoked_at IS NOT NULL
-  AND c.valid_before > @now AND k.status = 'active'
+WHERE c.organization_id = @organization_id AND c.revoked_at IS NOT NULL AND k.status = 'active'
+  AND (c.valid_before > @now OR NOT isfinite(c.valid_before)
+       OR c.valid_before <= c.valid_after OR c.valid_before <= c.created_at)
 ORDER BY k.created_at DESC, k.id, c.serial;
 
 -- name: SSHNodeExists :one

@@ -301,8 +301,9 @@ func (q *Queries) InsertSSHCAKey(ctx context.Context, db DBTX, arg InsertSSHCAKe
 const listRevokedSSHSerials = `-- name: ListRevokedSSHSerials :many
 SELECT k.public_key, c.serial FROM ssh_certificates c
 JOIN ssh_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
-WHERE c.organization_id = $1 AND c.revoked_at IS NOT NULL
-  AND c.valid_before > $2 AND k.status = 'active'
+WHERE c.organization_id = $1 AND c.revoked_at IS NOT NULL AND k.status = 'active'
+  AND (c.valid_before > $2 OR NOT isfinite(c.valid_before)
+       OR c.valid_before <= c.valid_after OR c.valid_before <= c.created_at)
 ORDER BY k.created_at DESC, k.id, c.serial
 `
 
@@ -316,7 +317,10 @@ type ListRevokedSSHSerialsRow struct {
 	Serial    int64
 }
 
-// Revoked certificates that have not expired, of the keys still trusted.
+// Revoked certificates of the keys still trusted, unless their recorded end
+// is a plausible time that has passed: a certificate whose recorded end is
+// not finite or not after its start or its record (a wrapped-around
+// validity) may be valid for ever, so it stays listed.
 func (q *Queries) ListRevokedSSHSerials(ctx context.Context, db DBTX, arg ListRevokedSSHSerialsParams) ([]ListRevokedSSHSerialsRow, error) {
 	rows, err := db.Query(ctx, listRevokedSSHSerials, arg.OrganizationID, arg.Now)
 	if err != nil {
