@@ -432,11 +432,15 @@ func (s *Service) ListCertificates(ctx context.Context, p *domain.Principal, f F
 	return out, total, nil
 }
 
-// getVisible loads a certificate the caller may see: ssh:admin sees all,
-// others their own (anything else is not found).
+// getVisible loads a certificate the caller may see. The permission comes
+// first, then ownership: ssh:admin sees all, ssh:sign the caller's own
+// (anything else is not found); without either (an API token of the owner
+// lacking those scopes) the caller sees none.
 func (s *Service) getVisible(ctx context.Context, p *domain.Principal, id uuid.UUID) (store.GetSSHCertificateRow, error) {
-	if !p.HasOrg {
-		return store.GetSSHCertificateRow{}, domain.Forbidden("you belong to no organization")
+	if !p.Can(domain.PermSSHAdmin) {
+		if err := need(p, domain.PermSSHSign); err != nil {
+			return store.GetSSHCertificateRow{}, err
+		}
 	}
 	r, err := s.q.GetSSHCertificate(ctx, s.st.Pool, store.GetSSHCertificateParams{OrganizationID: p.OrgID, ID: id})
 	if store.IsNoRows(err) {
@@ -451,7 +455,8 @@ func (s *Service) getVisible(ctx context.Context, p *domain.Principal, id uuid.U
 	return r, domain.NotFound("certificate")
 }
 
-// GetCertificate returns one certificate (its owner or ssh:admin).
+// GetCertificate returns one certificate (its owner with ssh:sign, or
+// ssh:admin).
 func (s *Service) GetCertificate(ctx context.Context, p *domain.Principal, id uuid.UUID) (Certificate, error) {
 	r, err := s.getVisible(ctx, p, id)
 	if err != nil {
@@ -460,7 +465,8 @@ func (s *Service) GetCertificate(ctx context.Context, p *domain.Principal, id uu
 	return s.certView(r), nil
 }
 
-// RevokeCertificate revokes a certificate (its owner or ssh:admin): it
+// RevokeCertificate revokes a certificate (its owner with ssh:sign, or
+// ssh:admin): it
 // enters the organization's KRL until it expires.
 func (s *Service) RevokeCertificate(ctx context.Context, p *domain.Principal, id uuid.UUID) (Certificate, error) {
 	r, err := s.getVisible(ctx, p, id)
