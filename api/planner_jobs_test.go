@@ -18,7 +18,6 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/internal/hcloudfake"
-	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
@@ -364,24 +363,8 @@ func TestPlannerFleetReport(t *testing.T) {
 		{"cordoned", "fsn1", "cordoned", "cx43", 1},
 		{"repair", "fsn1", "maintenance", "cx43", 0},
 	})
-	price := b.expect(req{method: "GET", path: "/v1/planner/pricing?provider=hetzner&region=fsn1&limit=100", token: reader}, 200)
-	var cx43 planner.Money
-	for _, it := range price.list() {
-		if it["name"] == "cx43" {
-			cx43 = money(t, it["monthly"])
-		}
-	}
-	if cx43.IsZero() {
-		t.Fatal("no cx43 price in the catalog")
-	}
-	times := func(m planner.Money, n int64) string {
-		t.Helper()
-		p, err := m.Mul(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.Amount()
-	}
+	// The snapshot prices cx43 at 0.021 EUR an hour × 730 = 15.33 EUR a
+	// month (1 EUR = 1.16 USD: 17.7828 USD).
 
 	r = b.expect(req{method: "POST", path: "/v1/planner/fleet-report", token: reader}, 403)
 	if !strings.Contains(r.errMsg(), "planner:write") {
@@ -405,11 +388,14 @@ func TestPlannerFleetReport(t *testing.T) {
 	if rep.Body["worthwhile"] != true || rep.Body["threshold_percent"] != float64(20) || rep.Body["currency"] != "EUR" || rep.Body["unpriced_nodes"] != float64(0) {
 		t.Errorf("report %s", rep.Raw)
 	}
-	if got := money(t, rep.Body["monthly_cost"]).Amount(); got != times(cx43, 7) {
-		t.Errorf("monthly cost %s, want 7 × %s", got, cx43.Amount())
+	// Every node is paid for, cordoned and in maintenance too: 7 × 15.33 =
+	// 107.31 EUR; emptying small-1 and small-2 saves 2 × 15.33 = 30.66 EUR
+	// (28.57%, over the default 20%).
+	if got := money(t, rep.Body["monthly_cost"]).String(); got != "107.31 EUR" {
+		t.Errorf("monthly cost %s, want 7 × 15.33 = 107.31 EUR", got)
 	}
-	if got := money(t, rep.Body["potential_saving"]).Amount(); got != times(cx43, 2) {
-		t.Errorf("saving %s, want 2 × %s", got, cx43.Amount())
+	if got := money(t, rep.Body["potential_saving"]).String(); got != "30.66 EUR" {
+		t.Errorf("saving %s, want 2 × 15.33 = 30.66 EUR", got)
 	}
 	if nodes := rep.Body["nodes"].([]any); len(nodes) != 7 {
 		t.Errorf("%d nodes in the report", len(nodes))
@@ -446,8 +432,13 @@ func TestPlannerFleetReport(t *testing.T) {
 		if rep.Body["worthwhile"] != false || len(rep.Body["emptiable"].([]any)) != 0 || rep.Body["threshold_percent"] != float64(50) || rep.Body["currency"] != "USD" {
 			t.Errorf("report %s", rep.Raw)
 		}
-		if s := money(t, rep.Body["potential_saving"]); s.Currency != "USD" || s.IsZero() {
-			t.Errorf("saving %v", s)
+		// Each node converted once: 15.33 × 1.16 = 17.7828 USD; 2 nodes'
+		// saving 35.5656 USD of 7 nodes' 124.4796 USD (28.57% < 50%).
+		if s := money(t, rep.Body["potential_saving"]).String(); s != "35.5656 USD" {
+			t.Errorf("saving %s, want 2 × 17.7828 = 35.5656 USD", s)
+		}
+		if c := money(t, rep.Body["monthly_cost"]).String(); c != "124.4796 USD" {
+			t.Errorf("monthly cost %s, want 7 × 17.7828 = 124.4796 USD", c)
 		}
 	})
 
