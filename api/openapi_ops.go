@@ -155,7 +155,7 @@ func operations() []operation {
 		{method: "POST", path: "/v1/provision/:id/apply", summary: "Queue the apply of the stored plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
 		{method: "DELETE", path: "/v1/provision/:id", summary: "Queue a destroy", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
 		{method: "GET", path: "/v1/provision/:id/logs", summary: "Terraform output of the request's runs", access: authenticated, perm: domain.PermProvisionRead,
-			description: "With `follow=1` the answer is a Server-Sent Events stream (`text/event-stream`): `log` events, then one `end` event with the request's status.",
+			description: "With `follow=1` the answer is a Server-Sent Events stream (`text/event-stream`): `log` events (each with its log id as the event id), then one `end` event with the request's status; an `error` event (`error` and `status` fields) ends it early, e.g. 404 when the request is deleted. While no line arrives, a `: heartbeat` comment is sent every 15 s.",
 			resp:        logsBody{}, stream: true, status: 200,
 			query: []queryParam{{name: "after", kind: "integer", description: "Only lines after this log id."}, {name: "follow", description: "1 or true: stream Server-Sent Events.", enum: []string{"0", "1", "true", "false"}}}},
 		{method: "GET", path: "/v1/nodes", summary: "List nodes", access: authenticated, perm: domain.PermNodesRead, resp: provision.Node{}, list: true, paged: true, status: 200,
