@@ -68,7 +68,7 @@ func (s *Service) FollowLogs(ctx context.Context, p *domain.Principal, id uuid.U
 	return sub.ch, func() { s.feed.unsubscribe(sub) }, nil
 }
 
-// channelLogs is the notification channel of migration 00014; its payload
+// channelLogs is the notification channel of migration 00015; its payload
 // is a provision request id.
 const channelLogs = "shardform_provision_logs"
 
