@@ -178,13 +178,13 @@ func (s *Service) GetOrganization(ctx context.Context, p *domain.Principal, id u
 // Like every change to the organization itself, it needs a session: an API
 // token cannot manage organizations.
 func (s *Service) UpdateOrganization(ctx context.Context, p *domain.Principal, id uuid.UUID, name string) (Organization, error) {
-	if err := requireSession(p); err != nil {
-		return Organization{}, err
-	}
 	var org Organization
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		a, err := s.accessTo(ctx, tx, p, id)
+		a, err := s.accessTo(ctx, tx, p, id) // another organization stays 404, to tokens too
 		if err != nil {
+			return err
+		}
+		if err := requireSession(p); err != nil {
 			return err
 		}
 		if err := a.require(domain.PermOrganizationAdmin); err != nil {
