@@ -87,7 +87,7 @@ func validateName(name string) (string, error) {
 	if name == "" {
 		return "", domain.Invalid("name", "is required")
 	}
-	if utf8.RuneCountInString(name) > 100 || !nameRE.MatchString(name) {
+	if utf8.RuneCountInString(name) > domain.MaxNameLength || !nameRE.MatchString(name) {
 		return "", domain.Invalid("name", "must be 1-100 letters, digits, spaces and . _ -")
 	}
 	return name, nil
@@ -105,8 +105,11 @@ func validateSecret(provider string, s Secret) error {
 		if v == "" {
 			return domain.Invalid("secret."+f, "is required")
 		}
-		if len(v) > 4096 || strings.ContainsAny(v, "\r\n") {
-			return domain.Invalid("secret."+f, "must be one line of at most 4096 characters")
+		if len(v) > domain.MaxSecretLength || strings.ContainsAny(v, "\r\n") {
+			return domain.Invalid("secret."+f, "must be one line of at most %d characters", domain.MaxSecretLength)
+		}
+		if err := domain.CheckText("secret."+f, v, domain.MaxSecretLength); err != nil {
+			return err
 		}
 		s[f] = v
 	}

@@ -3,7 +3,6 @@ package identity
 import (
 	"context"
 	"fmt"
-	"net/mail"
 	"time"
 
 	"github.com/google/uuid"
@@ -145,18 +144,7 @@ func validateCredentials(c Credentials) (string, error) {
 }
 
 func validateEmail(raw string) (string, error) {
-	email := normalizeEmail(raw)
-	if email == "" {
-		return "", domain.Invalid("email", "is required")
-	}
-	if len(email) > 254 {
-		return "", domain.Invalid("email", "must be at most 254 characters")
-	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || addr.Name != "" {
-		return "", domain.Invalid("email", "must be a valid email address")
-	}
-	return email, nil
+	return domain.Email("email", raw)
 }
 
 // Login checks an email and password. It is rate limited per client address
@@ -166,6 +154,11 @@ func (s *Service) Login(ctx context.Context, c Credentials, clientIP string) (Lo
 	email := normalizeEmail(c.Email)
 	if email == "" {
 		return LoginResult{}, domain.Invalid("email", "is required")
+	}
+	// An address no account can have is bad input, never a lookup (nor a
+	// rate-limit key) of arbitrary size.
+	if err := domain.CheckText("email", email, domain.MaxEmailLength); err != nil {
+		return LoginResult{}, err
 	}
 	if c.Password == "" {
 		return LoginResult{}, domain.Invalid("password", "is required")

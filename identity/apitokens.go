@@ -3,9 +3,7 @@ package identity
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -55,12 +53,9 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *domain.Principal, req A
 	if !p.HasOrg {
 		return APIToken{}, domain.Conflict("you belong to no organization: create one first")
 	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" {
-		return APIToken{}, domain.Invalid("name", "is required")
-	}
-	if utf8.RuneCountInString(name) > 100 {
-		return APIToken{}, domain.Invalid("name", "must be at most 100 characters")
+	name, err := domain.Name("name", req.Name, domain.MaxNameLength)
+	if err != nil {
+		return APIToken{}, err
 	}
 	ttl := int64(DefaultAPITokenTTL)
 	if req.ExpiresIn != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -94,14 +92,7 @@ func (s *Service) accessTo(ctx context.Context, db store.DBTX, p *domain.Princip
 }
 
 func validateOrgName(name string) (string, error) {
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return "", domain.Invalid("name", "is required")
-	case utf8.RuneCountInString(name) > 100:
-		return "", domain.Invalid("name", "must be at most 100 characters")
-	}
-	return name, nil
+	return domain.Name("name", name, domain.MaxNameLength)
 }
 
 func (s *Service) createOrganization(ctx context.Context, tx pgx.Tx, owner uuid.UUID, name string) (Organization, error) {

@@ -18,7 +18,7 @@ import (
 const MinPasswordLength = 10
 
 // maxPasswordLength bounds the work an attacker can make argon2 do.
-const maxPasswordLength = 1024
+const maxPasswordLength = domain.MaxPasswordLength
 
 // PasswordParams are argon2id's cost parameters.
 type PasswordParams struct {
@@ -40,6 +40,12 @@ func validatePassword(field, pw string) error {
 		return domain.Invalid(field, "must be at least %d characters", MinPasswordLength)
 	case len(pw) > maxPasswordLength:
 		return domain.Invalid(field, "must be at most %d bytes", maxPasswordLength)
+	}
+	if r, _, bad := domain.BadRune(pw, false); bad {
+		if r == utf8.RuneError {
+			return domain.Invalid(field, "must be valid UTF-8")
+		}
+		return domain.Invalid(field, "must not contain control or bidirectional-control characters")
 	}
 	return nil
 }

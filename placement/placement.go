@@ -418,9 +418,9 @@ func parseNodeID(s string) (uuid.UUID, error) {
 	if s == "" {
 		return uuid.Nil, domain.Invalid("node_id", "is required")
 	}
-	id, err := uuid.Parse(s)
+	id, err := domain.ParseID("node_id", s)
 	if err != nil {
-		return uuid.Nil, domain.Invalid("node_id", "must be a node id (a UUID)")
+		return uuid.Nil, domain.Invalid("node_id", "must be a node id (a canonical lowercase UUID)")
 	}
 	return id, nil
 }
@@ -428,20 +428,10 @@ func parseNodeID(s string) (uuid.UUID, error) {
 // checkName requires a DNS label: 1-63 lowercase letters, digits and
 // hyphens, not starting or ending with a hyphen.
 func checkName(name string) error {
-	bad := domain.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen")
 	if name == "" {
 		return domain.Invalid("name", "is required")
 	}
-	if len(name) > 63 || name[0] == '-' || name[len(name)-1] == '-' {
-		return bad
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return bad
-		}
-	}
-	return nil
+	return domain.DNSLabel("name", name)
 }
 
 func instanceView(r store.ListInstancesRow) Instance {

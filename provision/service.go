@@ -149,7 +149,6 @@ type CreateRequest struct {
 
 var (
 	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	labelKey  = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9._/-]{0,61}[a-zA-Z0-9])?$`)
 	sshKeyRE  = regexp.MustCompile(`^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com|sk-ecdsa-sha2-nistp256@openssh.com) [A-Za-z0-9+/=]+( [^\n]*)?$`)
 	imageName = regexp.MustCompile(`^[a-zA-Z0-9._:/-]{1,128}$`)
 )
@@ -176,20 +175,17 @@ func (s *Service) validate(req CreateRequest) (providers.Driver, error) {
 		return nil, domain.Invalid("ssh_keys", "at most 20 keys")
 	}
 	for i, k := range req.SSHKeys {
+		field := fmt.Sprintf("ssh_keys[%d]", i)
+		// One authorized_keys line; its comment may be any text but control characters.
+		if err := domain.CheckText(field, strings.TrimSpace(k), domain.MaxPublicKeyLength); err != nil {
+			return nil, err
+		}
 		if !sshKeyRE.MatchString(strings.TrimSpace(k)) {
-			return nil, domain.Invalid(fmt.Sprintf("ssh_keys[%d]", i), "must be a public key in authorized_keys form")
+			return nil, domain.Invalid(field, "must be a public key in authorized_keys form")
 		}
 	}
-	if len(req.Labels) > 50 {
-		return nil, domain.Invalid("labels", "at most 50 labels")
-	}
-	for k, v := range req.Labels {
-		if !labelKey.MatchString(k) {
-			return nil, domain.Invalid("labels", "key %q must be 1-63 letters, digits and . _ / -", k)
-		}
-		if len(v) > 255 {
-			return nil, domain.Invalid("labels", "value of %q must be at most 255 characters", k)
-		}
+	if err := domain.Labels("labels", req.Labels); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -208,8 +204,8 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 	if err != nil {
 		return Request{}, false, err
 	}
-	if len(idempotencyKey) > 255 {
-		return Request{}, false, domain.Invalid("Idempotency-Key", "must be at most 255 characters")
+	if err := domain.CheckText("Idempotency-Key", idempotencyKey, domain.MaxTextLength); err != nil {
+		return Request{}, false, err
 	}
 	if req.SSHKeys == nil {
 		req.SSHKeys = []string{}
