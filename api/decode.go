@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,7 +34,142 @@ func decode(c *fiber.Ctx, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &domain.ValidationError{Rule: "request body must hold a single JSON object (trailing data found)"}
 	}
+	return checkBody(body, reflect.TypeOf(v))
+}
+
+// checkBody walks the body's JSON beside the Go type it was decoded into and
+// checks every string, map key included, by the rule of its field
+// (bodyRule): one line of text (no control or bidirectional-control
+// characters) of at most the field's length, or a canonical UUID for an id.
+// The raw JSON is walked rather than the decoded value so that ids decoded
+// into uuid.UUID (which takes any of its forms) are seen as sent.
+func checkBody(body []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw any
+	if err := dec.Decode(&raw); err != nil {
+		return decodeError(err)
+	}
+	return checkJSON("", textRule{max: domain.MaxTextLength}, t, raw)
+}
+
+// textRule is what a string field may hold.
+type textRule struct {
+	max       int  // characters
+	multiline bool // \n and \t allowed
+	id        bool // a canonical lowercase UUID
+}
+
+// bodyRule is the rule of the strings of the body field name (a JSON name,
+// any case): for a map, of its values; for an array, of its items. Domain
+// validation narrows these further (an organization name is at most 100
+// characters, a node name a DNS label); this is the ceiling every string
+// meets before any domain code sees it. The README's limits table lists it.
+func bodyRule(name string) textRule {
+	name = strings.ToLower(name)
+	switch name {
+	case "email":
+		return textRule{max: domain.MaxEmailLength}
+	case "password", "current_password", "new_password":
+		return textRule{max: domain.MaxPasswordLength}
+	case "public_key", "ssh_keys":
+		// authorized_keys lines: a trailing newline is common.
+		return textRule{max: domain.MaxPublicKeyLength, multiline: true}
+	case "secret":
+		return textRule{max: domain.MaxSecretLength}
+	case "source_address", "force_source_address":
+		return textRule{max: 1024}
+	}
+	if name == "id" || strings.HasSuffix(name, "_id") {
+		return textRule{max: domain.MaxTextLength, id: true}
+	}
+	return textRule{max: domain.MaxTextLength}
+}
+
+// checkJSON checks raw (a value of encoding/json's generic form) found at
+// path, where t is the Go type it was decoded into (nil: any JSON) and rule
+// the rule of its strings.
+func checkJSON(path string, rule textRule, t reflect.Type, raw any) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == rawType || (t != nil && t.Kind() == reflect.Interface) {
+		t = nil
+	}
+	switch v := raw.(type) {
+	case string:
+		if rule.id || t == uuidType {
+			return checkID(path, v, idWhat(path))
+		}
+		if rule.multiline {
+			return domain.CheckMultiline(path, v, rule.max)
+		}
+		return domain.CheckText(path, v, rule.max)
+	case []any:
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i, e := range v {
+			if err := checkJSON(fmt.Sprintf("%s[%d]", path, i), rule, elem, e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		isStruct := t != nil && t.Kind() == reflect.Struct
+		for _, k := range keys {
+			if !isStruct {
+				if err := domain.CheckText(path, k, domain.MaxTextLength); err != nil {
+					var verr *domain.ValidationError
+					if errors.As(err, &verr) {
+						verr.Rule = "key " + verr.Rule
+					}
+					return err
+				}
+			}
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			var err error
+			switch {
+			case isStruct:
+				ft, name := fieldOf(t, k)
+				err = checkJSON(p, bodyRule(name), ft, v[k])
+			case t != nil && t.Kind() == reflect.Map:
+				err = checkJSON(p, rule, t.Elem(), v[k])
+			default:
+				err = checkJSON(p, rule, nil, v[k])
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// fieldOf is the type and JSON name of the field of struct t that
+// encoding/json decodes key into (exact name first, then any case); for a
+// key no tagged field takes, nil (any JSON) and the key itself.
+func fieldOf(t reflect.Type, key string) (reflect.Type, string) {
+	fields := jsonFields(t)
+	for _, f := range fields {
+		if f.name == key {
+			return f.typ, f.name
+		}
+	}
+	for _, f := range fields {
+		if strings.EqualFold(f.name, key) {
+			return f.typ, f.name
+		}
+	}
+	return nil, key
 }
 
 func decodeError(err error) error {
@@ -74,18 +210,87 @@ func kindName(t reflect.Type) string {
 	return "an object"
 }
 
-// pathID parses a UUID path parameter; a malformed one is answered 404.
+// pathID parses the id path parameter name, which must be a canonical
+// lowercase UUID (400 naming the parameter otherwise: braces, urn:uuid:,
+// uppercase and hyphenless forms included), so audit entries and logs name
+// one form. It checks the query parameters too (checkQuery).
 func pathID(c *fiber.Ctx, name, what string) (uuid.UUID, error) {
-	id, err := uuid.Parse(c.Params(name))
+	id, err := domain.ParseID(name, c.Params(name))
 	if err != nil {
-		return uuid.Nil, domain.NotFound(what)
+		return uuid.Nil, checkID(name, c.Params(name), what)
+	}
+	if err := checkQuery(c); err != nil {
+		return uuid.Nil, err
 	}
 	return id, nil
 }
 
-// page reads the page and limit query parameters.
+// page reads the page and limit query parameters, after checking every
+// query parameter (checkQuery): every list endpoint calls it.
 func page(c *fiber.Ctx) (domain.Page, error) {
+	if err := checkQuery(c); err != nil {
+		return domain.Page{}, err
+	}
 	return domain.ParsePage(c.Query("page"), c.Query("limit"))
+}
+
+// checkQuery checks every query parameter, name and value: one line of text
+// (valid UTF-8, no control or bidirectional-control characters) of at most
+// domain.MaxTextLength characters; an id parameter (queryIsID) a canonical
+// lowercase UUID. A value that would reach Postgres with a NUL byte is 400
+// here, never 500 there.
+func checkQuery(c *fiber.Ctx) error {
+	var err error
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if err != nil {
+			return
+		}
+		name, value := string(k), string(v)
+		if err = domain.CheckText("query parameter name", name, domain.MaxTextLength); err != nil {
+			return
+		}
+		if queryIsID(name) {
+			if value != "" && (name != "user" || value != "me") {
+				err = checkID(name, value, idWhat(name))
+			}
+			return
+		}
+		err = domain.CheckText(name, value, domain.MaxTextLength)
+	})
+	return err
+}
+
+// checkID refuses an id (field) that is not a canonical lowercase UUID,
+// naming what it identifies: "node_id: must be a node id: a canonical
+// lowercase UUID (...)".
+func checkID(field, value, what string) error {
+	if _, err := domain.ParseID(field, value); err == nil {
+		return nil
+	}
+	article := "a"
+	if what != "" && strings.ContainsRune("aeio", rune(what[0])) {
+		article = "an"
+	}
+	return domain.Invalid(field, "must be %s %s id: a canonical lowercase UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", article, what)
+}
+
+// idWhat is what an id field identifies, from its name: node_id and node
+// name a node, organization_id an organization; a bare id, an object.
+func idWhat(field string) string {
+	if i := strings.LastIndexAny(field, ".]"); i >= 0 {
+		field = field[i+1:]
+	}
+	what := strings.ReplaceAll(strings.TrimSuffix(strings.ToLower(field), "_id"), "_", " ")
+	if what == "" || what == "id" {
+		return "object"
+	}
+	return what
+}
+
+// queryIsID reports whether the query parameter name holds an id: node,
+// user (an id, or me), and every *_id.
+func queryIsID(name string) bool {
+	return name == "node" || name == "user" || name == "id" || strings.HasSuffix(name, "_id")
 }
 
 // listBody is every list answer.

@@ -122,7 +122,7 @@ func TestInstancesCRUD(t *testing.T) {
 		b.expect(req{method: "DELETE", path: "/v1/instances/" + id, token: tok}, 204)
 		b.expect(req{method: "GET", path: "/v1/instances/" + id, token: tok}, 404)
 		b.expect(req{method: "DELETE", path: "/v1/instances/" + id, token: tok}, 404)
-		b.expect(req{method: "GET", path: "/v1/instances/not-a-uuid", token: tok}, 404)
+		b.expect(req{method: "GET", path: "/v1/instances/not-a-uuid", token: tok}, 400)
 		if got := b.nodeReservation(ids["fsn-a"]); got != [4]int{2000, 6144, 2, 1} {
 			t.Errorf("fsn-a aggregates after delete %v", got)
 		}

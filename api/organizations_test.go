@@ -231,8 +231,8 @@ func TestOrganizationGet(t *testing.T) {
 	if r.str("id") != u.orgID || r.str("role") != "owner" || r.str("name") == "" {
 		t.Errorf("get %s", r.Raw)
 	}
-	for _, path := range []string{orgPath("00000000-0000-0000-0000-000000000001"), orgPath("not-a-uuid")} {
-		r := b.expect(req{method: "GET", path: path, token: u.access}, 404)
+	for path, status := range map[string]int{orgPath("00000000-0000-0000-0000-000000000001"): 404, orgPath("not-a-uuid"): 400} {
+		r := b.expect(req{method: "GET", path: path, token: u.access}, status)
 		if r.errMsg() == "" {
 			t.Errorf("%s: no JSON error: %s", path, r.Raw)
 		}
@@ -564,14 +564,14 @@ func TestInviteListDelete(t *testing.T) {
 		b.expect(req{method: "POST", path: "/v1/invites/" + second.str("token") + "/accept", token: two.access}, 404)
 		b.unchanged(before)
 	})
-	for _, path := range []string{
-		orgPath(org, "invites", second.str("id")),                       // already deleted
-		orgPath(org, "invites", "00000000-0000-0000-0000-000000000001"), // never existed
-		orgPath(org, "invites", "not-a-uuid"),
+	for path, status := range map[string]int{
+		orgPath(org, "invites", second.str("id")):                       404, // already deleted
+		orgPath(org, "invites", "00000000-0000-0000-0000-000000000001"): 404, // never existed
+		orgPath(org, "invites", "not-a-uuid"):                           400,
 	} {
 		t.Run("missing "+path, func(t *testing.T) {
 			before := b.snapshot()
-			b.expect(req{method: "DELETE", path: path, token: owner.access}, 404)
+			b.expect(req{method: "DELETE", path: path, token: owner.access}, status)
 			b.unchanged(before)
 		})
 	}
@@ -673,7 +673,7 @@ func TestMemberRole(t *testing.T) {
 		{"invalid role", owner, member.userID, "root", 400, "role: must be one of"},
 		{"missing role", owner, member.userID, nil, 400, "role: must be one of"},
 		{"not a member", owner, "00000000-0000-0000-0000-000000000001", "viewer", 404, "member not found"},
-		{"malformed member id", owner, "nope", "viewer", 404, "member not found"},
+		{"malformed member id", owner, "nope", "viewer", 400, "user_id: must be a member id: a canonical lowercase UUID"},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,9 +74,9 @@ func (s *Server) sshPublicFile(get func(context.Context, uuid.UUID) ([]byte, err
 		if raw == "" {
 			return domain.Invalid("organization_id", "is required (query parameter or X-Organization-ID header)")
 		}
-		org, err := uuid.Parse(raw)
+		org, err := domain.ParseID("organization_id", raw)
 		if err != nil {
-			return domain.Invalid("organization_id", "must be a UUID")
+			return err
 		}
 		body, err := get(c.UserContext(), org)
 		if err != nil {

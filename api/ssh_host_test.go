@@ -259,7 +259,7 @@ func TestSSHHostCARotation(t *testing.T) {
 		{"without ssh:admin", signer, oldID, 403, "ssh:admin"},
 		{"the signing key", a.access, rotated.str("id"), 409, "rotate first"},
 		{"unknown key", a.access, uuid.NewString(), 404, "host CA key not found"},
-		{"not an id", a.access, "old", 404, "host CA key not found"},
+		{"not an id", a.access, "old", 400, "id: must be a host CA key id: a canonical lowercase UUID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -183,7 +183,7 @@ func TestAdminUsers(t *testing.T) {
 		t.Errorf("users list %s", l.Raw)
 	}
 	b.expect(req{method: "GET", path: "/v1/users/" + newID, token: admin.access}, 200)
-	b.expect(req{method: "GET", path: "/v1/users/not-a-uuid", token: admin.access}, 404)
+	b.expect(req{method: "GET", path: "/v1/users/not-a-uuid", token: admin.access}, 400)
 	b.expect(req{method: "DELETE", path: "/v1/users/" + admin.userID, token: admin.access}, 409)
 	b.expect(req{method: "DELETE", path: "/v1/users/" + newID, token: admin.access}, 204)
 	b.expect(req{method: "GET", path: "/v1/users/" + newID, token: admin.access}, 404)
