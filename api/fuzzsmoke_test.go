@@ -666,3 +666,58 @@ func TestBodyLimit(t *testing.T) {
 		t.Fatalf("%d %.200s, want 400 name: must be at most 255 characters", r3.Status, r3.Raw)
 	}
 }
+
+// TestOpenAPIDocumentsLimits: the request schemas carry the decoder's
+// maximum lengths, so a client can check a body before sending it.
+func TestOpenAPIDocumentsLimits(t *testing.T) {
+	t.Parallel()
+	b := fullServer(t)
+	doc := loadDocument(t, b, "/openapi.json")
+	body := func(method, path string) *openapi3.Schema {
+		t.Helper()
+		op := doc.Paths.Value(path).GetOperation(method)
+		if op == nil || op.RequestBody == nil {
+			t.Fatalf("%s %s has no request body", method, path)
+		}
+		return op.RequestBody.Value.Content.Get("application/json").Schema.Value
+	}
+	prop := func(s *openapi3.Schema, names ...string) *openapi3.Schema {
+		t.Helper()
+		for _, n := range names {
+			switch n {
+			case "[]":
+				s = s.Items.Value
+			case "{}":
+				s = s.AdditionalProperties.Schema.Value
+			default:
+				if s.Properties[n] == nil {
+					t.Fatalf("no property %s", n)
+				}
+				s = s.Properties[n].Value
+			}
+		}
+		return s
+	}
+	tests := []struct {
+		method, path string
+		field        []string
+		max          uint64
+	}{
+		{"POST", "/v1/auth/register", []string{"email"}, 254},
+		{"POST", "/v1/auth/register", []string{"password"}, 1024},
+		{"POST", "/v1/organizations", []string{"name"}, 255},
+		{"POST", "/v1/provision", []string{"name"}, 255},
+		{"POST", "/v1/provision", []string{"ssh_keys", "[]"}, 16384},
+		{"POST", "/v1/provision", []string{"labels", "{}"}, 255},
+		{"POST", "/v1/credentials", []string{"secret", "{}"}, 4096},
+		{"POST", "/v1/ssh/certificate", []string{"public_key"}, 16384},
+		{"POST", "/v1/ssh/certificate", []string{"principals", "[]"}, 255},
+		{"PUT", "/v1/ssh/policy", []string{"force_source_address"}, 1024},
+	}
+	for _, tt := range tests {
+		s := prop(body(tt.method, tt.path), tt.field...)
+		if s.MaxLength == nil || *s.MaxLength != tt.max {
+			t.Errorf("%s %s %v: maxLength %v, want %d", tt.method, tt.path, tt.field, s.MaxLength, tt.max)
+		}
+	}
+}

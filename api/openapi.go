@@ -537,6 +537,13 @@ func customizeSchema(request bool) openapi3gen.SchemaCustomizerFn {
 		if t == durationType {
 			s.Description = "Nanoseconds."
 		}
+		if request && t.Kind() == reflect.String {
+			// The ceiling the strict decoder enforces (bodyRule); for an
+			// array or a map, name is its field's and the rule its items'.
+			if r := bodyRule(name); !r.id {
+				s.MaxLength = new(uint64(r.max))
+			}
+		}
 		if t.Kind() == reflect.Struct && s.Properties != nil {
 			if request {
 				s.AdditionalProperties = openapi3.AdditionalProperties{Has: new(false)}
