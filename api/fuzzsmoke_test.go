@@ -12,8 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -419,9 +421,16 @@ func smoke(t *testing.T, b *bundle, keep func(string) bool, minOps int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The mutations are the same at every run; SHARDFORM_FUZZ_SEED picks others.
+	seed := uint64(2026)
+	if v := os.Getenv("SHARDFORM_FUZZ_SEED"); v != "" {
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("SHARDFORM_FUZZ_SEED: %v", err)
+		}
+	}
 	f := &smokeFixture{
 		admin: admin, publicKey: string(ssh.MarshalAuthorizedKey(sshPub)),
-		strings: evilStrings(), values: evilValues(), rng: mrand.New(mrand.NewPCG(2026, 11)),
+		strings: evilStrings(), values: evilValues(), rng: mrand.New(mrand.NewPCG(seed, 11)),
 	}
 	doc := loadDocument(t, b, "/openapi.json")
 	if doc.Paths.Find("/v1/ssh/ca/keys") != nil {
@@ -498,7 +507,7 @@ func smoke(t *testing.T, b *bundle, keep func(string) bool, minOps int) {
 			}
 		}
 	}
-	t.Logf("%d requests over %d operations; statuses %v", sent, len(ops), statuses)
+	t.Logf("%d requests over %d operations (seed %d); statuses %v", sent, len(ops), seed, statuses)
 	if len(ops) < minOps || sent < 24*len(ops) {
 		t.Errorf("only %d requests over %d operations", sent, len(ops))
 	}
