@@ -17,7 +17,8 @@ import (
 )
 
 // decode reads the request body into v strictly: JSON only, one value, no
-// unknown fields, no trailing data. Errors name the field.
+// unknown fields, no trailing data, every string checked (checkBody).
+// Errors name the field.
 func decode(c *fiber.Ctx, v any) error {
 	if ct := c.Get(fiber.HeaderContentType); ct != "" && !strings.HasPrefix(strings.ToLower(ct), fiber.MIMEApplicationJSON) {
 		return &domain.ValidationError{Rule: "Content-Type must be application/json"}
