@@ -602,6 +602,7 @@ func TestCanonicalIDs(t *testing.T) {
 				{req{method: "GET", path: "/v1/ssh/certificates?user=" + url.QueryEscape(form(a.userID))}, "user"},
 				{req{method: "GET", path: "/v1/ssh/krl?organization_id=" + url.QueryEscape(form(a.orgID))}, "organization_id"},
 				{req{method: "POST", path: "/v1/instances", body: map[string]any{"node_id": form(uuid.NewString()), "name": "vh-1", "cpu": 1, "memory_gb": 1, "disk_gb": 1}}, "node_id"},
+				{req{method: "GET", path: "/v1/whoami", header: map[string]string{"X-Organization-ID": form(a.orgID)}}, "X-Organization-ID"},
 			}
 			for _, tt := range tests {
 				before := b.snapshot()

@@ -114,12 +114,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	orgID := uuid.Nil
 	if h := c.Get(headerOrgID); h != "" {
-		id, err := uuid.Parse(h)
+		id, err := domain.ParseID(headerOrgID, h)
 		if err != nil {
 			if lerr := s.limit(c, "ip:"+c.IP()); lerr != nil {
 				return lerr
 			}
-			return domain.Invalid(headerOrgID, "must be a UUID")
+			return err
 		}
 		orgID = id
 	}
