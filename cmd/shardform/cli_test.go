@@ -254,3 +254,19 @@ func TestServeWithoutTerraform(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestLogLinesStaySmall: a huge value (an error quoting a 1 MB input)
+// is cut in the log line, in both formats.
+func TestLogLinesStaySmall(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("é", 500_000)
+	for _, jsonFormat := range []bool{false, true} {
+		var buf bytes.Buffer
+		log := newLogger(&buf, Config{LogJSON: jsonFormat})
+		log.Error("request failed", slog.String("email", huge), slog.Any("error", fmt.Errorf("lookup %s: %w", huge, io.EOF)), slog.String("route", "/v1/auth/login"))
+		line := buf.String()
+		if len(line) > 3*maxLoggedValue || !strings.Contains(line, "(1000000 bytes)") || !strings.Contains(line, "/v1/auth/login") {
+			t.Errorf("json %v: a %d-byte line: %.200s", jsonFormat, len(line), line)
+		}
+	}
+}

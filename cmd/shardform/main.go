@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"unicode/utf8"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -129,11 +130,7 @@ func runServer(ctx context.Context, cmd string, args []string, env func(string) 
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
-	if cfg.LogJSON {
-		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
-	}
-	log := slog.New(handler).With(slog.String("component", cmd))
+	log := newLogger(stderr, cfg).With(slog.String("component", cmd))
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
 		log.Info("data dir", slog.String("path", abs))
 	}
@@ -150,6 +147,41 @@ func runServer(ctx context.Context, cmd string, args []string, env func(string) 
 		return nil
 	}
 	return serve(ctx, cmd, cfg, pool, log)
+}
+
+// maxLoggedValue is the longest string value a log line carries: a longer
+// one (an error quoting a huge input, say) is cut, so one request can never
+// write a megabyte line.
+const maxLoggedValue = 1024
+
+// newLogger is the process's logger: text or JSON at the configured level,
+// every string value at most maxLoggedValue bytes.
+func newLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch a.Value.Kind() {
+		case slog.KindString:
+			if v := a.Value.String(); len(v) > maxLoggedValue {
+				a.Value = slog.StringValue(cut(v, maxLoggedValue))
+			}
+		case slog.KindAny:
+			if err, ok := a.Value.Any().(error); ok && len(err.Error()) > maxLoggedValue {
+				a.Value = slog.StringValue(cut(err.Error(), maxLoggedValue))
+			}
+		}
+		return a
+	}}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// cut shortens s to at most n bytes on a rune boundary and says how long it was.
+func cut(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 // openDatabase creates the database if needed and applies the migrations;
