@@ -19,8 +19,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
