@@ -47,6 +47,7 @@ func startSSH(t *testing.T, pool *pgxpool.Pool, key []byte) *sshsign.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(svc.Close) // after the worker stops
 	// River on its own asynchronous-commit pool, as `shardform serve` runs it.
 	queuePool, err := store.QueuePool(context.Background(), pool)
 	if err != nil {

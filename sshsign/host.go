@@ -138,14 +138,16 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 	}
 	wt := s.register()
 	args.Reply = wt.reply
-	deadline := time.Now().Add(s.timeout)
-	args.NotAfter = deadline
+	// The worker compares NotAfter with the injected clock: a time on
+	// it. The wait itself is real time (see waitForJob).
+	start := time.Now()
+	args.NotAfter = s.now().Add(s.timeout)
 	jobID, err := s.enqueue(ctx, args)
 	if err != nil {
 		s.unregister(wt)
 		return HostSigned{}, fmt.Errorf("sign host certificate: enqueue: %w", err)
 	}
-	return waitForJob(ctx, s, wt, jobID, deadline, func(ctx context.Context) (HostSigned, error) {
+	return waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (HostSigned, error) {
 		row, err := s.q.GetSSHHostCertificateByJob(ctx, s.st.Pool, store.GetSSHHostCertificateByJobParams{
 			OrganizationID: p.OrgID, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -43,8 +44,16 @@ type Queue interface {
 type Options struct {
 	// SignTimeout bounds how long the API waits for the worker (default 10 s).
 	SignTimeout time.Duration
-	// Now is the clock (default time.Now).
+	// Now is the clock (default time.Now). Request deadlines (a job's
+	// NotAfter) are times on it; how long the API waits is real time.
 	Now func() time.Time
+	// Context bounds the service's background work, the shared listener
+	// connection: it closes when Context ends (pass the server's or the
+	// worker's lifetime). Close ends it as well. Default: until Close.
+	Context context.Context
+	// Logger receives what the service cannot return to a caller: a failed
+	// notification, a listener that cannot connect (default: discarded).
+	Logger *slog.Logger
 }
 
 // Service is the SSH CA service. It is safe for concurrent use.
@@ -55,6 +64,12 @@ type Service struct {
 	queue   Queue
 	now     func() time.Time
 	timeout time.Duration
+	log     *slog.Logger
+	// life is the service's lifetime (Options.Context); stop ends it, and
+	// background counts the goroutines that run under it.
+	life       context.Context
+	stop       context.CancelFunc
+	background sync.WaitGroup
 	// validator signs with a throwaway key: it runs sshca's validation and
 	// policy checks in the API process before a job is queued.
 	validator *sshca.Authority
@@ -83,6 +98,12 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 	if opts.SignTimeout == 0 {
 		opts.SignTimeout = 10 * time.Second
 	}
+	if opts.Context == nil {
+		opts.Context = context.Background()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	_, throwaway, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("ssh service: %w", err)
@@ -91,8 +112,9 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh service: %w", err)
 	}
+	life, stop := context.WithCancel(opts.Context)
 	s := &Service{
-		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout,
+		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout, log: opts.Logger, life: life, stop: stop,
 		validator: validator, authorities: map[uuid.UUID]*sshca.Authority{},
 		cache: caCache{entries: map[uuid.UUID]caState{}}, waiters: newWaiters(),
 	}
@@ -104,6 +126,17 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 // maxBatch is the most job inserts or certificate records combined into
 // one statement.
 const maxBatch = 128
+
+// Close ends the service's background work (the shared listener) and waits
+// for it. Requests still waiting fall back to polling.
+func (s *Service) Close() {
+	// A listener starts only under waiters.mu, after checking s.life: once
+	// it is cancelled under that lock, no new one can start.
+	s.waiters.mu.Lock()
+	s.stop()
+	s.waiters.mu.Unlock()
+	s.background.Wait()
+}
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }

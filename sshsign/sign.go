@@ -92,14 +92,16 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 	}
 	wt := s.register()
 	args.Reply = wt.reply
-	deadline := time.Now().Add(s.timeout)
-	args.NotAfter = deadline
+	// The worker compares NotAfter with the injected clock: a time on
+	// it. The wait itself is real time (see waitForJob).
+	start := time.Now()
+	args.NotAfter = s.now().Add(s.timeout)
 	jobID, err := s.enqueue(ctx, args)
 	if err != nil {
 		s.unregister(wt)
 		return Signed{}, fmt.Errorf("sign certificate: enqueue: %w", err)
 	}
-	return waitForJob(ctx, s, wt, jobID, deadline, func(ctx context.Context) (Signed, error) {
+	return waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (Signed, error) {
 		row, err := s.q.GetSSHCertificateByJob(ctx, s.st.Pool, store.GetSSHCertificateByJobParams{OrganizationID: p.OrgID, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
 		if err != nil {
 			return Signed{}, err

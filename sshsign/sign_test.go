@@ -53,6 +53,12 @@ func setup(t *testing.T) *testBundle {
 	if err := pool.QueryRow(context.Background(), "INSERT INTO organizations (name) VALUES ('acme') RETURNING id").Scan(&org); err != nil {
 		t.Fatal(err)
 	}
+	return &testBundle{pool: pool, svc: svc, org: org, key: newPublicKey(t)}
+}
+
+// newPublicKey returns a fresh ed25519 public key in authorized_keys form.
+func newPublicKey(t *testing.T) string {
+	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +67,7 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBundle{pool: pool, svc: svc, org: org, key: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
 }
 
 func (b *testBundle) args() sshsign.SignArgs {

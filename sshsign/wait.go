@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,40 +134,62 @@ func (s *Service) answer(ctx context.Context, reply string, value any, failure e
 			note.Failure, _ = failureOf(failure)
 		}
 		payload, err := json.Marshal(note)
-		if err != nil {
-			return
+		if err == nil {
+			err = s.q.NotifySSH(context.WithoutCancel(ctx), s.st.Pool, store.NotifySSHParams{Channel: channelSigned, Payload: string(payload)})
 		}
-		// Best effort: the waiter's poll finds the outcome anyway.
-		_ = s.q.NotifySSH(context.WithoutCancel(ctx), s.st.Pool, store.NotifySSHParams{Channel: channelSigned, Payload: string(payload)})
+		if err != nil {
+			// The job's outcome stands and the waiter's poll finds it, a
+			// little later: worth a line, not a failed job.
+			s.log.WarnContext(ctx, "ssh: could not notify the waiting request; it will find the outcome by polling",
+				slog.String("reply", reply), slog.Any("error", err))
+		}
 	}
 }
 
 // listen makes sure the shared listener runs (one connection per process,
-// never one per request).
+// never one per request), for as long as the service lives.
 func (s *Service) listen() {
 	w := &s.waiters
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.listening || time.Since(w.started) < listenerRetry {
+	// The pause between connections is real time, whatever the clock says.
+	if w.listening || s.life.Err() != nil || time.Since(w.started) < listenerRetry {
 		return
 	}
 	w.listening, w.started = true, time.Now()
-	go s.runListener()
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		s.runListener(s.life)
+	}()
 }
 
-func (s *Service) runListener() {
+// runListener runs the shared listener until ctx ends, or nobody has waited
+// for listenerIdle, or its connection fails (the next request starts
+// another).
+func (s *Service) runListener(ctx context.Context) {
 	defer func() {
 		s.waiters.mu.Lock()
 		s.waiters.listening = false
 		s.waiters.mu.Unlock()
 	}()
-	ctx := context.Background()
 	conn, err := pgx.ConnectConfig(ctx, s.st.Pool.Config().ConnConfig)
 	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "ssh: listener cannot connect; waiting requests poll", slog.Any("error", err))
+		}
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() {
+		// ctx may have ended: close within a bound of its own.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+channelSigned+"; LISTEN "+channelCA); err != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "ssh: LISTEN failed; waiting requests poll", slog.Any("error", err))
+		}
 		return
 	}
 	for {
@@ -174,7 +197,11 @@ func (s *Service) runListener() {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err != nil {
+			if ctx.Err() != nil {
+				return // the service's lifetime ended
+			}
 			if !pgconn.Timeout(err) || conn.IsClosed() {
+				s.log.WarnContext(ctx, "ssh: listener connection lost; the next request reconnects", slog.Any("error", err))
 				return
 			}
 			s.waiters.mu.Lock()
@@ -206,11 +233,12 @@ func (s *Service) runListener() {
 	}
 }
 
-// waitForJob waits for the outcome of job jobID until the deadline: a
-// value or refusal handed to wt, or, on a notification or a poll, the
-// recorded certificate (fetch answers pgx.ErrNoRows until it exists) or the
-// job's cancelled or discarded state.
-func waitForJob[T any](ctx context.Context, s *Service, wt *waiter, jobID int64, deadline time.Time, fetch func(context.Context) (T, error)) (T, error) {
+// waitForJob waits for the outcome of job jobID until the wait that began
+// at start (real time) has lasted s.timeout: a value or refusal handed to
+// wt, or, on a notification or a poll, the recorded certificate (fetch
+// answers pgx.ErrNoRows until it exists) or the job's cancelled or
+// discarded state.
+func waitForJob[T any](ctx context.Context, s *Service, wt *waiter, jobID int64, start time.Time, fetch func(context.Context) (T, error)) (T, error) {
 	var zero T
 	defer s.unregister(wt)
 	s.listen()
@@ -240,7 +268,7 @@ func waitForJob[T any](ctx context.Context, s *Service, wt *waiter, jobID int64,
 	poll := pollFirst
 	pollTimer := time.NewTimer(poll)
 	defer pollTimer.Stop()
-	expire := time.NewTimer(time.Until(deadline))
+	expire := time.NewTimer(s.timeout - time.Since(start))
 	defer expire.Stop()
 	for {
 		select {

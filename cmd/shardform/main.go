@@ -278,10 +278,13 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if err != nil {
 		return err
 	}
-	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{})
+	// The SSH service's shared listener lives as long as the process serves.
+	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{
+		Context: ctx, Logger: log.With(slog.String("subsystem", "ssh"))})
 	if err != nil {
 		return err
 	}
+	defer sshSvc.Close()
 	// Workers run River's own statements on a pool whose commits do not
 	// wait for the disk (see store.QueuePool); an API-only process inserts
 	// jobs in its own transactions on the main pool.
