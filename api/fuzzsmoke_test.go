@@ -730,4 +730,15 @@ func TestOpenAPIDocumentsLimits(t *testing.T) {
 			t.Errorf("%s %s %v: maxLength %v, want %d", tt.method, tt.path, tt.field, s.MaxLength, tt.max)
 		}
 	}
+	for _, v := range []struct{ method, path, field string }{
+		{"POST", "/v1/ssh/certificate", "validity_hours"},
+		{"POST", "/v1/ssh/host-certificate", "validity_hours"},
+		{"PUT", "/v1/ssh/policy", "max_validity_hours"},
+		{"PUT", "/v1/ssh/policy", "default_validity_hours"},
+	} {
+		s := prop(body(v.method, v.path), v.field)
+		if s.Min == nil || *s.Min != 1 || s.Max == nil || *s.Max != 8760 {
+			t.Errorf("%s %s %s: minimum %v maximum %v, want 1 and 8760", v.method, v.path, v.field, s.Min, s.Max)
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/planner"
+	"github.com/shardform/shardform/sshca"
 )
 
 // The OpenAPI document is generated from the operations table (openapi_ops.go)
@@ -536,6 +537,10 @@ func customizeSchema(request bool) openapi3gen.SchemaCustomizerFn {
 		}
 		if t == durationType {
 			s.Description = "Nanoseconds."
+		}
+		if k := t.Kind(); request && strings.HasSuffix(name, "validity_hours") && (k >= reflect.Int && k <= reflect.Int64 || k == reflect.Pointer && t.Elem().Kind() == reflect.Int) {
+			// Every validity is bounded before it becomes a duration (sshca).
+			s.Min, s.Max = new(float64(1)), new(float64(sshca.MaxValidityHours))
 		}
 		if request && t.Kind() == reflect.String {
 			// The ceiling the strict decoder enforces (bodyRule); for an
