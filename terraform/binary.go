@@ -1,5 +1,7 @@
-// Package terraform runs Terraform for shardform through terraform-exec:
-// one workspace directory per provision request, state in Terraform's `pg`
+// Package terraform runs Terraform for shardform, one process per command
+// (plan and apply read Terraform's machine-readable -json stream; the
+// binary's version is checked once per runner): one workspace directory per
+// provision request, state in Terraform's `pg`
 // backend (schema terraform_state, Terraform workspace = provision id),
 // providers from a filesystem mirror or a shared plugin cache, plans kept as
 // bytes so apply may run on another machine, and every run's output streamed

@@ -3,10 +3,12 @@ package terraform
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-version"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -46,6 +49,7 @@ type Config struct {
 // Workspace is used by one job at a time.
 type Runner struct {
 	cfg       Config
+	version   string        // the binary's version, checked once in NewRunner
 	pool      *pgxpool.Pool // reads the state schema
 	cliConfig string
 	initMu    sync.Mutex // the plugin cache is not safe for concurrent init
@@ -79,7 +83,11 @@ func NewRunner(cfg Config, pool *pgxpool.Pool) (*Runner, error) {
 			return nil, fmt.Errorf("terraform: plugin mirror %s is not a directory", cfg.PluginMirror)
 		}
 	}
-	r := &Runner{cfg: cfg, pool: pool}
+	v, err := binaryVersion(cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{cfg: cfg, pool: pool, version: v}
 	if err := os.MkdirAll(r.cacheDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
@@ -89,6 +97,36 @@ func NewRunner(cfg Config, pool *pgxpool.Pool) (*Runner, error) {
 	}
 	return r, nil
 }
+
+// MinVersion is the oldest Terraform the runner works with (terraform_data,
+// the machine-readable UI of plan and apply).
+const MinVersion = "1.4.0"
+
+// binaryVersion asks the binary its version, once per runner (one process
+// per worker process, not one per job), and checks it.
+func binaryVersion(bin string) (string, error) {
+	out, err := exec.Command(bin, "version", "-json").Output()
+	if err != nil {
+		return "", fmt.Errorf("terraform: %s version: %w", bin, err)
+	}
+	var v struct {
+		Version string `json:"terraform_version"`
+	}
+	if err := json.Unmarshal(out, &v); err != nil || v.Version == "" {
+		return "", fmt.Errorf("terraform: %s version -json: unexpected answer %.200q", bin, out)
+	}
+	got, err := version.NewVersion(v.Version)
+	if err != nil {
+		return "", fmt.Errorf("terraform: %s reports version %q: %w", bin, v.Version, err)
+	}
+	if got.LessThan(version.Must(version.NewVersion(MinVersion))) {
+		return "", fmt.Errorf("terraform: %s is Terraform %s; shardform needs %s or newer", bin, v.Version, MinVersion)
+	}
+	return v.Version, nil
+}
+
+// Version is the Terraform version the runner runs.
+func (r *Runner) Version() string { return r.version }
 
 func (r *Runner) cacheDir() string { return filepath.Join(r.cfg.DataDir, "plugin-cache") }
 

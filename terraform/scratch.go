@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"github.com/hashicorp/terraform-exec/tfexec"
 )
 
 // Scratch runs `terraform plan` once on a throwaway configuration that has
@@ -35,25 +33,15 @@ func (r *Runner) Scratch(ctx context.Context, config []byte, vars map[string]str
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), config, 0o600); err != nil {
 		return fmt.Errorf("terraform scratch: write config: %w", err)
 	}
-	tf, err := tfexec.NewTerraform(dir, r.cfg.Binary)
-	if err != nil {
-		return fmt.Errorf("terraform scratch: %w", err)
-	}
-	if err := tf.SetEnv(r.env()); err != nil {
-		return fmt.Errorf("terraform scratch: %w", err)
-	}
 	if logs == nil {
 		logs = io.Discard
 	}
-	tf.SetStdout(logs)
-	tf.SetStderr(logs)
-	tf.SetWaitDelay(r.cfg.GracePeriod)
-	w := &Workspace{Name: filepath.Base(dir), Dir: dir, r: r, tf: tf, logs: logs}
+	w := &Workspace{Name: filepath.Base(dir), Dir: dir, r: r, logs: logs}
 	unlock, err := r.lockPluginCache()
 	if err != nil {
 		return err
 	}
-	err = tf.Init(ctx, tfexec.Upgrade(false))
+	err = w.runPlain(ctx, "init", "-input=false", "-no-color", "-upgrade=false")
 	unlock()
 	if err != nil {
 		return fmt.Errorf("terraform scratch init: %w", err)
@@ -63,7 +51,7 @@ func (r *Runner) Scratch(ctx context.Context, config []byte, vars map[string]str
 		return err
 	}
 	defer cleanup()
-	if _, err := tf.Plan(ctx); err != nil {
+	if err := w.runPlain(ctx, "plan", "-input=false", "-no-color"); err != nil {
 		return fmt.Errorf("terraform scratch plan: %w", err)
 	}
 	return nil

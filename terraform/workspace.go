@@ -1,6 +1,7 @@
 package terraform
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,9 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-
-	"github.com/hashicorp/terraform-exec/tfexec"
-	tfjson "github.com/hashicorp/terraform-json"
 )
 
 // ErrStalePlan: the state changed since the plan was made.
@@ -37,17 +35,9 @@ type Workspace struct {
 	Name string
 	Dir  string
 	r    *Runner
-	tf   *tfexec.Terraform
 	logs io.Writer
-}
-
-// quietly runs a machine-readable command (show -json, output -json,
-// workspace show) without copying its stdout to the logs: it holds
-// variable and output values, sensitive ones included.
-func (w *Workspace) quietly(fn func() error) error {
-	w.tf.SetStdout(io.Discard)
-	defer w.tf.SetStdout(w.logs)
-	return fn()
+	// outputs are the last Apply's outputs, when it reported all of them.
+	outputs map[string]json.RawMessage
 }
 
 // Open writes config (Terraform JSON) into the workspace directory, runs
@@ -67,20 +57,10 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	if err := os.WriteFile(filepath.Join(dir, ConfigFile), config, 0o600); err != nil {
 		return nil, fmt.Errorf("terraform: workspace %s: write config: %w", name, err)
 	}
-	tf, err := tfexec.NewTerraform(dir, r.cfg.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
-	}
-	if err := tf.SetEnv(r.env()); err != nil {
-		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
-	}
 	if logs == nil {
 		logs = io.Discard
 	}
-	tf.SetStdout(logs)
-	tf.SetStderr(logs)
-	tf.SetWaitDelay(r.cfg.GracePeriod)
-	w := &Workspace{Name: name, Dir: dir, r: r, tf: tf, logs: logs}
+	w := &Workspace{Name: name, Dir: dir, r: r, logs: logs}
 	if err := w.init(ctx, config); err != nil {
 		return nil, err
 	}
@@ -128,7 +108,7 @@ func (w *Workspace) init(ctx context.Context, config []byte) error {
 		return err
 	}
 	defer unlock()
-	if err := w.tf.Init(ctx, tfexec.Upgrade(false), tfexec.Reconfigure(true)); err != nil {
+	if err := w.runPlain(ctx, "init", "-input=false", "-no-color", "-upgrade=false", "-reconfigure"); err != nil {
 		return fmt.Errorf("terraform init %s: %w", w.Name, err)
 	}
 	if err := os.WriteFile(stamp, []byte(key), 0o600); err != nil {
@@ -148,7 +128,7 @@ func (w *Workspace) selectWorkspace(ctx context.Context) error {
 		return err
 	}
 	if exists {
-		if err := w.tf.WorkspaceSelect(ctx, w.Name); err != nil {
+		if err := w.runPlain(ctx, "workspace", "select", "-no-color", w.Name); err != nil {
 			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
 		}
 		return nil
@@ -163,12 +143,12 @@ func (w *Workspace) selectWorkspace(ctx context.Context) error {
 		return err
 	}
 	if exists {
-		if err := w.tf.WorkspaceSelect(ctx, w.Name); err != nil {
+		if err := w.runPlain(ctx, "workspace", "select", "-no-color", w.Name); err != nil {
 			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
 		}
 		return nil
 	}
-	if err := w.tf.WorkspaceNew(ctx, w.Name, tfexec.LockTimeout(w.lockTimeout())); err != nil {
+	if err := w.runPlain(ctx, "workspace", "new", "-no-color", "-lock-timeout="+w.lockTimeout(), w.Name); err != nil {
 		return fmt.Errorf("terraform workspace new %s: %w", w.Name, err)
 	}
 	return nil
@@ -217,8 +197,9 @@ type ResourceChange struct {
 	Action  string `json:"action"`
 }
 
-// Plan runs `terraform plan -out` (with -destroy when destroy is set) and
-// returns the plan file and its summary from `terraform show -json`.
+// Plan runs `terraform plan -json -out` (with -destroy when destroy is
+// set) and returns the plan file and its summary, read from the plan's own
+// stream (planned_change and change_summary messages): one process.
 func (w *Workspace) Plan(ctx context.Context, vars map[string]string, destroy bool) (Plan, error) {
 	cleanup, err := w.writeSecrets(vars)
 	if err != nil {
@@ -227,58 +208,27 @@ func (w *Workspace) Plan(ctx context.Context, vars map[string]string, destroy bo
 	defer cleanup()
 	path := filepath.Join(w.Dir, planFile)
 	defer os.Remove(path)
-	if _, err := w.tf.Plan(ctx, tfexec.Out(planFile), tfexec.Destroy(destroy), tfexec.LockTimeout(w.lockTimeout())); err != nil {
+	args := []string{"plan", "-json", "-input=false", "-no-color", "-lock-timeout=" + w.lockTimeout(), "-out=" + planFile}
+	if destroy {
+		args = append(args, "-destroy")
+	}
+	res, err := w.runJSON(ctx, args...)
+	if err != nil {
 		return Plan{}, fmt.Errorf("terraform plan %s: %w", w.Name, err)
+	}
+	if !res.sawSummary {
+		return Plan{}, fmt.Errorf("terraform plan %s: the plan's output had no change summary", w.Name)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Plan{}, fmt.Errorf("terraform plan %s: read plan: %w", w.Name, err)
 	}
-	var shown *tfjson.Plan
-	err = w.quietly(func() (err error) {
-		shown, err = w.tf.ShowPlanFile(ctx, path)
-		return err
-	})
-	if err != nil {
-		return Plan{}, fmt.Errorf("terraform show %s: %w", w.Name, err)
-	}
-	return Plan{File: b, Summary: Summarize(shown)}, nil
-}
-
-// Summarize counts a plan's changes as Terraform's own "Plan: X to add"
-// line does (a replacement counts as one add and one destroy).
-func Summarize(p *tfjson.Plan) PlanSummary {
-	s := PlanSummary{Resources: []ResourceChange{}}
-	for _, rc := range p.ResourceChanges {
-		if rc.Change == nil {
-			continue
-		}
-		a := rc.Change.Actions
-		var action string
-		switch {
-		case a.Create():
-			s.Add++
-			action = "create"
-		case a.Update():
-			s.Change++
-			action = "update"
-		case a.Delete():
-			s.Destroy++
-			action = "delete"
-		case a.Replace():
-			s.Add++
-			s.Destroy++
-			action = "replace"
-		default:
-			continue
-		}
-		s.Resources = append(s.Resources, ResourceChange{Address: rc.Address, Action: action})
-	}
-	return s
+	return Plan{File: b, Summary: res.summary}, nil
 }
 
 // Apply applies a plan made by Plan (possibly on another machine). A plan
-// made against older state fails with ErrStalePlan.
+// made against older state fails with ErrStalePlan. The outputs the apply
+// reports are kept for Outputs.
 func (w *Workspace) Apply(ctx context.Context, plan []byte, vars map[string]string) error {
 	cleanup, err := w.writeSecrets(vars)
 	if err != nil {
@@ -290,36 +240,49 @@ func (w *Workspace) Apply(ctx context.Context, plan []byte, vars map[string]stri
 		return fmt.Errorf("terraform apply %s: write plan: %w", w.Name, err)
 	}
 	defer os.Remove(path)
-	if err := w.tf.Apply(ctx, tfexec.DirOrPlan(planFile), tfexec.LockTimeout(w.lockTimeout())); err != nil {
+	w.outputs = nil
+	res, err := w.runJSON(ctx, "apply", "-json", "-input=false", "-no-color", "-lock-timeout="+w.lockTimeout(), planFile)
+	if err != nil {
 		if strings.Contains(err.Error(), "Saved plan is stale") {
 			return fmt.Errorf("terraform apply %s: %w", w.Name, ErrStalePlan)
 		}
 		return fmt.Errorf("terraform apply %s: %w", w.Name, err)
 	}
+	if res.sawOutputs && !res.sensitive {
+		w.outputs = res.outputs
+	}
 	return nil
 }
 
-// Destroy runs `terraform destroy`.
+// Destroy destroys every resource of the workspace (`terraform apply
+// -destroy -auto-approve`).
 func (w *Workspace) Destroy(ctx context.Context, vars map[string]string) error {
 	cleanup, err := w.writeSecrets(vars)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	if err := w.tf.Destroy(ctx, tfexec.LockTimeout(w.lockTimeout())); err != nil {
+	if _, err := w.runJSON(ctx, "apply", "-destroy", "-auto-approve", "-json", "-input=false", "-no-color", "-lock-timeout="+w.lockTimeout()); err != nil {
 		return fmt.Errorf("terraform destroy %s: %w", w.Name, err)
 	}
 	return nil
 }
 
-// Outputs returns the root module's outputs as raw JSON values.
+// Outputs returns the root module's outputs as raw JSON values: those the
+// last Apply reported, or, when it reported none or withheld a sensitive
+// value, `terraform output -json` (the only way to read a sensitive one).
 func (w *Workspace) Outputs(ctx context.Context) (map[string]json.RawMessage, error) {
-	var outs map[string]tfexec.OutputMeta
-	err := w.quietly(func() (err error) {
-		outs, err = w.tf.Output(ctx)
-		return err
-	})
-	if err != nil {
+	if w.outputs != nil {
+		return w.outputs, nil
+	}
+	var buf bytes.Buffer
+	if err := w.runTo(ctx, &buf, "output", "-json", "-no-color"); err != nil {
+		return nil, fmt.Errorf("terraform output %s: %w", w.Name, err)
+	}
+	var outs map[string]struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &outs); err != nil {
 		return nil, fmt.Errorf("terraform output %s: %w", w.Name, err)
 	}
 	res := make(map[string]json.RawMessage, len(outs))

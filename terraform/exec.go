@@ -1,0 +1,115 @@
+package terraform
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+)
+
+// runJSON runs one terraform command with -json in the workspace: its
+// machine-readable stream is read as it comes (human lines to the logs),
+// its stderr goes to the logs too. Cancelling ctx interrupts Terraform
+// (SIGINT: it stops gracefully and releases the state lock) and kills it
+// after the grace period. terraform-exec would check the binary's version
+// with one more process before each command on a fresh workspace; the
+// runner checked it once (NewRunner), so plan and apply are one process
+// each.
+func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, error) {
+	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
+	cmd.Dir = w.Dir
+	cmd.Env = envList(w.r.env())
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = w.r.cfg.GracePeriod
+	var stderr bytes.Buffer
+	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return streamResult{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return streamResult{}, fmt.Errorf("start terraform %s: %w", args[0], err)
+	}
+	res, readErr := readStream(out, w.logs)
+	if readErr != nil {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	err = cmd.Wait()
+	if err == nil && readErr != nil {
+		err = readErr
+	}
+	if err != nil {
+		msg := res.failure()
+		if msg == "" {
+			msg = strings.TrimSpace(stderr.String())
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("%s (%w)", msg, errors.Join(ctx.Err(), err))
+		}
+		return res, fmt.Errorf("%s: %w", msg, err)
+	}
+	return res, nil
+}
+
+// runPlain runs one terraform command whose output is for people (init,
+// workspace): stdout and stderr go to the logs; the error carries the end
+// of stderr.
+func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
+	return w.runTo(ctx, w.logs, args...)
+}
+
+// runTo runs one terraform command with its stdout to stdout (not the
+// logs: `output -json` holds sensitive values) and stderr to the logs.
+func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
+	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
+	cmd.Dir = w.Dir
+	cmd.Env = envList(w.r.env())
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = w.r.cfg.GracePeriod
+	var stderr bytes.Buffer
+	cmd.Stdout = stdout
+	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s (%w)", msg, errors.Join(ctx.Err(), err))
+		}
+		return fmt.Errorf("%s: %w", msg, err)
+	}
+	return nil
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// limited keeps at most n bytes written to it.
+type limited struct {
+	w io.Writer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}

@@ -1,0 +1,72 @@
+package terraform_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shardform/shardform/terraform"
+)
+
+// TestProcessesPerRequest counts the Terraform processes a request costs
+// through a wrapper that records each command: the version once per
+// runner, init and workspace creation once per request's workspace, then
+// one process for the plan and one for the apply (summary and outputs come
+// from their own -json streams: no show, no output).
+func TestProcessesPerRequest(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	dir := t.TempDir()
+	record := filepath.Join(dir, "commands")
+	wrapper := filepath.Join(dir, "terraform")
+	script := "#!/bin/sh\necho \"$1\" >> " + record + "\nexec " + b.bin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	commands := func() []string {
+		raw, _ := os.ReadFile(record)
+		return strings.Fields(string(raw))
+	}
+	r, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: t.TempDir(), DatabaseURL: b.url, LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second}, b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(commands(), " "); got != "version" {
+		t.Fatalf("NewRunner ran %q", got)
+	}
+	ctx := context.Background()
+	var logs bytes.Buffer
+	ws, err := r.Open(ctx, "count-1", config("hello", 0), &logs)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if got := strings.Join(commands()[1:], " "); got != "init workspace" {
+		t.Fatalf("the first Open ran %q", got)
+	}
+	plan, err := ws.Plan(ctx, nil, false)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if plan.Summary.Add != 1 || len(plan.Summary.Resources) != 1 || plan.Summary.Resources[0].Action != "create" {
+		t.Errorf("summary %+v", plan.Summary)
+	}
+	// The apply job opens the workspace again, as a new job does.
+	ws, err = r.Open(ctx, "count-1", config("hello", 0), &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Apply(ctx, plan.File, nil); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	outs, err := ws.Outputs(ctx)
+	if err != nil || string(outs["value"]) != `"hello"` {
+		t.Fatalf("outputs %v %v", outs, err)
+	}
+	if got := strings.Join(commands()[3:], " "); got != "plan apply" {
+		t.Errorf("plan, a second Open, apply and outputs ran %q, want \"plan apply\"", got)
+	}
+}
