@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -274,8 +275,15 @@ type logWriter struct {
 	id        uuid.UUID
 	operation string
 	mu        sync.Mutex
-	buf       bytes.Buffer
+	buf       bytes.Buffer // a partial line
+	pending   bytes.Buffer // complete lines not stored yet
+	timer     *time.Timer  // the scheduled flush of pending; nil when none
 }
+
+// logBatchDelay is how long complete lines wait to be stored together: a
+// command's burst of lines (one per message of Terraform's -json stream)
+// becomes one statement, and a live follower sees them that much later.
+const logBatchDelay = 20 * time.Millisecond
 
 func (s *Service) newLogWriter(ctx context.Context, id uuid.UUID, operation string) *logWriter {
 	w := &logWriter{ctx: context.WithoutCancel(ctx), s: s, id: id, operation: operation}
@@ -283,20 +291,48 @@ func (s *Service) newLogWriter(ctx context.Context, id uuid.UUID, operation stri
 	return w
 }
 
-// Write buffers output and flushes every complete line.
+// Write buffers output; complete lines are stored in batches.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf.Write(p)
 	if i := bytes.LastIndexByte(w.buf.Bytes(), '\n'); i >= 0 {
-		chunk := string(w.buf.Next(i + 1))
-		w.append(chunk)
+		w.pending.Write(w.buf.Next(i + 1))
+		if w.timer == nil {
+			w.timer = time.AfterFunc(logBatchDelay, w.flush)
+		}
 	}
 	return len(p), nil
 }
 
-// Note adds a line of shardform's own.
+// Flush stores the pending lines now: the terraform runner calls it when a
+// command ends, so every line of a run is stored before its status moves
+// (a follower that sees the final status has seen every line).
+func (w *logWriter) Flush() { w.flush() }
+
+// flush stores the pending lines in one statement.
+func (w *logWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
+}
+
+func (w *logWriter) flushLocked() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if w.pending.Len() > 0 {
+		w.append(w.pending.String())
+		w.pending.Reset()
+	}
+}
+
+// Note adds a line of shardform's own, after everything written before it.
 func (w *logWriter) Note(line string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushLocked()
 	w.append("[shardform] " + line + "\n")
 }
 
@@ -306,10 +342,11 @@ func (w *logWriter) append(chunk string) {
 	}
 }
 
-// Close flushes a last partial line.
+// Close stores what is pending and a last partial line.
 func (w *logWriter) Close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.flushLocked()
 	if w.buf.Len() > 0 {
 		w.append(w.buf.String())
 		w.buf.Reset()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"log/slog"
 	"strings"
@@ -203,4 +204,41 @@ func TestFollowLogsNeedsPermission(t *testing.T) {
 	if b.svc.feed.count != 0 || b.svc.feed.stop != nil {
 		t.Fatalf("%d followers (listener running: %v) after a refusal", b.svc.feed.count, b.svc.feed.stop != nil)
 	}
+}
+
+// TestLogLinesStoredInBatches: a burst of lines (one per message of a
+// -json stream) is stored in few statements, in order, and Flush stores
+// everything pending at once (a command's end).
+func TestLogLinesStoredInBatches(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := b.insertRequest(t, StatusPlanning, `{}`, "")
+	w := b.svc.newLogWriter(context.Background(), id, "plan")
+	var want strings.Builder
+	want.WriteString("[shardform] === plan ===\n")
+	for i := range 200 {
+		line := fmt.Sprintf("terraform_data.n[%d]: Plan to create\n", i)
+		want.WriteString(line)
+		if _, err := w.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	rows, err := b.svc.q.ListProvisionLogs(context.Background(), b.pool, store.ListProvisionLogsParams{OrganizationID: b.p.OrgID, ProvisionID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for _, r := range rows {
+		got.WriteString(r.Chunk)
+	}
+	if got.String() != want.String() {
+		t.Fatalf("stored log differs:\n%s", got.String())
+	}
+	// The heading is its own row; 200 lines written faster than the batch
+	// delay are one or a few more (never one per line).
+	if len(rows) > 20 {
+		t.Errorf("%d rows for 200 lines", len(rows))
+	}
+	w.Close()
 }

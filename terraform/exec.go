@@ -40,6 +40,7 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 		_, _ = io.Copy(io.Discard, out)
 	}
 	err = cmd.Wait()
+	w.flushLogs()
 	if err == nil && readErr != nil {
 		err = readErr
 	}
@@ -77,7 +78,9 @@ func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string)
 	var stderr bytes.Buffer
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
-	if err := cmd.Run(); err != nil {
+	err := cmd.Run()
+	w.flushLogs()
+	if err != nil {
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -88,6 +91,15 @@ func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string)
 		return fmt.Errorf("%s: %w", msg, err)
 	}
 	return nil
+}
+
+// flushLogs asks a logs writer that batches (the provision log writer
+// does) to store what it holds: a command's lines are all stored when it
+// ends.
+func (w *Workspace) flushLogs() {
+	if f, ok := w.logs.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 func envList(env map[string]string) []string {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // ErrStalePlan: the state changed since the plan was made.
@@ -148,10 +149,26 @@ func (w *Workspace) selectWorkspace(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := w.runPlain(ctx, "workspace", "new", "-no-color", "-lock-timeout="+w.lockTimeout(), w.Name); err != nil {
-		return fmt.Errorf("terraform workspace new %s: %w", w.Name, err)
+	// The pg backend takes the same global advisory lock for creating a
+	// workspace and for locking any workspace's state, and `workspace new`
+	// fails at once instead of waiting: another request's plan or apply
+	// holds it for a moment, so try again until the lock timeout.
+	deadline := time.Now().Add(w.r.cfg.LockTimeout)
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		err := w.runPlain(ctx, "workspace", "new", "-no-color", "-lock-timeout="+w.lockTimeout(), w.Name)
+		if err == nil {
+			return nil
+		}
+		if !strings.Contains(err.Error(), "Already locked for workspace creation") || time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("terraform workspace new %s: %w", w.Name, err)
+		}
+		fmt.Fprintf(w.logs, "[shardform] the state backend's workspace lock is busy: trying again in %s\n", pause)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("terraform workspace new %s: %w", w.Name, ctx.Err())
+		case <-time.After(pause):
+		}
 	}
-	return nil
 }
 
 func (w *Workspace) lockTimeout() string {
