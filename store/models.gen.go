@@ -274,6 +274,44 @@ type SshSetting struct {
 	PolicyVersion  int64
 }
 
+type TfRunCredential struct {
+	ID         uuid.UUID
+	StateID    uuid.UUID
+	RunID      uuid.UUID
+	SecretHash []byte
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+}
+
+type TfState struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+	Name           *string
+	CreatedAt      time.Time
+}
+
+type TfStateLock struct {
+	StateID   uuid.UUID
+	LockID    string
+	Info      []byte
+	RunID     uuid.NullUUID
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+type TfStateVersion struct {
+	StateID   uuid.UUID
+	Version   int32
+	Serial    int64
+	Lineage   string
+	Checksum  string
+	RunID     uuid.NullUUID
+	Size      int64
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
 type User struct {
 	ID             uuid.UUID
 	Email          string
