@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -538,5 +540,72 @@ func TestCustomState(t *testing.T) {
 	}
 	if _, found, err := b.svc.Read(ctx, og); err != nil || found {
 		t.Fatalf("other organization reads %v, %v", found, err)
+	}
+}
+
+// TestConcurrent races lockers and writers on one state: exactly one lock
+// is taken, and writers of the same next serial store one version.
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	tests := []struct {
+		name  string
+		grant func(t *testing.T, b *bundle, org uuid.UUID) tfstate.Grant
+	}{
+		{"custom state created by the race", func(t *testing.T, b *bundle, org uuid.UUID) tfstate.Grant {
+			g, err := b.svc.CustomGrant(context.Background(), org, "shared", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}},
+		{"provision state", func(t *testing.T, b *bundle, org uuid.UUID) tfstate.Grant {
+			g, _, _ := b.runGrant(t, org, b.provision(t, org))
+			return g
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, tfstate.Options{})
+			ctx := context.Background()
+			org := b.org(t)
+			g := tt.grant(t, b, org)
+			lockErrs := make([]error, n)
+			writeErrs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() { lockErrs[i] = b.svc.Lock(ctx, g, lockInfo(fmt.Sprint("l", i), "w")) })
+			}
+			wg.Wait()
+			taken := -1
+			for i, err := range lockErrs {
+				var locked *tfstate.LockedError
+				switch {
+				case err == nil && taken < 0:
+					taken = i
+				case err == nil:
+					t.Fatalf("locks %d and %d both taken", taken, i)
+				case !errors.As(err, &locked):
+					t.Fatalf("lock %d: %v", i, err)
+				}
+			}
+			if taken < 0 {
+				t.Fatal("no lock taken")
+			}
+			for i := range n {
+				wg.Go(func() { writeErrs[i] = b.svc.Write(ctx, g, fmt.Sprint("l", taken), stateFile(1, "lin", "")) })
+			}
+			wg.Wait()
+			for i, err := range writeErrs {
+				if err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+			}
+			var versions, states int
+			if err := b.pool.QueryRow(ctx, "SELECT count(*), count(DISTINCT state_id) FROM tf_state_versions").Scan(&versions, &states); err != nil || versions != 1 || states != 1 {
+				t.Fatalf("%d versions of %d states (%v), want 1 of 1", versions, states, err)
+			}
+		})
 	}
 }
