@@ -3,6 +3,7 @@ package tfstate_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -172,6 +173,11 @@ func TestWriteRecordsVersionsSealed(t *testing.T) {
 		if err != nil || !bytes.Equal(data, want) || got != v {
 			t.Fatalf("ReadVersion(%d) = %+v, %s, %v", v.Version, got, data, err)
 		}
+	}
+	// The JSON the API answers with: snake_case, run_id null without a run.
+	js, err := json.Marshal(tfstate.Version{Version: 1, Serial: 2, Lineage: "l", Checksum: "c", Size: 3, CreatedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err != nil || string(js) != `{"version":1,"serial":2,"lineage":"l","checksum":"c","run_id":null,"size":3,"created_at":"2030-01-01T00:00:00Z"}` {
+		t.Fatalf("Version JSON %s, %v", js, err)
 	}
 	rows, err := b.pool.Query(ctx, "SELECT sealed FROM tf_state_versions")
 	if err != nil {
