@@ -31,6 +31,7 @@ import (
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 	"github.com/shardform/shardform/worker"
 )
 
@@ -359,6 +360,7 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	}
 	drivers := providers.NewRegistry(append([]providers.Driver{providers.Local{}}, extra...)...)
 	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	serveState(t, pool, sealer, svc)
 	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
 		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -381,7 +383,22 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	return svc
 }
 
-// newRunner runs real Terraform with state in the test's database and
+// serveState gives a worker's provisioning service the state store on the
+// test's database, served on loopback as a worker process does.
+func serveState(t testing.TB, pool *pgxpool.Pool, sealer *seal.Sealer, svc *provision.Service) *tfstate.Service {
+	t.Helper()
+	state := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lb, err := tfstate.ServeLoopback(ctx, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseState(state, lb.Base, time.Hour)
+	return state
+}
+
+// newRunner runs real Terraform (state: see serveState) with
 // providers from SHARDFORM_TF_PLUGIN_MIRROR when set.
 func newRunner(t *testing.T, pool *pgxpool.Pool) *terraform.Runner {
 	t.Helper()
@@ -389,8 +406,8 @@ func newRunner(t *testing.T, pool *pgxpool.Pool) *terraform.Runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: pool.Config().ConnString(),
-		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second, PluginMirror: os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")}, pool)
+	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(),
+		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second, PluginMirror: os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")})
 	if err != nil {
 		t.Fatal(err)
 	}

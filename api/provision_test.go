@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -9,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 )
 
 func localBody(name string) map[string]any {
@@ -245,24 +250,46 @@ func TestProvisionStalePlan(t *testing.T) {
 	}
 }
 
-// changeState applies a configuration to the request's Terraform workspace
-// directly, as an operator with the terraform CLI might.
-func changeState(t *testing.T, pool *pgxpool.Pool, workspace string) {
+// changeState applies another configuration to the request's state
+// directly, as an operator running Terraform against the state endpoint
+// with a credential of their own might.
+func changeState(t *testing.T, pool *pgxpool.Pool, id string) {
 	t.Helper()
 	ctx := context.Background()
 	bin, err := terraform.FindBinary(ctx, "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: pool.Config().ConnString()}, pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := providers.Local{}.Render(providers.Request{ID: workspace, Name: "other", Region: "local", InstanceType: "local-small"})
+	sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize)) // newServer's key
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := r.Open(ctx, workspace, cfg, nil)
+	state := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{})
+	lb, err := tfstate.ServeLoopback(t.Context(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var org uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT organization_id FROM provision_requests WHERE id = $1", id).Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	stateID, err := state.ProvisionState(ctx, org, uuid.MustParse(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, pass, err := state.MintRunCredential(ctx, stateID, uuid.New(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := providers.Local{}.Render(providers.Request{ID: id, Name: "other", Region: "local", InstanceType: "local-small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := r.Open(ctx, id, cfg, nil, tfstate.BackendEnv(lb.Base, tfstate.Target{ProvisionID: uuid.MustParse(id)}, user, pass))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 	"github.com/shardform/shardform/worker"
 )
 
@@ -49,11 +50,19 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: b.TempDir(), DatabaseURL: pool.Config().ConnString()}, pool)
+	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{}), runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	state := tfstate.New(st, sealer, time.Now, tfstate.Options{})
+	stateCtx, stopState := context.WithCancel(ctx)
+	b.Cleanup(stopState)
+	lb, err := tfstate.ServeLoopback(stateCtx, state)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prov.UseState(state, lb.Base, time.Hour)
 	rc, err := worker.NewClient(pool, st, worker.Options{Work: true, Provision: prov, TerraformWorkers: terraformWorkers,
 		FetchPollInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -137,7 +137,7 @@ func awsTerraformBlock(backend bool) map[string]any {
 		},
 	}
 	if backend {
-		t["backend"] = map[string]any{"pg": map[string]any{}}
+		t["backend"] = map[string]any{"http": map[string]any{}}
 	}
 	return t
 }

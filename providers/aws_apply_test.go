@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/store/storetest"
@@ -28,6 +29,7 @@ type awsBundle struct {
 	fake   *awsfake.Server
 	driver *providers.AWS
 	pool   *pgxpool.Pool
+	state  *statetest.Backends
 }
 
 // setupAWS skips unless SHARDFORM_TF_PLUGIN_MIRROR names the provider
@@ -49,13 +51,13 @@ func setupAWS(t *testing.T) *awsBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: url, PluginMirror: mirror,
-		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second}, pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), PluginMirror: mirror,
+		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fake := awsfake.New(t)
-	return &awsBundle{runner: r, fake: fake, driver: awsDriver(t, fake.URL), pool: pool}
+	return &awsBundle{runner: r, fake: fake, driver: awsDriver(t, fake.URL), pool: pool, state: statetest.New(t, pool)}
 }
 
 // syncBuffer is a log writer safe for Terraform's stdout and stderr.
@@ -100,7 +102,7 @@ func TestAWSApplyDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	ws, err := b.runner.Open(ctx, req.ID, cfg, logs)
+	ws, err := b.runner.Open(ctx, req.ID, cfg, logs, b.state.For(t, req.ID))
 	if err != nil {
 		t.Fatalf("open: %v\n%s", err, logs)
 	}
@@ -302,7 +304,7 @@ func TestAWSRefusedCredentials(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &syncBuffer{}
-			ws, err := b.runner.Open(ctx, req.ID, cfg, logs)
+			ws, err := b.runner.Open(ctx, req.ID, cfg, logs, b.state.For(t, req.ID))
 			if err != nil {
 				t.Fatalf("open: %v\n%s", err, logs)
 			}

@@ -130,7 +130,7 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 	}
 	cfg := tfConfig{
 		Terraform: map[string]any{
-			"backend": map[string]any{"pg": map[string]any{}},
+			"backend": map[string]any{"http": map[string]any{}},
 			"required_providers": map[string]any{
 				"hcloud": map[string]any{"source": "hetznercloud/hcloud", "version": "~> 1.49"},
 			},

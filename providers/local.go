@@ -56,8 +56,11 @@ func (c tfConfig) marshal(driver string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func pgBackend() map[string]any {
-	return map[string]any{"backend": map[string]any{"pg": map[string]any{}}}
+// stateBackend is the backend every driver's configuration declares:
+// Terraform's http backend, served by shardform (package tfstate); where
+// it is and the run's credential come in the run's environment.
+func stateBackend() map[string]any {
+	return map[string]any{"backend": map[string]any{"http": map[string]any{}}}
 }
 
 // Render implements Driver. Every user string is a JSON value: Terraform
@@ -78,7 +81,7 @@ func (l Local) Render(req Request) ([]byte, error) {
 		}}}
 	}
 	cfg := tfConfig{
-		Terraform: pgBackend(),
+		Terraform: stateBackend(),
 		Resource:  map[string]any{"terraform_data": map[string]any{"node": node}},
 		Output: map[string]any{
 			"server_id": map[string]any{"value": "${terraform_data.node.id}"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
@@ -73,7 +74,7 @@ func TestLocalApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(), DatabaseURL: url}, pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,8 @@ func TestLocalApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	ws, err := r.Open(ctx, "p1", cfg, &logs)
+	backends := statetest.New(t, pool)
+	ws, err := r.Open(ctx, "p1", cfg, &logs, backends.For(t, "p1"))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
@@ -95,10 +97,7 @@ func TestLocalApply(t *testing.T) {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
 	// The applied state holds the label as written: not evaluated.
-	var state string
-	if err := pool.QueryRow(ctx, "SELECT data FROM terraform_state.states WHERE name = 'p1'").Scan(&state); err != nil {
-		t.Fatal(err)
-	}
+	state := backends.State(t, "p1")
 	if strings.Contains(state, "root:x:0:0") || bytes.Contains(logs.Bytes(), []byte("root:x:0:0")) {
 		t.Fatal("a label was evaluated as a Terraform template")
 	}

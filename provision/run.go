@@ -17,6 +17,7 @@ import (
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 )
 
 // Job identifies the request a job works on.
@@ -71,17 +72,80 @@ func (s *Service) load(ctx context.Context, j Job, status string) (store.Provisi
 	return r, d, true, nil
 }
 
-func (s *Service) open(ctx context.Context, r store.ProvisionRequest, d providers.Driver, logs *logWriter) (*terraform.Workspace, error) {
+// open renders the request's configuration and opens its workspace with a
+// run credential of its own for the request's state (valid for this run
+// only, revoked by done), and keeps the run's state lock leased while the
+// run lasts; done releases the lock should Terraform have left it.
+func (s *Service) open(ctx context.Context, j Job, r store.ProvisionRequest, d providers.Driver, logs *logWriter) (*terraform.Workspace, func(), error) {
+	if s.state == nil {
+		return nil, nil, errors.New("no Terraform state store configured on this worker")
+	}
 	var labels map[string]string
 	if err := json.Unmarshal(r.Labels, &labels); err != nil {
 		// Rendering without them would build a machine without its labels.
-		return nil, fmt.Errorf("stored labels of provision request %s are unreadable: %w", r.ID, err)
+		return nil, nil, fmt.Errorf("stored labels of provision request %s are unreadable: %w", r.ID, err)
 	}
 	cfg, err := d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.runner.Open(ctx, r.ID.String(), cfg, logs)
+	stateID, err := s.state.ProvisionState(ctx, r.OrganizationID, r.ID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state of %s: %w", r.ID, err)
+	}
+	if j.Attempt > 1 {
+		// River runs a job again once its worker is taken for dead: that
+		// worker's run cannot unlock the state, so its lock goes now.
+		if n, err := s.state.ReleaseProvisionRuns(ctx, r.OrganizationID, r.ID); err != nil {
+			return nil, nil, err
+		} else if n > 0 {
+			logs.Note("released the state lock of the run interrupted before this attempt")
+		}
+	}
+	runID := uuid.New()
+	user, pass, err := s.state.MintRunCredential(ctx, stateID, runID, s.runTTL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("state credential of %s: %w", r.ID, err)
+	}
+	stopLease := s.keepLease(ctx, runID)
+	done := func() {
+		stopLease()
+		bg := context.WithoutCancel(ctx)
+		if n, err := s.state.ReleaseRun(bg, runID); err != nil || n > 0 {
+			s.log.WarnContext(bg, "state lock left by a run released", slog.String("provision_id", r.ID.String()), slog.Int64("locks", n), slog.Any("error", err))
+		}
+		if _, err := s.state.RevokeRunCredentials(bg, runID); err != nil {
+			s.log.ErrorContext(bg, "could not revoke a run's state credential", slog.String("provision_id", r.ID.String()), slog.Any("error", err))
+		}
+	}
+	ws, err := s.runner.Open(ctx, r.ID.String(), cfg, logs, tfstate.BackendEnv(s.stateBase, tfstate.Target{ProvisionID: r.ID}, user, pass))
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return ws, done, nil
+}
+
+// keepLease renews the run's state lock every third of the lease until
+// stop is called, so a live run keeps it and a dead one loses it soon.
+func (s *Service) keepLease(ctx context.Context, runID uuid.UUID) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	lease := s.state.LockLease()
+	go func() {
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.state.Renew(ctx, runID, s.now().Add(lease)); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "could not renew a run's state lock", slog.String("run_id", runID.String()), slog.Any("error", err))
+				}
+			}
+		}
+	}()
+	return cancel
 }
 
 // variables opens the request's credential for a driver that needs one and
@@ -133,10 +197,11 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 	}
 	logs := s.newLogWriter(ctx, r.ID, "plan")
 	defer logs.Close()
-	ws, err := s.open(ctx, r, d, logs)
+	ws, done, err := s.open(ctx, j, r, d, logs)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
+	defer done()
 	vars, err := s.variables(ctx, r, d)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
@@ -170,10 +235,11 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	}
 	logs := s.newLogWriter(ctx, r.ID, "apply")
 	defer logs.Close()
-	ws, err := s.open(ctx, r, d, logs)
+	ws, done, err := s.open(ctx, j, r, d, logs)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
+	defer done()
 	plan, err := s.sealer.Open(r.PlanFile, planContext(r.ID))
 	if err != nil {
 		return s.fail(ctx, j, r, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
@@ -231,10 +297,11 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 	}
 	logs := s.newLogWriter(ctx, r.ID, "destroy")
 	defer logs.Close()
-	ws, err := s.open(ctx, r, d, logs)
+	ws, done, err := s.open(ctx, j, r, d, logs)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)
 	}
+	defer done()
 	vars, err := s.variables(ctx, r, d)
 	if err != nil {
 		return s.failOrRetry(ctx, j, r, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 )
 
 // Statuses of a provision request.
@@ -57,7 +58,10 @@ type Service struct {
 	queue       Queue
 	now         func() time.Time
 	log         *slog.Logger
-	feed        *logFeed // the log followers of this process
+	state       *tfstate.Service // the Terraform state store (workers)
+	stateBase   string           // where this process serves it to its runs
+	runTTL      time.Duration    // how long a run's state credential is valid
+	feed        *logFeed         // the log followers of this process
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:
@@ -69,6 +73,13 @@ func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runn
 	s := &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now, log: log}
 	s.feed = newLogFeed(log, s.listenerConfig)
 	return s
+}
+
+// UseState gives the worker its Terraform state store and the base URL its
+// runs reach it at (tfstate.ServeLoopback); a run's state credential is
+// valid for runTTL (the longest a run may take).
+func (s *Service) UseState(state *tfstate.Service, base string, runTTL time.Duration) {
+	s.state, s.stateBase, s.runTTL = state, base, runTTL
 }
 
 // WithoutTerraform makes every Terraform job of this worker process fail

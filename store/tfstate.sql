@@ -92,3 +92,10 @@ SELECT c.state_id, c.run_id, s.organization_id, s.provision_id, s.name
 FROM tf_run_credentials c
 JOIN tf_states s ON s.id = c.state_id
 WHERE c.secret_hash = @secret_hash AND c.run_id = @run_id AND c.expires_at > @now;
+
+-- name: DeleteProvisionRunTFStateLocks :execrows
+-- Releases a provision request's state lock when a run (not a user) holds it.
+DELETE FROM tf_state_locks l
+USING tf_states s
+WHERE l.state_id = s.id AND s.organization_id = @organization_id AND s.provision_id = @provision_id
+  AND l.run_id IS NOT NULL;

@@ -98,6 +98,27 @@ func (q *Queries) DeleteExpiredTFRunCredentials(ctx context.Context, db DBTX, ar
 	return result.RowsAffected(), nil
 }
 
+const deleteProvisionRunTFStateLocks = `-- name: DeleteProvisionRunTFStateLocks :execrows
+DELETE FROM tf_state_locks l
+USING tf_states s
+WHERE l.state_id = s.id AND s.organization_id = $1 AND s.provision_id = $2
+  AND l.run_id IS NOT NULL
+`
+
+type DeleteProvisionRunTFStateLocksParams struct {
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+}
+
+// Releases a provision request's state lock when a run (not a user) holds it.
+func (q *Queries) DeleteProvisionRunTFStateLocks(ctx context.Context, db DBTX, arg DeleteProvisionRunTFStateLocksParams) (int64, error) {
+	result, err := db.Exec(ctx, deleteProvisionRunTFStateLocks, arg.OrganizationID, arg.ProvisionID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deleteRunTFCredentials = `-- name: DeleteRunTFCredentials :execrows
 DELETE FROM tf_run_credentials WHERE run_id = $1
 `

@@ -23,7 +23,7 @@ import (
 func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, error) {
 	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
 	cmd.Dir = w.Dir
-	cmd.Env = envList(w.r.env())
+	cmd.Env = w.env
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = w.r.cfg.GracePeriod
 	var stderr bytes.Buffer
@@ -72,7 +72,7 @@ func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
 func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
 	cmd.Dir = w.Dir
-	cmd.Env = envList(w.r.env())
+	cmd.Env = w.env
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = w.r.cfg.GracePeriod
 	var stderr bytes.Buffer

@@ -14,7 +14,8 @@ import (
 
 // TestProcessesPerRequest counts the Terraform processes a request costs
 // through a wrapper that records each command: the version once per
-// runner, init and workspace creation once per request's workspace, then
+// runner, init once per request's workspace (no workspace to create: the
+// http backend keeps one state per request), then
 // one process for the plan and one for the apply (summary and outputs come
 // from their own -json streams: no show, no output).
 func TestProcessesPerRequest(t *testing.T) {
@@ -31,7 +32,7 @@ func TestProcessesPerRequest(t *testing.T) {
 		raw, _ := os.ReadFile(record)
 		return strings.Fields(string(raw))
 	}
-	r, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: t.TempDir(), DatabaseURL: b.url, LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second}, b.pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: t.TempDir(), LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +41,11 @@ func TestProcessesPerRequest(t *testing.T) {
 	}
 	ctx := context.Background()
 	var logs bytes.Buffer
-	ws, err := r.Open(ctx, "count-1", config("hello", 0), &logs)
+	ws, err := r.Open(ctx, "count-1", config("hello", 0), &logs, b.backend(t, "count-1"))
 	if err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
-	if got := strings.Join(commands()[1:], " "); got != "init workspace" {
+	if got := strings.Join(commands()[1:], " "); got != "init" {
 		t.Fatalf("the first Open ran %q", got)
 	}
 	plan, err := ws.Plan(ctx, nil, false)
@@ -55,7 +56,7 @@ func TestProcessesPerRequest(t *testing.T) {
 		t.Errorf("summary %+v", plan.Summary)
 	}
 	// The apply job opens the workspace again, as a new job does.
-	ws, err = r.Open(ctx, "count-1", config("hello", 0), &logs)
+	ws, err = r.Open(ctx, "count-1", config("hello", 0), &logs, b.backend(t, "count-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestProcessesPerRequest(t *testing.T) {
 	if err != nil || string(outs["value"]) != `"hello"` {
 		t.Fatalf("outputs %v %v", outs, err)
 	}
-	if got := strings.Join(commands()[3:], " "); got != "plan apply" {
+	if got := strings.Join(commands()[2:], " "); got != "plan apply" {
 		t.Errorf("plan, a second Open, apply and outputs ran %q, want \"plan apply\"", got)
 	}
 }

@@ -2,11 +2,9 @@ package terraform
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-version"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Config says where and how Terraform runs.
@@ -29,10 +25,6 @@ type Config struct {
 	// PluginMirror, when set, is a filesystem mirror providers are installed
 	// from (no registry access).
 	PluginMirror string
-	// DatabaseURL is the Postgres of the pg state backend.
-	DatabaseURL string
-	// StateSchema is the pg backend's schema (default terraform_state).
-	StateSchema string
 	// LockTimeout is how long a run waits for the state lock (default 60s).
 	LockTimeout time.Duration
 	// GracePeriod is how long a cancelled run may take to stop after its
@@ -49,22 +41,15 @@ type Config struct {
 // Workspace is used by one job at a time.
 type Runner struct {
 	cfg       Config
-	version   string        // the binary's version, checked once in NewRunner
-	pool      *pgxpool.Pool // reads the state schema
+	version   string // the binary's version, checked once in NewRunner
 	cliConfig string
 	initMu    sync.Mutex // the plugin cache is not safe for concurrent init
 }
 
 // NewRunner checks the configuration and writes the CLI config file.
-func NewRunner(cfg Config, pool *pgxpool.Pool) (*Runner, error) {
+func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("terraform: no binary configured")
-	}
-	if cfg.DatabaseURL == "" {
-		return nil, errors.New("terraform: no state database configured")
-	}
-	if cfg.StateSchema == "" {
-		cfg.StateSchema = "terraform_state"
 	}
 	if cfg.LockTimeout == 0 {
 		cfg.LockTimeout = 60 * time.Second
@@ -87,7 +72,7 @@ func NewRunner(cfg Config, pool *pgxpool.Pool) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, pool: pool, version: v}
+	r := &Runner{cfg: cfg, version: v}
 	if err := os.MkdirAll(r.cacheDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
@@ -147,8 +132,6 @@ func cliConfig(mirror, cache string) string {
 func (r *Runner) env() map[string]string {
 	env := map[string]string{
 		"TF_CLI_CONFIG_FILE": r.cliConfig,
-		"PG_CONN_STR":        r.cfg.DatabaseURL,
-		"PG_SCHEMA_NAME":     r.cfg.StateSchema,
 		"CHECKPOINT_DISABLE": "1",
 		"HOME":               r.cfg.DataDir,
 		"PATH":               cmp.Or(r.cfg.Path, "/usr/local/bin:/usr/bin:/bin"),
@@ -158,52 +141,6 @@ func (r *Runner) env() map[string]string {
 		env[k] = v
 	}
 	return env
-}
-
-// lockWorkspaceCreation serializes `terraform workspace new` across every
-// process: the pg backend takes a global advisory lock to create a
-// workspace and fails instead of waiting (hashicorp/terraform#33217).
-func (r *Runner) lockWorkspaceCreation(ctx context.Context) (func(), error) {
-	// A connection of its own, not the pool's: waiters must not starve the
-	// pool the running job needs (for its logs) to finish and unlock.
-	conn, err := pgx.Connect(ctx, r.cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("workspace lock: %w", err)
-	}
-	h := fnv.New64a()
-	h.Write([]byte("shardform terraform workspace creation"))
-	key := int64(h.Sum64())
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("workspace lock: %w", err)
-	}
-	return func() {
-		// Closing the session releases the lock even if the unlock fails.
-		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key)
-		conn.Close(context.WithoutCancel(ctx))
-	}, nil
-}
-
-// stateTableExists reports whether the pg backend's table is there yet.
-func (r *Runner) stateTableExists(ctx context.Context) (bool, error) {
-	var ok bool
-	err := r.pool.QueryRow(ctx, "SELECT to_regclass(quote_ident($1) || '.states') IS NOT NULL", r.cfg.StateSchema).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("terraform: look up state table: %w", err)
-	}
-	return ok, nil
-}
-
-// workspaceExists asks the pg backend's table whether the Terraform
-// workspace has state (the backend keeps one row per workspace), which
-// saves a failing `workspace select` process for a new workspace.
-func (r *Runner) workspaceExists(ctx context.Context, name string) (bool, error) {
-	var ok bool
-	err := r.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+pgx.Identifier{r.cfg.StateSchema, "states"}.Sanitize()+" WHERE name = $1)", name).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("terraform: look up workspace %s: %w", name, err)
-	}
-	return ok, nil
 }
 
 // lockPluginCache serializes init across the processes sharing this data

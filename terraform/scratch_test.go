@@ -16,7 +16,7 @@ func TestScratch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	dataDir := t.TempDir()
-	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: dataDir, DatabaseURL: b.url, GracePeriod: 5 * time.Second}, b.pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: dataDir, GracePeriod: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 )
 
 // ErrStalePlan: the state changed since the plan was made.
@@ -29,22 +28,26 @@ const (
 
 var validWorkspace = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,90}$`)
 
-// Workspace is one provision request's Terraform working directory, bound
-// to the Terraform workspace of the same name in the pg backend. A
-// Workspace runs one command at a time.
+// Workspace is one provision request's Terraform working directory. Its
+// state lives behind Terraform's http backend (shardform's own state
+// endpoints, see package tfstate), reached through the backend settings
+// given to Open. A Workspace runs one command at a time.
 type Workspace struct {
 	Name string
 	Dir  string
 	r    *Runner
 	logs io.Writer
+	env  []string // the run's whole environment: the runner's and the backend's
 	// outputs are the last Apply's outputs, when it reported all of them.
 	outputs map[string]json.RawMessage
 }
 
-// Open writes config (Terraform JSON) into the workspace directory, runs
-// init against the pg backend and selects (creating it if needed) the
-// Terraform workspace name. Output of every command goes to logs.
-func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.Writer) (*Workspace, error) {
+// Open writes config (Terraform JSON, with `backend "http" {}`) into the
+// workspace directory and runs init unless the directory was initialized
+// for the same configuration. backend is the http backend's settings for
+// this run (tfstate.BackendEnv: address and a run credential), given to
+// Terraform in its environment only. Output of every command goes to logs.
+func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.Writer, backend map[string]string) (*Workspace, error) {
 	if !validWorkspace.MatchString(name) {
 		return nil, fmt.Errorf("terraform: invalid workspace name %q", name)
 	}
@@ -61,11 +64,12 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	if logs == nil {
 		logs = io.Discard
 	}
-	w := &Workspace{Name: name, Dir: dir, r: r, logs: logs}
-	if err := w.init(ctx, config); err != nil {
-		return nil, err
+	env := r.env()
+	for k, v := range backend {
+		env[k] = v
 	}
-	if err := w.selectWorkspace(ctx); err != nil {
+	w := &Workspace{Name: name, Dir: dir, r: r, logs: logs, env: envList(env)}
+	if err := w.init(ctx, config); err != nil {
 		return nil, err
 	}
 	return w, nil
@@ -91,19 +95,6 @@ func (w *Workspace) init(ctx context.Context, config []byte) error {
 		return nil
 	}
 	_ = os.Remove(stamp)
-	// The first init creates the backend's schema and table; concurrent
-	// first inits collide in Postgres' catalog, so they take the global lock.
-	ready, err := w.r.stateTableExists(ctx)
-	if err != nil {
-		return err
-	}
-	if !ready {
-		unlockGlobal, err := w.r.lockWorkspaceCreation(ctx)
-		if err != nil {
-			return err
-		}
-		defer unlockGlobal()
-	}
 	unlock, err := w.r.lockPluginCache()
 	if err != nil {
 		return err
@@ -116,59 +107,6 @@ func (w *Workspace) init(ctx context.Context, config []byte) error {
 		return fmt.Errorf("terraform init %s: %w", w.Name, err)
 	}
 	return nil
-}
-
-func (w *Workspace) selectWorkspace(ctx context.Context) error {
-	// Terraform keeps the selected workspace in .terraform/environment:
-	// reading it saves a process per job.
-	if current, err := os.ReadFile(filepath.Join(w.Dir, ".terraform", "environment")); err == nil && strings.TrimSpace(string(current)) == w.Name {
-		return nil
-	}
-	exists, err := w.r.workspaceExists(ctx, w.Name)
-	if err != nil {
-		return err
-	}
-	if exists {
-		if err := w.runPlain(ctx, "workspace", "select", "-no-color", w.Name); err != nil {
-			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
-		}
-		return nil
-	}
-	unlock, err := w.r.lockWorkspaceCreation(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	// Another process may have created it while we waited.
-	if exists, err = w.r.workspaceExists(ctx, w.Name); err != nil {
-		return err
-	}
-	if exists {
-		if err := w.runPlain(ctx, "workspace", "select", "-no-color", w.Name); err != nil {
-			return fmt.Errorf("terraform workspace select %s: %w", w.Name, err)
-		}
-		return nil
-	}
-	// The pg backend takes the same global advisory lock for creating a
-	// workspace and for locking any workspace's state, and `workspace new`
-	// fails at once instead of waiting: another request's plan or apply
-	// holds it for a moment, so try again until the lock timeout.
-	deadline := time.Now().Add(w.r.cfg.LockTimeout)
-	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
-		err := w.runPlain(ctx, "workspace", "new", "-no-color", "-lock-timeout="+w.lockTimeout(), w.Name)
-		if err == nil {
-			return nil
-		}
-		if !strings.Contains(err.Error(), "Already locked for workspace creation") || time.Now().Add(pause).After(deadline) {
-			return fmt.Errorf("terraform workspace new %s: %w", w.Name, err)
-		}
-		fmt.Fprintf(w.logs, "[shardform] the state backend's workspace lock is busy: trying again in %s\n", pause)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("terraform workspace new %s: %w", w.Name, ctx.Err())
-		case <-time.After(pause):
-		}
-	}
 }
 
 func (w *Workspace) lockTimeout() string {
@@ -310,7 +248,7 @@ func (w *Workspace) Outputs(ctx context.Context) (map[string]json.RawMessage, er
 }
 
 // Remove deletes the workspace directory (after a destroy; state lives in
-// Postgres, so nothing is lost).
+// shardform's state store, so nothing is lost).
 func (w *Workspace) Remove() error {
 	if err := os.RemoveAll(w.Dir); err != nil {
 		return fmt.Errorf("terraform: remove workspace %s: %w", w.Name, err)

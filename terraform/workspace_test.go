@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
 )
@@ -29,7 +30,7 @@ func config(value string, sleepSeconds int) []byte {
 		res["provisioner"] = []any{map[string]any{"local-exec": map[string]any{"command": fmt.Sprintf("sleep %d", sleepSeconds)}}}
 	}
 	cfg := map[string]any{
-		"terraform": map[string]any{"backend": map[string]any{"pg": map[string]any{}}},
+		"terraform": map[string]any{"backend": map[string]any{"http": map[string]any{}}},
 		"variable":  map[string]any{"token": map[string]any{"type": "string", "sensitive": true, "default": ""}},
 		"resource":  map[string]any{"terraform_data": map[string]any{"node": res}},
 		"output":    map[string]any{"value": map[string]any{"value": "${terraform_data.node.output}"}},
@@ -42,15 +43,14 @@ func config(value string, sleepSeconds int) []byte {
 }
 
 type bundle struct {
-	url  string
-	pool *pgxpool.Pool
-	bin  string
+	pool     *pgxpool.Pool
+	bin      string
+	backends *statetest.Backends
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	url := storetest.NewDB(t)
-	pool, err := pgxpool.New(context.Background(), url)
+	pool, err := pgxpool.New(context.Background(), storetest.NewDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +59,16 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{url: url, pool: pool, bin: bin}
+	return &bundle{pool: pool, bin: bin, backends: statetest.New(t, pool)}
 }
 
-// runner is one "machine": its own data dir, the shared database.
+// backend is the http backend settings of workspace name.
+func (b *bundle) backend(t *testing.T, name string) map[string]string { return b.backends.For(t, name) }
+
+// runner is one "machine": its own data dir, the shared state store.
 func (b *bundle) runner(t *testing.T) *terraform.Runner {
 	t.Helper()
-	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), DatabaseURL: b.url, LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second}, b.pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func TestPlanApplyDestroy(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	var logs bytes.Buffer
-	ws, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs)
+	ws, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs, b.backend(t, "prov-1"))
 	if err != nil {
 		t.Fatalf("open: %v\n%s", err, logs.String())
 	}
@@ -96,7 +99,7 @@ func TestPlanApplyDestroy(t *testing.T) {
 
 	// Apply on another machine: a second runner with its own directory.
 	var logs2 bytes.Buffer
-	ws2, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs2)
+	ws2, err := b.runner(t).Open(ctx, "prov-1", config("hello", 0), &logs2, b.backend(t, "prov-1"))
 	if err != nil {
 		t.Fatalf("open 2: %v\n%s", err, logs2.String())
 	}
@@ -114,10 +117,10 @@ func TestPlanApplyDestroy(t *testing.T) {
 	if !strings.Contains(all, "Apply complete! Resources: 1 added") {
 		t.Errorf("apply output not captured:\n%s", all)
 	}
-	// State lives in the pg backend under the workspace's name.
-	var n int
-	if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM terraform_state.states WHERE name = 'prov-1' AND data LIKE '%terraform_data%'").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("state rows %d, %v", n, err)
+	// State lives in shardform's state store, sealed: versions, no plain text.
+	var versions, plain int
+	if err := b.pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE position('terraform_data'::bytea in sealed) > 0) FROM tf_state_versions").Scan(&versions, &plain); err != nil || versions < 1 || plain != 0 {
+		t.Fatalf("state versions %d (%d in plain text), %v", versions, plain, err)
 	}
 
 	// Nothing to do on a second plan.
@@ -145,7 +148,7 @@ func TestStalePlanRefused(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	r := b.runner(t)
-	ws, err := r.Open(ctx, "prov-stale", config("one", 0), nil)
+	ws, err := r.Open(ctx, "prov-stale", config("one", 0), nil, b.backend(t, "prov-stale"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +207,7 @@ func TestCancelReleasesLock(t *testing.T) {
 	b := setup(t)
 	r := b.runner(t)
 	pidFile := filepath.Join(t.TempDir(), "provisioner.pid")
-	ws, err := r.Open(context.Background(), "prov-slow", slowConfig("slow", pidFile), nil)
+	ws, err := r.Open(context.Background(), "prov-slow", slowConfig("slow", pidFile), nil, b.backend(t, "prov-slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +256,7 @@ func TestCancelReleasesLock(t *testing.T) {
 		t.Errorf("provisioner %d still running after the cancelled apply returned", pid)
 	}
 
-	ws2, err := r.Open(context.Background(), "prov-slow", config("slow", 0), nil)
+	ws2, err := r.Open(context.Background(), "prov-slow", config("slow", 0), nil, b.backend(t, "prov-slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +282,19 @@ func TestConcurrentWorkspaceCreation(t *testing.T) {
 	for i := range runners {
 		runners[i] = b.runner(t)
 	}
+	backends := make([]map[string]string, n)
+	for i := range backends {
+		backends[i] = b.backend(t, fmt.Sprintf("prov-c%d", i))
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() {
-			_, errs[i] = runners[i].Open(context.Background(), fmt.Sprintf("prov-c%d", i), config("x", 0), nil)
+			ws, err := runners[i].Open(context.Background(), fmt.Sprintf("prov-c%d", i), config("x", 0), nil, backends[i])
+			if err == nil {
+				_, err = ws.Plan(context.Background(), nil, false)
+			}
+			errs[i] = err
 		})
 	}
 	wg.Wait()
@@ -299,11 +310,11 @@ func TestOpenRejectsBadInput(t *testing.T) {
 	b := setup(t)
 	r := b.runner(t)
 	for _, name := range []string{"", "../escape", "has space", strings.Repeat("x", 91)} {
-		if _, err := r.Open(context.Background(), name, config("x", 0), nil); err == nil {
+		if _, err := r.Open(context.Background(), name, config("x", 0), nil, nil); err == nil {
 			t.Errorf("Open accepted workspace name %q", name)
 		}
 	}
-	if _, err := r.Open(context.Background(), "ok", []byte("resource {"), nil); err == nil {
+	if _, err := r.Open(context.Background(), "ok", []byte("resource {"), nil, b.backend(t, "ok")); err == nil {
 		t.Error("Open accepted a configuration that is not JSON")
 	}
 }
@@ -317,13 +328,13 @@ func TestPluginMirror(t *testing.T) {
 		t.Skip("SHARDFORM_TF_PLUGIN_MIRROR not set: no provider mirror to install from")
 	}
 	b := setup(t)
-	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), DatabaseURL: b.url, PluginMirror: mirror}, b.pool)
+	r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), PluginMirror: mirror})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := []byte(`{"terraform":{"backend":{"pg":{}},"required_providers":{"aws":{"source":"hashicorp/aws","version":"5.100.0"}}}}`)
+	cfg := []byte(`{"terraform":{"backend":{"http":{}},"required_providers":{"aws":{"source":"hashicorp/aws","version":"5.100.0"}}}}`)
 	var logs bytes.Buffer
-	ws, err := r.Open(context.Background(), "prov-mirror", cfg, &logs)
+	ws, err := r.Open(context.Background(), "prov-mirror", cfg, &logs, b.backend(t, "prov-mirror"))
 	if err != nil {
 		t.Fatalf("init from mirror: %v\n%s", err, logs.String())
 	}

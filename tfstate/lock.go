@@ -187,3 +187,14 @@ func (s *Service) ReleaseRun(ctx context.Context, runID uuid.UUID) (int64, error
 	}
 	return n, nil
 }
+
+// ReleaseProvisionRuns deletes the lock of a provision request's state when
+// a run holds it (never a user's own lock): a job that River runs again
+// after its worker died calls it, since the dead run cannot unlock.
+func (s *Service) ReleaseProvisionRuns(ctx context.Context, orgID, provisionID uuid.UUID) (int64, error) {
+	n, err := s.st.Q.DeleteProvisionRunTFStateLocks(ctx, s.st.Pool, store.DeleteProvisionRunTFStateLocksParams{OrganizationID: orgID, ProvisionID: uuid.NullUUID{UUID: provisionID, Valid: true}})
+	if err != nil {
+		return 0, fmt.Errorf("release run locks of provision %s: %w", provisionID, err)
+	}
+	return n, nil
+}

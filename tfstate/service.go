@@ -55,7 +55,7 @@ type Options struct {
 	// UserLockLease is the lease of a lock taken without a run (a user's
 	// own Terraform, which renews nothing): default 24 hours.
 	UserLockLease time.Duration
-	// Logger receives the HTTP handler's internal errors (default slog.Default()).
+	// Logger receives the HTTP handler's internal errors (default: discarded).
 	Logger *slog.Logger
 }
 
@@ -79,7 +79,7 @@ func New(st *store.Store, sealer *seal.Sealer, now func() time.Time, opts Option
 		opts.UserLockLease = DefaultUserLockLease
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if now == nil {
 		now = time.Now
@@ -417,3 +417,7 @@ func (s *Service) ReadVersion(ctx context.Context, orgID, provisionID uuid.UUID,
 func nullUUID(id uuid.UUID) uuid.NullUUID {
 	return uuid.NullUUID{UUID: id, Valid: id != uuid.Nil}
 }
+
+// LockLease is how long a run's lock lasts unless renewed: a run renews
+// well within it.
+func (s *Service) LockLease() time.Duration { return s.opts.LockLease }

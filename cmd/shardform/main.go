@@ -42,6 +42,7 @@ import (
 	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
+	"github.com/shardform/shardform/tfstate"
 	"github.com/shardform/shardform/worker"
 )
 
@@ -254,8 +255,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if runWorkers {
 		bin, err := terraform.FindBinary(ctx, cfg.TerraformPath, cfg.DataDir)
 		if err == nil {
-			runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror,
-				DatabaseURL: cfg.DatabaseURL, Path: cfg.Path}, pool)
+			runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror, Path: cfg.Path})
 		}
 		if err != nil {
 			noTerraform = fmt.Errorf("terraform is unavailable on this worker: set SHARDFORM_TERRAFORM_PATH to a terraform binary (or put terraform on PATH): %w", err)
@@ -272,6 +272,23 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	prov := provision.New(st, sealer, registry, runner, time.Now, log.With(slog.String("subsystem", "provision")))
 	if noTerraform != nil {
 		prov.WithoutTerraform(noTerraform)
+	}
+	stateSvc := tfstate.New(st, sealer, time.Now, tfstate.Options{Logger: log.With(slog.String("subsystem", "tfstate"))})
+	if runWorkers && runner != nil {
+		// The pg backend's states of earlier versions become versioned,
+		// sealed states (once; later starts find nothing to import).
+		if n, err := stateSvc.MigrateFromPG(ctx, ""); err != nil {
+			return fmt.Errorf("import Terraform states of the pg backend: %w", err)
+		} else if n > 0 {
+			log.Info("imported Terraform states of the pg backend", slog.Int("states", n))
+		}
+		// This process's runs reach the state store on loopback.
+		lb, err := tfstate.ServeLoopback(ctx, stateSvc)
+		if err != nil {
+			return err
+		}
+		defer lb.Close()
+		prov.UseState(stateSvc, lb.Base, cfg.TerraformTimeout+10*time.Minute)
 	}
 	creds := credentialStore(cfg, st, sealer, runner)
 	plan, err := plannerService(cfg, st, creds)
