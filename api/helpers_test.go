@@ -121,6 +121,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		o.verifiers["aws"] = providers.AWSVerifier{Runner: newRunner(t, pool), Endpoint: o.awsEndpoint}
 	}
 	srv, err := app.NewAPI(app.APIConfig{
+		State:        tfstate.New(st, sealer, time.Now, tfstate.Options{}),
 		Store:        st,
 		Credentials:  credentials.New(st, sealer, o.verifiers),
 		Provisioning: prov,

@@ -38,6 +38,7 @@ const (
 	authenticated               // a session (JWT) or an API token
 	sessionOnly                 // a session: API tokens are refused (403)
 	platformAdmin               // a session of a platform administrator
+	stateClient                 // Terraform's http backend: a run's credential, or a user's API token (HTTP Basic password, bearer or X-API-Key)
 )
 
 // operation documents one route.
@@ -90,7 +91,8 @@ func pathParams(fiberPath string) []string {
 }
 
 // stringPathParams are path parameters that are not ids.
-var stringPathParams = map[string]string{"token": "An invite token (sfi_...).", "asset": "A file name."}
+var stringPathParams = map[string]string{"token": "An invite token (sfi_...).", "asset": "A file name.",
+	"name": "A custom state's name (a DNS label).", "n": "A state version number (1 or more)."}
 
 var (
 	uuidType     = reflect.TypeFor[uuid.UUID]()
@@ -134,6 +136,10 @@ func openAPIDocument(version string, ops []operation) (*openapi3.T, error) {
 	}}
 	c.SecuritySchemes["apiKey"] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
 		Type: "apiKey", In: "header", Name: headerAPIKey, Description: "An API token in the X-API-Key header.",
+	}}
+	c.SecuritySchemes["stateBasic"] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
+		Type: "http", Scheme: "basic",
+		Description: "Terraform's http backend (TF_HTTP_USERNAME / TF_HTTP_PASSWORD): the password is a run's credential (shardform_run_..., minted by the worker for one run) or an API token (any username).",
 	}}
 	c.Schemas["Error"] = openapi3.NewSchemaRef("", &openapi3.Schema{
 		Type:       &openapi3.Types{"object"},
@@ -204,6 +210,7 @@ var errorStatuses = map[int]string{
 	409: "Conflicts with the current state.",
 	413: "The body is larger than 1 MiB.",
 	422: "Well-formed but cannot be carried out.",
+	423: "The Terraform state is locked: the body is the holder's LockInfo, as Terraform's http backend expects (not an {\"error\"} object).",
 	429: "Rate limited or locked out (see Retry-After).",
 	500: "Internal error (logged with the request id).",
 	503: "A service this call needs is unavailable.",
@@ -243,6 +250,9 @@ func (g *schemaGen) operation(op operation) (*openapi3.Operation, error) {
 		security = append(security, openapi3.SecurityRequirement{"bearerJWT": {}})
 		o.Security = &security
 		notes = append(notes, "Platform administrators only.")
+	case stateClient:
+		security = append(security, openapi3.SecurityRequirement{"stateBasic": {}}, openapi3.SecurityRequirement{"apiToken": {}}, openapi3.SecurityRequirement{"apiKey": {}}, openapi3.SecurityRequirement{"bearerJWT": {}})
+		o.Security = &security
 	}
 	if op.perm != "" {
 		notes = append(notes, fmt.Sprintf("Permission: `%s`.", op.perm))

@@ -20,6 +20,7 @@ import (
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/tfstate"
 )
 
 // Accounts is what the API needs of the accounts domain (identity.Service).
@@ -94,11 +95,12 @@ type Config struct {
 	APITokens     APITokens
 	Organizations Organizations
 	Audit         AuditLog
-	Provisioning  Provisioning // optional: without it the provisioning routes are absent
-	Credentials   Credentials  // optional: without it the credential routes are absent
-	SSH           SSHCA        // optional: without it the SSH CA routes are absent
-	Planner       Planner      // optional: without it the planner routes are absent
-	Instances     Instances    // optional: without it the instance routes are absent
+	Provisioning  Provisioning     // optional: without it the provisioning routes are absent
+	Credentials   Credentials      // optional: without it the credential routes are absent
+	SSH           SSHCA            // optional: without it the SSH CA routes are absent
+	Planner       Planner          // optional: without it the planner routes are absent
+	Instances     Instances        // optional: without it the instance routes are absent
+	State         *tfstate.Service // optional: without it the Terraform state routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -294,5 +296,8 @@ func (s *Server) routes() {
 	}
 	if s.cfg.Instances != nil {
 		s.instanceRoutes(v1)
+	}
+	if s.cfg.State != nil {
+		s.stateRoutes(v1)
 	}
 }

@@ -26,6 +26,7 @@ const (
 	PermMembersAdmin      Permission = "members:admin"
 	PermOrganizationAdmin Permission = "organization:admin"
 	PermAuditRead         Permission = "audit:read"
+	PermStateWrite        Permission = "state:write"
 )
 
 // PermissionInfo describes one catalog entry.
@@ -53,6 +54,7 @@ func Catalog() []PermissionInfo {
 		{PermMembersAdmin, "invite and remove members, change roles and grants"},
 		{PermOrganizationAdmin, "rename the organization"},
 		{PermAuditRead, "read the organization's audit log"},
+		{PermStateWrite, "read, write and lock the organization's own Terraform states (/v1/terraform/state/custom/{name})"},
 	}
 }
 
@@ -111,7 +113,7 @@ func RolePermissions(r Role) []Permission {
 		}
 		return all
 	case RoleMember:
-		return append(reads, PermNodesWrite, PermProvisionWrite, PermDNSWrite, PermSSHSign, PermPlannerWrite)
+		return append(reads, PermNodesWrite, PermProvisionWrite, PermDNSWrite, PermSSHSign, PermPlannerWrite, PermStateWrite)
 	case RoleViewer:
 		return reads
 	}

@@ -77,9 +77,6 @@ func (s *Service) load(ctx context.Context, j Job, status string) (store.Provisi
 // only, revoked by done), and keeps the run's state lock leased while the
 // run lasts; done releases the lock should Terraform have left it.
 func (s *Service) open(ctx context.Context, j Job, r store.ProvisionRequest, d providers.Driver, logs *logWriter) (*terraform.Workspace, func(), error) {
-	if s.state == nil {
-		return nil, nil, errors.New("no Terraform state store configured on this worker")
-	}
 	var labels map[string]string
 	if err := json.Unmarshal(r.Labels, &labels); err != nil {
 		// Rendering without them would build a machine without its labels.
@@ -88,6 +85,9 @@ func (s *Service) open(ctx context.Context, j Job, r store.ProvisionRequest, d p
 	cfg, err := d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
 	if err != nil {
 		return nil, nil, err
+	}
+	if s.state == nil {
+		return nil, nil, errors.New("no Terraform state store configured on this worker")
 	}
 	stateID, err := s.state.ProvisionState(ctx, r.OrganizationID, r.ID)
 	if err != nil {

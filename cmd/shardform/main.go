@@ -342,7 +342,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, stateSvc, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -362,7 +362,7 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
-	unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
+	state *tfstate.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
@@ -370,7 +370,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds,
 		Instances:   placement.New(st, placement.Config{}),
-		Unavailable: unavailable,
+		Unavailable: unavailable, State: state,
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/shardform/shardform/ratelimit"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/tfstate"
 )
 
 // APIConfig is what NewAPI needs.
@@ -36,6 +37,8 @@ type APIConfig struct {
 	Instances api.Instances
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
 	SSH api.SSHCA
+	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
+	State *tfstate.Service
 	// Unavailable names the queues this process cannot run, with a public
 	// reason; /health/ready reports them.
 	Unavailable map[string]string
@@ -63,6 +66,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
-		Instances: cfg.Instances, Unavailable: cfg.Unavailable, FollowHeartbeat: cfg.FollowHeartbeat,
+		Instances: cfg.Instances, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
 	}), nil
 }
