@@ -38,6 +38,7 @@ type Config struct {
 	TerraformWorkers  int           // SHARDFORM_TERRAFORM_WORKERS: concurrent Terraform jobs per worker process
 	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
 	TerraformTimeout  time.Duration // SHARDFORM_TERRAFORM_TIMEOUT: longest Terraform run; a dead worker's job is retried after it
+	StateVersions     int           // SHARDFORM_STATE_VERSIONS: versions kept per Terraform state
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
@@ -117,6 +118,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_LOCAL_APPLY_DELAY", "must be a duration such as 30s"}
 	} else {
 		cfg.LocalApplyDelay = d
+	}
+	if n, err := strconv.Atoi(get("SHARDFORM_STATE_VERSIONS", "50")); err != nil || n < 1 || n > 10000 {
+		return cfg, &configError{"SHARDFORM_STATE_VERSIONS", "must be a whole number from 1 to 10000"}
+	} else {
+		cfg.StateVersions = n
 	}
 	if d, err := time.ParseDuration(get("SHARDFORM_TERRAFORM_TIMEOUT", "1h")); err != nil || d < 10*time.Second {
 		return cfg, &configError{"SHARDFORM_TERRAFORM_TIMEOUT", "must be a duration of at least 10s, such as 1h"}

@@ -36,6 +36,12 @@ func TestLoadConfig(t *testing.T) {
 		{"master key not base64", map[string]string{"SHARDFORM_MASTER_KEY": "%%%"}, "SHARDFORM_MASTER_KEY", nil},
 		{"bad database url", map[string]string{"SHARDFORM_DATABASE_URL": "postgres://host:notaport/db"}, "SHARDFORM_DATABASE_URL", nil},
 		{"bad addr", map[string]string{"SHARDFORM_ADDR": "8080"}, "SHARDFORM_ADDR", nil},
+		{"bad state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "0"}, "SHARDFORM_STATE_VERSIONS", nil},
+		{"state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "7"}, "", func(t *testing.T, c Config) {
+			if c.StateVersions != 7 {
+				t.Errorf("state versions %d", c.StateVersions)
+			}
+		}},
 		{"addr port out of range", map[string]string{"SHARDFORM_ADDR": "localhost:99999"}, "SHARDFORM_ADDR", nil},
 		{"addr port not a number", map[string]string{"SHARDFORM_ADDR": "localhost:http-alt"}, "SHARDFORM_ADDR", nil},
 		{"addr two colons", map[string]string{"SHARDFORM_ADDR": "a:b:8080"}, "SHARDFORM_ADDR", nil},

@@ -273,7 +273,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if noTerraform != nil {
 		prov.WithoutTerraform(noTerraform)
 	}
-	stateSvc := tfstate.New(st, sealer, time.Now, tfstate.Options{Logger: log.With(slog.String("subsystem", "tfstate"))})
+	stateSvc := tfstate.New(st, sealer, time.Now, tfstate.Options{KeepVersions: cfg.StateVersions, Logger: log.With(slog.String("subsystem", "tfstate"))})
 	if runWorkers && runner != nil {
 		// The pg backend's states of earlier versions become versioned,
 		// sealed states (once; later starts find nothing to import).
