@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // runJSON runs one terraform command with -json in the workspace: its
@@ -109,6 +110,28 @@ func envList(env map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// syncWriter serializes writes: a command's stdout and stderr are copied
+// to the logs by two goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// Flush passes a flush on to a writer that batches (see flushLogs).
+func (s *syncWriter) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // limited keeps at most n bytes written to it.

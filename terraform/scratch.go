@@ -36,7 +36,7 @@ func (r *Runner) Scratch(ctx context.Context, config []byte, vars map[string]str
 	if logs == nil {
 		logs = io.Discard
 	}
-	w := &Workspace{Name: filepath.Base(dir), Dir: dir, r: r, logs: logs, env: envList(r.env())}
+	w := &Workspace{Name: filepath.Base(dir), Dir: dir, r: r, logs: &syncWriter{w: logs}, env: envList(r.env())}
 	unlock, err := r.lockPluginCache()
 	if err != nil {
 		return err

@@ -68,7 +68,7 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	for k, v := range backend {
 		env[k] = v
 	}
-	w := &Workspace{Name: name, Dir: dir, r: r, logs: logs, env: envList(env)}
+	w := &Workspace{Name: name, Dir: dir, r: r, logs: &syncWriter{w: logs}, env: envList(env)}
 	if err := w.init(ctx, config); err != nil {
 		return nil, err
 	}
