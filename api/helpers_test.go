@@ -341,12 +341,26 @@ func (b *bundle) listen() string {
 		b.t.Fatal(err)
 	}
 	go func() { _ = b.srv.App().Listener(ln) }()
+	base := "http://" + ln.Addr().String()
+	// Serving has begun once it answers: shutting down before that races
+	// with the server's start (fasthttp).
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/health/live")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 200 {
+			b.t.Fatalf("the test server does not answer: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	b.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = b.srv.Shutdown(ctx)
 	})
-	return "http://" + ln.Addr().String()
+	return base
 }
 
 // startProvisioning builds the provisioning service with real Terraform

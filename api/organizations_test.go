@@ -910,13 +910,13 @@ func TestPermissionsCatalog(t *testing.T) {
 		}
 	}
 	want := []string{"nodes:read", "nodes:write", "provision:read", "provision:write", "credentials:read", "credentials:write",
-		"dns:read", "dns:write", "ssh:sign", "ssh:admin", "planner:read", "planner:write", "members:read", "members:admin", "organization:admin", "audit:read"}
+		"dns:read", "dns:write", "ssh:sign", "ssh:admin", "planner:read", "planner:write", "members:read", "members:admin", "organization:admin", "audit:read", "state:write"}
 	if !slices.Equal(keys, want) {
 		t.Errorf("catalog %v, want %v", keys, want)
 	}
 	roles, _ := r.Body["roles"].(map[string]any)
 	viewer := []string{"credentials:read", "dns:read", "members:read", "nodes:read", "planner:read", "provision:read"}
-	member := []string{"credentials:read", "dns:read", "dns:write", "members:read", "nodes:read", "nodes:write", "planner:read", "planner:write", "provision:read", "provision:write", "ssh:sign"}
+	member := []string{"credentials:read", "dns:read", "dns:write", "members:read", "nodes:read", "nodes:write", "planner:read", "planner:write", "provision:read", "provision:write", "ssh:sign", "state:write"}
 	all := slices.Sorted(slices.Values(want))
 	for role, perms := range map[string][]string{"owner": all, "admin": all, "member": member, "viewer": viewer} {
 		if got := strs(roles[role]); !slices.Equal(got, perms) {
