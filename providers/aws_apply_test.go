@@ -214,7 +214,7 @@ func TestAWSApplyDestroy(t *testing.T) {
 		t.Errorf("the AWS keys appear in Terraform's output")
 	}
 	// The provider is linked from the cache or mirror, never copied.
-	assertProviderLinked(t, ws.Dir)
+	assertProviderLinked(t, ws.DataDir)
 
 	if err := ws.Destroy(ctx, vars); err != nil {
 		t.Fatalf("destroy: %v\n%s\nunsupported actions: %v", err, logs, b.fake.Unsupported())
@@ -252,9 +252,9 @@ func TestAWSApplyDestroy(t *testing.T) {
 
 // assertProviderLinked checks that the workspace's copy of hashicorp/aws is
 // a link into the plugin cache or mirror, not a 400 MB copy.
-func assertProviderLinked(t *testing.T, dir string) {
+func assertProviderLinked(t *testing.T, dataDir string) {
 	t.Helper()
-	root := filepath.Join(dir, ".terraform", "providers", "registry.terraform.io", "hashicorp", "aws")
+	root := filepath.Join(dataDir, "providers", "registry.terraform.io", "hashicorp", "aws")
 	found := false
 	err := filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
 		if err != nil {

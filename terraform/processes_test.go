@@ -3,9 +3,11 @@ package terraform_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +16,8 @@ import (
 
 // TestProcessesPerRequest counts the Terraform processes a request costs
 // through a wrapper that records each command: the version once per
-// runner, init once per request's workspace (no workspace to create: the
-// http backend keeps one state per request), then
+// runner, init once per provider set (shared by every request of a driver;
+// no workspace to create: the http backend keeps one state per request), then
 // one process for the plan and one for the apply (summary and outputs come
 // from their own -json streams: no show, no output).
 func TestProcessesPerRequest(t *testing.T) {
@@ -69,5 +71,65 @@ func TestProcessesPerRequest(t *testing.T) {
 	}
 	if got := strings.Join(commands()[2:], " "); got != "plan apply" {
 		t.Errorf("plan, a second Open, apply and outputs ran %q, want \"plan apply\"", got)
+	}
+
+	// Another request of the same driver shares the init: two processes.
+	ws, err = r.Open(ctx, "count-2", config("other", 0), &logs, b.backend(t, "count-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err = ws.Plan(ctx, nil, false)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if err := ws.Apply(ctx, plan.File, nil); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if outs, err := ws.Outputs(ctx); err != nil || string(outs["value"]) != `"other"` {
+		t.Fatalf("outputs %v %v", outs, err)
+	}
+	if got := strings.Join(commands()[4:], " "); got != "plan apply" {
+		t.Errorf("a second request ran %q, want \"plan apply\"", got)
+	}
+}
+
+// TestConcurrentRequestsShareInit runs six requests at once on one runner:
+// they share one init and its data dir, and every plan and apply succeeds.
+func TestConcurrentRequestsShareInit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r := b.runner(t)
+	const n = 6
+	backends := make([]map[string]string, n)
+	for i := range backends {
+		backends[i] = b.backend(t, fmt.Sprintf("share-%d", i))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			ctx := context.Background()
+			ws, err := r.Open(ctx, fmt.Sprintf("share-%d", i), config(fmt.Sprintf("v%d", i), 0), nil, backends[i])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			plan, err := ws.Plan(ctx, nil, false)
+			if err == nil {
+				err = ws.Apply(ctx, plan.File, nil)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if state := b.backends.State(t, fmt.Sprintf("share-%d", i)); !strings.Contains(state, fmt.Sprintf(`"v%d"`, i)) {
+			t.Errorf("request %d's state lacks its value: %.300s", i, state)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -35,9 +36,12 @@ var validWorkspace = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,90}$`)
 type Workspace struct {
 	Name string
 	Dir  string
-	r    *Runner
-	logs io.Writer
-	env  []string // the run's whole environment: the runner's and the backend's
+	// DataDir is Terraform's data dir (TF_DATA_DIR: providers, backend
+	// settings), shared by every workspace of the same provider set.
+	DataDir string
+	r       *Runner
+	logs    io.Writer
+	env     []string // the run's whole environment: the runner's and the backend's
 	// outputs are the last Apply's outputs, when it reported all of them.
 	outputs map[string]json.RawMessage
 }
@@ -75,37 +79,101 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	return w, nil
 }
 
-// initStamp records, after a successful init, what it was run for (the
-// configuration, the binary and the provider mirror): a later job on the
-// same machine with the same stamp skips init, which Terraform needs again
+// initStamp records, after a successful init, what it was run for: a
+// later job with the same stamp skips init, which Terraform needs again
 // only when the backend, providers or modules change.
-const initStamp = ".terraform/shardform-init"
+const initStamp = "shardform-init"
 
-func (w *Workspace) initKey(config []byte) string {
+// providerSet names what an init depends on: the configuration's terraform
+// block (backend, required providers), the providers its blocks use, the
+// binary and the mirror. Requests of one driver share it, so they share one
+// init (its providers and lock file): a request costs no init of its own.
+func (r *Runner) providerSet(config []byte) (string, error) {
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		return "", fmt.Errorf("terraform: configuration: %w", err)
+	}
+	used := map[string]bool{}
+	for _, block := range []string{"provider", "resource", "data"} {
+		var m map[string]json.RawMessage
+		if len(cfg[block]) > 0 {
+			if err := json.Unmarshal(cfg[block], &m); err != nil {
+				return "", fmt.Errorf("terraform: configuration: %s: %w", block, err)
+			}
+		}
+		for k := range m {
+			name, _, _ := strings.Cut(k, "_")
+			used[name] = true
+		}
+	}
+	names := make([]string, 0, len(used))
+	for k := range used {
+		names = append(names, k)
+	}
+	slices.Sort(names)
 	h := sha256.New()
-	h.Write(config)
-	fmt.Fprintf(h, "\x00%s\x00%s", w.r.cfg.Binary, w.r.cfg.PluginMirror)
-	return hex.EncodeToString(h.Sum(nil))
+	h.Write(cfg["terraform"])
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%s", strings.Join(names, ","), r.cfg.Binary, r.cfg.PluginMirror)
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-func (w *Workspace) init(ctx context.Context, config []byte) error {
-	key := w.initKey(config)
-	stamp := filepath.Join(w.Dir, initStamp)
-	if b, err := os.ReadFile(stamp); err == nil && string(b) == key {
-		return nil
+// sharedInit makes sure the provider set's shared directory is
+// initialized (once per runner and provider set, under the plugin cache
+// lock) and returns its data dir (TF_DATA_DIR) and dependency lock file.
+func (w *Workspace) sharedInit(ctx context.Context, config []byte) (dataDir, lockFile string, err error) {
+	key, err := w.r.providerSet(config)
+	if err != nil {
+		return "", "", err
 	}
-	_ = os.Remove(stamp)
+	shared := filepath.Join(w.r.cfg.DataDir, "init", key)
+	dataDir, lockFile = filepath.Join(shared, ".terraform"), filepath.Join(shared, ".terraform.lock.hcl")
+	stamp := filepath.Join(shared, initStamp)
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == key {
+		return dataDir, lockFile, nil
+	}
 	unlock, err := w.r.lockPluginCache()
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == key { // another job did it meanwhile
+		return dataDir, lockFile, nil
+	}
+	if err := os.MkdirAll(shared, 0o700); err != nil {
+		return "", "", fmt.Errorf("terraform init: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, ConfigFile), config, 0o600); err != nil {
+		return "", "", fmt.Errorf("terraform init: %w", err)
+	}
+	init := &Workspace{Name: "init-" + key, Dir: shared, r: w.r, logs: w.logs, env: w.env}
+	if err := init.runPlain(ctx, "init", "-input=false", "-no-color", "-upgrade=false", "-reconfigure"); err != nil {
+		return "", "", fmt.Errorf("terraform init: %w", err)
+	}
+	if err := os.WriteFile(stamp, []byte(key), 0o600); err != nil {
+		return "", "", fmt.Errorf("terraform init: %w", err)
+	}
+	return dataDir, lockFile, nil
+}
+
+// init points the workspace at its provider set's shared init: Terraform
+// reads providers and backend settings from TF_DATA_DIR there, and the
+// dependency lock file is copied beside the configuration.
+func (w *Workspace) init(ctx context.Context, config []byte) error {
+	dataDir, lockFile, err := w.sharedInit(ctx, config)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if err := w.runPlain(ctx, "init", "-input=false", "-no-color", "-upgrade=false", "-reconfigure"); err != nil {
+	lock, err := os.ReadFile(lockFile)
+	switch {
+	case err == nil:
+		if err := os.WriteFile(filepath.Join(w.Dir, ".terraform.lock.hcl"), lock, 0o600); err != nil {
+			return fmt.Errorf("terraform init %s: %w", w.Name, err)
+		}
+	case !os.IsNotExist(err): // no providers to lock (built-ins only): no file
 		return fmt.Errorf("terraform init %s: %w", w.Name, err)
 	}
-	if err := os.WriteFile(stamp, []byte(key), 0o600); err != nil {
-		return fmt.Errorf("terraform init %s: %w", w.Name, err)
-	}
+	w.DataDir = dataDir
+	w.env = append(w.env, "TF_DATA_DIR="+dataDir)
 	return nil
 }
 
