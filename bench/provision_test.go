@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,9 @@ type env struct {
 	client *http.Client
 	token  string
 	bin    string
+	// commands records every Terraform command the workers ran (the
+	// runner's binary is a wrapper that appends the command name to it).
+	commands string
 }
 
 func newEnv(b *testing.B, terraformWorkers int) *env {
@@ -50,7 +54,12 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: b.TempDir()})
+	wrapDir := b.TempDir()
+	commands, wrapper := filepath.Join(wrapDir, "commands"), filepath.Join(wrapDir, "terraform")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\necho \"$1\" >> "+commands+"\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	runner, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +87,7 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &env{b: b, base: listen(b, srv), pool: pool, client: &http.Client{}, bin: bin}
+	e := &env{b: b, base: listen(b, srv), pool: pool, client: &http.Client{}, bin: bin, commands: commands}
 	creds := map[string]string{"email": "bench@example.com", "password": "benchmark password"}
 	e.call("POST", "/v1/auth/bootstrap", creds, nil)
 	var sess struct {
@@ -207,8 +216,10 @@ func report(b *testing.B, name string, ds []time.Duration) {
 
 // BenchmarkThroughput plans and applies 50 local provision requests at once
 // through the API, then runs the same 50 configurations with the plain
-// terraform CLI one after another (init, apply -auto-approve, local state),
-// and reports both wall times and their ratio.
+// terraform CLI one after another as the issue describes it: remote state
+// in the pg backend with one workspace per request (init once, then
+// `workspace new`, `plan -out`, `apply <plan>` for each), and reports both
+// wall times, their ratio and the Terraform processes per request.
 func BenchmarkThroughput(b *testing.B) {
 	const n = 50
 	workers := 2
@@ -237,34 +248,81 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	wg.Wait()
 	shardform := time.Since(start)
+	raw, _ := os.ReadFile(e.commands)
+	processes := len(strings.Fields(string(raw)))
 
-	start = time.Now()
-	for i := range n {
+	dir := b.TempDir()
+	tf := func(args ...string) {
+		cmd := exec.Command(e.bin, args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE=/dev/null",
+			"PG_CONN_STR=" + e.pool.Config().ConnString()}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("terraform %v: %v\n%s", args, err, out)
+		}
+	}
+	config := func(i int) []byte {
 		cfg, err := providers.Local{}.Render(providers.Request{ID: fmt.Sprint(i), Name: fmt.Sprintf("tp-%d", i), Region: "local", InstanceType: "local-small"})
 		if err != nil {
 			b.Fatal(err)
 		}
 		var m map[string]any
 		_ = json.Unmarshal(cfg, &m)
-		delete(m, "terraform") // local state: the plain CLI as a user runs it
+		m["terraform"] = map[string]any{"backend": map[string]any{"pg": map[string]any{}}} // the CLI's remote state
 		cfg, _ = json.Marshal(m)
-		dir := b.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "main.tf.json"), cfg, 0o600); err != nil {
+		return cfg
+	}
+	start = time.Now()
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, "main.tf.json"), config(i), 0o600); err != nil {
 			b.Fatal(err)
 		}
-		for _, args := range [][]string{{"init", "-input=false"}, {"apply", "-auto-approve", "-input=false"}} {
-			cmd := exec.Command(e.bin, args...)
-			cmd.Dir = dir
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE=/dev/null"}
-			if out, err := cmd.CombinedOutput(); err != nil {
-				b.Fatalf("terraform %v: %v\n%s", args, err, out)
-			}
+		if i == 0 {
+			tf("init", "-input=false")
 		}
+		tf("workspace", "new", fmt.Sprintf("cli-%d", i))
+		tf("plan", "-input=false", "-out=cli.tfplan")
+		tf("apply", "-input=false", "cli.tfplan")
 	}
 	plain := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(shardform.Seconds(), "shardform-s")
 	b.ReportMetric(plain.Seconds(), "plain-cli-s")
 	b.ReportMetric(shardform.Seconds()/plain.Seconds(), "ratio")
+	b.ReportMetric(float64(processes)/n, "tf-processes/request")
 	b.ReportMetric(float64(workers), "terraform-workers")
+}
+
+// BenchmarkRequestLatency times 20 local requests one after another, each
+// from its create to applied (create, plan, planned, apply, applied; the
+// status polled every 5 ms), with the default 2 Terraform workers.
+func BenchmarkRequestLatency(b *testing.B) {
+	const n = 20
+	e := newEnv(b, 2)
+	wait := func(id, want string) {
+		for {
+			var p provisionView
+			e.call("GET", "/v1/provision/"+id, nil, &p)
+			if p.Status == want {
+				return
+			}
+			if p.Status == provision.StatusFailed {
+				b.Fatalf("provision %s failed: %s", id, p.Error)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	b.ResetTimer()
+	ds := make([]time.Duration, 0, n)
+	for i := range n {
+		start := time.Now()
+		id := e.create(fmt.Sprintf("lat-%d", i))
+		e.call("POST", "/v1/provision/"+id+"/plan", nil, nil)
+		wait(id, provision.StatusPlanned)
+		e.call("POST", "/v1/provision/"+id+"/apply", nil, nil)
+		wait(id, provision.StatusApplied)
+		ds = append(ds, time.Since(start))
+	}
+	b.StopTimer()
+	report(b, "create-to-applied", ds)
 }
