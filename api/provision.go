@@ -25,6 +25,7 @@ type Provisioning interface {
 	Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
+	Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Logs(ctx context.Context, p *domain.Principal, id uuid.UUID, afterID int64) ([]provision.LogLine, bool, error)
 	FollowLogs(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
 	Providers() []provision.ProviderInfo
@@ -43,6 +44,7 @@ func (s *Server) provisionRoutes(v1 fiber.Router) {
 	v1.Post("/provision/:id/plan", auth, s.provisionStep(Provisioning.Plan))
 	v1.Post("/provision/:id/apply", auth, s.provisionStep(Provisioning.Apply))
 	v1.Delete("/provision/:id", auth, s.provisionStep(Provisioning.Destroy))
+	v1.Post("/provision/:id/cancel", auth, s.provisionStep(Provisioning.Cancel))
 	v1.Get("/provision/:id/logs", auth, s.provisionLogs)
 	v1.Get("/nodes", auth, s.listNodes)
 	v1.Get("/nodes/:id", auth, s.getNode)

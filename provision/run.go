@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/providers"
@@ -33,6 +34,9 @@ type Job struct {
 
 // finish writes the outcome and completes the job in one transaction.
 func (s *Service) finish(ctx context.Context, j Job, write func(tx pgx.Tx) error) error {
+	// A run that got this far has an outcome to record, even when a cancel
+	// or a shutdown arrives now.
+	ctx = context.WithoutCancel(ctx)
 	return s.st.InTx(ctx, func(tx pgx.Tx) error {
 		if err := write(tx); err != nil {
 			return err
@@ -178,8 +182,9 @@ func (s *Service) fail(ctx context.Context, j Job, r store.ProvisionRequest, cau
 	if len(msg) > 4000 {
 		msg = "…" + msg[len(msg)-4000:]
 	}
-	err := s.finish(context.WithoutCancel(ctx), j, func(tx pgx.Tx) error {
-		return s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: StatusFailed, Error: msg})
+	bg := context.WithoutCancel(ctx)
+	err := s.finish(bg, j, func(tx pgx.Tx) error {
+		return s.q.SetProvisionStatus(bg, tx, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: StatusFailed, Error: msg})
 	})
 	if err != nil {
 		return fmt.Errorf("record failure of %s: %w (after: %v)", r.ID, err, cause)
@@ -328,10 +333,30 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 // returned for River to retry; anything else is Terraform's verdict and
 // ends the request failed.
 func (s *Service) failOrRetry(ctx context.Context, j Job, r store.ProvisionRequest, err error) error {
+	if errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
+		return s.cancelled(ctx, j, r)
+	}
 	if ctx.Err() != nil {
 		return err
 	}
 	return s.fail(ctx, j, r, err)
+}
+
+// cancelled records a run interrupted by Cancel: a plan changes nothing
+// (the request goes back to pending or planned); an apply or a destroy may
+// have changed some resources (failed, saying so).
+func (s *Service) cancelled(ctx context.Context, j Job, r store.ProvisionRequest) error {
+	status, msg := statusBefore(r), "plan cancelled"
+	switch r.Status {
+	case StatusApplying:
+		status, msg = StatusFailed, "apply cancelled: some resources may have been made: plan again to converge"
+	case StatusDestroying:
+		status, msg = StatusFailed, "destroy cancelled: some resources may remain: destroy again"
+	}
+	bg := context.WithoutCancel(ctx) // the run's own context is cancelled
+	return s.finish(bg, j, func(tx pgx.Tx) error {
+		return s.q.SetProvisionStatus(bg, tx, store.SetProvisionStatusParams{OrganizationID: r.OrganizationID, ID: r.ID, Status: status, Error: msg})
+	})
 }
 
 // logWriter appends Terraform's output to provision_logs line by line, so

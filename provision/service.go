@@ -43,6 +43,7 @@ const (
 // Queue inserts jobs inside the caller's transaction (river.Client does).
 type Queue interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	JobCancelTx(ctx context.Context, tx pgx.Tx, jobID int64) (*rivertype.JobRow, error)
 }
 
 // Service runs the pipeline.
@@ -413,6 +414,70 @@ func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.U
 		return nil
 	})
 	return out, err
+}
+
+// Cancel stops the request's current run. A run still queued is
+// cancelled at once and the request goes back to where it was (pending or
+// planned before a plan, planned before an apply, applied before a
+// destroy); a running one is interrupted (Terraform stops gracefully and
+// releases the state lock) and its worker records the outcome: back to
+// pending or planned after a plan, failed after an apply or a destroy,
+// whose resources may be partly made or gone (the error says so).
+func (s *Service) Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	if err := need(p, domain.PermProvisionWrite); err != nil {
+		return Request{}, err
+	}
+	if s.queue == nil {
+		return Request{}, fmt.Errorf("provision %s: no job queue configured", id)
+	}
+	var out Request
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+		r, err := s.q.GetProvisionRequestForUpdate(ctx, tx, store.GetProvisionRequestForUpdateParams{OrganizationID: p.OrgID, ID: id})
+		if store.IsNoRows(err) {
+			return domain.NotFound("provision request")
+		}
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", id, err)
+		}
+		if !Running(r.Status) {
+			return domain.Conflict("nothing to cancel: the provision request is %s", r.Status)
+		}
+		jobID, err := store.ActiveJobOf(ctx, tx, []string{KindPlan, KindApply, KindDestroy}, "provision_id", id.String())
+		if store.IsNoRows(err) {
+			return domain.Conflict("nothing to cancel: the request's run is finishing")
+		}
+		if err != nil {
+			return fmt.Errorf("provision %s: %w", id, err)
+		}
+		job, err := s.queue.JobCancelTx(ctx, tx, jobID)
+		if err != nil {
+			return fmt.Errorf("provision %s: cancel job %d: %w", id, jobID, err)
+		}
+		if job.State == rivertype.JobStateCancelled {
+			// It never ran: nothing changed, the request goes back.
+			r.Status, r.Error = statusBefore(r), "cancelled before it ran"
+			if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: r.Status, Error: r.Error}); err != nil {
+				return fmt.Errorf("provision %s: %w", id, err)
+			}
+		}
+		out = s.view(ctx, r)
+		return nil
+	})
+	return out, err
+}
+
+// statusBefore is where a request whose run did not start goes back to.
+func statusBefore(r store.ProvisionRequest) string {
+	switch r.Status {
+	case StatusApplying:
+		return StatusPlanned
+	case StatusDestroying:
+		return StatusApplied
+	}
+	if len(r.PlanFile) > 0 {
+		return StatusPlanned
+	}
+	return StatusPending
 }
 
 // Plan queues a plan (from pending, planned or failed).
