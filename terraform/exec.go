@@ -22,13 +22,7 @@ import (
 // runner checked it once (NewRunner), so plan and apply are one process
 // each.
 func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, error) {
-	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
-	cmd.Dir = w.Dir
-	cmd.Env = w.env
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = w.r.cfg.GracePeriod
-	var stderr bytes.Buffer
-	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
+	cmd, stderr := w.command(ctx, args)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return streamResult{}, err
@@ -42,28 +36,17 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 	}
 	err = cmd.Wait()
 	w.flushLogs()
-	if err == nil && readErr != nil {
+	if err == nil {
 		err = readErr
 	}
 	if err != nil {
-		msg := res.failure()
-		if msg == "" {
-			msg = strings.TrimSpace(stderr.String())
-		}
-		if msg == "" {
-			msg = err.Error()
-		}
-		if ctx.Err() != nil {
-			return res, fmt.Errorf("%s (%w)", msg, errors.Join(ctx.Err(), err))
-		}
-		return res, fmt.Errorf("%s: %w", msg, err)
+		return res, commandError(ctx, res.failure(), stderr, err)
 	}
 	return res, nil
 }
 
-// runPlain runs one terraform command whose output is for people (init,
-// workspace): stdout and stderr go to the logs; the error carries the end
-// of stderr.
+// runPlain runs one terraform command whose output is for people (init):
+// stdout and stderr go to the logs; the error carries the end of stderr.
 func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
 	return w.runTo(ctx, w.logs, args...)
 }
@@ -71,27 +54,45 @@ func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
 // runTo runs one terraform command with its stdout to stdout (not the
 // logs: `output -json` holds sensitive values) and stderr to the logs.
 func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
+	cmd, stderr := w.command(ctx, args)
+	cmd.Stdout = stdout
+	err := cmd.Run()
+	w.flushLogs()
+	if err != nil {
+		return commandError(ctx, "", stderr, err)
+	}
+	return nil
+}
+
+// command is a terraform command in the workspace with its whole
+// environment; its stderr goes to the logs and (its first 64 KiB) to the
+// returned buffer. Cancelling ctx interrupts it (SIGINT) and kills it after
+// the grace period.
+func (w *Workspace) command(ctx context.Context, args []string) (*exec.Cmd, *bytes.Buffer) {
 	cmd := exec.CommandContext(ctx, w.r.cfg.Binary, args...)
 	cmd.Dir = w.Dir
 	cmd.Env = w.env
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = w.r.cfg.GracePeriod
 	var stderr bytes.Buffer
-	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
-	err := cmd.Run()
-	w.flushLogs()
-	if err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s (%w)", msg, errors.Join(ctx.Err(), err))
-		}
-		return fmt.Errorf("%s: %w", msg, err)
+	return cmd, &stderr
+}
+
+// commandError says why a command failed: Terraform's error diagnostics
+// (msg), else its stderr, else the exit; a cancelled ctx is wrapped so
+// errors.Is(err, context.Canceled) holds.
+func commandError(ctx context.Context, msg string, stderr *bytes.Buffer, err error) error {
+	if msg == "" {
+		msg = strings.TrimSpace(stderr.String())
 	}
-	return nil
+	if msg == "" {
+		msg = err.Error()
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s (%w)", msg, errors.Join(ctx.Err(), err))
+	}
+	return fmt.Errorf("%s: %w", msg, err)
 }
 
 // flushLogs asks a logs writer that batches (the provision log writer
