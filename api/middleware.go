@@ -98,13 +98,18 @@ func principal(c *fiber.Ctx) *domain.Principal { return principalOrNil(c) }
 
 // credential reads the bearer credential from Authorization or X-API-Key.
 func credential(c *fiber.Ctx) string {
-	if h := c.Get(fiber.HeaderAuthorization); h != "" {
+	return credentialOf(c.Get(fiber.HeaderAuthorization), c.Get(headerAPIKey))
+}
+
+// credentialOf is the credential of an Authorization and an X-API-Key header.
+func credentialOf(authorization, apiKey string) string {
+	if h := authorization; h != "" {
 		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			return strings.TrimSpace(h[7:])
 		}
 		return h // answered 401 as invalid
 	}
-	return strings.TrimSpace(c.Get(headerAPIKey))
+	return strings.TrimSpace(apiKey)
 }
 
 // authenticate resolves the credential and the organization, then applies

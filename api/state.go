@@ -50,10 +50,7 @@ func (s *Server) stateAuthenticator(run tfstate.Authenticator) tfstate.Authentic
 		}
 		cred := pass
 		if !basic {
-			cred = strings.TrimSpace(r.Header.Get(headerAPIKey))
-			if h := r.Header.Get(fiber.HeaderAuthorization); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-				cred = strings.TrimSpace(h[7:])
-			}
+			cred = credentialOf(r.Header.Get(fiber.HeaderAuthorization), r.Header.Get(headerAPIKey))
 		}
 		orgID := uuid.Nil
 		if h := r.Header.Get(headerOrgID); h != "" {
