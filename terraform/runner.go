@@ -28,7 +28,7 @@ type Config struct {
 	// LockTimeout is how long a run waits for the state lock (default 60s).
 	LockTimeout time.Duration
 	// GracePeriod is how long a cancelled run may take to stop after its
-	// interrupt before it is killed (default 30s).
+	// interrupt before it is killed (default 60s).
 	GracePeriod time.Duration
 	// Path is the PATH of every Terraform run (the process's own, passed in
 	// by the caller; default /usr/local/bin:/usr/bin:/bin).
@@ -55,7 +55,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		cfg.LockTimeout = 60 * time.Second
 	}
 	if cfg.GracePeriod == 0 {
-		cfg.GracePeriod = 30 * time.Second
+		cfg.GracePeriod = 60 * time.Second
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

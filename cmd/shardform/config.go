@@ -39,6 +39,7 @@ type Config struct {
 	LocalApplyDelay   time.Duration // SHARDFORM_LOCAL_APPLY_DELAY: makes the local driver's apply slow (demos, crash tests)
 	TerraformTimeout  time.Duration // SHARDFORM_TERRAFORM_TIMEOUT: longest Terraform run; a dead worker's job is retried after it
 	StateVersions     int           // SHARDFORM_STATE_VERSIONS: versions kept per Terraform state
+	CancelGrace       time.Duration // SHARDFORM_CANCEL_GRACE: how long a cancelled Terraform run may take to stop before it is killed
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
@@ -118,6 +119,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_LOCAL_APPLY_DELAY", "must be a duration such as 30s"}
 	} else {
 		cfg.LocalApplyDelay = d
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_CANCEL_GRACE", "60s")); err != nil || d < time.Second || d > time.Hour {
+		return cfg, &configError{"SHARDFORM_CANCEL_GRACE", "must be a duration from 1s to 1h, such as 60s"}
+	} else {
+		cfg.CancelGrace = d
 	}
 	if n, err := strconv.Atoi(get("SHARDFORM_STATE_VERSIONS", "50")); err != nil || n < 1 || n > 10000 {
 		return cfg, &configError{"SHARDFORM_STATE_VERSIONS", "must be a whole number from 1 to 10000"}

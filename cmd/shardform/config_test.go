@@ -36,6 +36,12 @@ func TestLoadConfig(t *testing.T) {
 		{"master key not base64", map[string]string{"SHARDFORM_MASTER_KEY": "%%%"}, "SHARDFORM_MASTER_KEY", nil},
 		{"bad database url", map[string]string{"SHARDFORM_DATABASE_URL": "postgres://host:notaport/db"}, "SHARDFORM_DATABASE_URL", nil},
 		{"bad addr", map[string]string{"SHARDFORM_ADDR": "8080"}, "SHARDFORM_ADDR", nil},
+		{"bad cancel grace", map[string]string{"SHARDFORM_CANCEL_GRACE": "0s"}, "SHARDFORM_CANCEL_GRACE", nil},
+		{"cancel grace", map[string]string{"SHARDFORM_CANCEL_GRACE": "2m"}, "", func(t *testing.T, c Config) {
+			if c.CancelGrace != 2*time.Minute {
+				t.Errorf("cancel grace %v", c.CancelGrace)
+			}
+		}},
 		{"bad state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "0"}, "SHARDFORM_STATE_VERSIONS", nil},
 		{"state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "7"}, "", func(t *testing.T, c Config) {
 			if c.StateVersions != 7 {

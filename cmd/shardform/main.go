@@ -255,7 +255,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if runWorkers {
 		bin, err := terraform.FindBinary(ctx, cfg.TerraformPath, cfg.DataDir)
 		if err == nil {
-			runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror, Path: cfg.Path})
+			runner, err = terraform.NewRunner(terraform.Config{Binary: bin, DataDir: cfg.DataDir, PluginMirror: cfg.PluginMirror, Path: cfg.Path, GracePeriod: cfg.CancelGrace})
 		}
 		if err != nil {
 			noTerraform = fmt.Errorf("terraform is unavailable on this worker: set SHARDFORM_TERRAFORM_PATH to a terraform binary (or put terraform on PATH): %w", err)
