@@ -24,6 +24,7 @@ import (
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
@@ -400,17 +401,10 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 
 // serveState gives a worker's provisioning service the state store on the
 // test's database, served on loopback as a worker process does.
-func serveState(t testing.TB, pool *pgxpool.Pool, sealer *seal.Sealer, svc *provision.Service) *tfstate.Service {
+func serveState(t testing.TB, pool *pgxpool.Pool, sealer *seal.Sealer, svc *provision.Service) {
 	t.Helper()
-	state := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	lb, err := tfstate.ServeLoopback(ctx, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc.UseState(state, lb.Base, time.Hour)
-	return state
+	state := statetest.Serve(t, pool, sealer)
+	svc.UseState(state.Service, state.Base, time.Hour)
 }
 
 // newRunner runs real Terraform (state: see serveState) with

@@ -346,23 +346,32 @@ func TestProvisionLogsFollowLive(t *testing.T) {
 	}
 }
 
-// TestProvisionLogsFollowRequestDeleted: when the followed request
-// disappears (its organization is deleted), the stream says so with an
-// error event carrying the status a request would get, and ends.
-func TestProvisionLogsFollowRequestDeleted(t *testing.T) {
-	t.Parallel()
+// followRunning starts a request that no worker runs, stores one line of
+// its log and follows it: the stream's first event, that line, is read.
+// The stream ends with the test.
+func followRunning(t *testing.T) (*bundle, string, *sseReader) {
+	t.Helper()
 	b := setup(t, setupOpts{provisioning: true, externalWorkers: true, followHeartbeat: time.Hour})
 	a := b.bootstrap("ops@example.com")
 	base := b.listen()
 	id := b.runningRequest(a, "web-1")
 	b.appendLog(id, "line 1\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	resp, events := follow(t, ctx, &http.Client{Transport: &http.Transport{}}, base, a.access, id, 0)
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	if ev, err := events.nextEvent(); err != nil || ev.name != "log" {
 		t.Fatalf("first event %q %s, %v", ev.name, ev.data, err)
 	}
+	return b, id, events
+}
+
+// TestProvisionLogsFollowRequestDeleted: when the followed request
+// disappears (its organization is deleted), the stream says so with an
+// error event carrying the status a request would get, and ends.
+func TestProvisionLogsFollowRequestDeleted(t *testing.T) {
+	t.Parallel()
+	b, id, events := followRunning(t)
 	if _, err := b.pool.Exec(context.Background(), "DELETE FROM provision_requests WHERE id = $1", id); err != nil {
 		t.Fatal(err)
 	}
@@ -383,18 +392,7 @@ func TestProvisionLogsFollowRequestDeleted(t *testing.T) {
 // streams, so the shutdown completes instead of waiting for the run.
 func TestProvisionLogsFollowShutdown(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{provisioning: true, externalWorkers: true, followHeartbeat: time.Hour})
-	a := b.bootstrap("ops@example.com")
-	base := b.listen()
-	id := b.runningRequest(a, "web-1")
-	b.appendLog(id, "line 1\n")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	resp, events := follow(t, ctx, &http.Client{Transport: &http.Transport{}}, base, a.access, id, 0)
-	defer resp.Body.Close()
-	if ev, err := events.nextEvent(); err != nil || ev.name != "log" {
-		t.Fatalf("first event %q %s, %v", ev.name, ev.data, err)
-	}
+	b, _, events := followRunning(t)
 	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer scancel()
 	if err := b.srv.Shutdown(sctx); err != nil {

@@ -117,16 +117,12 @@ func credentialOf(authorization, apiKey string) string {
 // client address, so guessing tokens is rate limited too.
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	ctx := c.UserContext()
-	orgID := uuid.Nil
-	if h := c.Get(headerOrgID); h != "" {
-		id, err := domain.ParseID(headerOrgID, h)
-		if err != nil {
-			if lerr := s.limit(c, "ip:"+c.IP()); lerr != nil {
-				return lerr
-			}
-			return err
+	orgID, err := orgHeader(c.Get(headerOrgID))
+	if err != nil {
+		if lerr := s.limit(c, "ip:"+c.IP()); lerr != nil {
+			return lerr
 		}
-		orgID = id
+		return err
 	}
 	p, err := s.cfg.Accounts.Authenticate(ctx, credential(c), orgID)
 	if err != nil {
@@ -144,6 +140,15 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Next()
+}
+
+// orgHeader is the organization an X-Organization-ID header names
+// (uuid.Nil when it is empty: the caller's default).
+func orgHeader(h string) (uuid.UUID, error) {
+	if h == "" {
+		return uuid.Nil, nil
+	}
+	return domain.ParseID(headerOrgID, h)
 }
 
 // publicLimit rate limits unauthenticated endpoints by client address.

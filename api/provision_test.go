@@ -13,11 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"
-	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
-	"github.com/shardform/shardform/tfstate"
 )
 
 func localBody(name string) map[string]any {
@@ -268,28 +267,16 @@ func changeState(t *testing.T, pool *pgxpool.Pool, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	state := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{})
-	lb, err := tfstate.ServeLoopback(t.Context(), state)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var org uuid.UUID
 	if err := pool.QueryRow(ctx, "SELECT organization_id FROM provision_requests WHERE id = $1", id).Scan(&org); err != nil {
 		t.Fatal(err)
 	}
-	stateID, err := state.ProvisionState(ctx, org, uuid.MustParse(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	user, pass, err := state.MintRunCredential(ctx, stateID, uuid.New(), time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backend := statetest.Serve(t, pool, sealer).Provision(t, org, uuid.MustParse(id))
 	cfg, err := providers.Local{}.Render(providers.Request{ID: id, Name: "other", Region: "local", InstanceType: "local-small"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := r.Open(ctx, id, cfg, nil, tfstate.BackendEnv(lb.Base, tfstate.Target{ProvisionID: uuid.MustParse(id)}, user, pass))
+	ws, err := r.Open(ctx, id, cfg, nil, backend)
 	if err != nil {
 		t.Fatal(err)
 	}

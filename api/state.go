@@ -8,7 +8,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/google/uuid"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/tfstate"
@@ -58,13 +57,9 @@ func (s *Server) stateAuthenticator(run tfstate.Authenticator) tfstate.Authentic
 		if !basic {
 			cred = credentialOf(r.Header.Get(fiber.HeaderAuthorization), r.Header.Get(headerAPIKey))
 		}
-		orgID := uuid.Nil
-		if h := r.Header.Get(headerOrgID); h != "" {
-			id, err := domain.ParseID(headerOrgID, h)
-			if err != nil {
-				return tfstate.Grant{}, err
-			}
-			orgID = id
+		orgID, err := orgHeader(r.Header.Get(headerOrgID))
+		if err != nil {
+			return tfstate.Grant{}, err
 		}
 		p, err := s.cfg.Accounts.Authenticate(r.Context(), cred, orgID)
 		if err != nil {

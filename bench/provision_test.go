@@ -21,13 +21,13 @@ import (
 
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
-	"github.com/shardform/shardform/tfstate"
 	"github.com/shardform/shardform/worker"
 )
 
@@ -64,14 +64,8 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 		b.Fatal(err)
 	}
 	prov := provision.New(st, sealer, providers.NewRegistry(providers.Local{}), runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	state := tfstate.New(st, sealer, time.Now, tfstate.Options{})
-	stateCtx, stopState := context.WithCancel(ctx)
-	b.Cleanup(stopState)
-	lb, err := tfstate.ServeLoopback(stateCtx, state)
-	if err != nil {
-		b.Fatal(err)
-	}
-	prov.UseState(state, lb.Base, time.Hour)
+	state := statetest.Serve(b, pool, sealer)
+	prov.UseState(state.Service, state.Base, time.Hour)
 	rc, err := worker.NewClient(pool, st, worker.Options{Work: true, Provision: prov, TerraformWorkers: terraformWorkers,
 		FetchPollInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -29,14 +29,27 @@ type Backends struct {
 	env map[string]map[string]string
 }
 
-// New serves a state store on pool until the test ends. The states belong
-// to provision requests of an organization of its own, made on first use.
+// New serves a state store on pool until the test ends, sealing with a
+// test key of its own. The states For hands out belong to provision
+// requests of an organization of its own, made on first use.
 func New(t testing.TB, pool *pgxpool.Pool) *Backends {
 	t.Helper()
 	sealer, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := Serve(t, pool, sealer)
+	if err := pool.QueryRow(context.Background(), "INSERT INTO organizations (name) VALUES ('statetest') RETURNING id").Scan(&b.org); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Serve serves a state store on pool sealed with sealer (the key of the
+// API under test, so that both read the same states) on loopback until
+// the test ends, as a worker process does.
+func Serve(t testing.TB, pool *pgxpool.Pool, sealer *seal.Sealer) *Backends {
+	t.Helper()
 	svc := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -44,11 +57,7 @@ func New(t testing.TB, pool *pgxpool.Pool) *Backends {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Backends{Service: svc, Base: lb.Base, pool: pool, env: map[string]map[string]string{}}
-	if err := pool.QueryRow(ctx, "INSERT INTO organizations (name) VALUES ('statetest') RETURNING id").Scan(&b.org); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return &Backends{Service: svc, Base: lb.Base, pool: pool, env: map[string]map[string]string{}}
 }
 
 // For is the http backend settings of workspace name (the same for every
@@ -66,7 +75,17 @@ func (b *Backends) For(t testing.TB, name string) map[string]string {
 		VALUES ($1, 'local', 'local', 'local-small', $2, 'pending') RETURNING id`, b.org, "n-"+uuid.NewString()[:8]).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	state, err := b.Service.ProvisionState(ctx, b.org, id)
+	env := b.Provision(t, b.org, id)
+	b.env[name] = env
+	return env
+}
+
+// Provision is the http backend settings of a run of an existing
+// provision request: its state and a fresh run credential.
+func (b *Backends) Provision(t testing.TB, orgID, provisionID uuid.UUID) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	state, err := b.Service.ProvisionState(ctx, orgID, provisionID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +93,7 @@ func (b *Backends) For(t testing.TB, name string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := tfstate.BackendEnv(b.Base, tfstate.Target{ProvisionID: id}, user, pass)
-	b.env[name] = env
-	return env
+	return tfstate.BackendEnv(b.Base, tfstate.Target{ProvisionID: provisionID}, user, pass)
 }
 
 // State is the latest state of workspace name, decrypted ("" when none).
