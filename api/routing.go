@@ -3,12 +3,12 @@ package api
 import (
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/shardform/shardform/domain"
 )
 
 // localUnmatched marks a request that reached no route: it is logged and
@@ -104,17 +104,5 @@ func loggedPath(path string) string {
 		}
 	}
 	out := strings.Join(segs, "/")
-	return truncate(out, 200)
-}
-
-// truncate cuts s to at most n bytes (on a rune boundary), marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return strings.Clone(s)
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+	return strings.Clone(domain.Truncate(out, 200))
 }

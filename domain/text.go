@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -204,4 +205,17 @@ func clip(s string) string {
 		return s
 	}
 	return s[:64] + "…"
+}
+
+// Truncate cuts s to at most n bytes, on a rune boundary, and says how
+// long it was ("…(1000000 bytes)"); a string within n is returned whole.
+func Truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

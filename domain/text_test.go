@@ -173,3 +173,20 @@ func TestDNSLabelAndLabels(t *testing.T) {
 		t.Error("51 labels accepted")
 	}
 }
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"0123456789abc", 10, "0123456789…(13 bytes)"},
+		{"ééééé", 5, "éé…(10 bytes)"}, // never half a rune
+	} {
+		if got := Truncate(tc.in, tc.n); got != tc.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}

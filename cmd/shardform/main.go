@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -32,6 +31,7 @@ import (
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
@@ -162,11 +162,11 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 		switch a.Value.Kind() {
 		case slog.KindString:
 			if v := a.Value.String(); len(v) > maxLoggedValue {
-				a.Value = slog.StringValue(cut(v, maxLoggedValue))
+				a.Value = slog.StringValue(domain.Truncate(v, maxLoggedValue))
 			}
 		case slog.KindAny:
 			if err, ok := a.Value.Any().(error); ok && len(err.Error()) > maxLoggedValue {
-				a.Value = slog.StringValue(cut(err.Error(), maxLoggedValue))
+				a.Value = slog.StringValue(domain.Truncate(err.Error(), maxLoggedValue))
 			}
 		}
 		return a
@@ -175,14 +175,6 @@ func newLogger(w io.Writer, cfg Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// cut shortens s to at most n bytes on a rune boundary and says how long it was.
-func cut(s string, n int) string {
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 // openDatabase creates the database if needed and applies the migrations;
