@@ -95,6 +95,41 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	noSecretIn(t, "Terraform logs", logs.Raw, awsSecret)
 	noSecretIn(t, "provision request", applied.Raw, awsSecret)
 
+	// Plan review: the JSON plan, with the credential variables masked.
+	planRun := applied.str("plan_run_id")
+	plan := b.expect(req{method: "GET", path: "/v1/runs/" + planRun + "/plan", token: tok, timeout: 5 * time.Minute}, 200)
+	noSecretIn(t, "the JSON plan", plan.Raw, awsSecret)
+	noSecretIn(t, "the JSON plan", plan.Raw, awsKeyID)
+	if !strings.Contains(string(plan.Raw), `"(sensitive value)"`) || !strings.Contains(string(plan.Raw), `"aws_instance.node"`) {
+		t.Errorf("plan review without the masked variables or the instance: %.2000s", plan.Raw)
+	}
+
+	// Drift: a tag changed outside Terraform is found by a refresh run,
+	// which names the attribute; the request stays applied.
+	if r := b.expect(req{method: "POST", path: "/v1/provision/" + id + "/refresh", token: tok}, 202); r.str("status") != "applied" {
+		t.Fatalf("refresh answered %s", r.Raw)
+	}
+	clean := b.waitRun(tok, b.latestRun(tok, id), 8*time.Minute)
+	if clean.str("status") != "succeeded" || clean.Body["drifted"] != false {
+		t.Fatalf("refresh before any outside change: %s", clean.Raw)
+	}
+	if !fake.SetTag(live[0].ID, "game", "minecraft") {
+		t.Fatal("no instance to change")
+	}
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/refresh", token: tok}, 202)
+	drifted := b.waitRun(tok, b.latestRun(tok, id), 8*time.Minute)
+	if drifted.str("status") != "succeeded" || drifted.Body["drifted"] != true || drifted.Body["exit_code"] != float64(2) {
+		t.Fatalf("refresh after a tag changed outside: %s", drifted.Raw)
+	}
+	drift, _ := drifted.Body["drift"].([]any)
+	if len(drift) != 1 || drift[0].(map[string]any)["address"] != "aws_instance.node" || !slices.Contains(drift[0].(map[string]any)["attributes"].([]any), any("tags")) {
+		t.Errorf("drift report %v", drift)
+	}
+	got := b.expect(req{method: "GET", path: "/v1/provision/" + id, token: tok}, 200)
+	if got.str("status") != "applied" || got.Body["drift"].(map[string]any)["drifted"] != true {
+		t.Errorf("request after the drift check: %s", got.Raw)
+	}
+
 	b.expect(req{method: "DELETE", path: "/v1/provision/" + id, token: tok}, 202)
 	destroyed := b.waitStatusFor(tok, id, 8*time.Minute)
 	if destroyed.str("status") != "destroyed" {

@@ -391,10 +391,15 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	if err := client.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); _ = svc.Watch(watchCtx, 500*time.Millisecond) }()
 	t.Cleanup(func() {
 		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		_ = client.Stop(stopCtx)
+		stopWatch()
+		<-watched
 	})
 	return svc
 }
@@ -442,5 +447,31 @@ func (b *bundle) waitStatusFor(token, id string, limit time.Duration) response {
 			b.t.Fatalf("provision %s still %s after %v", id, r.str("status"), limit)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// latestRun is the id of a request's newest run.
+func (b *bundle) latestRun(token, id string) string {
+	b.t.Helper()
+	runs := b.expect(req{method: "GET", path: "/v1/provision/" + id + "/runs?limit=1", token: token}, 200).list()
+	if len(runs) == 0 {
+		b.t.Fatalf("provision %s has no run", id)
+	}
+	return runs[0]["id"].(string)
+}
+
+// waitRun polls a run until it has finished and returns it.
+func (b *bundle) waitRun(token, runID string, limit time.Duration) response {
+	b.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		r := b.expect(req{method: "GET", path: "/v1/runs/" + runID, token: token}, 200)
+		if s := r.str("status"); s != "queued" && s != "running" {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("run %s still %s after %v", runID, r.str("status"), limit)
+		}
+		time.Sleep(200 * time.Millisecond) // within the API's rate limit over minutes-long runs
 	}
 }

@@ -541,6 +541,13 @@ func customizeSchema(request bool) openapi3gen.SchemaCustomizerFn {
 			s.Nullable = nullable
 			return nil
 		}
+		if t.Kind() == reflect.Interface && t.NumMethod() == 0 {
+			// An any field (terraform-json's values): any JSON value, null
+			// included (an empty schema is, but the validator reads it the
+			// OpenAPI 3.0 way: not nullable).
+			*s = openapi3.Schema{Type: &openapi3.Types{"null", "boolean", "object", "array", "number", "string"}}
+			return nil
+		}
 		if t != timeType && (t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
 			reflect.PointerTo(t).Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)) {
 			return fmt.Errorf("%s encodes itself: add its schema to schemaOverrides", t)

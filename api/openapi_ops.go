@@ -1,6 +1,10 @@
 package api
 
 import (
+	"encoding/json"
+
+	tfjson "github.com/hashicorp/terraform-json"
+
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
@@ -13,8 +17,26 @@ import (
 	"github.com/shardform/shardform/sshsign"
 )
 
+// forceParam is the cancel endpoints' force flag.
+var forceParam = queryParam{name: "force", kind: "boolean", description: "true: kill the run at once instead of interrupting it and waiting for the grace period."}
+
 // Answer shapes that handlers build inline (fiber.Map), named for the document.
 type (
+	// planBody is the masked JSON plan of GET /v1/runs/{id}/plan: the
+	// parts of terraform-json's Plan it keeps (no configuration).
+	planBody struct {
+		FormatVersion    string                          `json:"format_version"`
+		TerraformVersion string                          `json:"terraform_version"`
+		Variables        map[string]*tfjson.PlanVariable `json:"variables,omitempty"`
+		PlannedValues    json.RawMessage                 `json:"planned_values,omitempty"` // terraform-json StateValues
+		ResourceDrift    []*tfjson.ResourceChange        `json:"resource_drift,omitempty"`
+		ResourceChanges  []*tfjson.ResourceChange        `json:"resource_changes,omitempty"`
+		OutputChanges    map[string]*tfjson.Change       `json:"output_changes,omitempty"`
+		PriorState       json.RawMessage                 `json:"prior_state,omitempty"` // terraform-json State
+		Applyable        bool                            `json:"applyable,omitempty"`
+		Complete         bool                            `json:"complete,omitempty"`
+		Errored          bool                            `json:"errored,omitempty"`
+	}
 	statusBody struct {
 		Status string `json:"status"`
 	}
@@ -154,8 +176,26 @@ func operations() []operation {
 		{method: "POST", path: "/v1/provision/:id/plan", summary: "Queue a plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
 		{method: "POST", path: "/v1/provision/:id/apply", summary: "Queue the apply of the stored plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
 		{method: "POST", path: "/v1/provision/:id/cancel", summary: "Cancel the request's current run", access: authenticated, perm: domain.PermProvisionWrite,
-			description: "A queued run is cancelled at once and the request goes back to pending, planned or applied; a running one is interrupted (Terraform stops gracefully and releases the state lock): back to pending or planned after a plan, failed after an apply or a destroy (the error says its resources may be partial). 409 when no run is going.",
+			description: "Cancels the request's queued or running run (as `POST /v1/runs/{id}/cancel`; the answer's `run` is that run). A queued run is cancelled at once and the request goes back to pending, planned or applied; a running one is interrupted (Terraform stops gracefully and releases the state lock), and killed after SHARDFORM_CANCEL_GRACE, or at once with `force=true`: back to pending or planned after a plan, failed after an apply or a destroy (the error says its resources may be partial). 409 when no run is going.",
+			resp:        provision.Request{}, status: 202, errors: []int{409},
+			query: []queryParam{forceParam}},
+		{method: "POST", path: "/v1/provision/:id/refresh", summary: "Queue a drift check (plan -refresh-only)", access: authenticated, perm: domain.PermProvisionWrite,
+			description: "For an applied request: a `refresh` run compares the real infrastructure with the state (`terraform plan -refresh-only -detailed-exitcode`); it ends with `drifted` and, per drifted resource, the attributes that changed (masked values). The request stays applied; its `drift` shows the last verdict.",
 			resp:        provision.Request{}, status: 202, errors: []int{409}},
+		{method: "GET", path: "/v1/provision/:id/runs", summary: "The request's runs, newest first", access: authenticated, perm: domain.PermProvisionRead,
+			resp: provision.Run{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "kind", description: "Only runs of this kind.", enum: []string{"plan", "apply", "destroy", "refresh"}}}},
+		{method: "GET", path: "/v1/runs/:id", summary: "Get a run", access: authenticated, perm: domain.PermProvisionRead, resp: provision.Run{}, status: 200},
+		{method: "GET", path: "/v1/runs/:id/logs", summary: "Terraform output of one run", access: authenticated, perm: domain.PermProvisionRead,
+			description: "As `GET /v1/provision/{id}/logs`, for one run; with `follow=1` the `end` event carries the run's `status`, `error` and `exit_code`.",
+			resp:        logsBody{}, stream: true, status: 200,
+			query: []queryParam{{name: "after", kind: "integer", description: "Only lines after this log id."}, {name: "follow", description: "1 or true: stream Server-Sent Events.", enum: []string{"0", "1", "true", "false"}}}},
+		{method: "GET", path: "/v1/runs/:id/plan", summary: "A plan run's JSON plan, sensitive values masked", access: authenticated, perm: domain.PermProvisionRead,
+			description: "The JSON plan of `terraform show -json` (terraform-json's Plan) with every value Terraform marks sensitive replaced by \"(sensitive value)\", root variables masked and the configuration left out. The first call has a worker render it and waits up to 20 s; 202 `{\"status\": \"rendering\"}` with Retry-After when that is not enough. The run's `changes` then carry each resource's masked `before` and `after`. 409 for a run that is not a succeeded plan.",
+			resp:        planBody{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/runs/:id/cancel", summary: "Cancel a run", access: authenticated, perm: domain.PermProvisionWrite,
+			description: "See `POST /v1/provision/{id}/cancel`. 409 for a run that has finished.",
+			resp:        provision.Run{}, status: 202, errors: []int{409}, query: []queryParam{forceParam}},
 		{method: "DELETE", path: "/v1/provision/:id", summary: "Queue a destroy", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
 		{method: "GET", path: "/v1/provision/:id/logs", summary: "Terraform output of the request's runs", access: authenticated, perm: domain.PermProvisionRead,
 			description: "With `follow=1` the answer is a Server-Sent Events stream (`text/event-stream`): `log` events (each with its log id as the event id), then one `end` event with the request's status; an `error` event (`error` and `status` fields) ends it early, e.g. 404 when the request is deleted. While no line arrives, a `: heartbeat` comment is sent every 15 s.",

@@ -25,7 +25,14 @@ type Provisioning interface {
 	Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
-	Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
+	Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (provision.Request, error)
+	Refresh(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
+	ListRuns(ctx context.Context, p *domain.Principal, provisionID uuid.UUID, kind string, page domain.Page) ([]provision.Run, int64, error)
+	GetRun(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Run, error)
+	RunLogs(ctx context.Context, p *domain.Principal, id uuid.UUID, afterID int64) ([]provision.LogLine, bool, error)
+	FollowRun(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
+	CancelRun(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (provision.Run, error)
+	PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUID, wait time.Duration) (json.RawMessage, error)
 	Logs(ctx context.Context, p *domain.Principal, id uuid.UUID, afterID int64) ([]provision.LogLine, bool, error)
 	FollowLogs(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
 	Providers() []provision.ProviderInfo
@@ -44,8 +51,14 @@ func (s *Server) provisionRoutes(v1 fiber.Router) {
 	v1.Post("/provision/:id/plan", auth, s.provisionStep(Provisioning.Plan))
 	v1.Post("/provision/:id/apply", auth, s.provisionStep(Provisioning.Apply))
 	v1.Delete("/provision/:id", auth, s.provisionStep(Provisioning.Destroy))
-	v1.Post("/provision/:id/cancel", auth, s.provisionStep(Provisioning.Cancel))
+	v1.Post("/provision/:id/cancel", auth, s.cancelProvision)
+	v1.Post("/provision/:id/refresh", auth, s.provisionStep(Provisioning.Refresh))
 	v1.Get("/provision/:id/logs", auth, s.provisionLogs)
+	v1.Get("/provision/:id/runs", auth, s.listRuns)
+	v1.Get("/runs/:id", auth, s.getRun)
+	v1.Get("/runs/:id/logs", auth, s.runLogs)
+	v1.Get("/runs/:id/plan", auth, s.runPlan)
+	v1.Post("/runs/:id/cancel", auth, s.cancelRun)
 	v1.Get("/nodes", auth, s.listNodes)
 	v1.Get("/nodes/:id", auth, s.getNode)
 	v1.Put("/nodes/:id", auth, s.updateNode)
@@ -128,22 +141,51 @@ func (s *Server) provisionLogs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	after := int64(0)
-	if v := c.Query("after"); v != "" {
-		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
-			return domain.Invalid("after", "must be a log id (a whole number)")
-		}
-	}
-	p := principal(c)
-	uctx := c.UserContext()
-	lines, running, err := s.cfg.Provisioning.Logs(uctx, p, id, after)
+	after, err := afterQuery(c)
 	if err != nil {
 		return err
 	}
-	if c.Query("follow") != "1" && c.Query("follow") != "true" {
+	p := principal(c)
+	prov := s.cfg.Provisioning
+	return s.serveLogs(c, logSource{
+		id: id, after: after, what: "provision_id",
+		read: func(ctx context.Context, after int64) ([]provision.LogLine, bool, error) {
+			return prov.Logs(ctx, p, id, after)
+		},
+		follow: func(ctx context.Context) (<-chan struct{}, func(), error) { return prov.FollowLogs(ctx, p, id) },
+		final: func(ctx context.Context) (fiber.Map, error) {
+			r, err := prov.Get(ctx, p, id)
+			return fiber.Map{"status": r.Status, "error": r.Error}, err
+		},
+	})
+}
+
+// logSource is what a log stream reads: a request's whole output or one run's.
+type logSource struct {
+	id     uuid.UUID
+	after  int64
+	what   string // the log attribute naming id
+	read   func(ctx context.Context, after int64) ([]provision.LogLine, bool, error)
+	follow func(ctx context.Context) (<-chan struct{}, func(), error)
+	final  func(ctx context.Context) (fiber.Map, error) // the "end" event's data
+}
+
+// serveLogs answers the stored output, or with follow=1 streams it (see provisionLogs).
+func (s *Server) serveLogs(c *fiber.Ctx, src logSource) error {
+	p := principal(c)
+	uctx := c.UserContext()
+	lines, running, err := src.read(uctx, src.after)
+	if err != nil {
+		return err
+	}
+	follow, err := boolQuery(c, "follow")
+	if err != nil {
+		return err
+	}
+	if !follow {
 		return c.JSON(fiber.Map{"data": lines, "running": running})
 	}
-	wake, stop, err := s.cfg.Provisioning.FollowLogs(uctx, p, id)
+	wake, stop, err := src.follow(uctx)
 	if err != nil {
 		return err
 	}
@@ -153,8 +195,8 @@ func (s *Server) provisionLogs(c *fiber.Ctx) error {
 	// The client learns at once that the stream is open, before any line.
 	c.Context().Response.ImmediateHeaderFlush = true
 	f := &follower{
-		prov: s.cfg.Provisioning, p: p, id: id, after: after, wake: wake, heartbeat: s.cfg.FollowHeartbeat,
-		log: s.log.With(slog.String("request_id", requestID(c)), slog.String("provision_id", id.String()),
+		src: src, after: src.after, wake: wake, heartbeat: s.cfg.FollowHeartbeat,
+		log: s.log.With(slog.String("request_id", requestID(c)), slog.String(src.what, src.id.String()),
 			slog.String("organization_id", p.OrgID.String())),
 	}
 	// The stream outlives this handler (and its fiber.Ctx, which Fiber
@@ -172,9 +214,7 @@ func (s *Server) provisionLogs(c *fiber.Ctx) error {
 
 // follower is one live log stream.
 type follower struct {
-	prov      Provisioning
-	p         *domain.Principal
-	id        uuid.UUID
+	src       logSource
 	after     int64
 	wake      <-chan struct{}
 	heartbeat time.Duration
@@ -205,7 +245,7 @@ func (f *follower) stream(ctx context.Context, w *bufio.Writer, lines []provisio
 			}
 		}
 		var err error
-		if lines, running, err = f.prov.Logs(ctx, f.p, f.id, f.after); err != nil {
+		if lines, running, err = f.src.read(ctx, f.after); err != nil {
 			if ctx.Err() != nil {
 				return // the server is shutting down
 			}
@@ -255,7 +295,7 @@ func (f *follower) wait(ctx context.Context, w *bufio.Writer, tick <-chan time.T
 
 // end sends the final "end" event with the request's status.
 func (f *follower) end(ctx context.Context, w *bufio.Writer) {
-	r, err := f.prov.Get(ctx, f.p, f.id)
+	data, err := f.src.final(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -263,7 +303,7 @@ func (f *follower) end(ctx context.Context, w *bufio.Writer) {
 		f.fail(ctx, w, "read the final status", err)
 		return
 	}
-	b, err := json.Marshal(fiber.Map{"status": r.Status, "error": r.Error})
+	b, err := json.Marshal(data)
 	if err == nil {
 		_, err = fmt.Fprintf(w, "event: end\ndata: %s\n\n", b)
 	}
@@ -293,6 +333,140 @@ func (f *follower) fail(ctx context.Context, w *bufio.Writer, doing string, caus
 	if err != nil {
 		f.log.DebugContext(ctx, "log follower left before the error event", slog.Any("error", err))
 	}
+}
+
+// cancelProvision cancels the request's current run (?force=true: kill it at once).
+func (s *Server) cancelProvision(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "provision request")
+	if err != nil {
+		return err
+	}
+	force, err := boolQuery(c, "force")
+	if err != nil {
+		return err
+	}
+	r, err := s.cfg.Provisioning.Cancel(c.UserContext(), principal(c), id, force)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(r)
+}
+
+func (s *Server) listRuns(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "provision request")
+	if err != nil {
+		return err
+	}
+	pg, err := page(c)
+	if err != nil {
+		return err
+	}
+	runs, total, err := s.cfg.Provisioning.ListRuns(c.UserContext(), principal(c), id, c.Query("kind"), pg)
+	if err != nil {
+		return err
+	}
+	return list(c, runs, pg, total)
+}
+
+func (s *Server) getRun(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "run")
+	if err != nil {
+		return err
+	}
+	r, err := s.cfg.Provisioning.GetRun(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+// runLogs is provisionLogs for one run; the "end" event carries the run's
+// final status, exit code and error.
+func (s *Server) runLogs(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "run")
+	if err != nil {
+		return err
+	}
+	after, err := afterQuery(c)
+	if err != nil {
+		return err
+	}
+	p := principal(c)
+	prov := s.cfg.Provisioning
+	return s.serveLogs(c, logSource{
+		id: id, after: after, what: "run_id",
+		read: func(ctx context.Context, after int64) ([]provision.LogLine, bool, error) {
+			return prov.RunLogs(ctx, p, id, after)
+		},
+		follow: func(ctx context.Context) (<-chan struct{}, func(), error) { return prov.FollowRun(ctx, p, id) },
+		final: func(ctx context.Context) (fiber.Map, error) {
+			r, err := prov.GetRun(ctx, p, id)
+			return fiber.Map{"status": r.Status, "error": r.Error, "exit_code": r.ExitCode}, err
+		},
+	})
+}
+
+// planRenderWait is how long GET /v1/runs/{id}/plan waits for a worker to
+// render a plan before answering 202.
+const planRenderWait = 20 * time.Second
+
+// runPlan answers a plan run's JSON plan with sensitive values masked; 202
+// while a worker is still rendering it.
+func (s *Server) runPlan(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "run")
+	if err != nil {
+		return err
+	}
+	plan, err := s.cfg.Provisioning.PlanJSON(c.UserContext(), principal(c), id, planRenderWait)
+	if errors.Is(err, provision.ErrRendering) {
+		c.Set(fiber.HeaderRetryAfter, "2")
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "rendering", "message": err.Error()})
+	}
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(plan)
+}
+
+func (s *Server) cancelRun(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "run")
+	if err != nil {
+		return err
+	}
+	force, err := boolQuery(c, "force")
+	if err != nil {
+		return err
+	}
+	r, err := s.cfg.Provisioning.CancelRun(c.UserContext(), principal(c), id, force)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(r)
+}
+
+// boolQuery reads an optional boolean query parameter: true, 1, false or 0.
+func boolQuery(c *fiber.Ctx, name string) (bool, error) {
+	switch c.Query(name) {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, domain.Invalid(name, "must be true, false, 1 or 0")
+}
+
+// afterQuery reads the optional "after" log id.
+func afterQuery(c *fiber.Ctx) (int64, error) {
+	v := c.Query("after")
+	if v == "" {
+		return 0, nil
+	}
+	after, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || after < 0 {
+		return 0, domain.Invalid("after", "must be a log id (a whole number)")
+	}
+	return after, nil
 }
 
 func (s *Server) listNodes(c *fiber.Ctx) error {

@@ -208,15 +208,18 @@ func (f *logFeed) session(ctx context.Context) error {
 	}
 }
 
-// listenerConfig is the pool's connection settings, named for
-// pg_stat_activity.
-func (s *Service) listenerConfig() *pgx.ConnConfig {
+// livenessApplicationName names the liveness session in pg_stat_activity.
+const livenessApplicationName = "shardform run liveness"
+
+// sessionConfig is the pool's connection settings for a connection of its
+// own, named for pg_stat_activity.
+func (s *Service) sessionConfig(name string) *pgx.ConnConfig {
 	cfg := s.st.Pool.Config().ConnConfig.Copy()
 	params := make(map[string]string, len(cfg.RuntimeParams)+1)
 	for k, v := range cfg.RuntimeParams {
 		params[k] = v
 	}
-	params["application_name"] = feedApplicationName
+	params["application_name"] = name
 	cfg.RuntimeParams = params
 	return cfg
 }

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +65,8 @@ type Service struct {
 	stateBase   string           // where this process serves it to its runs
 	runTTL      time.Duration    // how long a run's state credential is valid
 	feed        *logFeed         // the log followers of this process
+	live        *liveness        // the liveness session of this process's runs
+	worker      string           // this process's name on its runs and state locks
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:
@@ -72,8 +76,27 @@ func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runn
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now, log: log}
-	s.feed = newLogFeed(log, s.listenerConfig)
+	s.feed = newLogFeed(log, func() *pgx.ConnConfig { return s.sessionConfig(feedApplicationName) })
+	s.live = newLiveness(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
+	s.worker = defaultWorkerName()
 	return s
+}
+
+// defaultWorkerName names this process on its runs: host and process id.
+func defaultWorkerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	return fmt.Sprintf("%s:%d", host, os.Getpid())
+}
+
+// UseWorkerName names this process on its runs and state locks
+// (SHARDFORM_WORKER_NAME; default host:pid).
+func (s *Service) UseWorkerName(name string) {
+	if name != "" {
+		s.worker = name
+	}
 }
 
 // UseState gives the worker its Terraform state store and the base URL its
@@ -107,6 +130,21 @@ type Request struct {
 	CredentialID *uuid.UUID             `json:"credential_id"`
 	CreatedAt    time.Time              `json:"created_at"`
 	UpdatedAt    time.Time              `json:"updated_at"`
+	// PlanRunID is the run whose saved plan an apply would apply.
+	PlanRunID *uuid.UUID `json:"plan_run_id"`
+	// Run is the run a plan, apply, destroy, refresh or cancel call queued
+	// or cancelled (only in those answers).
+	Run *Run `json:"run,omitempty"`
+	// Drift is the last drift check's verdict (GET of one request only;
+	// absent before the first refresh run).
+	Drift *DriftCheck `json:"drift,omitempty"`
+}
+
+// DriftCheck is the outcome of a request's last refresh run.
+type DriftCheck struct {
+	Drifted   bool       `json:"drifted"`
+	RunID     uuid.UUID  `json:"run_id"`
+	CheckedAt *time.Time `json:"checked_at"`
 }
 
 // view is a stored request as the API shows it. Stored labels or a plan
@@ -137,6 +175,10 @@ func (s *Service) view(ctx context.Context, r store.ProvisionRequest) Request {
 	if r.CredentialID.Valid {
 		id := r.CredentialID.UUID
 		out.CredentialID = &id
+	}
+	if r.PlanRunID.Valid {
+		id := r.PlanRunID.UUID
+		out.PlanRunID = &id
 	}
 	if out.SSHKeys == nil {
 		out.SSHKeys = []string{}
@@ -327,7 +369,15 @@ func (s *Service) Get(ctx context.Context, p *domain.Principal, id uuid.UUID) (R
 	if err != nil {
 		return Request{}, fmt.Errorf("get provision %s: %w", id, err)
 	}
-	return s.view(ctx, r), nil
+	out := s.view(ctx, r)
+	last, err := s.q.LatestRefreshRun(ctx, s.st.Pool, store.LatestRefreshRunParams{OrganizationID: p.OrgID, ProvisionID: id})
+	switch {
+	case err == nil && last.Drifted.Valid:
+		out.Drift = &DriftCheck{Drifted: last.Drifted.Bool, RunID: last.ID, CheckedAt: last.FinishedAt}
+	case err != nil && !store.IsNoRows(err):
+		return Request{}, fmt.Errorf("get provision %s: last refresh: %w", id, err)
+	}
+	return out, nil
 }
 
 // Filter narrows a list.
@@ -374,9 +424,10 @@ func validStatus(s string) bool {
 	return false
 }
 
-// transition moves a request to status `to` from one of `from` and inserts
-// its job, in one transaction: the request is durable and queued at once.
-func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.UUID, to string, from []string, args river.JobArgs) (Request, error) {
+// transition moves a request to status `to` from one of `from` and queues
+// a run of kind with its job, in one transaction: the request is durable
+// and queued at once. An empty `to` leaves the status as it is (a refresh).
+func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.UUID, to string, from []string, kind string) (Request, error) {
 	if err := need(p, domain.PermProvisionWrite); err != nil {
 		return Request{}, err
 	}
@@ -392,38 +443,38 @@ func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.U
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
-		allowed := false
-		for _, f := range from {
-			allowed = allowed || r.Status == f
-		}
-		if !allowed {
+		if !slices.Contains(from, r.Status) {
+			if to == "" {
+				return domain.Conflict("provision request is %s: a %s needs it %s", r.Status, kind, strings.Join(from, " or "))
+			}
 			return domain.Conflict("provision request is %s: cannot go to %s from there", r.Status, to)
 		}
-		if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: to, Error: ""}); err != nil {
-			return fmt.Errorf("provision %s: %w", id, err)
-		}
-		res, err := s.queue.InsertTx(ctx, tx, args, nil)
+		run, err := s.newRunTx(ctx, tx, p, r, kind)
 		if err != nil {
-			return fmt.Errorf("provision %s: enqueue %s: %w", id, args.Kind(), err)
+			return err
 		}
-		if res.UniqueSkippedAsDuplicate {
-			return domain.Conflict("a %s job for this request is still finishing: try again in a moment", args.Kind())
+		if to != "" {
+			if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: to, Error: ""}); err != nil {
+				return fmt.Errorf("provision %s: %w", id, err)
+			}
+			r.Status, r.Error = to, ""
 		}
-		r.Status, r.Error = to, ""
 		out = s.view(ctx, r)
+		v := s.runView(ctx, run)
+		out.Run = &v
 		return nil
 	})
 	return out, err
 }
 
-// Cancel stops the request's current run. A run still queued is
-// cancelled at once and the request goes back to where it was (pending or
-// planned before a plan, planned before an apply, applied before a
-// destroy); a running one is interrupted (Terraform stops gracefully and
-// releases the state lock) and its worker records the outcome: back to
-// pending or planned after a plan, failed after an apply or a destroy,
-// whose resources may be partly made or gone (the error says so).
-func (s *Service) Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+// Cancel cancels the request's current run (see CancelRun): a queued run
+// at once, the request going back to where it was (pending or planned
+// before a plan, planned before an apply, applied before a destroy); a
+// running one is interrupted (Terraform stops gracefully and releases the
+// state lock; force: killed at once) and its worker records the outcome:
+// back to pending or planned after a plan, failed after an apply or a
+// destroy, whose resources may be partly made or gone (the error says so).
+func (s *Service) Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (Request, error) {
 	if err := need(p, domain.PermProvisionWrite); err != nil {
 		return Request{}, err
 	}
@@ -439,28 +490,22 @@ func (s *Service) Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID)
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
-		if !Running(r.Status) {
-			return domain.Conflict("nothing to cancel: the provision request is %s", r.Status)
-		}
-		jobID, err := store.ActiveJobOf(ctx, tx, []string{KindPlan, KindApply, KindDestroy}, "provision_id", id.String())
+		run, err := s.q.ActiveRunOf(ctx, tx, store.ActiveRunOfParams{OrganizationID: p.OrgID, ProvisionID: id})
 		if store.IsNoRows(err) {
-			return domain.Conflict("nothing to cancel: the request's run is finishing")
+			return domain.Conflict("nothing to cancel: the provision request is %s and has no run queued or running", r.Status)
 		}
 		if err != nil {
 			return fmt.Errorf("provision %s: %w", id, err)
 		}
-		job, err := s.queue.JobCancelTx(ctx, tx, jobID)
-		if err != nil {
-			return fmt.Errorf("provision %s: cancel job %d: %w", id, jobID, err)
+		if run, err = s.q.GetRunForUpdate(ctx, tx, store.GetRunForUpdateParams{OrganizationID: p.OrgID, ID: run.ID}); err != nil {
+			return fmt.Errorf("provision %s: %w", id, err)
 		}
-		if job.State == rivertype.JobStateCancelled {
-			// It never ran: nothing changed, the request goes back.
-			r.Status, r.Error = statusBefore(r), "cancelled before it ran"
-			if err := s.q.SetProvisionStatus(ctx, tx, store.SetProvisionStatusParams{OrganizationID: p.OrgID, ID: id, Status: r.Status, Error: r.Error}); err != nil {
-				return fmt.Errorf("provision %s: %w", id, err)
-			}
+		if run, err = s.cancelRunTx(ctx, tx, &r, run, force); err != nil {
+			return err
 		}
 		out = s.view(ctx, r)
+		v := s.runView(ctx, run)
+		out.Run = &v
 		return nil
 	})
 	return out, err
@@ -473,6 +518,8 @@ func statusBefore(r store.ProvisionRequest) string {
 		return StatusPlanned
 	case StatusDestroying:
 		return StatusApplied
+	case StatusApplied:
+		return StatusApplied // a refresh
 	}
 	if len(r.PlanFile) > 0 {
 		return StatusPlanned
@@ -482,15 +529,22 @@ func statusBefore(r store.ProvisionRequest) string {
 
 // Plan queues a plan (from pending, planned or failed).
 func (s *Service) Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusFailed}, PlanArgs{OrganizationID: p.OrgID, ProvisionID: id})
+	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusFailed}, RunPlan)
 }
 
 // Apply queues the apply of the saved plan (only from planned).
 func (s *Service) Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, ApplyArgs{OrganizationID: p.OrgID, ProvisionID: id})
+	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, RunApply)
 }
 
 // Destroy queues the destruction of everything the request created.
 func (s *Service) Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusDestroying, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, DestroyArgs{OrganizationID: p.OrgID, ProvisionID: id})
+	return s.transition(ctx, p, id, StatusDestroying, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunDestroy)
+}
+
+// Refresh queues a drift check of an applied request (plan -refresh-only):
+// the request stays applied; the run records whether the real
+// infrastructure drifted from the state, and what changed.
+func (s *Service) Refresh(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
+	return s.transition(ctx, p, id, "", []string{StatusApplied}, RunRefresh)
 }

@@ -148,7 +148,7 @@ func TestUnreadableLabels(t *testing.T) {
 		b := setup(t)
 		id := b.insertRequest(t, StatusPlanning, `{"team": 7}`, "")
 		// The service has no Terraform runner: reaching it would panic.
-		if err := b.svc.RunPlan(context.Background(), Job{OrganizationID: b.p.OrgID, ProvisionID: id, Attempt: 1}); err != nil {
+		if err := b.svc.RunPlan(context.Background(), Job{OrganizationID: b.p.OrgID, ProvisionID: id, Kind: RunPlan, Attempt: 1, MaxAttempts: 5}); err != nil {
 			t.Fatalf("RunPlan: %v (the failure belongs to the request, not a retry)", err)
 		}
 		r, err := b.svc.Get(context.Background(), b.p, id)
@@ -168,7 +168,7 @@ func TestLogFeedListenFailure(t *testing.T) {
 	b := setup(t)
 	b.svc.feed.retry = 10 * time.Millisecond
 	b.svc.feed.config = func() *pgx.ConnConfig {
-		cfg := b.svc.listenerConfig()
+		cfg := b.svc.sessionConfig(feedApplicationName)
 		cfg.Database = "sf_no_such_database"
 		return cfg
 	}
@@ -213,7 +213,11 @@ func TestLogLinesStoredInBatches(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	id := b.insertRequest(t, StatusPlanning, `{}`, "")
-	w := b.svc.newLogWriter(context.Background(), id, "plan")
+	run, err := b.svc.q.InsertRun(context.Background(), b.pool, store.InsertRunParams{OrganizationID: b.p.OrgID, ProvisionID: id, Kind: RunPlan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := b.svc.newLogWriter(context.Background(), id, run.ID, "plan")
 	var want strings.Builder
 	want.WriteString("[shardform] === plan ===\n")
 	for i := range 200 {

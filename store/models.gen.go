@@ -158,6 +158,7 @@ type ProvisionLog struct {
 	Operation   string
 	Chunk       string
 	CreatedAt   time.Time
+	RunID       uuid.NullUUID
 }
 
 type ProvisionRequest struct {
@@ -181,6 +182,31 @@ type ProvisionRequest struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	CredentialID   uuid.NullUUID
+	PlanRunID      uuid.NullUUID
+}
+
+type ProvisionRun struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	ProvisionID      uuid.UUID
+	Kind             string
+	Status           string
+	CreatedBy        uuid.NullUUID
+	JobID            pgtype.Int8
+	Attempt          int32
+	QueuedAt         time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	Worker           string
+	TerraformVersion string
+	ExitCode         pgtype.Int4
+	Error            string
+	Changes          []byte
+	PlanFile         []byte
+	PlanJson         []byte
+	Drifted          pgtype.Bool
+	Drift            []byte
+	CancelRequested  string
 }
 
 type RateLimitCounter struct {
@@ -281,6 +307,7 @@ type TfRunCredential struct {
 	SecretHash []byte
 	ExpiresAt  time.Time
 	CreatedAt  time.Time
+	Worker     string
 }
 
 type TfState struct {
@@ -298,6 +325,7 @@ type TfStateLock struct {
 	RunID     uuid.NullUUID
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	Worker    string
 }
 
 type TfStateVersion struct {

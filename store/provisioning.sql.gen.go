@@ -50,7 +50,7 @@ func (q *Queries) CountProvisionRequests(ctx context.Context, db DBTX, arg Count
 const createProvisionRequest = `-- name: CreateProvisionRequest :one
 INSERT INTO provision_requests (organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, idempotency_key, request_hash, credential_id)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12)
-RETURNING id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id
+RETURNING id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id
 `
 
 type CreateProvisionRequestParams struct {
@@ -105,12 +105,13 @@ func (q *Queries) CreateProvisionRequest(ctx context.Context, db DBTX, arg Creat
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CredentialID,
+		&i.PlanRunID,
 	)
 	return i, err
 }
 
 const getProvisionRequest = `-- name: GetProvisionRequest :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id FROM provision_requests WHERE organization_id = $1 AND id = $2
 `
 
 type GetProvisionRequestParams struct {
@@ -142,12 +143,13 @@ func (q *Queries) GetProvisionRequest(ctx context.Context, db DBTX, arg GetProvi
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CredentialID,
+		&i.PlanRunID,
 	)
 	return i, err
 }
 
 const getProvisionRequestByIdempotencyKey = `-- name: GetProvisionRequestByIdempotencyKey :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND idempotency_key = $2
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id FROM provision_requests WHERE organization_id = $1 AND idempotency_key = $2
 `
 
 type GetProvisionRequestByIdempotencyKeyParams struct {
@@ -179,12 +181,13 @@ func (q *Queries) GetProvisionRequestByIdempotencyKey(ctx context.Context, db DB
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CredentialID,
+		&i.PlanRunID,
 	)
 	return i, err
 }
 
 const getProvisionRequestForUpdate = `-- name: GetProvisionRequestForUpdate :one
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests WHERE organization_id = $1 AND id = $2 FOR UPDATE
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id FROM provision_requests WHERE organization_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetProvisionRequestForUpdateParams struct {
@@ -216,6 +219,7 @@ func (q *Queries) GetProvisionRequestForUpdate(ctx context.Context, db DBTX, arg
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.CredentialID,
+		&i.PlanRunID,
 	)
 	return i, err
 }
@@ -269,7 +273,7 @@ func (q *Queries) ListProvisionLogs(ctx context.Context, db DBTX, arg ListProvis
 }
 
 const listProvisionRequests = `-- name: ListProvisionRequests :many
-SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id FROM provision_requests
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id FROM provision_requests
 WHERE organization_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR provider = $3)
@@ -321,6 +325,7 @@ func (q *Queries) ListProvisionRequests(ctx context.Context, db DBTX, arg ListPr
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.CredentialID,
+			&i.PlanRunID,
 		); err != nil {
 			return nil, err
 		}

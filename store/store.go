@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -149,6 +151,21 @@ func ActiveJobOf(ctx context.Context, db DBTX, kinds []string, key, value string
 	return id, err
 }
 
+// RetryJob makes a running River job available again at once, recording
+// why in its errors, as River's own rescuer does after the job timeout:
+// the caller has established that the job's worker is gone. It reports
+// whether the job was still running (else nothing changed).
+func RetryJob(ctx context.Context, db DBTX, jobID int64, reason string) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE river_job
+		SET state = 'available', scheduled_at = now(),
+		    errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt, 'error', $2::text, 'trace', ''))
+		WHERE id = $1 AND state = 'running'`, jobID, reason)
+	if err != nil {
+		return false, err
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.Pool.Ping(ctx) }
 
@@ -172,4 +189,38 @@ func (s *Store) QueueDepth(ctx context.Context) (map[string]int64, error) {
 		return nil, fmt.Errorf("queue depth: %w", err)
 	}
 	return depth, nil
+}
+
+// OrphanRun is a queued or running run whose River job will not run it:
+// the job ended (completed, cancelled or discarded) without the run's
+// outcome, or it has been running for a while with the run never started
+// (its worker died between fetching the job and starting the run).
+type OrphanRun struct {
+	ID, OrganizationID, ProvisionID uuid.UUID
+	Status                          string
+	JobID                           int64
+	JobState                        string
+}
+
+// OrphanRuns lists such runs (at most 100).
+func OrphanRuns(ctx context.Context, db DBTX, startGrace time.Duration) ([]OrphanRun, error) {
+	rows, err := db.Query(ctx, `SELECT r.id, r.organization_id, r.provision_id, r.status, j.id, j.state::text
+		FROM provision_runs r JOIN river_job j ON j.id = r.job_id
+		WHERE r.status IN ('queued', 'running')
+		  AND (j.state IN ('completed', 'cancelled', 'discarded')
+		       OR (r.status = 'queued' AND j.state = 'running' AND j.attempted_at < now() - make_interval(secs => $1)))
+		LIMIT 100`, startGrace.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []OrphanRun
+	for rows.Next() {
+		var o OrphanRun
+		if err := rows.Scan(&o.ID, &o.OrganizationID, &o.ProvisionID, &o.Status, &o.JobID, &o.JobState); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
 }

@@ -62,10 +62,10 @@ SELECT count(*) FROM tf_state_versions WHERE state_id = @state_id;
 SELECT * FROM tf_state_locks WHERE state_id = @state_id;
 
 -- name: PutTFStateLock :exec
-INSERT INTO tf_state_locks (state_id, lock_id, info, run_id, created_at, expires_at)
-VALUES (@state_id, @lock_id, @info, @run_id, @now, @expires_at)
+INSERT INTO tf_state_locks (state_id, lock_id, info, run_id, worker, created_at, expires_at)
+VALUES (@state_id, @lock_id, @info, @run_id, @worker, @now, @expires_at)
 ON CONFLICT (state_id) DO UPDATE SET
-    lock_id = EXCLUDED.lock_id, info = EXCLUDED.info, run_id = EXCLUDED.run_id,
+    lock_id = EXCLUDED.lock_id, info = EXCLUDED.info, run_id = EXCLUDED.run_id, worker = EXCLUDED.worker,
     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at;
 
 -- name: DeleteTFStateLock :execrows
@@ -78,8 +78,8 @@ UPDATE tf_state_locks SET expires_at = @expires_at WHERE run_id = @run_id::uuid;
 DELETE FROM tf_state_locks WHERE run_id = @run_id::uuid;
 
 -- name: CreateTFRunCredential :exec
-INSERT INTO tf_run_credentials (state_id, run_id, secret_hash, expires_at, created_at)
-VALUES (@state_id, @run_id, @secret_hash, @expires_at, @now);
+INSERT INTO tf_run_credentials (state_id, run_id, worker, secret_hash, expires_at, created_at)
+VALUES (@state_id, @run_id, @worker, @secret_hash, @expires_at, @now);
 
 -- name: DeleteExpiredTFRunCredentials :execrows
 DELETE FROM tf_run_credentials WHERE state_id = @state_id AND expires_at <= @now;
@@ -88,7 +88,7 @@ DELETE FROM tf_run_credentials WHERE state_id = @state_id AND expires_at <= @now
 DELETE FROM tf_run_credentials WHERE run_id = @run_id;
 
 -- name: AuthenticateTFRunCredential :one
-SELECT c.state_id, c.run_id, s.organization_id, s.provision_id, s.name
+SELECT c.state_id, c.run_id, c.worker, s.organization_id, s.provision_id, s.name
 FROM tf_run_credentials c
 JOIN tf_states s ON s.id = c.state_id
 WHERE c.secret_hash = @secret_hash AND c.run_id = @run_id AND c.expires_at > @now;

@@ -13,7 +13,7 @@ import (
 )
 
 const authenticateTFRunCredential = `-- name: AuthenticateTFRunCredential :one
-SELECT c.state_id, c.run_id, s.organization_id, s.provision_id, s.name
+SELECT c.state_id, c.run_id, c.worker, s.organization_id, s.provision_id, s.name
 FROM tf_run_credentials c
 JOIN tf_states s ON s.id = c.state_id
 WHERE c.secret_hash = $1 AND c.run_id = $2 AND c.expires_at > $3
@@ -28,6 +28,7 @@ type AuthenticateTFRunCredentialParams struct {
 type AuthenticateTFRunCredentialRow struct {
 	StateID        uuid.UUID
 	RunID          uuid.UUID
+	Worker         string
 	OrganizationID uuid.UUID
 	ProvisionID    uuid.NullUUID
 	Name           *string
@@ -39,6 +40,7 @@ func (q *Queries) AuthenticateTFRunCredential(ctx context.Context, db DBTX, arg 
 	err := row.Scan(
 		&i.StateID,
 		&i.RunID,
+		&i.Worker,
 		&i.OrganizationID,
 		&i.ProvisionID,
 		&i.Name,
@@ -58,13 +60,14 @@ func (q *Queries) CountTFStateVersions(ctx context.Context, db DBTX, stateID uui
 }
 
 const createTFRunCredential = `-- name: CreateTFRunCredential :exec
-INSERT INTO tf_run_credentials (state_id, run_id, secret_hash, expires_at, created_at)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO tf_run_credentials (state_id, run_id, worker, secret_hash, expires_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
 `
 
 type CreateTFRunCredentialParams struct {
 	StateID    uuid.UUID
 	RunID      uuid.UUID
+	Worker     string
 	SecretHash []byte
 	ExpiresAt  time.Time
 	Now        time.Time
@@ -74,6 +77,7 @@ func (q *Queries) CreateTFRunCredential(ctx context.Context, db DBTX, arg Create
 	_, err := db.Exec(ctx, createTFRunCredential,
 		arg.StateID,
 		arg.RunID,
+		arg.Worker,
 		arg.SecretHash,
 		arg.ExpiresAt,
 		arg.Now,
@@ -238,7 +242,7 @@ func (q *Queries) GetProvisionTFState(ctx context.Context, db DBTX, arg GetProvi
 }
 
 const getTFStateLock = `-- name: GetTFStateLock :one
-SELECT state_id, lock_id, info, run_id, created_at, expires_at FROM tf_state_locks WHERE state_id = $1
+SELECT state_id, lock_id, info, run_id, created_at, expires_at, worker FROM tf_state_locks WHERE state_id = $1
 `
 
 func (q *Queries) GetTFStateLock(ctx context.Context, db DBTX, stateID uuid.UUID) (TfStateLock, error) {
@@ -251,6 +255,7 @@ func (q *Queries) GetTFStateLock(ctx context.Context, db DBTX, stateID uuid.UUID
 		&i.RunID,
 		&i.CreatedAt,
 		&i.ExpiresAt,
+		&i.Worker,
 	)
 	return i, err
 }
@@ -442,10 +447,10 @@ func (q *Queries) PruneTFStateVersions(ctx context.Context, db DBTX, arg PruneTF
 }
 
 const putTFStateLock = `-- name: PutTFStateLock :exec
-INSERT INTO tf_state_locks (state_id, lock_id, info, run_id, created_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO tf_state_locks (state_id, lock_id, info, run_id, worker, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (state_id) DO UPDATE SET
-    lock_id = EXCLUDED.lock_id, info = EXCLUDED.info, run_id = EXCLUDED.run_id,
+    lock_id = EXCLUDED.lock_id, info = EXCLUDED.info, run_id = EXCLUDED.run_id, worker = EXCLUDED.worker,
     created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
 `
 
@@ -454,6 +459,7 @@ type PutTFStateLockParams struct {
 	LockID    string
 	Info      []byte
 	RunID     uuid.NullUUID
+	Worker    string
 	Now       time.Time
 	ExpiresAt time.Time
 }
@@ -464,6 +470,7 @@ func (q *Queries) PutTFStateLock(ctx context.Context, db DBTX, arg PutTFStateLoc
 		arg.LockID,
 		arg.Info,
 		arg.RunID,
+		arg.Worker,
 		arg.Now,
 		arg.ExpiresAt,
 	)

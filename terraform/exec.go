@@ -30,6 +30,7 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 	if err := cmd.Start(); err != nil {
 		return streamResult{}, fmt.Errorf("start terraform %s: %w", args[0], err)
 	}
+	defer w.killOnForce(cmd)()
 	res, readErr := readStream(out, w.logs)
 	if readErr != nil {
 		_, _ = io.Copy(io.Discard, out)
@@ -56,7 +57,12 @@ func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
 func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
 	cmd, stderr := w.command(ctx, args)
 	cmd.Stdout = stdout
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		stop := w.killOnForce(cmd)
+		err = cmd.Wait()
+		stop()
+	}
 	w.flushLogs()
 	if err != nil {
 		return commandError(ctx, "", stderr, err)
@@ -77,6 +83,26 @@ func (w *Workspace) command(ctx context.Context, args []string) (*exec.Cmd, *byt
 	var stderr bytes.Buffer
 	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
 	return cmd, &stderr
+}
+
+// killOnForce kills cmd at once when the workspace's force context ends
+// (a forced cancel: no grace period); the returned func stops watching.
+func (w *Workspace) killOnForce(cmd *exec.Cmd) func() bool {
+	if w.force == nil {
+		return func() bool { return false }
+	}
+	return context.AfterFunc(w.force, func() { _ = cmd.Process.Kill() })
+}
+
+// ExitCode is the exit code of the Terraform command that failed with err,
+// -1 when it was killed by a signal; ok is false when err did not come
+// from a command's exit (it never started, or the failure is shardform's).
+func ExitCode(err error) (code int, ok bool) {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode(), true
+	}
+	return 0, false
 }
 
 // commandError says why a command failed: Terraform's error diagnostics

@@ -18,6 +18,7 @@ type uiMessage struct {
 	Change  *struct {
 		Resource struct {
 			Addr string `json:"addr"`
+			Type string `json:"resource_type"`
 		} `json:"resource"`
 		Action string `json:"action"`
 	} `json:"change"`
@@ -46,8 +47,9 @@ type streamResult struct {
 	outputs     map[string]json.RawMessage // non-sensitive values of an apply's outputs message
 	sensitive   bool                       // an output's value was withheld (sensitive)
 	sawOutputs  bool
-	errors      []string // error diagnostics: summary and detail
-	unparseable int      // lines that were not JSON (copied to the log as they are)
+	drift       []ResourceChange // resource_drift messages: changes made outside Terraform
+	errors      []string         // error diagnostics: summary and detail
+	unparseable int              // lines that were not JSON (copied to the log as they are)
 }
 
 // readStream reads a `-json` stream: every message's human text goes to
@@ -79,8 +81,12 @@ func (res *streamResult) add(m uiMessage, logs io.Writer) {
 	case "planned_change":
 		if m.Change != nil {
 			if action, counted := plannedAction(m.Change.Action); counted {
-				res.summary.Resources = append(res.summary.Resources, ResourceChange{Address: m.Change.Resource.Addr, Action: action})
+				res.summary.Resources = append(res.summary.Resources, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: action})
 			}
+		}
+	case "resource_drift":
+		if m.Change != nil {
+			res.drift = append(res.drift, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: m.Change.Action})
 		}
 	case "change_summary":
 		if m.Changes != nil {

@@ -44,7 +44,14 @@ type Workspace struct {
 	env     []string // the run's whole environment: the runner's and the backend's
 	// outputs are the last Apply's outputs, when it reported all of them.
 	outputs map[string]json.RawMessage
+	// force, when it ends, kills the running command at once (ForceOn).
+	force context.Context
 }
+
+// ForceOn makes the end of ctx kill the workspace's running command at
+// once, without the interrupt and grace period a cancelled command gets
+// (a forced cancel). Call it before running commands.
+func (w *Workspace) ForceOn(ctx context.Context) { w.force = ctx }
 
 // Open writes config (Terraform JSON, with `backend "http" {}`) into the
 // workspace directory and runs init unless the directory was initialized
@@ -214,10 +221,16 @@ type PlanSummary struct {
 	Resources []ResourceChange `json:"resources"`
 }
 
-// ResourceChange is one resource's planned action: create, update, delete or replace.
+// ResourceChange is one resource's planned action: create, update,
+// delete or replace (from the plan's stream); Before and After are its
+// values with sensitive ones masked, once the plan has been rendered
+// (RenderPlan).
 type ResourceChange struct {
-	Address string `json:"address"`
-	Action  string `json:"action"`
+	Address string          `json:"address"`
+	Type    string          `json:"type,omitempty"`
+	Action  string          `json:"action"`
+	Before  json.RawMessage `json:"before,omitempty"`
+	After   json.RawMessage `json:"after,omitempty"`
 }
 
 // Plan runs `terraform plan -json -out` (with -destroy when destroy is
@@ -322,4 +335,59 @@ func (w *Workspace) Remove() error {
 		return fmt.Errorf("terraform: remove workspace %s: %w", w.Name, err)
 	}
 	return nil
+}
+
+// Drift is what a refresh-only plan found: whether the real
+// infrastructure differs from the state, the resources that drifted (from
+// the plan's stream) and, when some did, the plan file (for ShowPlan).
+type Drift struct {
+	Drifted   bool
+	Resources []ResourceChange
+	Plan      []byte
+}
+
+// Refresh runs `terraform plan -refresh-only -detailed-exitcode -json`:
+// Terraform reads every resource from its provider and compares it with
+// the state; exit code 2 means something drifted. Nothing is written.
+func (w *Workspace) Refresh(ctx context.Context, vars map[string]string) (Drift, error) {
+	cleanup, err := w.writeSecrets(vars)
+	if err != nil {
+		return Drift{}, err
+	}
+	defer cleanup()
+	path := filepath.Join(w.Dir, planFile)
+	defer os.Remove(path)
+	res, err := w.runJSON(ctx, "plan", "-refresh-only", "-detailed-exitcode", "-json", "-input=false", "-no-color",
+		"-lock-timeout="+w.lockTimeout(), "-out="+planFile)
+	code, exited := ExitCode(err)
+	if err != nil && !(exited && code == 2 && len(res.errors) == 0 && ctx.Err() == nil) {
+		return Drift{}, fmt.Errorf("terraform plan -refresh-only %s: %w", w.Name, err)
+	}
+	d := Drift{Drifted: err != nil, Resources: res.drift}
+	if d.Resources == nil {
+		d.Resources = []ResourceChange{}
+	}
+	if d.Drifted {
+		if d.Plan, err = os.ReadFile(path); err != nil {
+			return Drift{}, fmt.Errorf("terraform plan -refresh-only %s: read plan: %w", w.Name, err)
+		}
+	}
+	return d, nil
+}
+
+// ShowPlan renders a plan file made by Plan or Refresh with `terraform
+// show -json` and masks its sensitive values (MaskPlan). The unmasked
+// output never reaches the logs.
+func (w *Workspace) ShowPlan(ctx context.Context, plan []byte) (RenderedPlan, error) {
+	const name = "shardform-show.tfplan"
+	path := filepath.Join(w.Dir, name)
+	if err := os.WriteFile(path, plan, 0o600); err != nil {
+		return RenderedPlan{}, fmt.Errorf("terraform show %s: write plan: %w", w.Name, err)
+	}
+	defer os.Remove(path)
+	var buf bytes.Buffer
+	if err := w.runTo(ctx, &buf, "show", "-json", "-no-color", name); err != nil {
+		return RenderedPlan{}, fmt.Errorf("terraform show %s: %w", w.Name, err)
+	}
+	return MaskPlan(buf.Bytes())
 }

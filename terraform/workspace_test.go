@@ -89,7 +89,7 @@ func TestPlanApplyDestroy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plan: %v\n%s", err, logs.String())
 	}
-	want := terraform.PlanSummary{Add: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Action: "create"}}}
+	want := terraform.PlanSummary{Add: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Type: "terraform_data", Action: "create"}}}
 	if fmt.Sprint(plan.Summary) != fmt.Sprint(want) || len(plan.File) == 0 {
 		t.Fatalf("summary %+v, want %+v", plan.Summary, want)
 	}
@@ -266,7 +266,7 @@ func TestCancelReleasesLock(t *testing.T) {
 	}
 	// The object the apply created before it was interrupted is in the
 	// state, tainted: it is replaced, never forgotten.
-	want := terraform.PlanSummary{Add: 1, Destroy: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Action: "replace"}}}
+	want := terraform.PlanSummary{Add: 1, Destroy: 1, Resources: []terraform.ResourceChange{{Address: "terraform_data.node", Type: "terraform_data", Action: "replace"}}}
 	if fmt.Sprint(again.Summary) != fmt.Sprint(want) {
 		t.Errorf("plan after a cancelled apply %+v, want %+v", again.Summary, want)
 	}

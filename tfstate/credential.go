@@ -31,6 +31,12 @@ const maxPasswordLength = 128
 // RunPasswordPrefix, stored as its sha256 only. Expired credentials of the
 // state are deleted on the way.
 func (s *Service) MintRunCredential(ctx context.Context, stateID StateID, runID uuid.UUID, ttl time.Duration) (username, password string, err error) {
+	return s.MintWorkerRunCredential(ctx, stateID, runID, "", ttl)
+}
+
+// MintWorkerRunCredential is MintRunCredential for a run of the named
+// worker process: the state locks the run takes name it as their holder.
+func (s *Service) MintWorkerRunCredential(ctx context.Context, stateID StateID, runID uuid.UUID, worker string, ttl time.Duration) (username, password string, err error) {
 	if runID == uuid.Nil {
 		return "", "", domain.Invalid("run_id", "is required")
 	}
@@ -50,7 +56,7 @@ func (s *Service) MintRunCredential(ctx context.Context, stateID StateID, runID 
 			return err
 		}
 		return q.CreateTFRunCredential(ctx, tx, store.CreateTFRunCredentialParams{
-			StateID: stateID, RunID: runID, SecretHash: hash[:], ExpiresAt: now.Add(ttl), Now: now,
+			StateID: stateID, RunID: runID, Worker: worker, SecretHash: hash[:], ExpiresAt: now.Add(ttl), Now: now,
 		})
 	})
 	if store.IsForeignKeyViolation(err) {
@@ -83,7 +89,7 @@ func (s *Service) AuthenticateRun(ctx context.Context, username, password string
 	if err != nil {
 		return Grant{}, fmt.Errorf("authenticate state credential: %w", err)
 	}
-	g := Grant{StateID: row.StateID, OrganizationID: row.OrganizationID, ProvisionID: row.ProvisionID, RunID: row.RunID, Write: true}
+	g := Grant{StateID: row.StateID, OrganizationID: row.OrganizationID, ProvisionID: row.ProvisionID, RunID: row.RunID, Worker: row.Worker, Write: true}
 	if row.Name != nil {
 		g.Name = *row.Name
 	}

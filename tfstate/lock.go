@@ -121,7 +121,7 @@ func (s *Service) Lock(ctx context.Context, g Grant, info []byte) error {
 			return &LockedError{LockID: cur.LockID, Info: cur.Info}
 		}
 		err = q.PutTFStateLock(ctx, tx, store.PutTFStateLockParams{
-			StateID: id, LockID: li.ID, Info: compact, RunID: nullUUID(g.RunID), Now: now, ExpiresAt: now.Add(lease),
+			StateID: id, LockID: li.ID, Info: compact, RunID: nullUUID(g.RunID), Worker: g.Worker, Now: now, ExpiresAt: now.Add(lease),
 		})
 		if err != nil {
 			return fmt.Errorf("lock state %s: %w", id, err)

@@ -101,6 +101,8 @@ type Grant struct {
 	Name string
 	// RunID is the run holding the credential; uuid.Nil for a user.
 	RunID uuid.UUID
+	// Worker is the worker process of the run ("" for a user).
+	Worker string
 	// Write allows Write, Lock and Unlock.
 	Write bool
 }

@@ -75,6 +75,9 @@ type Options struct {
 	// PricingRefreshInterval is how often every organization's live
 	// pricing is refreshed (default 1 hour; also once at start).
 	PricingRefreshInterval time.Duration
+	// DriftInterval is how often every applied request is checked for
+	// drift (a refresh run each); 0 turns the periodic check off.
+	DriftInterval time.Duration
 }
 
 // NewClient builds the River client with every worker registered.
@@ -103,6 +106,9 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		river.AddWorker(workers, &PlanWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
 		river.AddWorker(workers, &ApplyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
 		river.AddWorker(workers, &DestroyWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+		river.AddWorker(workers, &RefreshWorker{svc: opts.Provision, timeout: opts.TerraformTimeout})
+		river.AddWorker(workers, &RenderPlanWorker{svc: opts.Provision})
+		river.AddWorker(workers, &DriftSweepWorker{svc: opts.Provision})
 	}
 	if opts.SSH != nil {
 		river.AddWorker(workers, &SignWorker{svc: opts.SSH})
@@ -145,6 +151,10 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
+		}
+		if opts.Provision != nil && opts.DriftInterval > 0 {
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.DriftInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return provision.DriftSweepArgs{}, nil }, nil))
 		}
 		if opts.Planner != nil {
 			cfg.Queues[capacity.QueuePlanner] = river.QueueConfig{MaxWorkers: opts.PlannerWorkers, FetchCooldown: slowCooldown}

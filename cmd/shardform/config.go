@@ -40,6 +40,9 @@ type Config struct {
 	TerraformTimeout  time.Duration // SHARDFORM_TERRAFORM_TIMEOUT: longest Terraform run; a dead worker's job is retried after it
 	StateVersions     int           // SHARDFORM_STATE_VERSIONS: versions kept per Terraform state
 	CancelGrace       time.Duration // SHARDFORM_CANCEL_GRACE: how long a cancelled Terraform run may take to stop before it is killed
+	WorkerName        string        // SHARDFORM_WORKER_NAME: this process's name on its runs and state locks (default host:pid)
+	RescueInterval    time.Duration // SHARDFORM_RUN_RESCUE_INTERVAL: how often runs of dead workers are looked for
+	DriftInterval     time.Duration // SHARDFORM_DRIFT_INTERVAL: periodic drift check of applied requests; 0: off
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
@@ -124,6 +127,20 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_CANCEL_GRACE", "must be a duration from 1s to 1h, such as 60s"}
 	} else {
 		cfg.CancelGrace = d
+	}
+	cfg.WorkerName = get("SHARDFORM_WORKER_NAME", "")
+	if len(cfg.WorkerName) > 200 {
+		return cfg, &configError{"SHARDFORM_WORKER_NAME", "must be at most 200 characters"}
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_RUN_RESCUE_INTERVAL", "5s")); err != nil || d < 100*time.Millisecond || d > 5*time.Minute {
+		return cfg, &configError{"SHARDFORM_RUN_RESCUE_INTERVAL", "must be a duration from 100ms to 5m, such as 5s"}
+	} else {
+		cfg.RescueInterval = d
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_DRIFT_INTERVAL", "0s")); err != nil || (d != 0 && d < time.Minute) {
+		return cfg, &configError{"SHARDFORM_DRIFT_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 6h"}
+	} else {
+		cfg.DriftInterval = d
 	}
 	if n, err := strconv.Atoi(get("SHARDFORM_STATE_VERSIONS", "50")); err != nil || n < 1 || n > 10000 {
 		return cfg, &configError{"SHARDFORM_STATE_VERSIONS", "must be a whole number from 1 to 10000"}

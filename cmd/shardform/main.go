@@ -262,6 +262,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		return err
 	}
 	prov := provision.New(st, sealer, registry, runner, time.Now, log.With(slog.String("subsystem", "provision")))
+	prov.UseWorkerName(cfg.WorkerName)
 	if noTerraform != nil {
 		prov.WithoutTerraform(noTerraform)
 	}
@@ -308,7 +309,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
-		Planner: plan,
+		Planner: plan, DriftInterval: cfg.DriftInterval,
 	})
 	if err != nil {
 		return err
@@ -322,6 +323,11 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 			return fmt.Errorf("start workers: %w", err)
 		}
 		log.Info("workers started")
+		if runner != nil {
+			// Runs of dead workers (this process's included, before a
+			// restart) are retried within seconds.
+			g.Go(func() error { return prov.Watch(gctx, cfg.RescueInterval) })
+		}
 		g.Go(func() error {
 			<-gctx.Done()
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

@@ -199,6 +199,23 @@ func (s *Server) Instances() []Instance {
 	return out
 }
 
+// SetTag changes a tag of an instance as someone outside Terraform would
+// (the console, another tool): the next refresh sees the drift. It reports
+// whether the instance exists.
+func (s *Server) SetTag(id, key, value string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.find(id)
+	if in == nil {
+		return false
+	}
+	if in.Tags == nil {
+		in.Tags = map[string]string{}
+	}
+	in.Tags[key] = value
+	return true
+}
+
 // Live returns the instances that are not terminated (or shutting down).
 func (s *Server) Live() []Instance {
 	var out []Instance

@@ -44,7 +44,7 @@ func (r Rule) IPv6() bool { return strings.Contains(r.CIDR, ":") }
 // port (for ICMP: the ICMP type, any code) from cidr (exactly that CIDR:
 // the fake does not compute coverage).
 func (g SecurityGroup) Allows(protocol string, port int, cidr string) bool {
-	protocol = normalizeProtocol(protocol)
+	protocol = sameProtocol(normalizeProtocol(protocol))
 	return slices.ContainsFunc(g.Rules, func(r Rule) bool {
 		if r.Egress || r.CIDR != cidr {
 			return false
@@ -52,7 +52,7 @@ func (g SecurityGroup) Allows(protocol string, port int, cidr string) bool {
 		switch {
 		case r.Protocol == "-1":
 			return true
-		case r.Protocol != protocol:
+		case sameProtocol(r.Protocol) != protocol:
 			return false
 		case protocol == "icmp" || protocol == "58":
 			return r.FromPort == -1 || r.FromPort == port // from: the ICMP type
@@ -89,15 +89,24 @@ func groupNotFound(id string) *apiError {
 	return &apiError{http.StatusBadRequest, "InvalidGroup.NotFound", fmt.Sprintf("The security group '%s' does not exist", id)}
 }
 
+// sameProtocol is one spelling for the protocols EC2 takes by name or by
+// number alike (for comparing rules, not for answers).
+func sameProtocol(p string) string {
+	if p == "icmpv6" {
+		return "58"
+	}
+	return p
+}
+
 // normalizeProtocol is EC2's spelling of a protocol in its answers: names
-// lower-cased, all as -1, ICMPv6 as its number.
+// lower-cased, all as -1, TCP, UDP and ICMP by name; ICMPv6 as it was given
+// ("icmpv6" or "58": the aws provider writes "icmpv6" to its state and
+// would see every other answer as drift).
 func normalizeProtocol(p string) string {
 	p = strings.ToLower(p)
 	switch p {
 	case "all", "-1":
 		return "-1"
-	case "icmpv6":
-		return "58"
 	case "6":
 		return "tcp"
 	case "17":

@@ -1,0 +1,117 @@
+-- name: InsertRun :one
+INSERT INTO provision_runs (organization_id, provision_id, kind, created_by)
+VALUES (@organization_id, @provision_id, @kind, @created_by)
+RETURNING *;
+
+-- name: SetRunJob :exec
+UPDATE provision_runs SET job_id = sqlc.arg(job_id)::bigint WHERE organization_id = @organization_id AND id = @id;
+
+-- name: GetRun :one
+SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id;
+
+-- name: GetRunForUpdate :one
+SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id FOR UPDATE;
+
+-- name: ActiveRunOf :one
+-- The request's queued or running run (at most one: provision_runs_one_active).
+SELECT * FROM provision_runs
+WHERE organization_id = @organization_id AND provision_id = @provision_id AND status IN ('queued', 'running');
+
+-- name: ListRuns :many
+SELECT * FROM provision_runs
+WHERE organization_id = @organization_id AND provision_id = @provision_id
+  AND (sqlc.narg(kind)::text IS NULL OR kind = sqlc.narg(kind))
+ORDER BY queued_at DESC, id
+LIMIT @lim OFFSET @off;
+
+-- name: CountRuns :one
+SELECT count(*) FROM provision_runs
+WHERE organization_id = @organization_id AND provision_id = @provision_id
+  AND (sqlc.narg(kind)::text IS NULL OR kind = sqlc.narg(kind));
+
+-- name: StartRun :one
+-- A worker takes the run for this attempt; nothing when it has finished
+-- (cancelled before the job ran) or another attempt holds it.
+UPDATE provision_runs
+SET status = 'running', attempt = @attempt, worker = @worker, terraform_version = @terraform_version,
+    started_at = coalesce(started_at, now()), error = '', job_id = coalesce(job_id, @job_id)
+WHERE organization_id = @organization_id AND id = @id AND status IN ('queued', 'running') AND attempt < @attempt
+RETURNING *;
+
+-- name: FinishRun :one
+-- The outcome of the attempt that holds the run; no row when another
+-- attempt took it meanwhile (then this one records nothing).
+UPDATE provision_runs
+SET status = @status, finished_at = now(), exit_code = sqlc.narg(exit_code), error = @error,
+    changes = coalesce(sqlc.narg(changes), changes), drifted = coalesce(sqlc.narg(drifted), drifted),
+    drift = coalesce(sqlc.narg(drift), drift)
+WHERE organization_id = @organization_id AND id = @id AND status = 'running' AND attempt = @attempt
+RETURNING *;
+
+-- name: EndRunNow :one
+-- A run whose job will not run it (it never started, waits for a retry, or
+-- ended without it) ends here, cancelled or failed.
+UPDATE provision_runs SET status = @status, finished_at = now(), error = @error
+WHERE organization_id = @organization_id AND id = @id AND status IN ('queued', 'running')
+RETURNING *;
+
+-- name: RequestRunCancel :one
+UPDATE provision_runs SET cancel_requested = @cancel_requested
+WHERE organization_id = @organization_id AND id = @id AND status IN ('queued', 'running')
+RETURNING *;
+
+-- name: RunCancelRequested :one
+SELECT cancel_requested FROM provision_runs WHERE id = @id;
+
+-- name: SetRunPlanFile :exec
+UPDATE provision_runs SET plan_file = @plan_file WHERE organization_id = @organization_id AND id = @id;
+
+-- name: SetRunPlanJSON :exec
+-- The rendered plan replaces the saved one, which is no longer needed.
+UPDATE provision_runs SET plan_json = @plan_json, changes = @changes, plan_file = NULL
+WHERE organization_id = @organization_id AND id = @id;
+
+-- name: SetProvisionPlanRun :exec
+UPDATE provision_requests SET plan_run_id = @plan_run_id WHERE organization_id = @organization_id AND id = @id;
+
+-- name: LatestRefreshRun :one
+SELECT * FROM provision_runs
+WHERE organization_id = @organization_id AND provision_id = @provision_id AND kind = 'refresh' AND status = 'succeeded'
+ORDER BY finished_at DESC
+LIMIT 1;
+
+-- name: RunningRuns :many
+-- Every running run, locked for this transaction, skipping those another
+-- rescuer is looking at.
+SELECT id, organization_id, provision_id, job_id, attempt, worker FROM provision_runs
+WHERE status = 'running'
+FOR UPDATE SKIP LOCKED;
+
+-- name: TryRunHolder :one
+-- True when no session holds the run's advisory lock (its holder is gone):
+-- the lock is taken for this transaction only. lock_name is
+-- provision.runLockName(run id), as the holder's session took it.
+SELECT pg_try_advisory_xact_lock(hashtextextended(@lock_name::text, 0));
+
+-- name: RequeueRun :exec
+UPDATE provision_runs SET status = 'queued', error = @error
+WHERE id = @id AND status = 'running' AND attempt = @attempt;
+
+-- name: ApplicableRequestsForDrift :many
+-- Applied requests with no run in progress, for the periodic drift check.
+SELECT p.organization_id, p.id FROM provision_requests p
+WHERE p.status = 'applied'
+  AND NOT EXISTS (SELECT 1 FROM provision_runs r WHERE r.provision_id = p.id AND r.status IN ('queued', 'running'))
+ORDER BY p.updated_at
+LIMIT @lim;
+
+-- name: AppendRunLog :exec
+INSERT INTO provision_logs (provision_id, run_id, operation, chunk) VALUES (@provision_id, @run_id, @operation, @chunk);
+
+-- name: ListRunLogs :many
+SELECT l.id, l.operation, l.chunk, l.created_at
+FROM provision_logs l
+JOIN provision_runs r ON r.id = l.run_id
+WHERE r.organization_id = @organization_id AND l.run_id = @run_id AND l.id > @after_id
+ORDER BY l.id
+LIMIT 1000;
