@@ -153,11 +153,13 @@ func ActiveJobOf(ctx context.Context, db DBTX, kinds []string, key, value string
 
 // RetryJob makes a running River job available again at once, recording
 // why in its errors, as River's own rescuer does after the job timeout:
-// the caller has established that the job's worker is gone. It reports
-// whether the job was still running (else nothing changed).
+// the caller has established that the job's worker is gone. The job keeps
+// its place in the queue (its scheduled time), ahead of the jobs queued
+// after it. It reports whether the job was still running (else nothing
+// changed).
 func RetryJob(ctx context.Context, db DBTX, jobID int64, reason string) (bool, error) {
 	tag, err := db.Exec(ctx, `UPDATE river_job
-		SET state = 'available', scheduled_at = now(),
+		SET state = 'available', scheduled_at = least(scheduled_at, now()),
 		    errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt, 'error', $2::text, 'trace', ''))
 		WHERE id = $1 AND state = 'running'`, jobID, reason)
 	if err != nil {

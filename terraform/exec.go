@@ -80,6 +80,7 @@ func (w *Workspace) command(ctx context.Context, args []string) (*exec.Cmd, *byt
 	cmd.Env = w.env
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = w.r.cfg.GracePeriod
+	dieWithParent(cmd)
 	var stderr bytes.Buffer
 	cmd.Stderr = io.MultiWriter(w.logs, &limited{w: &stderr, n: 64 << 10})
 	return cmd, &stderr
