@@ -73,6 +73,8 @@ type setupOpts struct {
 	unavailable map[string]string
 	// followHeartbeat is the live log streams' heartbeat (0: the default).
 	followHeartbeat time.Duration
+	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
+	driftInterval time.Duration
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -100,7 +102,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	key := bytes.Repeat([]byte{42}, seal.KeySize)
 	var prov api.Provisioning
 	if o.provisioning {
-		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers)
+		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval)
 	}
 	var sshCA api.SSHCA
 	if o.ssh {
@@ -366,7 +368,7 @@ func (b *bundle) listen() string {
 
 // startProvisioning builds the provisioning service with real Terraform
 // (state in this test's database) and starts River workers for it.
-func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool) *provision.Service {
+func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool, driftInterval time.Duration) *provision.Service {
 	t.Helper()
 	ctx := context.Background()
 	runner := newRunner(t, pool)
@@ -378,7 +380,7 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	serveState(t, pool, sealer, svc)
 	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
-		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond,
+		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond, DriftInterval: driftInterval,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -210,3 +210,36 @@ func TestCancelForce(t *testing.T) {
 		})
 	}
 }
+
+// TestPeriodicDriftCheck: with SHARDFORM_DRIFT_INTERVAL set, every applied
+// request gets refresh runs by itself; requests not applied get none.
+func TestPeriodicDriftCheck(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true, driftInterval: time.Second})
+	a := b.bootstrap("ops@example.com")
+	applied := b.expect(req{method: "POST", path: "/v1/provision", token: a.access, body: localBody("web-1")}, 201).str("id")
+	pending := b.expect(req{method: "POST", path: "/v1/provision", token: a.access, body: localBody("web-2")}, 201).str("id")
+	b.expect(req{method: "POST", path: "/v1/provision/" + applied + "/plan", token: a.access}, 202)
+	b.waitStatus(a.access, applied)
+	b.expect(req{method: "POST", path: "/v1/provision/" + applied + "/apply", token: a.access}, 202)
+	if r := b.waitStatus(a.access, applied); r.str("status") != "applied" {
+		t.Fatalf("apply: %s", r.Raw)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		runs := b.expect(req{method: "GET", path: "/v1/provision/" + applied + "/runs?kind=refresh", token: a.access}, 200).list()
+		if len(runs) > 0 && runs[len(runs)-1]["status"] == "succeeded" {
+			if runs[len(runs)-1]["drifted"] != false {
+				t.Errorf("periodic refresh of the local driver: %v", runs[len(runs)-1])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no periodic refresh run after 90 s: %v", runs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if l := b.expect(req{method: "GET", path: "/v1/provision/" + pending + "/runs", token: a.access}, 200).list(); len(l) != 0 {
+		t.Errorf("a pending request got runs: %v", l)
+	}
+}

@@ -50,8 +50,8 @@ type Run struct {
 	// changes carry their masked before and after values.
 	PlanRendered bool `json:"plan_rendered"`
 	// Drifted is a refresh run's verdict; Drift what drifted.
-	Drifted *bool           `json:"drifted,omitempty"`
-	Drift   []DriftedChange `json:"drift,omitempty"`
+	Drifted *bool           `json:"drifted"`
+	Drift   []DriftedChange `json:"drift"`
 	// Cancel is "cancel" or "force" once a cancel was asked of the run.
 	Cancel string `json:"cancel_requested,omitempty"`
 }
