@@ -243,3 +243,50 @@ func TestPeriodicDriftCheck(t *testing.T) {
 		t.Errorf("a pending request got runs: %v", l)
 	}
 }
+
+// TestRunsOfOldAndLostJobs: a plan job queued before runs existed (no run
+// id in its args) is given a run and carried out; a run whose job ended
+// without it (discarded) is ended failed, with its request, by the rescuer.
+func TestRunsOfOldAndLostJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true})
+	a := b.bootstrap("ops@example.com")
+	ctx := t.Context()
+
+	old := b.expect(req{method: "POST", path: "/v1/provision", token: a.access, body: localBody("web-1")}, 201).str("id")
+	if _, err := b.pool.Exec(ctx, "UPDATE provision_requests SET status = 'planning' WHERE id = $1", old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, `INSERT INTO river_job (kind, args, queue, state, max_attempts, priority, scheduled_at)
+		VALUES ('provision_plan', jsonb_build_object('organization_id', $1::text, 'provision_id', $2::text), 'terraform', 'available', 5, 1, now())`, a.orgID, old); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.waitStatus(a.access, old); r.str("status") != "planned" {
+		t.Fatalf("request of an old plan job: %s", r.Raw)
+	}
+	runs := b.expect(req{method: "GET", path: "/v1/provision/" + old + "/runs", token: a.access}, 200).list()
+	if len(runs) != 1 || runs[0]["kind"] != "plan" || runs[0]["status"] != "succeeded" {
+		t.Errorf("runs of an old plan job: %v", runs)
+	}
+
+	lost := b.expect(req{method: "POST", path: "/v1/provision", token: a.access, body: localBody("web-2")}, 201).str("id")
+	var runID string
+	err := b.pool.QueryRow(ctx, `WITH j AS (
+			INSERT INTO river_job (kind, args, queue, state, max_attempts, priority, scheduled_at, finalized_at, attempt)
+			VALUES ('provision_plan', '{}', 'terraform', 'discarded', 5, 1, now(), now(), 5) RETURNING id)
+		INSERT INTO provision_runs (organization_id, provision_id, kind, status, job_id, attempt)
+		SELECT $1, $2, 'plan', 'running', j.id, 5 FROM j RETURNING id`, a.orgID, lost).Scan(&runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(ctx, "UPDATE provision_requests SET status = 'planning' WHERE id = $1", lost); err != nil {
+		t.Fatal(err)
+	}
+	run := b.waitRun(a.access, runID, 60*time.Second)
+	if run.str("status") != "failed" || !strings.Contains(run.str("error"), "ended (discarded) without an outcome") {
+		t.Errorf("run of a discarded job: %s", run.Raw)
+	}
+	if r := b.waitStatus(a.access, lost); r.str("status") != "failed" {
+		t.Errorf("request of a discarded job: %s", r.Raw)
+	}
+}

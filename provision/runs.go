@@ -50,8 +50,9 @@ type Run struct {
 	// changes carry their masked before and after values.
 	PlanRendered bool `json:"plan_rendered"`
 	// Drifted is a refresh run's verdict; Drift what drifted.
-	Drifted *bool           `json:"drifted"`
-	Drift   []DriftedChange `json:"drift"`
+	Drifted *bool            `json:"drifted"`
+	Drift   *[]DriftedChange `json:"drift"` // null but for refresh runs
+
 	// Cancel is "cancel" or "force" once a cancel was asked of the run.
 	Cancel string `json:"cancel_requested,omitempty"`
 }
@@ -88,12 +89,14 @@ func (s *Service) runView(ctx context.Context, r store.ProvisionRun) Run {
 	if r.Drifted.Valid {
 		d := r.Drifted.Bool
 		out.Drifted = &d
-		out.Drift = []DriftedChange{}
+		drift := []DriftedChange{}
 		if len(r.Drift) > 0 {
-			if err := json.Unmarshal(r.Drift, &out.Drift); err != nil {
+			if err := json.Unmarshal(r.Drift, &drift); err != nil || drift == nil {
+				drift = []DriftedChange{}
 				s.log.ErrorContext(ctx, "run has an unreadable drift report: shown without it", slog.String("run_id", r.ID.String()), slog.Any("error", err))
 			}
 		}
+		out.Drift = &drift
 	}
 	return out
 }
