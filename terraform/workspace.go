@@ -69,7 +69,7 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("terraform: workspace %s: %w", name, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), config, 0o600); err != nil {
+	if err := writeIfChanged(filepath.Join(dir, ConfigFile), config); err != nil {
 		return nil, fmt.Errorf("terraform: workspace %s: write config: %w", name, err)
 	}
 	if logs == nil {
@@ -84,6 +84,30 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 		return nil, err
 	}
 	return w, nil
+}
+
+// writeIfChanged writes data to path (mode 0600) unless the file holds it
+// already: a run of the same request may be reading it (a plan rendered
+// while an apply runs), and a rewrite would show it an empty file.
+func writeIfChanged(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path) // CreateTemp made it 0600
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 // initStamp records, after a successful init, what it was run for: a
@@ -173,7 +197,7 @@ func (w *Workspace) init(ctx context.Context, config []byte) error {
 	lock, err := os.ReadFile(lockFile)
 	switch {
 	case err == nil:
-		if err := os.WriteFile(filepath.Join(w.Dir, ".terraform.lock.hcl"), lock, 0o600); err != nil {
+		if err := writeIfChanged(filepath.Join(w.Dir, ".terraform.lock.hcl"), lock); err != nil {
 			return fmt.Errorf("terraform init %s: %w", w.Name, err)
 		}
 	case !os.IsNotExist(err): // no providers to lock (built-ins only): no file
