@@ -17,6 +17,11 @@ import (
 	"github.com/shardform/shardform/sshsign"
 )
 
+// firewallRulesBody is GET /v1/nodes/{id}/firewall/rules.
+type firewallRulesBody struct {
+	Data []provision.FirewallRule `json:"data"`
+}
+
 // forceParam is the cancel endpoints' force flag.
 var forceParam = queryParam{name: "force", kind: "boolean", description: "true: kill the run at once instead of interrupting it and waiting for the grace period."}
 
@@ -206,6 +211,18 @@ func operations() []operation {
 		{method: "GET", path: "/v1/nodes/:id", summary: "Get a node", access: authenticated, perm: domain.PermNodesRead, resp: provision.Node{}, status: 200},
 		{method: "PUT", path: "/v1/nodes/:id", summary: "Rename, cordon or relabel a node", access: authenticated, perm: domain.PermNodesWrite, body: provision.NodeUpdate{}, resp: provision.Node{}, status: 200, errors: []int{409}},
 		{method: "DELETE", path: "/v1/nodes/:id", summary: "Delete a node not made by a provision request", access: authenticated, perm: domain.PermNodesWrite, status: 204, errors: []int{409}},
+		{method: "POST", path: "/v1/nodes/:id/resize", summary: "Change the node's instance type (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
+			description: "Changes the desired instance type of the node's provision request and queues a plan run (the answer); apply it with `POST /v1/provision/{id}/apply`, or pass `apply: true` to apply as soon as the plan succeeds. The node's capacity changes when the apply succeeds. 400 for a type the driver does not offer; 409 when the instances placed on the node would not fit the new type (naming each short resource), for a node not made by a provision request, or while a run of its request is going.",
+			body:        provision.ResizeRequest{}, resp: provision.Run{}, status: 202, errors: []int{409}},
+		{method: "GET", path: "/v1/nodes/:id/firewall/rules", summary: "The node's inbound firewall rules", access: authenticated, perm: domain.PermNodesRead, resp: firewallRulesBody{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/nodes/:id/firewall/rules", summary: "Add an inbound rule (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
+			description: "The rule joins the node's desired configuration, rendered into its driver's Terraform (hcloud_firewall, the aws_security_group's ingress, the local driver's terraform_data input); the answer holds the rule and the plan run it queued. `protocol` tcp, udp or icmp (ping); `port` \"25565\" or \"27015-27030\" (1–65535), none for icmp; `source_ips` CIDRs (default: anywhere, IPv4 and IPv6); at most 50 rules. 409 for a rule already there.",
+			body:        provision.RuleInput{}, resp: provision.FirewallChange{}, status: 202, errors: []int{409}},
+		{method: "DELETE", path: "/v1/nodes/:id/firewall/rules", summary: "Remove the rule the body describes (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
+			description: "The body names the rule as it was added (protocol, port, source_ips). SSH and ping stay open until removed like any rule.",
+			body:        provision.RuleInput{}, resp: provision.FirewallChange{}, status: 202, errors: []int{409}},
+		{method: "DELETE", path: "/v1/nodes/:id/firewall/rules/:rule_id", summary: "Remove a rule by id (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
+			resp: provision.FirewallChange{}, status: 202, errors: []int{409}},
 
 		// Instances.
 		{method: "GET", path: "/v1/instances", summary: "List game-server instances", access: authenticated, perm: domain.PermNodesRead, resp: placement.Instance{}, list: true, paged: true, status: 200,

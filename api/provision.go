@@ -33,6 +33,10 @@ type Provisioning interface {
 	FollowRun(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
 	CancelRun(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (provision.Run, error)
 	PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUID, wait time.Duration) (json.RawMessage, error)
+	Resize(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, req provision.ResizeRequest) (provision.Run, error)
+	FirewallRules(ctx context.Context, p *domain.Principal, nodeID uuid.UUID) ([]provision.FirewallRule, error)
+	AddFirewallRule(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, in provision.RuleInput) (provision.FirewallChange, error)
+	RemoveFirewallRule(ctx context.Context, p *domain.Principal, nodeID, ruleID uuid.UUID, in *provision.RuleInput) (provision.FirewallChange, error)
 	Logs(ctx context.Context, p *domain.Principal, id uuid.UUID, afterID int64) ([]provision.LogLine, bool, error)
 	FollowLogs(ctx context.Context, p *domain.Principal, id uuid.UUID) (wake <-chan struct{}, stop func(), err error)
 	Providers() []provision.ProviderInfo
@@ -63,6 +67,86 @@ func (s *Server) provisionRoutes(v1 fiber.Router) {
 	v1.Get("/nodes/:id", auth, s.getNode)
 	v1.Put("/nodes/:id", auth, s.updateNode)
 	v1.Delete("/nodes/:id", auth, s.deleteNode)
+	v1.Post("/nodes/:id/resize", auth, s.resizeNode)
+	v1.Get("/nodes/:id/firewall/rules", auth, s.firewallRules)
+	v1.Post("/nodes/:id/firewall/rules", auth, s.addFirewallRule)
+	v1.Delete("/nodes/:id/firewall/rules", auth, s.removeFirewallRule)
+	v1.Delete("/nodes/:id/firewall/rules/:rule_id", auth, s.removeFirewallRule)
+}
+
+// resizeNode changes a node's instance type: 202 with the plan run it queued.
+func (s *Server) resizeNode(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "node")
+	if err != nil {
+		return err
+	}
+	var req provision.ResizeRequest
+	if err := decode(c, &req); err != nil {
+		return err
+	}
+	run, err := s.cfg.Provisioning.Resize(c.UserContext(), principal(c), id, req)
+	if err != nil {
+		return err
+	}
+	setAudit(c, id.String(), nil)
+	return c.Status(fiber.StatusAccepted).JSON(run)
+}
+
+func (s *Server) firewallRules(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "node")
+	if err != nil {
+		return err
+	}
+	rules, err := s.cfg.Provisioning.FirewallRules(c.UserContext(), principal(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"data": rules})
+}
+
+// addFirewallRule: 202 with the rule and the plan run it queued.
+func (s *Server) addFirewallRule(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "node")
+	if err != nil {
+		return err
+	}
+	var in provision.RuleInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	ch, err := s.cfg.Provisioning.AddFirewallRule(c.UserContext(), principal(c), id, in)
+	if err != nil {
+		return err
+	}
+	setAudit(c, id.String(), nil)
+	return c.Status(fiber.StatusAccepted).JSON(ch)
+}
+
+// removeFirewallRule removes the rule named in the path, or the one the
+// body describes (as the reference's DELETE .../firewall/rules).
+func (s *Server) removeFirewallRule(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "node")
+	if err != nil {
+		return err
+	}
+	var ruleID uuid.UUID
+	var in *provision.RuleInput
+	if c.Params("rule_id") != "" {
+		if ruleID, err = pathID(c, "rule_id", "firewall rule"); err != nil {
+			return err
+		}
+	} else {
+		in = &provision.RuleInput{}
+		if err := decode(c, in); err != nil {
+			return err
+		}
+	}
+	ch, err := s.cfg.Provisioning.RemoveFirewallRule(c.UserContext(), principal(c), id, ruleID, in)
+	if err != nil {
+		return err
+	}
+	setAudit(c, id.String(), nil)
+	return c.Status(fiber.StatusAccepted).JSON(ch)
 }
 
 func (s *Server) listProviders(c *fiber.Ctx) error {

@@ -279,17 +279,38 @@ func awsSecurityGroup(req Request) map[string]any {
 	anyV4, anyV6 := []string{"0.0.0.0/0"}, []string{"::/0"}
 	name := "shardform-" + escape(req.Name) + "-" + escape(shortID(req.ID))
 	return map[string]any{
-		"name":        name,
+		"name": name,
+		// Kept as first written whatever the rules: a new description would
+		// replace the group (EC2 cannot change it).
 		"description": "shardform node " + escape(req.Name) + ": SSH and ping in, all out",
 		"tags":        map[string]string{"Name": name, "managed-by": "shardform", "shardform-provision": escape(req.ID)},
-		"ingress": []any{
-			rule("ssh", "tcp", 22, 22, anyV4, anyV6),
-			// ICMP: from_port is the type (8: echo request), to_port the code.
-			rule("ping", "icmp", 8, 0, anyV4, []string{}),
-			rule("ping6", "icmpv6", 128, 0, []string{}, anyV6),
-		},
-		"egress": []any{rule("all out", "-1", 0, 0, anyV4, anyV6)},
+		"ingress":     awsIngress(req.firewall(), rule),
+		"egress":      []any{rule("all out", "-1", 0, 0, anyV4, anyV6)},
 	}
+}
+
+// awsIngress are the security group's ingress rules: one per tcp or udp
+// rule (IPv4 and IPv6 sources together); an icmp rule is ping, ICMP type 8
+// for its IPv4 sources and ICMPv6 type 128 for its IPv6 ones (from_port is
+// the type, to_port the code).
+func awsIngress(rules []FirewallRule, rule func(desc, protocol string, from, to int, v4, v6 []string) map[string]any) []any {
+	out := []any{}
+	for _, r := range rules {
+		v4, v6 := r.SplitSources()
+		v4, v6 = escapeList(v4), escapeList(v6)
+		desc := escape(r.Description)
+		if r.Protocol != "icmp" {
+			out = append(out, rule(desc, escape(r.Protocol), r.PortLow, r.PortHigh, v4, v6))
+			continue
+		}
+		if len(v4) > 0 {
+			out = append(out, rule(desc, "icmp", 8, 0, v4, []string{}))
+		}
+		if len(v6) > 0 {
+			out = append(out, rule(desc+" (IPv6)", "icmpv6", 128, 0, []string{}, v6))
+		}
+	}
+	return out
 }
 
 // Node implements Driver.

@@ -67,6 +67,7 @@ func TestAWSRender(t *testing.T) {
 		{"aws-graviton.tf.json", "", providers.Request{ID: "p2", Name: "arm-1", Region: "us-east-1", InstanceType: "c7g.large"}},
 		{"aws-endpoint-image.tf.json", "http://127.0.0.1:4566", providers.Request{ID: "p3", Name: "own-image", Region: "eu-west-1", InstanceType: "m7i.large",
 			Image: "ami-0123456789abcdef0", SSHKeys: []string{key, `ssh-rsa AAAAB3 "quoted" %{ if true }x%{ endif }`}}},
+		{"aws-firewall.tf.json", "", providers.Request{ID: "p4", Name: "mc-1", Region: "eu-central-1", InstanceType: "t3.medium", Firewall: testRules}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -128,8 +129,9 @@ func TestAWSRender(t *testing.T) {
 				ssh = ssh || r.Protocol == "tcp" && r.FromPort == 22 && r.ToPort == 22 &&
 					slices.Equal(r.CIDRBlocks, []string{"0.0.0.0/0"}) && slices.Equal(r.IPv6CIDRBlocks, []string{"::/0"})
 			}
-			if !ssh {
-				t.Errorf("security group ingress %+v lacks tcp 22 from anywhere", sg.Ingress)
+			if ssh != (tt.req.Firewall == nil) {
+				// The default rules let SSH in from anywhere; testRules from one network only.
+				t.Errorf("security group ingress %+v: tcp 22 from anywhere is %v", sg.Ingress, ssh)
 			}
 		})
 	}

@@ -38,6 +38,62 @@ type Request struct {
 	Image        string            // driver-specific; empty: the driver's default
 	SSHKeys      []string          // authorized_keys lines
 	Labels       map[string]string // user labels
+	// Firewall is the node's inbound rules; nil: DefaultFirewall (SSH and
+	// ping), an empty list: none.
+	Firewall []FirewallRule
+}
+
+// FirewallRule lets traffic in: tcp or udp on a port range, or icmp
+// (ping: ICMP echo request, and ICMPv6's for IPv6 sources), from the
+// source CIDRs.
+type FirewallRule struct {
+	Protocol    string   // tcp, udp or icmp
+	PortLow     int      // tcp and udp: 1-65535; icmp: 0
+	PortHigh    int      // ≥ PortLow; icmp: 0
+	SourceIPs   []string // CIDRs, IPv4 and IPv6
+	Description string
+}
+
+// Port is the rule's port as the API and hcloud write it: "22" or
+// "27015-27030"; "" for icmp.
+func (r FirewallRule) Port() string {
+	switch {
+	case r.Protocol == "icmp":
+		return ""
+	case r.PortLow == r.PortHigh:
+		return fmt.Sprint(r.PortLow)
+	}
+	return fmt.Sprintf("%d-%d", r.PortLow, r.PortHigh)
+}
+
+// SplitSources are the rule's IPv4 and IPv6 CIDRs.
+func (r FirewallRule) SplitSources() (v4, v6 []string) {
+	v4, v6 = []string{}, []string{}
+	for _, c := range r.SourceIPs {
+		if strings.Contains(c, ":") {
+			v6 = append(v6, c)
+		} else {
+			v4 = append(v4, c)
+		}
+	}
+	return v4, v6
+}
+
+// DefaultFirewall is a node's rules until someone changes them: SSH and
+// ping from anywhere.
+func DefaultFirewall() []FirewallRule {
+	return []FirewallRule{
+		{Protocol: "tcp", PortLow: 22, PortHigh: 22, SourceIPs: []string{"0.0.0.0/0", "::/0"}, Description: "ssh"},
+		{Protocol: "icmp", SourceIPs: []string{"0.0.0.0/0", "::/0"}, Description: "ping"},
+	}
+}
+
+// firewall is req's rules (the defaults when none were given).
+func (req Request) firewall() []FirewallRule {
+	if req.Firewall == nil {
+		return DefaultFirewall()
+	}
+	return req.Firewall
 }
 
 // Node is what Terraform created, as read from its outputs.

@@ -16,3 +16,11 @@ func escapeMap(m map[string]string) map[string]string {
 	}
 	return out
 }
+
+func escapeList(l []string) []string {
+	out := make([]string, len(l))
+	for i, v := range l {
+		out[i] = escape(v)
+	}
+	return out
+}

@@ -115,10 +115,7 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 		"hcloud_firewall": map[string]any{"node": map[string]any{
 			"name":   base + "-" + shortID(req.ID),
 			"labels": map[string]string{"managed-by": "shardform"},
-			"rule": []any{
-				map[string]any{"direction": "in", "protocol": "tcp", "port": "22", "source_ips": []string{"0.0.0.0/0", "::/0"}, "description": "ssh"},
-				map[string]any{"direction": "in", "protocol": "icmp", "source_ips": []string{"0.0.0.0/0", "::/0"}, "description": "ping"},
-			},
+			"rule":   hcloudRules(req.firewall()),
 		}},
 	}
 	if len(keys) > 0 {
@@ -145,6 +142,19 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 		},
 	}
 	return cfg.marshal("hetzner")
+}
+
+// hcloudRules are the firewall's rules (hcloud_firewall "rule" blocks).
+func hcloudRules(rules []FirewallRule) []any {
+	out := make([]any, 0, len(rules))
+	for _, r := range rules {
+		rule := map[string]any{"direction": "in", "protocol": escape(r.Protocol), "source_ips": escapeList(r.SourceIPs), "description": escape(r.Description)}
+		if p := r.Port(); p != "" {
+			rule["port"] = p
+		}
+		out = append(out, rule)
+	}
+	return out
 }
 
 // Node implements Driver.

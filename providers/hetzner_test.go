@@ -49,6 +49,12 @@ func TestHetznerRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "hetzner-server.tf.json", got)
+	req.InstanceType, req.Firewall = "cx43", testRules
+	resized, err := h.Render(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "hetzner-firewall.tf.json", resized)
 	if strings.Contains(string(got), `"token": "`) && !strings.Contains(string(got), `"token": "${var.hcloud_token}"`) {
 		t.Error("a token value is written into the configuration")
 	}

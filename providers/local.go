@@ -73,6 +73,7 @@ func (l Local) Render(req Request) ([]byte, error) {
 			"region":        escape(req.Region),
 			"instance_type": escape(req.InstanceType),
 			"labels":        escapeMap(req.Labels),
+			"firewall":      localRules(req.firewall()),
 		},
 	}
 	if l.ApplyDelay > 0 {
@@ -90,6 +91,16 @@ func (l Local) Render(req Request) ([]byte, error) {
 		},
 	}
 	return cfg.marshal("local")
+}
+
+// localRules put the firewall in the terraform_data input, so a rule
+// change shows in the plan as an update (nothing enforces them).
+func localRules(rules []FirewallRule) []any {
+	out := make([]any, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, map[string]any{"protocol": escape(r.Protocol), "port": r.Port(), "source_ips": escapeList(r.SourceIPs), "description": escape(r.Description)})
+	}
+	return out
 }
 
 // Node implements Driver.

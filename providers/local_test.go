@@ -37,6 +37,15 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// testRules are a game server's firewall: SSH from one network, Minecraft
+// from anywhere, a UDP range, ping over IPv6 only.
+var testRules = []providers.FirewallRule{
+	{Protocol: "tcp", PortLow: 22, PortHigh: 22, SourceIPs: []string{"203.0.113.0/24"}, Description: "ssh from the office"},
+	{Protocol: "tcp", PortLow: 25565, PortHigh: 25565, SourceIPs: []string{"0.0.0.0/0", "::/0"}, Description: "minecraft"},
+	{Protocol: "udp", PortLow: 27015, PortHigh: 27030, SourceIPs: []string{"0.0.0.0/0"}, Description: "${steam}"},
+	{Protocol: "icmp", SourceIPs: []string{"::/0"}, Description: "ping"},
+}
+
 func TestLocalRender(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -47,6 +56,7 @@ func TestLocalRender(t *testing.T) {
 		{"local-basic.tf.json", providers.Local{}, providers.Request{ID: "p1", Name: "web-1", Region: "local", InstanceType: "local-small", Labels: map[string]string{"game": "valheim"}}},
 		{"local-slow.tf.json", providers.Local{ApplyDelay: 5 * time.Second}, providers.Request{ID: "p2", Name: "slow", Region: "local", InstanceType: "local-large"}},
 		{"local-escaped.tf.json", providers.Local{}, providers.Request{ID: "p3", Name: "x", Region: "local", InstanceType: "local-small", Labels: map[string]string{"evil": `${file("/etc/passwd")}`, "tmpl": "%{ if true }x%{ endif }"}}},
+		{"local-firewall.tf.json", providers.Local{}, providers.Request{ID: "p4", Name: "mc-1", Region: "local", InstanceType: "local-medium", Firewall: testRules}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
-	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
 )
@@ -126,11 +125,7 @@ func (s *Service) RenderPlan(ctx context.Context, args RenderPlanArgs) error {
 	if err != nil {
 		return fmt.Errorf("render plan of run %s: saved plan unreadable: %w", run.ID, err)
 	}
-	var labels map[string]string
-	if err := json.Unmarshal(r.Labels, &labels); err != nil {
-		return fmt.Errorf("render plan of run %s: stored labels unreadable: %w", run.ID, err)
-	}
-	cfg, err := d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
+	cfg, err := s.render(ctx, r, d)
 	if err != nil {
 		return fmt.Errorf("render plan of run %s: %w", run.ID, err)
 	}

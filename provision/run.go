@@ -235,12 +235,7 @@ var exitOK = pgtype.Int4{Int32: 0, Valid: true}
 // forced cancel kills the run's commands at once.
 func (s *Service) open(ctx context.Context, a *active) (*terraform.Workspace, func(), error) {
 	r := a.r
-	var labels map[string]string
-	if err := json.Unmarshal(r.Labels, &labels); err != nil {
-		// Rendering without them would build a machine without its labels.
-		return nil, nil, fmt.Errorf("stored labels of provision request %s are unreadable: %w", r.ID, err)
-	}
-	cfg, err := a.d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType, Image: r.Image, SSHKeys: r.SshKeys, Labels: labels})
+	cfg, err := s.render(ctx, r, a.d)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -470,7 +465,7 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 		return s.retryOrFail(ctx, a, err)
 	}
 	summary, _ := json.Marshal(plan.Summary)
-	return s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: summary}, func(tx pgx.Tx) error {
+	err = s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: summary}, func(tx pgx.Tx) error {
 		if err := s.q.SetProvisionPlanned(ctx, tx, store.SetProvisionPlannedParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanSummary: summary, PlanFile: sealed}); err != nil {
 			return fmt.Errorf("store plan of %s: %w", a.r.ID, err)
 		}
@@ -479,6 +474,10 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 		}
 		return s.q.SetProvisionPlanRun(ctx, tx, store.SetProvisionPlanRunParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanRunID: uuid.NullUUID{UUID: a.run.ID, Valid: true}})
 	})
+	if err == nil && a.ended {
+		s.autoApply(ctx, a)
+	}
+	return err
 }
 
 // RunApply applies the saved plan and registers the node in the same
@@ -534,6 +533,11 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		return s.fail(ctx, a, fmt.Errorf("the server was created but not registered as a node: instance type %q is not in this worker's %s catalog (or has no capacity there), so its capacity is unknown: destroy this request, or add the type to the catalog and plan again", r.InstanceType, r.Provider))
 	}
 	return s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: r.PlanSummary}, func(tx pgx.Tx) error {
+		// The request first, then its node: the order a change of the
+		// node's configuration (resize, firewall) takes them in.
+		if _, err := s.q.GetProvisionRequestForUpdate(ctx, tx, store.GetProvisionRequestForUpdateParams{OrganizationID: r.OrganizationID, ID: r.ID}); err != nil {
+			return fmt.Errorf("register node of %s: %w", r.ID, err)
+		}
 		n, err := s.q.InsertNodeOnce(ctx, tx, store.InsertNodeOnceParams{
 			OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true},
 			Name: r.Name, Provider: r.Provider, Region: r.Region, InstanceType: r.InstanceType,

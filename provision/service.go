@@ -283,10 +283,19 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, req CreateReq
 			return Request{}, false, fmt.Errorf("create provision: %w", err)
 		}
 	}
-	row, err := s.q.CreateProvisionRequest(ctx, s.st.Pool, store.CreateProvisionRequestParams{
-		OrganizationID: p.OrgID, CreatedBy: uuid.NullUUID{UUID: p.UserID, Valid: true},
-		Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Name: req.Name, Image: req.Image,
-		SshKeys: req.SSHKeys, Labels: labels, IdempotencyKey: key, RequestHash: hash, CredentialID: credID,
+	var row store.ProvisionRequest
+	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		row, err = s.q.CreateProvisionRequest(ctx, tx, store.CreateProvisionRequestParams{
+			OrganizationID: p.OrgID, CreatedBy: uuid.NullUUID{UUID: p.UserID, Valid: true},
+			Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Name: req.Name, Image: req.Image,
+			SshKeys: req.SSHKeys, Labels: labels, IdempotencyKey: key, RequestHash: hash, CredentialID: credID,
+		})
+		if err != nil {
+			return err
+		}
+		// Every node starts with SSH and ping open (its firewall rules).
+		return s.q.SeedFirewallRules(ctx, tx, store.SeedFirewallRulesParams{OrganizationID: p.OrgID, ProvisionID: row.ID})
 	})
 	if store.IsForeignKeyViolation(err) {
 		return Request{}, false, domain.NotFound("credential") // deleted meanwhile
@@ -521,15 +530,19 @@ func statusBefore(r store.ProvisionRequest) string {
 	case StatusApplied:
 		return StatusApplied // a refresh
 	}
-	if len(r.PlanFile) > 0 {
+	switch {
+	case len(r.PlanFile) > 0:
 		return StatusPlanned
+	case r.NodeID.Valid:
+		return StatusApplied // a new plan of an applied request (a resize, a firewall change)
 	}
 	return StatusPending
 }
 
-// Plan queues a plan (from pending, planned or failed).
+// Plan queues a plan (from pending, planned, applied or failed: an applied
+// request is planned again to converge on its configuration).
 func (s *Service) Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusFailed}, RunPlan)
+	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunPlan)
 }
 
 // Apply queues the apply of the saved plan (only from planned).

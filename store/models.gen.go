@@ -52,6 +52,19 @@ type Credential struct {
 	UpdatedAt      time.Time
 }
 
+type FirewallRule struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.UUID
+	Direction      string
+	Protocol       string
+	PortLow        int32
+	PortHigh       int32
+	SourceIps      []string
+	Description    string
+	CreatedAt      time.Time
+}
+
 type FleetReport struct {
 	OrganizationID uuid.UUID
 	JobID          int64
@@ -207,6 +220,7 @@ type ProvisionRun struct {
 	Drifted          pgtype.Bool
 	Drift            []byte
 	CancelRequested  string
+	AutoApply        bool
 }
 
 type RateLimitCounter struct {

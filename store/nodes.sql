@@ -1,8 +1,10 @@
 -- name: InsertNodeOnce :one
--- Registers the node of a provision request; a retried apply finds it there.
+-- Registers the node of a provision request; a retried apply finds it
+-- there, and a later apply (a resize) gives it its new size.
 INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
 VALUES (@organization_id, @provision_id, @name, @provider, @region, @instance_type, @vcpu, @memory_mb, @disk_gb, @ipv4, @ipv6, @server_id, @labels)
-ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id, updated_at = now()
+ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id,
+    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, updated_at = now()
 RETURNING *;
 
 -- name: GetNode :one

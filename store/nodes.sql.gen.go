@@ -103,7 +103,8 @@ func (q *Queries) GetNode(ctx context.Context, db DBTX, arg GetNodeParams) (Node
 const insertNodeOnce = `-- name: InsertNodeOnce :one
 INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id, updated_at = now()
+ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id,
+    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, updated_at = now()
 RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 `
 
@@ -123,7 +124,8 @@ type InsertNodeOnceParams struct {
 	Labels         []byte
 }
 
-// Registers the node of a provision request; a retried apply finds it there.
+// Registers the node of a provision request; a retried apply finds it
+// there, and a later apply (a resize) gives it its new size.
 func (q *Queries) InsertNodeOnce(ctx context.Context, db DBTX, arg InsertNodeOnceParams) (Node, error) {
 	row := db.QueryRow(ctx, insertNodeOnce,
 		arg.OrganizationID,

@@ -14,7 +14,7 @@ import (
 )
 
 const activeRunOf = `-- name: ActiveRunOf :one
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested FROM provision_runs
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs
 WHERE organization_id = $1 AND provision_id = $2 AND status IN ('queued', 'running')
 `
 
@@ -49,6 +49,7 @@ func (q *Queries) ActiveRunOf(ctx context.Context, db DBTX, arg ActiveRunOfParam
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
@@ -130,7 +131,7 @@ func (q *Queries) CountRuns(ctx context.Context, db DBTX, arg CountRunsParams) (
 const endRunNow = `-- name: EndRunNow :one
 UPDATE provision_runs SET status = $1, finished_at = now(), error = $2
 WHERE organization_id = $3 AND id = $4 AND status IN ('queued', 'running')
-RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested
+RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply
 `
 
 type EndRunNowParams struct {
@@ -172,6 +173,7 @@ func (q *Queries) EndRunNow(ctx context.Context, db DBTX, arg EndRunNowParams) (
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
@@ -182,7 +184,7 @@ SET status = $1, finished_at = now(), exit_code = $2, error = $3,
     changes = coalesce($4, changes), drifted = coalesce($5, drifted),
     drift = coalesce($6, drift)
 WHERE organization_id = $7 AND id = $8 AND status = 'running' AND attempt = $9
-RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested
+RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply
 `
 
 type FinishRunParams struct {
@@ -234,12 +236,13 @@ func (q *Queries) FinishRun(ctx context.Context, db DBTX, arg FinishRunParams) (
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
 
 const getRun = `-- name: GetRun :one
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested FROM provision_runs WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs WHERE organization_id = $1 AND id = $2
 `
 
 type GetRunParams struct {
@@ -272,12 +275,13 @@ func (q *Queries) GetRun(ctx context.Context, db DBTX, arg GetRunParams) (Provis
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
 
 const getRunForUpdate = `-- name: GetRunForUpdate :one
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested FROM provision_runs WHERE organization_id = $1 AND id = $2 FOR UPDATE
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs WHERE organization_id = $1 AND id = $2 FOR UPDATE
 `
 
 type GetRunForUpdateParams struct {
@@ -310,6 +314,7 @@ func (q *Queries) GetRunForUpdate(ctx context.Context, db DBTX, arg GetRunForUpd
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
@@ -317,7 +322,7 @@ func (q *Queries) GetRunForUpdate(ctx context.Context, db DBTX, arg GetRunForUpd
 const insertRun = `-- name: InsertRun :one
 INSERT INTO provision_runs (organization_id, provision_id, kind, created_by)
 VALUES ($1, $2, $3, $4)
-RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested
+RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply
 `
 
 type InsertRunParams struct {
@@ -357,12 +362,13 @@ func (q *Queries) InsertRun(ctx context.Context, db DBTX, arg InsertRunParams) (
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
 
 const latestRefreshRun = `-- name: LatestRefreshRun :one
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested FROM provision_runs
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs
 WHERE organization_id = $1 AND provision_id = $2 AND kind = 'refresh' AND status = 'succeeded'
 ORDER BY finished_at DESC
 LIMIT 1
@@ -398,6 +404,7 @@ func (q *Queries) LatestRefreshRun(ctx context.Context, db DBTX, arg LatestRefre
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
@@ -450,7 +457,7 @@ func (q *Queries) ListRunLogs(ctx context.Context, db DBTX, arg ListRunLogsParam
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested FROM provision_runs
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs
 WHERE organization_id = $1 AND provision_id = $2
   AND ($3::text IS NULL OR kind = $3)
 ORDER BY queued_at DESC, id
@@ -502,6 +509,7 @@ func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]
 			&i.Drifted,
 			&i.Drift,
 			&i.CancelRequested,
+			&i.AutoApply,
 		); err != nil {
 			return nil, err
 		}
@@ -516,7 +524,7 @@ func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]
 const requestRunCancel = `-- name: RequestRunCancel :one
 UPDATE provision_runs SET cancel_requested = $1
 WHERE organization_id = $2 AND id = $3 AND status IN ('queued', 'running')
-RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested
+RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply
 `
 
 type RequestRunCancelParams struct {
@@ -550,6 +558,7 @@ func (q *Queries) RequestRunCancel(ctx context.Context, db DBTX, arg RequestRunC
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
@@ -698,7 +707,7 @@ UPDATE provision_runs
 SET status = 'running', attempt = $1, worker = $2, terraform_version = $3,
     started_at = coalesce(started_at, now()), error = '', job_id = coalesce(job_id, $4)
 WHERE organization_id = $5 AND id = $6 AND status IN ('queued', 'running') AND attempt < $1
-RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested
+RETURNING id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply
 `
 
 type StartRunParams struct {
@@ -744,6 +753,7 @@ func (q *Queries) StartRun(ctx context.Context, db DBTX, arg StartRunParams) (Pr
 		&i.Drifted,
 		&i.Drift,
 		&i.CancelRequested,
+		&i.AutoApply,
 	)
 	return i, err
 }
