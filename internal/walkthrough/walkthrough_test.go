@@ -104,7 +104,7 @@ echo walk-through-complete
 	if err != nil {
 		t.Fatalf("the README's walk-throughs failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, "apply succeeded exit=0", `"name":"web-1","provider":"local"`, "valheim", "hetzner/fsn1/", "walk-through-complete"} {
+	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, "apply succeeded exit=0", `{"instance_type":"local-medium","vcpu":2,"memory_mb":4096}`, "udp 2456-2458 valheim", `"name":"web-1","provider":"local"`, "valheim", "hetzner/fsn1/", "walk-through-complete"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out)
 		}
