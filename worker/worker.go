@@ -26,13 +26,36 @@ const (
 	QueueMaintenance = "maintenance"
 )
 
-// sshFetchCooldown is the ssh queue's shortest pause between fetches, and
-// (as the client's FetchCooldown) between two insert notifications of this
-// client. Each fetch and each NOTIFY is a commit (a NOTIFY holds Postgres'
-// global notification lock through its commit), so at hundreds of signing
-// requests per second 5 ms batches several jobs per fetch and notification
-// while adding only a few milliseconds of pickup latency.
+// sshFetchCooldown is the ssh queue's shortest pause between fetches.
+// Each fetch is a commit, so at hundreds of signing requests per second
+// 5 ms batches several jobs per fetch while adding only a few milliseconds
+// of pickup latency.
 const sshFetchCooldown = 5 * time.Millisecond
+
+// insertNotifyCooldown is the client's FetchCooldown, which River uses only
+// to throttle this client's insert notifications: at most one per queue in
+// that time (a NOTIFY holds Postgres' global notification lock through its
+// commit). An insert that finds a notification sent less than this ago
+// sends none, and its job waits for a fetch that was coming anyway (the
+// first job's, a trailing one of the queue's cooldown, or the poll), so it
+// must stay short: with River's default of 100 ms, two applies posted
+// 100 ms apart could leave the second waiting up to a poll interval.
+const insertNotifyCooldown = 5 * time.Millisecond
+
+// terraformFetchCooldown is the terraform queue's shortest pause between
+// two fetches. River debounces fetches: a notification that arrives within
+// the cooldown of the last fetch waits for its end (and that fetch re-arms
+// the cooldown), so the cooldown is how long a free worker may wait for a
+// job inserted right after another fetch. It must stay under the issue's
+// 10 ms pickup target. The queue's jobs are few and run for seconds, so a
+// fetch every few milliseconds at most costs nothing; with 100 ms, the
+// queue-pickup benchmark (one apply every ~106 ms) saw every notification
+// land in the cooldown re-armed by the one before: median 27 ms, p99 99 ms.
+const terraformFetchCooldown = 5 * time.Millisecond
+
+// slowFetchCooldown is the pause between fetches of the queues whose jobs
+// nobody waits for (maintenance, planner).
+const slowFetchCooldown = 100 * time.Millisecond
 
 // sshPollInterval is how often the ssh queue polls besides LISTEN/NOTIFY:
 // the client's interval, at most 50 ms.
@@ -41,6 +64,15 @@ func sshPollInterval(client time.Duration) time.Duration {
 		return 50 * time.Millisecond
 	}
 	return max(client, sshFetchCooldown)
+}
+
+// cooldown is want, or the poll interval when that is shorter (River
+// refuses a cooldown longer than the poll interval).
+func cooldown(pollInterval, want time.Duration) time.Duration {
+	if pollInterval > 0 {
+		return min(pollInterval, want)
+	}
+	return want
 }
 
 // Options configures the River client.
@@ -122,26 +154,17 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		Logger:               opts.Logger,
 		Workers:              workers,
 		FetchPollInterval:    opts.FetchPollInterval,
-		FetchCooldown:        min(opts.FetchPollInterval, 100*time.Millisecond),
+		FetchCooldown:        cooldown(opts.FetchPollInterval, insertNotifyCooldown),
 		JobTimeout:           opts.TerraformTimeout,
 		RescueStuckJobsAfter: opts.TerraformTimeout + max(opts.TerraformTimeout/4, 10*time.Second),
 	}
-	// The other queues keep their pace; the ssh queue (and the insert
-	// notifications, which River throttles by the client's FetchCooldown)
-	// must react within milliseconds: an API request waits for each job.
-	slowCooldown := cfg.FetchCooldown
-	if slowCooldown == 0 {
-		slowCooldown = 100 * time.Millisecond
-	}
-	if opts.SSH != nil {
-		cfg.FetchCooldown = sshFetchCooldown
-	}
+	slowCooldown := cooldown(opts.FetchPollInterval, slowFetchCooldown)
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{
 			QueueMaintenance: {MaxWorkers: 1, FetchCooldown: slowCooldown},
 		}
 		if opts.Provision != nil {
-			cfg.Queues[provision.QueueTerraform] = river.QueueConfig{MaxWorkers: opts.TerraformWorkers, FetchCooldown: slowCooldown}
+			cfg.Queues[provision.QueueTerraform] = river.QueueConfig{MaxWorkers: opts.TerraformWorkers, FetchCooldown: cooldown(opts.FetchPollInterval, terraformFetchCooldown)}
 		}
 		if opts.SSH != nil {
 			cfg.Queues[sshsign.QueueSSH] = river.QueueConfig{MaxWorkers: opts.SSHWorkers, FetchCooldown: sshFetchCooldown,
