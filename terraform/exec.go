@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // runJSON runs one terraform command with -json in the workspace: its
@@ -27,6 +28,7 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 	if err != nil {
 		return streamResult{}, err
 	}
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return streamResult{}, fmt.Errorf("start terraform %s: %w", args[0], err)
 	}
@@ -36,6 +38,7 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 		_, _ = io.Copy(io.Discard, out)
 	}
 	err = cmd.Wait()
+	w.r.stats.record(args[0], cmd.ProcessState, time.Since(start))
 	w.flushLogs()
 	if err == nil {
 		err = readErr
@@ -57,12 +60,14 @@ func (w *Workspace) runPlain(ctx context.Context, args ...string) error {
 func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string) error {
 	cmd, stderr := w.command(ctx, args)
 	cmd.Stdout = stdout
+	start := time.Now()
 	err := cmd.Start()
 	if err == nil {
 		stop := w.killOnForce(cmd)
 		err = cmd.Wait()
 		stop()
 	}
+	w.r.stats.record(args[0], cmd.ProcessState, time.Since(start))
 	w.flushLogs()
 	if err != nil {
 		return commandError(ctx, "", stderr, err)

@@ -91,6 +91,20 @@ func TestProcessesPerRequest(t *testing.T) {
 	if got := strings.Join(commands()[4:], " "); got != "plan apply" {
 		t.Errorf("a second request ran %q, want \"plan apply\"", got)
 	}
+
+	// The runner's own accounting counts the same processes, each with the
+	// CPU time the kernel gave it.
+	stats := r.Stats()
+	want := map[string]int{"version": 1, "init": 1, "plan": 2, "apply": 2}
+	if len(stats) != len(want) {
+		t.Errorf("stats by command %v, want %v", stats, want)
+	}
+	for cmd, n := range want {
+		s := stats[cmd]
+		if s.Processes != n || s.CPU() <= 0 || s.Wall <= 0 {
+			t.Errorf("stats of %s: %+v, want %d processes with CPU and wall time", cmd, s, n)
+		}
+	}
 }
 
 // TestConcurrentRequestsShareInit runs six requests at once on one runner:

@@ -44,6 +44,7 @@ type Runner struct {
 	version   string // the binary's version, checked once in NewRunner
 	cliConfig string
 	initMu    sync.Mutex // the plugin cache is not safe for concurrent init
+	stats     processStats
 }
 
 // NewRunner checks the configuration and writes the CLI config file.
@@ -68,11 +69,12 @@ func NewRunner(cfg Config) (*Runner, error) {
 			return nil, fmt.Errorf("terraform: plugin mirror %s is not a directory", cfg.PluginMirror)
 		}
 	}
-	v, err := binaryVersion(cfg.Binary)
+	r := &Runner{cfg: cfg}
+	v, err := r.binaryVersion()
 	if err != nil {
 		return nil, err
 	}
-	r := &Runner{cfg: cfg, version: v}
+	r.version = v
 	if err := os.MkdirAll(r.cacheDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("terraform: %w", err)
 	}
@@ -89,8 +91,12 @@ const MinVersion = "1.4.0"
 
 // binaryVersion asks the binary its version, once per runner (one process
 // per worker process, not one per job), and checks it.
-func binaryVersion(bin string) (string, error) {
-	out, err := exec.Command(bin, "version", "-json").Output()
+func (r *Runner) binaryVersion() (string, error) {
+	bin := r.cfg.Binary
+	cmd := exec.Command(bin, "version", "-json")
+	start := time.Now()
+	out, err := cmd.Output()
+	r.stats.record("version", cmd.ProcessState, time.Since(start))
 	if err != nil {
 		return "", fmt.Errorf("terraform: %s version: %w", bin, err)
 	}
