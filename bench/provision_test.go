@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +43,9 @@ type env struct {
 	// commands records every Terraform command the workers ran (the
 	// runner's binary is a wrapper that appends the command name to it).
 	commands string
+	runner   *terraform.Runner
+	// requests counts the benchmark client's HTTP requests.
+	requests atomic.Int64
 }
 
 func newEnv(b *testing.B, terraformWorkers int) *env {
@@ -55,11 +58,8 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	wrapDir := b.TempDir()
-	commands, wrapper := filepath.Join(wrapDir, "commands"), filepath.Join(wrapDir, "terraform")
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\necho \"$1\" >> "+commands+"\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
-		b.Fatal(err)
-	}
+	commands := filepath.Join(b.TempDir(), "commands")
+	wrapper := terraformWrapper(b, bin, commands)
 	runner, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -82,7 +82,8 @@ func newEnv(b *testing.B, terraformWorkers int) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &env{b: b, base: listen(b, srv), pool: pool, client: &http.Client{}, bin: bin, commands: commands}
+	e := &env{b: b, base: listen(b, srv), pool: pool, bin: bin, commands: commands, runner: runner}
+	e.client = &http.Client{Transport: counting{&e.requests, http.DefaultTransport}}
 	creds := map[string]string{"email": "bench@example.com", "password": "benchmark password"}
 	e.call("POST", "/v1/auth/bootstrap", creds, nil)
 	var sess struct {
@@ -130,6 +131,17 @@ func (e *env) try(method, path string, body, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// counting counts the requests sent through it.
+type counting struct {
+	n    *atomic.Int64
+	next http.RoundTripper
+}
+
+func (c counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.next.RoundTrip(r)
 }
 
 type provisionView struct {
@@ -228,31 +240,57 @@ func BenchmarkThroughput(b *testing.B) {
 	workers := 2
 	e := newEnv(b, workers)
 	b.ResetTimer()
+	cpu0 := sampleCPU(b)
 	start := time.Now()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = e.create(fmt.Sprintf("tp-%d", i))
 		e.call("POST", "/v1/provision/"+ids[i]+"/plan", nil, nil)
 	}
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() {
-			err := e.tryWait(id, provision.StatusPlanned)
-			if err == nil {
-				_, err = e.try("POST", "/v1/provision/"+id+"/apply", nil, nil)
+	// Like a client watching many requests, one list call every 50 ms reads
+	// every status (not one GET per request and 50 ms, which made the
+	// benchmark's client send ~60 requests per provision request and eat a
+	// fifth of shardform's CPU); each request planned is applied at once.
+	applying := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Minute)
+	for done := 0; done < n; {
+		var page struct {
+			Data []provisionView `json:"data"`
+		}
+		e.call("GET", fmt.Sprintf("/v1/provision?limit=%d", n), nil, &page)
+		done = 0
+		for _, p := range page.Data {
+			switch {
+			case p.Status == provision.StatusFailed:
+				b.Fatalf("provision %s failed: %s", p.ID, p.Error)
+			case p.Status == provision.StatusApplied:
+				done++
+			case p.Status == provision.StatusPlanned && !applying[p.ID]:
+				applying[p.ID] = true
+				e.call("POST", "/v1/provision/"+p.ID+"/apply", nil, nil)
 			}
-			if err == nil {
-				err = e.tryWait(id, provision.StatusApplied)
-			}
-			if err != nil {
-				b.Error(err)
-			}
-		})
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d requests applied after 5 minutes", done, n)
+		}
+		if done < n {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	wg.Wait()
 	shardform := time.Since(start)
+	cpu1 := sampleCPU(b)
+	requests := e.requests.Load()
 	raw, _ := os.ReadFile(e.commands)
 	processes := len(strings.Fields(string(raw)))
+	for cmd, st := range e.runner.Stats() {
+		each := func(d time.Duration) time.Duration {
+			return (d / time.Duration(st.Processes)).Round(100 * time.Microsecond)
+		}
+		b.Logf("terraform %s: %d processes, each %v CPU (%v user, %v system), %v wall", cmd, st.Processes, each(st.CPU()), each(st.User), each(st.System), each(st.Wall))
+		if cmd == "plan" || cmd == "apply" {
+			b.ReportMetric(float64(each(st.CPU()).Microseconds())/1000, cmd+"-cpu-ms")
+		}
+	}
 
 	dir := b.TempDir()
 	tf := func(args ...string) {
@@ -288,7 +326,13 @@ func BenchmarkThroughput(b *testing.B) {
 		tf("apply", "-input=false", "cli.tfplan")
 	}
 	plain := time.Since(start)
+	cpu2 := sampleCPU(b)
 	b.StopTimer()
+	b.Logf("shardform CPU: %v; the benchmark client sent %d HTTP requests", cpu1.sub(cpu0), requests)
+	b.Logf("plain CLI CPU: %v", cpu2.sub(cpu1))
+	cpu1.sub(cpu0).report(b, "shardform-", n)
+	cpu2.sub(cpu1).report(b, "plain-cli-", n)
+	b.ReportMetric(float64(requests)/n, "client-http/request")
 	b.ReportMetric(shardform.Seconds(), "shardform-s")
 	b.ReportMetric(plain.Seconds(), "plain-cli-s")
 	b.ReportMetric(shardform.Seconds()/plain.Seconds(), "ratio")
