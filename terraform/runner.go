@@ -33,9 +33,24 @@ type Config struct {
 	// Path is the PATH of every Terraform run (the process's own, passed in
 	// by the caller; default /usr/local/bin:/usr/bin:/bin).
 	Path string
-	// ExtraEnv is added to every run's environment (for example AWS_EC2_METADATA_DISABLED).
+	// ExtraEnv is added to every run's environment (for example
+	// AWS_EC2_METADATA_DISABLED), over the runner's own settings (GOGC too).
 	ExtraEnv map[string]string
 }
+
+// terraformGOGC is the Go garbage collector's GOGC of every Terraform run
+// (Terraform passes its environment to the providers it starts, so theirs
+// too). Go's default of 100 starts collecting at a 4 MB heap, and a
+// Terraform process, which initializes every backend and built-in package
+// before it reads its first file, collects many times for nothing: 400
+// measured 30% less CPU per process (local driver: plan 41→27 ms, version
+// 33→23 ms; with the aws provider, a plan 3.3→2.5 s) for a peak RSS a few
+// percent higher (53→55 MB; 542→577 MB with the aws provider), because a
+// run's live heap is small next to the binaries. A heap may grow to five
+// times its live size instead of twice, which a shardform request's
+// configuration (one machine's resources) keeps small. ExtraEnv may set
+// another GOGC.
+const terraformGOGC = "400"
 
 // Runner prepares workspaces. It is safe for concurrent use; each
 // Workspace is used by one job at a time.
@@ -142,6 +157,7 @@ func (r *Runner) env() map[string]string {
 		"HOME":               r.cfg.DataDir,
 		"PATH":               cmp.Or(r.cfg.Path, "/usr/local/bin:/usr/bin:/bin"),
 		"TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE": "1",
+		"GOGC": terraformGOGC,
 	}
 	for k, v := range r.cfg.ExtraEnv {
 		env[k] = v

@@ -345,3 +345,53 @@ func TestPluginMirror(t *testing.T) {
 		t.Errorf("no lock file: %v", err)
 	}
 }
+
+// TestRunGOGC checks the Go collector setting Terraform runs with (and
+// passes on to what it starts: here a local-exec provisioner, as it does
+// to providers): the runner's default, or ExtraEnv's.
+func TestRunGOGC(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		name  string
+		extra map[string]string
+		want  string
+	}{
+		{"default", nil, "400"},
+		{"extra env", map[string]string{"GOGC": "100"}, "100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := terraform.NewRunner(terraform.Config{Binary: b.bin, DataDir: t.TempDir(), ExtraEnv: tc.extra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(t.TempDir(), "gogc")
+			cfg := map[string]any{
+				"terraform": map[string]any{"backend": map[string]any{"http": map[string]any{}}},
+				"resource": map[string]any{"terraform_data": map[string]any{"node": map[string]any{
+					"provisioner": []any{map[string]any{"local-exec": map[string]any{"command": "echo \"$GOGC\" > " + out}}},
+				}}},
+			}
+			raw, _ := json.Marshal(cfg)
+			ctx := context.Background()
+			var logs bytes.Buffer
+			name := "gogc-" + strings.ReplaceAll(tc.name, " ", "-")
+			ws, err := r.Open(ctx, name, raw, &logs, b.backend(t, name))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, logs.String())
+			}
+			plan, err := ws.Plan(ctx, nil, false)
+			if err == nil {
+				err = ws.Apply(ctx, plan.File, nil)
+			}
+			if err != nil {
+				t.Fatalf("%v\n%s", err, logs.String())
+			}
+			got, err := os.ReadFile(out)
+			if err != nil || strings.TrimSpace(string(got)) != tc.want {
+				t.Errorf("GOGC in the run: %q (%v), want %q", got, err, tc.want)
+			}
+		})
+	}
+}
