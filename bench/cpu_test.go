@@ -99,6 +99,10 @@ func procCPU(path string, children bool) time.Duration {
 	return time.Duration(ticks) * clockTick
 }
 
+func (s cpuSample) add(o cpuSample) cpuSample {
+	return cpuSample{self: s.self + o.self, children: s.children + o.children, postgres: s.postgres + o.postgres, machine: s.machine + o.machine}
+}
+
 func (s cpuSample) sub(o cpuSample) cpuSample {
 	return cpuSample{self: s.self - o.self, children: s.children - o.children, postgres: s.postgres - o.postgres, machine: s.machine - o.machine}
 }
