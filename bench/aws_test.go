@@ -54,9 +54,9 @@ func BenchmarkAWSRequest(b *testing.B) {
 		e.call("POST", "/v1/provision", map[string]any{"provider": "aws", "region": region, "instance_type": itype, "name": name}, &p)
 		start := time.Now()
 		e.call("POST", "/v1/provision/"+p.ID+"/plan", nil, nil)
-		e.waitQuick(p.ID, provision.StatusPlanned)
+		e.wait(p.ID, provision.StatusPlanned)
 		e.call("POST", "/v1/provision/"+p.ID+"/apply", nil, nil)
-		e.waitQuick(p.ID, provision.StatusApplied)
+		e.wait(p.ID, provision.StatusApplied)
 		return time.Since(start)
 	}
 	request("aws-warm-up") // the provider set's shared init

@@ -82,7 +82,14 @@ func newEnvWith(b *testing.B, o envOptions) *env {
 	prov := provision.New(st, sealer, providers.NewRegistry(o.drivers...), runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	state := statetest.Serve(b, pool, sealer)
 	prov.UseState(state.Service, state.Base, time.Hour)
-	rc, err := worker.NewClient(pool, st, worker.Options{Work: true, Provision: prov, TerraformWorkers: o.terraformWorkers,
+	// As `shardform serve` does: River's own statements on a pool of their
+	// own whose commits do not wait for the disk (store.QueuePool).
+	queuePool, err := store.QueuePool(ctx, pool)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(queuePool.Close)
+	rc, err := worker.NewClient(queuePool, st, worker.Options{Work: true, Provision: prov, TerraformWorkers: o.terraformWorkers,
 		FetchPollInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
