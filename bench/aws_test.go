@@ -42,7 +42,7 @@ func BenchmarkAWSRequest(b *testing.B) {
 	}
 	driver := providers.NewAWS(catalog, catalog.ReadAt)
 	driver.Endpoint = fake.URL
-	region, itype := driver.Regions()[0].Name, "t3.micro"
+	region, itype := driver.Regions()[0].Name, "t3.small"
 	if _, ok := providers.FindInstanceType(driver, itype); !ok {
 		itype = driver.InstanceTypes()[0].Name
 	}
@@ -68,20 +68,23 @@ func BenchmarkAWSRequest(b *testing.B) {
 	if err := os.WriteFile(cliConfig, []byte(fmt.Sprintf("provider_installation {\n  filesystem_mirror {\n    path    = %s\n    include = [\"*/*/*\"]\n  }\n}\n", strconv.Quote(mirror))), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cfg, err := driver.Render(providers.Request{ID: "cli", Name: "aws-cli", Region: region, InstanceType: itype})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var m map[string]any
-	_ = json.Unmarshal(cfg, &m)
-	m["terraform"].(map[string]any)["backend"] = map[string]any{"pg": map[string]any{}}
-	cfg, _ = json.Marshal(m)
-	vars, _ := json.Marshal(driver.Variables(map[string]string{"access_key_id": keyID, "secret_access_key": secret}))
-	for name, data := range map[string][]byte{terraform.ConfigFile: cfg, "terraform.tfvars.json": vars} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+	configure := func(i int) { // request i's configuration (its names are unique)
+		cfg, err := driver.Render(providers.Request{ID: fmt.Sprintf("cli-%d", i), Name: fmt.Sprintf("aws-cli-%d", i), Region: region, InstanceType: itype})
+		if err != nil {
 			b.Fatal(err)
 		}
+		var m map[string]any
+		_ = json.Unmarshal(cfg, &m)
+		m["terraform"].(map[string]any)["backend"] = map[string]any{"pg": map[string]any{}}
+		cfg, _ = json.Marshal(m)
+		vars, _ := json.Marshal(driver.Variables(map[string]string{"access_key_id": keyID, "secret_access_key": secret}))
+		for name, data := range map[string][]byte{terraform.ConfigFile: cfg, "terraform.tfvars.json": vars} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
+	configure(0)
 	tf := func(args ...string) {
 		cmd := exec.Command(e.bin, args...)
 		cmd.Dir = dir
@@ -101,6 +104,7 @@ func BenchmarkAWSRequest(b *testing.B) {
 		c0 := sampleCPU(b)
 		sf += request(fmt.Sprintf("aws-%d", i))
 		c1 := sampleCPU(b)
+		configure(i)
 		tf("workspace", "new", fmt.Sprintf("cli-%d", i))
 		c2, start := sampleCPU(b), time.Now()
 		tf("plan", "-input=false", "-out=cli.tfplan")
