@@ -99,6 +99,11 @@ func newEnvWith(b *testing.B, o envOptions) *env {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = rc.Stop(context.Background()) })
+	// As `shardform serve` does: the rescuer of runs of dead workers.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); _ = prov.Watch(watchCtx, provision.DefaultRescueInterval) }()
+	b.Cleanup(func() { stopWatch(); <-watched })
 	srv, err := app.NewAPI(app.APIConfig{Store: st, MasterKey: key, Identity: identity.Options{AllowRegistration: true},
 		RateLimit: 1 << 30, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Provisioning: prov,
 		Credentials: credentials.New(st, sealer, nil)})
