@@ -279,7 +279,11 @@ func report(b *testing.B, name string, ds []time.Duration) {
 // terraform CLI one after another as the issue describes it: remote state
 // in the pg backend with one workspace per request (init once, then
 // `workspace new`, `plan -out`, `apply <plan>` for each), and reports both
-// wall times, their ratio and the Terraform processes per request.
+// wall times, their ratio and the Terraform processes per request. Since
+// wall times on a shared machine depend on the neighbours, it also reports
+// each side's CPU time per request, by whom (see cpuSample), the CPU time
+// of each Terraform command (the runner's stats) and how long each job
+// kind took.
 func BenchmarkThroughput(b *testing.B) {
 	const n = 50
 	workers := 2
