@@ -80,6 +80,12 @@ func bodyRule(name string) textRule {
 		return textRule{max: domain.MaxSecretLength}
 	case "source_address", "force_source_address":
 		return textRule{max: 1024}
+	case "content":
+		// A DNS record's content (a TXT record holds up to 2048 characters).
+		return textRule{max: 2048}
+	case "zone_id":
+		// A Cloudflare zone id: 32 hexadecimal characters, not a UUID.
+		return textRule{max: 64}
 	}
 	if name == "id" || strings.HasSuffix(name, "_id") {
 		return textRule{max: domain.MaxTextLength, id: true}

@@ -92,7 +92,8 @@ func pathParams(fiberPath string) []string {
 
 // stringPathParams are path parameters that are not ids.
 var stringPathParams = map[string]string{"token": "An invite token (sfi_...).", "asset": "A file name.",
-	"name": "A custom state's name (a DNS label).", "n": "A state version number (1 or more)."}
+	"name": "A custom state's name (a DNS label).", "n": "A state version number (1 or more).",
+	"zone_id": "A Cloudflare zone id (32 hexadecimal characters)."}
 
 var (
 	uuidType     = reflect.TypeFor[uuid.UUID]()

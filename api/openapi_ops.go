@@ -8,6 +8,7 @@ import (
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/placement"
@@ -69,6 +70,9 @@ type (
 	}
 	caKeysBody struct {
 		Data []sshsign.CAKey `json:"data"`
+	}
+	dnsZonesBody struct {
+		Data []dns.Zone `json:"data"`
 	}
 )
 
@@ -233,6 +237,36 @@ func operations() []operation {
 		{method: "DELETE", path: "/v1/instances/:id", summary: "Remove an instance", access: authenticated, perm: domain.PermNodesWrite, status: 204},
 		{method: "POST", path: "/v1/instances/:id/move", summary: "Move an instance to another node", access: authenticated, perm: domain.PermNodesWrite,
 			body: placement.MoveRequest{}, resp: placement.Instance{}, status: 200, errors: []int{409}},
+
+		// DNS.
+		{method: "GET", path: "/v1/dns/zones", summary: "The Cloudflare zones a credential can see (cached for a minute)", access: authenticated, perm: domain.PermDNSRead,
+			resp: dnsZonesBody{}, status: 200, errors: []int{422, 503},
+			query: []queryParam{{name: "credential_id", kind: "uuid", description: "A cloudflare credential; default: the organization's default one."}}},
+		{method: "GET", path: "/v1/dns/zones/:zone_id/records", summary: "Every record of a zone as Cloudflare has it now, each marked managed or not", access: authenticated, perm: domain.PermDNSRead,
+			description: "Read from Cloudflare (every page) at each call; `managed` is true for records carrying this organization's marker (`shardform:<organization id>:<record id>` in the comment), with their shardform id.",
+			resp:        dns.ZoneRecord{}, list: true, paged: true, status: 200, errors: []int{422, 503},
+			query: []queryParam{{name: "credential_id", kind: "uuid", description: "A cloudflare credential; default: the organization's default one."}}},
+		{method: "GET", path: "/v1/dns/records", summary: "The records shardform manages for the organization", access: authenticated, perm: domain.PermDNSRead,
+			resp: dns.Record{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "zone", description: "Only this zone's (a zone id)."}, {name: "type", description: "Only this type.", enum: dns.Types},
+				{name: "name", description: "Only this fully qualified name."}, {name: "node", kind: "uuid", description: "Only this node's."},
+				{name: "status", description: "Only records in this status (deleted ones are listed only this way).", enum: []string{"pending", "synced", "failed", "deleting", "deleted"}}}},
+		{method: "POST", path: "/v1/dns/records", summary: "Create a record (queued: status pending, then synced or failed)", access: authenticated, perm: domain.PermDNSWrite,
+			description: "The record is written and its `dns_sync` job queued in one transaction. A record of the same name and type in the zone without this organization's marker is 409 naming it, unless `adopt: true` (then it is taken over); a CNAME never shares its name.",
+			body:        dns.CreateRequest{}, resp: dns.Record{}, status: 202, errors: []int{409, 422, 503}},
+		{method: "GET", path: "/v1/dns/records/:id", summary: "Get a managed record", access: authenticated, perm: domain.PermDNSRead, resp: dns.Record{}, status: 200},
+		{method: "PUT", path: "/v1/dns/records/:id", summary: "Change a record (queued)", access: authenticated, perm: domain.PermDNSWrite,
+			body: dns.UpdateRequest{}, resp: dns.Record{}, status: 202, errors: []int{409}},
+		{method: "DELETE", path: "/v1/dns/records/:id", summary: "Delete a record (queued: deleting, then deleted)", access: authenticated, perm: domain.PermDNSWrite,
+			description: "The record is deleted from Cloudflare only if it still carries shardform's marker.",
+			resp:        dns.Record{}, status: 202},
+		{method: "GET", path: "/v1/dns/auto-config", summary: "The organization's auto-DNS setting", access: authenticated, perm: domain.PermDNSRead, resp: dns.AutoConfig{}, status: 200},
+		{method: "PUT", path: "/v1/dns/auto-config", summary: "Replace the auto-DNS setting", access: authenticated, perm: domain.PermDNSWrite,
+			description: "With `enabled`, every node an apply registers gets an A record (and an AAAA record with `ipv6` when it has IPv6) named by `name_template` ({name}, {region}, {provider}, {org}) in the zone; a changed address updates it, destroying the node deletes it.",
+			body:        dns.AutoConfigRequest{}, resp: dns.AutoConfig{}, status: 200, errors: []int{422, 503}},
+		{method: "POST", path: "/v1/dns/reconcile", summary: "Queue a drift check of the organization's managed records now", access: authenticated, perm: domain.PermDNSWrite,
+			resp: dns.JobInfo{}, status: 202},
+		{method: "GET", path: "/v1/dns/reconcile", summary: "The latest drift check's report", access: authenticated, perm: domain.PermDNSRead, resp: dns.Report{}, status: 200},
 
 		// Capacity planner.
 		{method: "GET", path: "/v1/planner/templates", summary: "Workload templates", access: authenticated, perm: domain.PermPlannerRead, resp: planner.Template{}, list: true, paged: true, status: 200},

@@ -100,6 +100,7 @@ type Config struct {
 	SSH           SSHCA            // optional: without it the SSH CA routes are absent
 	Planner       Planner          // optional: without it the planner routes are absent
 	Instances     Instances        // optional: without it the instance routes are absent
+	DNS           DNS              // optional: without it the DNS routes are absent
 	State         *tfstate.Service // optional: without it the Terraform state routes are absent
 	Limiter       Limiter
 	Health        Health
@@ -299,5 +300,8 @@ func (s *Server) routes() {
 	}
 	if s.cfg.State != nil {
 		s.stateRoutes(v1)
+	}
+	if s.cfg.DNS != nil {
+		s.dnsRoutes(v1)
 	}
 }

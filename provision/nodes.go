@@ -30,8 +30,12 @@ type Node struct {
 	Status       string            `json:"status"`
 	Labels       map[string]string `json:"labels"`
 	ProvisionID  *uuid.UUID        `json:"provision_id"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	// FQDN is the node's DNS name (its auto-DNS A or AAAA record), empty
+	// without one; DNSRecordIDs are its live DNS records (GET /v1/dns/records/{id}).
+	FQDN         string      `json:"fqdn"`
+	DNSRecordIDs []uuid.UUID `json:"dns_record_ids"`
+	CreatedAt    time.Time   `json:"created_at"`
+	UpdatedAt    time.Time   `json:"updated_at"`
 }
 
 // nodeView is a stored node as the API shows it. Stored labels that do not
@@ -70,6 +74,9 @@ func (s *Service) ListNodes(ctx context.Context, p *domain.Principal, f Filter, 
 	for i, n := range rows {
 		out[i] = s.nodeView(ctx, n)
 	}
+	if err := s.withDNS(ctx, p.OrgID, out); err != nil {
+		return nil, 0, err
+	}
 	return out, total, nil
 }
 
@@ -85,7 +92,11 @@ func (s *Service) GetNode(ctx context.Context, p *domain.Principal, id uuid.UUID
 	if err != nil {
 		return Node{}, fmt.Errorf("get node %s: %w", id, err)
 	}
-	return s.nodeView(ctx, n), nil
+	out := []Node{s.nodeView(ctx, n)}
+	if err := s.withDNS(ctx, p.OrgID, out); err != nil {
+		return Node{}, err
+	}
+	return out[0], nil
 }
 
 // NodeUpdate is the body of PUT /v1/nodes/{id}: absent fields stay.
@@ -132,7 +143,11 @@ func (s *Service) UpdateNode(ctx context.Context, p *domain.Principal, id uuid.U
 	if err != nil {
 		return Node{}, fmt.Errorf("update node %s: %w", id, err)
 	}
-	return s.nodeView(ctx, n), nil
+	out := []Node{s.nodeView(ctx, n)}
+	if err := s.withDNS(ctx, p.OrgID, out); err != nil {
+		return Node{}, err
+	}
+	return out[0], nil
 }
 
 // DeleteNode unregisters a node. A node created by a live provision request

@@ -547,6 +547,9 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		if err != nil {
 			return fmt.Errorf("register node of %s: %w", r.ID, err)
 		}
+		if err := s.nodeRegistered(ctx, tx, n); err != nil {
+			return err
+		}
 		return s.q.SetProvisionApplied(ctx, tx, store.SetProvisionAppliedParams{OrganizationID: r.OrganizationID, ID: r.ID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
 	})
 }
@@ -572,6 +575,9 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 		return s.failOrRetry(ctx, a, err)
 	}
 	err = s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK}, func(tx pgx.Tx) error {
+		if err := s.nodeRemoved(ctx, tx, r.OrganizationID, r.ID); err != nil {
+			return err
+		}
 		if err := s.q.DeleteNodeOfProvision(ctx, tx, store.DeleteNodeOfProvisionParams{OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true}}); err != nil {
 			return fmt.Errorf("remove node of %s: %w", r.ID, err)
 		}

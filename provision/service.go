@@ -67,6 +67,7 @@ type Service struct {
 	feed        *logFeed         // the log followers of this process
 	live        *liveness        // the liveness session of this process's runs
 	worker      string           // this process's name on its runs and state locks
+	dns         DNS              // auto-DNS of registered nodes (nil: none)
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:

@@ -52,6 +52,77 @@ type Credential struct {
 	UpdatedAt      time.Time
 }
 
+type DnsAutoConfig struct {
+	OrganizationID uuid.UUID
+	Enabled        bool
+	CredentialID   uuid.NullUUID
+	ZoneID         string
+	ZoneName       string
+	NameTemplate   string
+	Ttl            int32
+	Proxied        bool
+	Ipv6           bool
+	UpdatedAt      time.Time
+}
+
+type DnsReconcile struct {
+	OrganizationID uuid.UUID
+	StartedAt      time.Time
+	FinishedAt     time.Time
+	Report         []byte
+}
+
+type DnsRecord struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	CredentialID   uuid.NullUUID
+	ZoneID         string
+	ZoneName       string
+	Type           string
+	Name           string
+	Content        string
+	Ttl            int32
+	Proxied        bool
+	Priority       pgtype.Int4
+	NodeID         uuid.NullUUID
+	Auto           bool
+	Adopt          bool
+	Status         string
+	CloudflareID   string
+	Error          string
+	Generation     int64
+	SyncedAt       *time.Time
+	CreatedBy      uuid.NullUUID
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+type DnsZoneCopy struct {
+	OrganizationID uuid.UUID
+	ZoneID         string
+	ReadAt         time.Time
+}
+
+type DnsZoneList struct {
+	OrganizationID uuid.UUID
+	CredentialID   uuid.UUID
+	Zones          []byte
+	ReadAt         time.Time
+}
+
+type DnsZoneRecord struct {
+	OrganizationID uuid.UUID
+	ZoneID         string
+	CloudflareID   string
+	Type           string
+	Name           string
+	Content        string
+	Ttl            int32
+	Proxied        bool
+	Priority       pgtype.Int4
+	Comment        string
+}
+
 type FirewallRule struct {
 	ID             uuid.UUID
 	OrganizationID uuid.UUID

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/capacity"
+	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
@@ -110,6 +111,14 @@ type Options struct {
 	// DriftInterval is how often every applied request is checked for
 	// drift (a refresh run each); 0 turns the periodic check off.
 	DriftInterval time.Duration
+	// DNS runs the dns_sync and dns_reconcile jobs on the dns queue; nil
+	// registers none.
+	DNS *dns.Service
+	// DNSWorkers is the dns queue's concurrency (default 4).
+	DNSWorkers int
+	// DNSReconcileInterval is how often every organization's managed DNS
+	// records are compared with Cloudflare (default 10 minutes; negative: never).
+	DNSReconcileInterval time.Duration
 }
 
 // NewClient builds the River client with every worker registered.
@@ -132,6 +141,12 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	if opts.PricingRefreshInterval == 0 {
 		opts.PricingRefreshInterval = time.Hour
 	}
+	if opts.DNSWorkers == 0 {
+		opts.DNSWorkers = 4
+	}
+	if opts.DNSReconcileInterval == 0 {
+		opts.DNSReconcileInterval = 10 * time.Minute
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &CleanupWorker{st: st})
 	if opts.Provision != nil {
@@ -149,6 +164,10 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	if opts.Planner != nil {
 		river.AddWorker(workers, &PricingRefreshWorker{svc: opts.Planner})
 		river.AddWorker(workers, &FleetReportWorker{svc: opts.Planner})
+	}
+	if opts.DNS != nil {
+		river.AddWorker(workers, &DNSSyncWorker{svc: opts.DNS})
+		river.AddWorker(workers, &DNSReconcileWorker{svc: opts.DNS})
 	}
 	cfg := &river.Config{
 		Logger:               opts.Logger,
@@ -186,6 +205,13 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.PricingRefreshInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return capacity.PricingRefreshArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}))
+		}
+		if opts.DNS != nil {
+			cfg.Queues[dns.QueueDNS] = river.QueueConfig{MaxWorkers: opts.DNSWorkers, FetchCooldown: slowCooldown}
+			if opts.DNSReconcileInterval > 0 {
+				cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.DNSReconcileInterval),
+					func() (river.JobArgs, *river.InsertOpts) { return dns.ReconcileArgs{}, nil }, nil))
+			}
 		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)

@@ -43,6 +43,13 @@ type Config struct {
 	WorkerName        string        // SHARDFORM_WORKER_NAME: this process's name on its runs and state locks (default host:pid)
 	RescueInterval    time.Duration // SHARDFORM_RUN_RESCUE_INTERVAL: how often runs of dead workers are looked for
 	DriftInterval     time.Duration // SHARDFORM_DRIFT_INTERVAL: periodic drift check of applied requests; 0: off
+	// SHARDFORM_DNS_RECONCILE_INTERVAL: how often managed DNS records are
+	// compared with Cloudflare (dns_reconcile); 0: never.
+	DNSReconcileInterval time.Duration
+	DNSWorkers           int // SHARDFORM_DNS_WORKERS: concurrent DNS jobs per worker process
+	// SHARDFORM_DNS_RATE_LIMIT: Cloudflare API requests per 5 minutes per
+	// token from one process (Cloudflare allows 1,200).
+	DNSRateLimit int
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
@@ -141,6 +148,21 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_DRIFT_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 6h"}
 	} else {
 		cfg.DriftInterval = d
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_DNS_RECONCILE_INTERVAL", "10m")); err != nil || (d != 0 && d < time.Minute) {
+		return cfg, &configError{"SHARDFORM_DNS_RECONCILE_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 10m"}
+	} else {
+		cfg.DNSReconcileInterval = d
+	}
+	if n, err := strconv.Atoi(get("SHARDFORM_DNS_WORKERS", "4")); err != nil || n < 1 || n > 64 {
+		return cfg, &configError{"SHARDFORM_DNS_WORKERS", "must be a whole number from 1 to 64"}
+	} else {
+		cfg.DNSWorkers = n
+	}
+	if n, err := strconv.Atoi(get("SHARDFORM_DNS_RATE_LIMIT", "1200")); err != nil || n < 1 || n > 1000000 {
+		return cfg, &configError{"SHARDFORM_DNS_RATE_LIMIT", "must be a whole number of requests per 5 minutes, from 1 to 1000000"}
+	} else {
+		cfg.DNSRateLimit = n
 	}
 	if n, err := strconv.Atoi(get("SHARDFORM_STATE_VERSIONS", "50")); err != nil || n < 1 || n > 10000 {
 		return cfg, &configError{"SHARDFORM_STATE_VERSIONS", "must be a whole number from 1 to 10000"}

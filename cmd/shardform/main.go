@@ -31,6 +31,7 @@ import (
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
@@ -288,6 +289,9 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	if err != nil {
 		return err
 	}
+	dnsSvc := dns.New(st, creds, dns.Options{Endpoint: cfg.CloudflareEndpoint, RateLimit: cfg.DNSRateLimit,
+		Logger: log.With(slog.String("subsystem", "dns"))})
+	prov.UseDNS(dnsSvc)
 	// The SSH service's shared listener lives as long as the process serves.
 	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{
 		Context: ctx, Logger: log.With(slog.String("subsystem", "ssh"))})
@@ -305,11 +309,16 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		}
 		defer queuePool.Close()
 	}
+	dnsReconcile := cfg.DNSReconcileInterval
+	if dnsReconcile == 0 {
+		dnsReconcile = -1 // off
+	}
 	riverClient, err := worker.NewClient(queuePool, st, worker.Options{
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
 		Planner: plan, DriftInterval: cfg.DriftInterval,
+		DNS: dnsSvc, DNSWorkers: cfg.DNSWorkers, DNSReconcileInterval: dnsReconcile,
 	})
 	if err != nil {
 		return err
@@ -317,6 +326,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	prov.UseQueue(riverClient)
 	sshSvc.UseQueue(riverClient)
 	plan.UseQueue(riverClient)
+	dnsSvc.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -340,7 +350,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, stateSvc, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, stateSvc, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -360,13 +370,13 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
-	state *tfstate.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
+	dnsSvc *dns.Service, state *tfstate.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
-		Planner: plan, SSH: ssh, Credentials: creds,
+		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   placement.New(st, placement.Config{}),
 		Unavailable: unavailable, State: state,
 	})

@@ -37,6 +37,8 @@ type APIConfig struct {
 	Instances api.Instances
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
 	SSH api.SSHCA
+	// DNS serves /v1/dns (dns.Service); nil leaves it out.
+	DNS api.DNS
 	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
 	State *tfstate.Service
 	// Unavailable names the queues this process cannot run, with a public
@@ -66,6 +68,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
-		Instances: cfg.Instances, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
+		Instances: cfg.Instances, DNS: cfg.DNS, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
 	}), nil
 }
