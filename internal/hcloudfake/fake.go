@@ -1,7 +1,10 @@
-// Package hcloudfake is a local fake of the two Hetzner Cloud API endpoints
-// the planner's pricing refresh reads (GET /server_types, paginated, and GET
-// /pricing), answering in hcloud-go's own schema types. Tests point
-// hcloud.WithEndpoint at it.
+// Package hcloudfake is a local fake of the Hetzner Cloud API endpoints
+// shardform calls through hcloud-go: the two the planner's pricing refresh
+// reads (GET /server_types, paginated, and GET /pricing), and the ones of
+// power actions (GET /servers/{id}, POST /servers/{id}/actions/poweron,
+// shutdown, poweroff and reboot, and the action polling of Action.WaitFor,
+// GET /actions?id=...; see servers.go). It answers in hcloud-go's own
+// schema types. Tests point hcloud.WithEndpoint at it.
 package hcloudfake
 
 import (
@@ -34,6 +37,7 @@ type Server struct {
 	Refused  atomic.Int64 // requests refused with 401
 	opts     Options
 	srv      *httptest.Server
+	machines machines // servers.go
 }
 
 // New starts a fake for the test's duration.
@@ -63,6 +67,7 @@ func newServer(opts Options) (*Server, http.Handler) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /server_types", s.serverTypes)
 	mux.HandleFunc("GET /pricing", s.pricing)
+	s.serverRoutes(mux)
 	return s, s.auth(mux)
 }
 

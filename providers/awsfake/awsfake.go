@@ -32,7 +32,9 @@
 //     RunInstances takes the groups as SecurityGroupId.N.
 //
 // An instance is pending when launched and running from the next describe
-// on; shutting-down when terminated and terminated from the next describe.
+// on; shutting-down when terminated and terminated from the next describe;
+// stopping when stopped and stopped from the next describe, pending again
+// when started (StartInstances, StopInstances, RebootInstances: power.go).
 //
 // Security groups live in the one (default) VPC the fake knows; a new one
 // has EC2's default egress rule. As on EC2, a launch into a group that does
@@ -103,6 +105,10 @@ type Instance struct {
 	SecurityGroupIDs []string
 	groupNames       []string
 	clientToken      string
+	// Reboots counts RebootInstances calls that reached it (power.go).
+	Reboots    int
+	hangOnStop bool // a stop without Force leaves it stopping
+	forcedStop bool // the stop under way was forced
 }
 
 // Server is a running fake.

@@ -64,6 +64,12 @@ func ec2Action(action string) (ec2Handler, bool) {
 		return (*Server).deleteSecurityGroup, true
 	case "DescribeNetworkInterfaces":
 		return (*Server).describeNetworkInterfaces, true
+	case "StartInstances": // power.go
+		return (*Server).startInstances, true
+	case "StopInstances":
+		return (*Server).stopInstances, true
+	case "RebootInstances":
+		return (*Server).rebootInstances, true
 	}
 	return nil, false
 }
@@ -498,6 +504,10 @@ func (in *Instance) advance() {
 		in.State = StateRunning
 	case StateShuttingDown:
 		in.State = StateTerminated
+	case StateStopping:
+		if in.forcedStop || !in.hangOnStop {
+			in.State = StateStopped
+		}
 	}
 }
 
@@ -766,7 +776,7 @@ func (s *Server) describeTags(req request) (any, *apiError) {
 
 // state is the instance's state with EC2's code.
 func (in *Instance) state() xmlState {
-	codes := map[string]int{StatePending: 0, StateRunning: 16, StateShuttingDown: 32, StateTerminated: 48}
+	codes := map[string]int{StatePending: 0, StateRunning: 16, StateShuttingDown: 32, StateTerminated: 48, StateStopping: 64, StateStopped: 80}
 	return xmlState{codes[in.State], in.State}
 }
 

@@ -1,0 +1,64 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Power states of a machine, the same words for every cloud.
+const (
+	PowerRunning  = "running"
+	PowerStopped  = "stopped"
+	PowerStarting = "starting"
+	PowerStopping = "stopping"
+	PowerUnknown  = "unknown" // anything else the cloud reports (its own word is in PowerStatus.Provider)
+)
+
+// ErrMachineNotFound reports that the cloud has no server with the node's
+// id (deleted outside shardform): retrying will not help.
+var ErrMachineNotFound = errors.New("the cloud has no such server")
+
+// ErrIncorrectState reports that the machine cannot take the action in
+// the state it is in (rebooting a stopped server, starting a terminated
+// one): retrying will not help.
+var ErrIncorrectState = errors.New("the server is not in a state that allows it")
+
+// Machine is a node's server as a power action addresses it.
+type Machine struct {
+	ServerID string            // the cloud's id (a node's server_id)
+	Region   string            // the node's region (AWS signs for it)
+	Secret   map[string]string // the credential's secret fields
+}
+
+// PowerStatus is a machine's power state as its cloud reports it.
+type PowerStatus struct {
+	State    string `json:"state"`          // one of the Power* words
+	Provider string `json:"provider_state"` // the cloud's own word (hetzner "off", aws "stopped")
+}
+
+// defaultPowerPoll is how often a power action polls the cloud for the
+// end of an action or a state change.
+const defaultPowerPoll = time.Second
+
+// powerCallTimeout bounds one API call of a power action.
+const powerCallTimeout = 30 * time.Second
+
+// waitUntil calls done every interval until it reports true, fails, or
+// ctx ends.
+func waitUntil(ctx context.Context, interval time.Duration, what string, done func() (bool, error)) error {
+	for {
+		ok, err := done()
+		if err != nil || ok {
+			return err
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package providers_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shardform/shardform/internal/hcloudfake"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/providers/awsfake"
+)
+
+// power is what both clouds' power clients offer.
+type power interface {
+	PowerStatus(ctx context.Context, m providers.Machine) (providers.PowerStatus, error)
+	Start(ctx context.Context, m providers.Machine) error
+	Stop(ctx context.Context, m providers.Machine, force bool, grace time.Duration) (bool, error)
+	Reboot(ctx context.Context, m providers.Machine) error
+}
+
+// powerCloud is one cloud's fake with a running machine on it.
+type powerCloud struct {
+	power   power
+	machine providers.Machine
+	// hang makes the machine ignore graceful shutdowns.
+	hang func()
+	// reboots is how many reboots reached the machine.
+	reboots func() int
+	// state is the cloud's own word for the machine's state.
+	state func() string
+	// refusedSecret is a secret the cloud refuses.
+	refusedSecret map[string]string
+}
+
+func hetznerCloud(t *testing.T) powerCloud {
+	fake := hcloudfake.New(t, hcloudfake.Options{})
+	id := fake.AddServer("game-1")
+	return powerCloud{
+		power:         providers.HetznerPower{Endpoint: fake.URL, PollInterval: time.Millisecond},
+		machine:       providers.Machine{ServerID: strconv.FormatInt(id, 10), Region: "fsn1", Secret: map[string]string{"token": hcloudfake.Token}},
+		hang:          func() { fake.IgnoreShutdown(id) },
+		reboots:       func() int { return fake.Reboots(id) },
+		state:         func() string { return fake.ServerStatus(id) },
+		refusedSecret: map[string]string{"token": "wrong"},
+	}
+}
+
+func awsCloud(t *testing.T) powerCloud {
+	fake := awsfake.New(t)
+	fake.Allow("AKIAPOWERTEST0000001", "power-secret")
+	id := fake.AddInstance("eu-central-1", "t3.small")
+	find := func() awsfake.Instance {
+		for _, in := range fake.Instances() {
+			if in.ID == id {
+				return in
+			}
+		}
+		t.Fatalf("instance %s is gone", id)
+		return awsfake.Instance{}
+	}
+	return powerCloud{
+		power:         providers.AWSPower{Endpoint: fake.URL, PollInterval: time.Millisecond},
+		machine:       providers.Machine{ServerID: id, Region: "eu-central-1", Secret: map[string]string{"access_key_id": "AKIAPOWERTEST0000001", "secret_access_key": "power-secret"}},
+		hang:          func() { fake.IgnoreGracefulStop(id) },
+		reboots:       func() int { return find().Reboots },
+		state:         func() string { return find().State },
+		refusedSecret: map[string]string{"access_key_id": "AKIAPOWERTEST0000001", "secret_access_key": "not-the-secret"},
+	}
+}
+
+// TestPower drives each cloud's real client library (hcloud-go, the AWS
+// SDK for Go v2) against the cloud's local fake: stop, start, reboot,
+// graceful and forced stops, a shutdown the OS ignores, and the errors.
+func TestPower(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clouds := []struct {
+		name                  string
+		new                   func(*testing.T) powerCloud
+		stopped, runningState string
+	}{
+		{"hetzner", hetznerCloud, "off", "running"},
+		{"aws", awsCloud, "stopped", "running"},
+	}
+	for _, cl := range clouds {
+		t.Run(cl.name, func(t *testing.T) {
+			t.Parallel()
+			t.Run("stop, start and reboot", func(t *testing.T) {
+				t.Parallel()
+				c := cl.new(t)
+				st, err := c.power.PowerStatus(ctx, c.machine)
+				if err != nil || st.State != providers.PowerRunning || st.Provider != cl.runningState {
+					t.Fatalf("status %+v, %v", st, err)
+				}
+				hard, err := c.power.Stop(ctx, c.machine, false, time.Minute)
+				if err != nil || hard {
+					t.Fatalf("graceful stop: hard %v, %v", hard, err)
+				}
+				if c.state() != cl.stopped {
+					t.Fatalf("after the stop the cloud says %q", c.state())
+				}
+				if st, err := c.power.PowerStatus(ctx, c.machine); err != nil || st.State != providers.PowerStopped || st.Provider != cl.stopped {
+					t.Fatalf("status after the stop %+v, %v", st, err)
+				}
+				// Stopping a stopped machine changes nothing; rebooting it is refused.
+				if hard, err := c.power.Stop(ctx, c.machine, true, time.Minute); err != nil || hard {
+					t.Fatalf("stop again: hard %v, %v", hard, err)
+				}
+				if err := c.power.Reboot(ctx, c.machine); !errors.Is(err, providers.ErrIncorrectState) {
+					t.Fatalf("reboot of a stopped machine: %v", err)
+				}
+				if err := c.power.Start(ctx, c.machine); err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				if c.state() != cl.runningState {
+					t.Fatalf("after the start the cloud says %q", c.state())
+				}
+				if err := c.power.Start(ctx, c.machine); err != nil {
+					t.Fatalf("start a running machine: %v", err)
+				}
+				if err := c.power.Reboot(ctx, c.machine); err != nil || c.reboots() != 1 {
+					t.Fatalf("reboot: %v, %d reboots", err, c.reboots())
+				}
+			})
+			t.Run("forced stop", func(t *testing.T) {
+				t.Parallel()
+				c := cl.new(t)
+				hard, err := c.power.Stop(ctx, c.machine, true, time.Minute)
+				if err != nil || !hard || c.state() != cl.stopped {
+					t.Fatalf("forced stop: hard %v, %v, state %q", hard, err, c.state())
+				}
+			})
+			t.Run("a shutdown the OS ignores ends in a power-off", func(t *testing.T) {
+				t.Parallel()
+				c := cl.new(t)
+				c.hang()
+				hard, err := c.power.Stop(ctx, c.machine, false, 50*time.Millisecond)
+				if err != nil || !hard || c.state() != cl.stopped {
+					t.Fatalf("stop: hard %v, %v, state %q", hard, err, c.state())
+				}
+			})
+			t.Run("refused credential", func(t *testing.T) {
+				t.Parallel()
+				c := cl.new(t)
+				m := c.machine
+				m.Secret = c.refusedSecret
+				if _, err := c.power.PowerStatus(ctx, m); !errors.Is(err, providers.ErrCredentialRefused) {
+					t.Fatalf("status with a refused credential: %v", err)
+				}
+				if err := c.power.Start(ctx, m); !errors.Is(err, providers.ErrCredentialRefused) {
+					t.Fatalf("start with a refused credential: %v", err)
+				}
+			})
+			t.Run("unknown server", func(t *testing.T) {
+				t.Parallel()
+				c := cl.new(t)
+				m := c.machine
+				m.ServerID += "9"
+				if _, err := c.power.PowerStatus(ctx, m); !errors.Is(err, providers.ErrMachineNotFound) {
+					t.Fatalf("status of an unknown server: %v", err)
+				}
+				if _, err := c.power.Stop(ctx, m, true, time.Second); !errors.Is(err, providers.ErrMachineNotFound) {
+					t.Fatalf("stop of an unknown server: %v", err)
+				}
+			})
+		})
+	}
+}
