@@ -11,6 +11,7 @@ import (
 	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
+	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/provision"
@@ -227,6 +228,23 @@ func operations() []operation {
 			body:        provision.RuleInput{}, resp: provision.FirewallChange{}, status: 202, errors: []int{409}},
 		{method: "DELETE", path: "/v1/nodes/:id/firewall/rules/:rule_id", summary: "Remove a rule by id (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
 			resp: provision.FirewallChange{}, status: 202, errors: []int{409}},
+
+		// Power actions on nodes (nodeops).
+		{method: "POST", path: "/v1/nodes/:id/power/start", summary: "Start (power on) a node", access: authenticated, perm: domain.PermNodesWrite,
+			description: "Queues a `start` action (a `node_action` job on the `nodes` queue) and answers it (202); the cloud is called by a worker (Hetzner: `Server.Poweron`; AWS: `StartInstances`; local: the machine row). Follow it with `GET /v1/nodes/{id}/actions` or `.../power/status`. 409 naming the action when the node has one queued or running; 422 for a node whose provider has no power actions or that has no credential.",
+			resp:        nodeops.Action{}, status: 202, errors: []int{409, 422}},
+		{method: "POST", path: "/v1/nodes/:id/power/stop", summary: "Stop a node: graceful shutdown, then a power-off", access: authenticated, perm: domain.PermNodesWrite,
+			description: "A graceful shutdown (Hetzner: `Server.Shutdown`; AWS: `StopInstances`), and a hard power-off (`Server.Poweroff`; `StopInstances` with `Force`) when the node is not off after SHARDFORM_STOP_TIMEOUT (60 s); `force=true` powers off at once. While stopped, the node's status reads `stopped`: suggest-fit and placement skip it.",
+			resp:        nodeops.Action{}, status: 202, errors: []int{409, 422},
+			query: []queryParam{{name: "force", kind: "boolean", description: "true: power off at once, without a graceful shutdown."}}},
+		{method: "POST", path: "/v1/nodes/:id/power/reboot", summary: "Reboot a node", access: authenticated, perm: domain.PermNodesWrite,
+			description: "Hetzner: `Server.Reboot`; AWS: `RebootInstances`. 409 for a node shardform records as stopped (start it instead).",
+			resp:        nodeops.Action{}, status: 202, errors: []int{409, 422}},
+		{method: "GET", path: "/v1/nodes/:id/power/status", summary: "The node's power state, from its cloud, and the latest action", access: authenticated, perm: domain.PermNodesRead,
+			description: "Asks the cloud now (`power_state`, and the cloud's own word in `provider_state`); `recorded_power_state` is what shardform records, corrected by a reading that differs while no action is going. A cloud that cannot be asked gives `power_state: unknown` and `error`.",
+			resp:        nodeops.PowerStatus{}, status: 200, errors: []int{422}},
+		{method: "GET", path: "/v1/nodes/:id/actions", summary: "The node's power actions, newest first", access: authenticated, perm: domain.PermNodesRead,
+			resp: nodeops.Action{}, list: true, paged: true, status: 200},
 
 		// Instances.
 		{method: "GET", path: "/v1/instances", summary: "List game-server instances", access: authenticated, perm: domain.PermNodesRead, resp: placement.Instance{}, list: true, paged: true, status: 200,

@@ -101,6 +101,7 @@ type Config struct {
 	Planner       Planner          // optional: without it the planner routes are absent
 	Instances     Instances        // optional: without it the instance routes are absent
 	DNS           DNS              // optional: without it the DNS routes are absent
+	NodeOps       NodeOps          // optional: without it the power action routes are absent
 	State         *tfstate.Service // optional: without it the Terraform state routes are absent
 	Limiter       Limiter
 	Health        Health
@@ -303,5 +304,8 @@ func (s *Server) routes() {
 	}
 	if s.cfg.DNS != nil {
 		s.dnsRoutes(v1)
+	}
+	if s.cfg.NodeOps != nil {
+		s.nodeOpsRoutes(v1)
 	}
 }

@@ -88,6 +88,7 @@ func (s *Service) nodeCapacity(n store.ListNodeCapacitiesWithLabelsRow) (planner
 		ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
 		Ready:     n.Status != "maintenance",
 		Cordoned:  n.Status == "cordoned",
+		Stopped:   n.Status == "stopped",
 		Capacity:  planner.Usable(raw, s.overhead, 0),
 		Reserved:  planner.Resources{MilliCPU: n.ReservedCpuMillis, MemoryMiB: n.ReservedMemoryMb, DiskMiB: n.ReservedDiskGb * 1024},
 		Instances: int(n.InstanceCount),

@@ -27,6 +27,7 @@ import (
 const (
 	statusCordoned    = "cordoned"
 	statusMaintenance = "maintenance"
+	statusStopped     = "stopped" // powered off (nodeops): the store reads it from power_state
 )
 
 // lockAttempts bounds the retries when an instance moves between reading
@@ -332,6 +333,8 @@ func (s *Service) admit(n store.LockPlacementNodeRow, need planner.Resources) er
 		return domain.Conflict("node %s is cordoned: it takes no new instances", n.Name)
 	case statusMaintenance:
 		return domain.Conflict("node %s is in maintenance: it takes no new instances", n.Name)
+	case statusStopped:
+		return domain.Conflict("node %s is stopped: start it (POST /v1/nodes/%s/power/start) before placing instances on it", n.Name, n.ID)
 	}
 	free := s.capacity(n).Free()
 	if short := Shortfall(free, need); len(short) > 0 {

@@ -146,7 +146,7 @@ func BuildFleetReport(nodes []FleetNode, opts FleetOptions) (FleetReport, error)
 	groups := map[string][]int{}
 	var keys []string
 	for i, n := range nodes {
-		if !n.Ready || n.Cordoned {
+		if !n.Ready || n.Cordoned || n.Stopped {
 			continue
 		}
 		k := n.Provider + "\x00" + n.Region

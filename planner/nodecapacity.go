@@ -17,6 +17,8 @@ type NodeCapacity struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	Ready    bool              `json:"ready"`
 	Cordoned bool              `json:"cordoned"`
+	// Stopped: the node is powered off (a power action stopped it).
+	Stopped bool `json:"stopped,omitempty"`
 	// Capacity is what game servers may use (allocatable: after the OS
 	// overhead).
 	Capacity  Resources `json:"capacity"`
@@ -51,7 +53,7 @@ type FitRequest struct {
 // RejectReasons is the set of reasons a node cannot take an instance. It is
 // a bit set so rejecting 10,000 nodes allocates nothing; it renders as a
 // list of codes.
-type RejectReasons uint8
+type RejectReasons uint16
 
 // Reasons a node is rejected.
 const (
@@ -62,12 +64,13 @@ const (
 	RejectInsufficientCPU
 	RejectInsufficientMemory
 	RejectInsufficientDisk
+	RejectStopped
 )
 
 // Codes lists the reasons as codes ("insufficient_memory", "cordoned").
 func (r RejectReasons) Codes() []string {
 	var out []string
-	for reason := RejectNotReady; reason <= RejectInsufficientDisk; reason <<= 1 {
+	for reason := RejectNotReady; reason <= RejectStopped; reason <<= 1 {
 		if r&reason != 0 {
 			out = append(out, reason.code())
 		}
@@ -91,6 +94,8 @@ func (r RejectReasons) code() string {
 		return "insufficient_memory"
 	case RejectInsufficientDisk:
 		return "insufficient_disk"
+	case RejectStopped:
+		return "stopped"
 	}
 	return "unknown"
 }
@@ -129,7 +134,7 @@ type FitResult struct {
 	Rejected []NodeRejection `json:"rejected"` // in input order
 }
 
-// SuggestFit scores every ready, uncordoned node in the requested region
+// SuggestFit scores every ready, uncordoned, running node in the requested region
 // with the labels and free capacity for req.Need. Scores follow
 // Kubernetes' NodeResourcesFit (cpu, memory and disk weighted equally, the
 // instance counted as placed): binpack is MostAllocated, spread is
@@ -197,6 +202,9 @@ func rejectReasons(n *NodeCapacity, req *FitRequest) RejectReasons {
 	}
 	if n.Cordoned {
 		why |= RejectCordoned
+	}
+	if n.Stopped {
+		why |= RejectStopped
 	}
 	if req.Region != "" && n.Region != req.Region {
 		why |= RejectWrongRegion

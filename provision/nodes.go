@@ -16,27 +16,41 @@ import (
 
 // Node is a registered node.
 type Node struct {
-	ID           uuid.UUID         `json:"id"`
-	Name         string            `json:"name"`
-	Provider     string            `json:"provider"`
-	Region       string            `json:"region"`
-	InstanceType string            `json:"instance_type"`
-	VCPU         int32             `json:"vcpu"`
-	MemoryMB     int32             `json:"memory_mb"`
-	DiskGB       int32             `json:"disk_gb"`
-	IPv4         string            `json:"ipv4"`
-	IPv6         string            `json:"ipv6"`
-	ServerID     string            `json:"server_id"`
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	ProvisionID  *uuid.UUID        `json:"provision_id"`
+	ID           uuid.UUID `json:"id"`
+	Name         string    `json:"name"`
+	Provider     string    `json:"provider"`
+	Region       string    `json:"region"`
+	InstanceType string    `json:"instance_type"`
+	VCPU         int32     `json:"vcpu"`
+	MemoryMB     int32     `json:"memory_mb"`
+	DiskGB       int32     `json:"disk_gb"`
+	IPv4         string    `json:"ipv4"`
+	IPv6         string    `json:"ipv6"`
+	ServerID     string    `json:"server_id"`
+	// Status is ready, cordoned or maintenance, or stopped while the node
+	// is powered off (PowerState; the status set before shows again once
+	// it is started).
+	Status string `json:"status"`
+	// PowerState is the power state shardform last set or saw: running or
+	// stopped (POST /v1/nodes/{id}/power/...).
+	PowerState  string            `json:"power_state"`
+	Labels      map[string]string `json:"labels"`
+	ProvisionID *uuid.UUID        `json:"provision_id"`
 	// FQDN is the node's DNS name (its auto-DNS A or AAAA record), empty
 	// without one; DNSRecordIDs are its live DNS records (GET /v1/dns/records/{id}).
 	FQDN         string      `json:"fqdn"`
 	DNSRecordIDs []uuid.UUID `json:"dns_record_ids"`
 	CreatedAt    time.Time   `json:"created_at"`
 	UpdatedAt    time.Time   `json:"updated_at"`
+
+	schedulingStatus string // the stored status (ready, cordoned, maintenance), powered off or not
 }
+
+// Power states of a node as shardform records them.
+const (
+	PowerRunning = "running"
+	PowerStopped = "stopped"
+)
 
 // nodeView is a stored node as the API shows it. Stored labels that do not
 // decode are shown empty and logged, so the node stays visible and can be
@@ -44,7 +58,10 @@ type Node struct {
 func (s *Service) nodeView(ctx context.Context, n store.Node) Node {
 	out := Node{ID: n.ID, Name: n.Name, Provider: n.Provider, Region: n.Region, InstanceType: n.InstanceType,
 		VCPU: n.Vcpu, MemoryMB: n.MemoryMb, DiskGB: n.DiskGb, IPv4: n.Ipv4, IPv6: n.Ipv6, ServerID: n.ServerID,
-		Status: n.Status, Labels: map[string]string{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+		Status: n.Status, PowerState: n.PowerState, schedulingStatus: n.Status, Labels: map[string]string{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+	if n.PowerState == PowerStopped {
+		out.Status = PowerStopped
+	}
 	if err := json.Unmarshal(n.Labels, &out.Labels); err != nil {
 		out.Labels = map[string]string{}
 		s.log.ErrorContext(ctx, "node has unreadable labels: shown without them",
@@ -115,6 +132,7 @@ func (s *Service) UpdateNode(ctx context.Context, p *domain.Principal, id uuid.U
 	if err != nil {
 		return Node{}, err
 	}
+	cur.Status = cur.schedulingStatus
 	if u.Name != nil {
 		if !dnsLabel.MatchString(*u.Name) {
 			return Node{}, domain.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits and hyphens")

@@ -3,7 +3,8 @@
 -- lock the reservation triggers take), with its size and aggregated
 -- reservations: two placements on one node are serialized, so the second
 -- sees the reservation of the first.
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+-- A node that is powered off reads as status "stopped".
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = @organization_id AND id = @id

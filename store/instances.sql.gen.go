@@ -237,7 +237,7 @@ func (q *Queries) LockInstance(ctx context.Context, db DBTX, arg LockInstancePar
 }
 
 const lockPlacementNode = `-- name: LockPlacementNode :one
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = $1 AND id = $2
@@ -266,6 +266,7 @@ type LockPlacementNodeRow struct {
 // lock the reservation triggers take), with its size and aggregated
 // reservations: two placements on one node are serialized, so the second
 // sees the reservation of the first.
+// A node that is powered off reads as status "stopped".
 func (q *Queries) LockPlacementNode(ctx context.Context, db DBTX, arg LockPlacementNodeParams) (LockPlacementNodeRow, error) {
 	row := db.QueryRow(ctx, lockPlacementNode, arg.OrganizationID, arg.ID)
 	var i LockPlacementNodeRow

@@ -177,6 +177,13 @@ type LivePricing struct {
 	Error          string
 }
 
+type LocalMachine struct {
+	NodeID     uuid.UUID
+	PowerState string
+	Boots      int32
+	UpdatedAt  time.Time
+}
+
 type MasterKeyCheck struct {
 	ID        bool
 	Mac       []byte
@@ -222,6 +229,23 @@ type Node struct {
 	ReservedMemoryMb  int64
 	ReservedDiskGb    int64
 	InstanceCount     int32
+	PowerState        string
+}
+
+type NodeAction struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	NodeID         uuid.UUID
+	Kind           string
+	Force          bool
+	Status         string
+	Error          string
+	CreatedBy      uuid.NullUUID
+	JobID          pgtype.Int8
+	Attempt        int32
+	CreatedAt      time.Time
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
 }
 
 type NodeSetVersion struct {

@@ -11,9 +11,10 @@ RETURNING *;
 SELECT * FROM nodes WHERE organization_id = @organization_id AND id = @id;
 
 -- name: ListNodes :many
+-- The status filter matches what the API shows: "stopped" while powered off.
 SELECT * FROM nodes
 WHERE organization_id = @organization_id
-  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
+  AND (sqlc.narg(status)::text IS NULL OR (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END) = sqlc.narg(status))
   AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider))
 ORDER BY created_at, id
 LIMIT @lim OFFSET @off;
@@ -21,7 +22,7 @@ LIMIT @lim OFFSET @off;
 -- name: CountNodes :one
 SELECT count(*) FROM nodes
 WHERE organization_id = @organization_id
-  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
+  AND (sqlc.narg(status)::text IS NULL OR (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END) = sqlc.narg(status))
   AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider));
 
 -- name: UpdateNode :one

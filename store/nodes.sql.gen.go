@@ -14,7 +14,7 @@ import (
 const countNodes = `-- name: CountNodes :one
 SELECT count(*) FROM nodes
 WHERE organization_id = $1
-  AND ($2::text IS NULL OR status = $2)
+  AND ($2::text IS NULL OR (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END) = $2)
   AND ($3::text IS NULL OR provider = $3)
 `
 
@@ -63,7 +63,7 @@ func (q *Queries) DeleteNodeOfProvision(ctx context.Context, db DBTX, arg Delete
 }
 
 const getNode = `-- name: GetNode :one
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count FROM nodes WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes WHERE organization_id = $1 AND id = $2
 `
 
 type GetNodeParams struct {
@@ -96,6 +96,7 @@ func (q *Queries) GetNode(ctx context.Context, db DBTX, arg GetNodeParams) (Node
 		&i.ReservedMemoryMb,
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
+		&i.PowerState,
 	)
 	return i, err
 }
@@ -105,7 +106,7 @@ INSERT INTO nodes (organization_id, provision_id, name, provider, region, instan
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id,
     instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, updated_at = now()
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
 `
 
 type InsertNodeOnceParams struct {
@@ -165,14 +166,15 @@ func (q *Queries) InsertNodeOnce(ctx context.Context, db DBTX, arg InsertNodeOnc
 		&i.ReservedMemoryMb,
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
+		&i.PowerState,
 	)
 	return i, err
 }
 
 const listNodes = `-- name: ListNodes :many
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count FROM nodes
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes
 WHERE organization_id = $1
-  AND ($2::text IS NULL OR status = $2)
+  AND ($2::text IS NULL OR (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END) = $2)
   AND ($3::text IS NULL OR provider = $3)
 ORDER BY created_at, id
 LIMIT $5 OFFSET $4
@@ -186,6 +188,7 @@ type ListNodesParams struct {
 	Lim            int32
 }
 
+// The status filter matches what the API shows: "stopped" while powered off.
 func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) ([]Node, error) {
 	rows, err := db.Query(ctx, listNodes,
 		arg.OrganizationID,
@@ -223,6 +226,7 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 			&i.ReservedMemoryMb,
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
+			&i.PowerState,
 		); err != nil {
 			return nil, err
 		}
@@ -237,7 +241,7 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 const updateNode = `-- name: UpdateNode :one
 UPDATE nodes SET name = $1, status = $2, labels = $3, updated_at = now()
 WHERE organization_id = $4 AND id = $5
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
 `
 
 type UpdateNodeParams struct {
@@ -279,6 +283,7 @@ func (q *Queries) UpdateNode(ctx context.Context, db DBTX, arg UpdateNodeParams)
 		&i.ReservedMemoryMb,
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
+		&i.PowerState,
 	)
 	return i, err
 }

@@ -24,7 +24,7 @@ func (q *Queries) GetNodeSetVersion(ctx context.Context, db DBTX, organizationID
 }
 
 const listNodeCapacitiesWithLabels = `-- name: ListNodeCapacitiesWithLabels :many
-SELECT id, name, provider, region, status, vcpu, memory_mb, disk_gb,
+SELECT id, name, provider, region, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, labels
 FROM nodes
 WHERE organization_id = $1
@@ -48,7 +48,8 @@ type ListNodeCapacitiesWithLabelsRow struct {
 }
 
 // Every node of the organization with its aggregated reservations and its
-// labels, for the in-memory suggest-fit cache.
+// labels, for the in-memory suggest-fit cache (a powered-off node reads as
+// status "stopped").
 func (q *Queries) ListNodeCapacitiesWithLabels(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListNodeCapacitiesWithLabelsRow, error) {
 	rows, err := db.Query(ctx, listNodeCapacitiesWithLabels, organizationID)
 	if err != nil {

@@ -37,8 +37,9 @@ WHERE provider = @provider AND is_default
 ORDER BY organization_id;
 
 -- name: ListFleetNodes :many
--- Every node of the organization with its size (the fleet report's input).
-SELECT id, name, provider, region, instance_type, status, vcpu, memory_mb, disk_gb
+-- Every node of the organization with its size (the fleet report's input;
+-- a powered-off node reads as status "stopped").
+SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb
 FROM nodes
 WHERE organization_id = @organization_id
 ORDER BY name, id;

@@ -74,7 +74,7 @@ func (q *Queries) ListFleetInstances(ctx context.Context, db DBTX, organizationI
 }
 
 const listFleetNodes = `-- name: ListFleetNodes :many
-SELECT id, name, provider, region, instance_type, status, vcpu, memory_mb, disk_gb
+SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb
 FROM nodes
 WHERE organization_id = $1
 ORDER BY name, id
@@ -92,7 +92,8 @@ type ListFleetNodesRow struct {
 	DiskGb       int32
 }
 
-// Every node of the organization with its size (the fleet report's input).
+// Every node of the organization with its size (the fleet report's input;
+// a powered-off node reads as status "stopped").
 func (q *Queries) ListFleetNodes(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListFleetNodesRow, error) {
 	rows, err := db.Query(ctx, listFleetNodes, organizationID)
 	if err != nil {

@@ -17,12 +17,15 @@ import (
 
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/dns"
+	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
 )
 
-// Queue names: one queue per kind of work.
+// Queue names: one queue per kind of work (the others are named by the
+// domain packages whose jobs they run: provision.QueueTerraform,
+// sshsign.QueueSSH, capacity.QueuePlanner, nodeops.QueueNodes).
 const (
 	QueueMaintenance = "maintenance"
 )
@@ -119,6 +122,12 @@ type Options struct {
 	// DNSReconcileInterval is how often every organization's managed DNS
 	// records are compared with Cloudflare (default 10 minutes; negative: never).
 	DNSReconcileInterval time.Duration
+	// NodeOps runs the node_action jobs (power actions) on the nodes
+	// queue; nil registers none.
+	NodeOps *nodeops.Service
+	// NodeWorkers is the nodes queue's concurrency (default 10: the jobs
+	// mostly wait for the cloud).
+	NodeWorkers int
 }
 
 // NewClient builds the River client with every worker registered.
@@ -161,6 +170,12 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		river.AddWorker(workers, &SignWorker{svc: opts.SSH})
 		river.AddWorker(workers, &HostSignWorker{svc: opts.SSH})
 	}
+	if opts.NodeOps != nil {
+		river.AddWorker(workers, &NodeActionWorker{svc: opts.NodeOps})
+		if opts.NodeWorkers == 0 {
+			opts.NodeWorkers = 10
+		}
+	}
 	if opts.Planner != nil {
 		river.AddWorker(workers, &PricingRefreshWorker{svc: opts.Planner})
 		river.AddWorker(workers, &FleetReportWorker{svc: opts.Planner})
@@ -193,6 +208,9 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 			river.NewPeriodicJob(river.PeriodicInterval(opts.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
+		}
+		if opts.NodeOps != nil {
+			cfg.Queues[nodeops.QueueNodes] = river.QueueConfig{MaxWorkers: opts.NodeWorkers, FetchCooldown: slowCooldown}
 		}
 		if opts.Provision != nil && opts.DriftInterval > 0 {
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.DriftInterval),

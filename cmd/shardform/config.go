@@ -50,6 +50,7 @@ type Config struct {
 	// SHARDFORM_DNS_RATE_LIMIT: Cloudflare API requests per 5 minutes per
 	// token from one process (Cloudflare allows 1,200).
 	DNSRateLimit int
+	StopTimeout       time.Duration // SHARDFORM_STOP_TIMEOUT: how long a node's graceful shutdown may take before a hard power-off
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
@@ -163,6 +164,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_DNS_RATE_LIMIT", "must be a whole number of requests per 5 minutes, from 1 to 1000000"}
 	} else {
 		cfg.DNSRateLimit = n
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_STOP_TIMEOUT", "60s")); err != nil || d < time.Second || d > time.Hour {
+		return cfg, &configError{"SHARDFORM_STOP_TIMEOUT", "must be a duration from 1s to 1h, such as 60s"}
+	} else {
+		cfg.StopTimeout = d
 	}
 	if n, err := strconv.Atoi(get("SHARDFORM_STATE_VERSIONS", "50")); err != nil || n < 1 || n > 10000 {
 		return cfg, &configError{"SHARDFORM_STATE_VERSIONS", "must be a whole number from 1 to 10000"}

@@ -23,7 +23,7 @@ func TestLoadConfig(t *testing.T) {
 	}{
 		{"defaults", nil, "", func(t *testing.T, c Config) {
 			if c.DatabaseURL != "postgres://127.0.0.1:5432/shardform?sslmode=disable" || c.Addr != "127.0.0.1:8080" ||
-				c.DataDir != "./.shardform" || c.RateLimit != 600 || !c.AllowRegistration || c.MasterKey != nil {
+				c.DataDir != "./.shardform" || c.RateLimit != 600 || !c.AllowRegistration || c.MasterKey != nil || c.StopTimeout != 60*time.Second {
 				t.Errorf("defaults %+v", c)
 			}
 		}},
@@ -40,6 +40,13 @@ func TestLoadConfig(t *testing.T) {
 		{"cancel grace", map[string]string{"SHARDFORM_CANCEL_GRACE": "2m"}, "", func(t *testing.T, c Config) {
 			if c.CancelGrace != 2*time.Minute {
 				t.Errorf("cancel grace %v", c.CancelGrace)
+			}
+		}},
+		{"bad stop timeout", map[string]string{"SHARDFORM_STOP_TIMEOUT": "soon"}, "SHARDFORM_STOP_TIMEOUT", nil},
+		{"stop timeout over an hour", map[string]string{"SHARDFORM_STOP_TIMEOUT": "2h"}, "SHARDFORM_STOP_TIMEOUT", nil},
+		{"stop timeout", map[string]string{"SHARDFORM_STOP_TIMEOUT": "90s"}, "", func(t *testing.T, c Config) {
+			if c.StopTimeout != 90*time.Second {
+				t.Errorf("stop timeout %v", c.StopTimeout)
 			}
 		}},
 		{"bad state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "0"}, "SHARDFORM_STATE_VERSIONS", nil},

@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"
@@ -45,4 +47,18 @@ func credentialStore(cfg Config, st *store.Store, sealer *seal.Sealer, runner *t
 		verifiers["aws"] = providers.AWSVerifier{Runner: runner, Endpoint: cfg.AWSEndpoint}
 	}
 	return credentials.New(st, sealer, verifiers)
+}
+
+// nodeOpsService builds the power actions on nodes: hcloud-go and the AWS
+// SDK against the configured endpoints (or the clouds' own), local nodes'
+// machines in Postgres.
+func nodeOpsService(cfg Config, st *store.Store, sealer *seal.Sealer, log *slog.Logger) *nodeops.Service {
+	return nodeops.New(st, sealer, nodeops.Config{
+		Clouds: map[string]nodeops.Power{
+			"hetzner": providers.HetznerPower{Endpoint: cfg.HcloudEndpoint},
+			"aws":     providers.AWSPower{Endpoint: cfg.AWSEndpoint},
+		},
+		StopTimeout: cfg.StopTimeout,
+		Logger:      log,
+	})
 }

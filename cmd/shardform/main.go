@@ -36,6 +36,7 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/migrations"
+	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
@@ -285,6 +286,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		prov.UseState(stateSvc, lb.Base, cfg.TerraformTimeout+10*time.Minute)
 	}
 	creds := credentialStore(cfg, st, sealer, runner)
+	nodeOps := nodeOpsService(cfg, st, sealer, log.With(slog.String("subsystem", "nodeops")))
 	plan, err := plannerService(cfg, st, creds)
 	if err != nil {
 		return err
@@ -317,7 +319,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		Work: runWorkers, Logger: log.With(slog.String("subsystem", "river")),
 		Provision: prov, TerraformWorkers: cfg.TerraformWorkers, TerraformTimeout: cfg.TerraformTimeout,
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
-		Planner: plan, DriftInterval: cfg.DriftInterval,
+		Planner: plan, DriftInterval: cfg.DriftInterval, NodeOps: nodeOps,
 		DNS: dnsSvc, DNSWorkers: cfg.DNSWorkers, DNSReconcileInterval: dnsReconcile,
 	})
 	if err != nil {
@@ -327,6 +329,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	sshSvc.UseQueue(riverClient)
 	plan.UseQueue(riverClient)
 	dnsSvc.UseQueue(riverClient)
+	nodeOps.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -350,7 +353,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, stateSvc, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, stateSvc, nodeOps, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -370,7 +373,7 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
-	dnsSvc *dns.Service, state *tfstate.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
+	dnsSvc *dns.Service, state *tfstate.Service, nodeOps *nodeops.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
@@ -378,7 +381,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   placement.New(st, placement.Config{}),
-		Unavailable: unavailable, State: state,
+		Unavailable: unavailable, State: state, NodeOps: nodeOps,
 	})
 }
 

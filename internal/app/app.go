@@ -35,6 +35,8 @@ type APIConfig struct {
 	Planner api.Planner
 	// Instances serves /v1/instances (placement.Service); nil leaves it out.
 	Instances api.Instances
+	// NodeOps serves the power actions under /v1/nodes/{id} (nodeops.Service); nil leaves them out.
+	NodeOps api.NodeOps
 	// SSH serves /v1/ssh (sshsign.Service); nil leaves it out.
 	SSH api.SSHCA
 	// DNS serves /v1/dns (dns.Service); nil leaves it out.
@@ -68,6 +70,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
-		Instances: cfg.Instances, DNS: cfg.DNS, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
+		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
 	}), nil
 }

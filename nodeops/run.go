@@ -1,0 +1,177 @@
+package nodeops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/store"
+)
+
+func pgInt8(v int64) pgtype.Int8 { return pgtype.Int8{Int64: v, Valid: true} }
+
+// Timeout is the longest a node_action job may take: a graceful stop's
+// timeout, a power-off and the polling around them.
+func (s *Service) Timeout() time.Duration { return s.stopTimeout + 5*time.Minute }
+
+// Run carries out a node_action job: it marks the action running, calls
+// the cloud, and records the outcome and the node's power state in the
+// transaction that completes the job. A cloud error that may pass is
+// returned (River retries the job) until the last attempt; one that will
+// not (a refused credential, a server that is gone, a state that does not
+// allow the action) fails the action at once.
+func (s *Service) Run(ctx context.Context, job Job) error {
+	args := job.Args
+	a, err := s.q.StartNodeAction(ctx, s.st.Pool, store.StartNodeActionParams{OrganizationID: args.OrganizationID, ID: args.ActionID, Attempt: int32(job.Attempt)})
+	if store.IsNoRows(err) {
+		// Finished already (a retried job whose outcome was recorded), or
+		// gone with its node.
+		return s.complete(ctx, job, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("start action %s: %w", args.ActionID, err)
+	}
+	log := s.log.With(slog.String("action_id", a.ID.String()), slog.String("node_id", a.NodeID.String()),
+		slog.String("organization_id", a.OrganizationID.String()), slog.String("kind", a.Kind))
+	n, err := s.node(ctx, s.st.Pool, args.OrganizationID, args.NodeID)
+	if errors.Is(err, domain.ErrNotFound) {
+		return s.complete(ctx, job, nil) // the node was deleted: its actions went with it
+	}
+	if err != nil {
+		return err
+	}
+	state, hard, err := s.carryOut(ctx, n, a)
+	if err != nil {
+		final := job.Attempt >= job.MaxAttempts || errors.Is(err, providers.ErrCredentialRefused) ||
+			errors.Is(err, providers.ErrMachineNotFound) || errors.Is(err, providers.ErrIncorrectState) ||
+			errors.Is(err, domain.ErrUnprocessable)
+		if ctx.Err() == nil && !final {
+			log.WarnContext(ctx, "power action failed: retrying", slog.Int("attempt", job.Attempt), slog.Any("error", err))
+			if nerr := s.q.NoteNodeActionError(ctx, s.st.Pool, store.NoteNodeActionErrorParams{OrganizationID: a.OrganizationID, ID: a.ID,
+				Error: domain.Truncate(err.Error(), 2000)}); nerr != nil {
+				log.ErrorContext(ctx, "could not note a power action's error", slog.Any("error", nerr))
+			}
+			return err
+		}
+		if ctx.Err() != nil && job.Attempt < job.MaxAttempts {
+			return err // timed out or shutting down: River retries the job
+		}
+		log.WarnContext(ctx, "power action failed", slog.Int("attempt", job.Attempt), slog.Any("error", err))
+		// The outcome is recorded even when the job's time ran out.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		// Record what the cloud holds now, if it can say, so the record
+		// and the cloud do not disagree after a half-done action.
+		state = ""
+		if st, rerr := s.read(fctx, n); rerr == nil {
+			state = recorded(st.State)
+		}
+		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state)
+	}
+	log.InfoContext(ctx, "power action succeeded", slog.Bool("powered_off", hard))
+	return s.finish(ctx, job, n, StatusSucceeded, "", state)
+}
+
+// finish records the action's outcome and the node's power state ("":
+// unchanged) and completes the job, in one transaction.
+func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state string) error {
+	return s.complete(ctx, job, func(tx pgx.Tx) error {
+		if _, err := s.q.FinishNodeAction(ctx, tx, store.FinishNodeActionParams{OrganizationID: n.OrganizationID, ID: job.Args.ActionID, Status: status, Error: msg}); err != nil && !store.IsNoRows(err) {
+			return fmt.Errorf("record the outcome of action %s: %w", job.Args.ActionID, err)
+		}
+		if state == "" {
+			return nil
+		}
+		if err := s.q.SetNodePowerState(ctx, tx, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: state}); err != nil {
+			return fmt.Errorf("record the power state of node %s: %w", n.ID, err)
+		}
+		return nil
+	})
+}
+
+// complete runs fn (if any) and completes the job in one transaction.
+func (s *Service) complete(ctx context.Context, job Job, fn func(tx pgx.Tx) error) error {
+	return s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		if job.Complete != nil {
+			return job.Complete(ctx, tx)
+		}
+		return nil
+	})
+}
+
+// carryOut does the action and says the power state to record; hard
+// reports a stop that had to power the node off.
+func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction) (state string, hard bool, err error) {
+	if n.Provider == localProvider {
+		state, err := s.localAction(ctx, n, a.Kind)
+		return state, false, err
+	}
+	if err := s.canOperate(n); err != nil {
+		return "", false, err
+	}
+	m, err := s.machine(ctx, n)
+	if err != nil {
+		return "", false, err
+	}
+	p := s.clouds[n.Provider]
+	switch a.Kind {
+	case KindStart:
+		return recordedRunning, false, p.Start(ctx, m)
+	case KindStop:
+		hard, err := p.Stop(ctx, m, a.Force, s.stopTimeout)
+		return recordedStopped, hard, err
+	case KindReboot:
+		return recordedRunning, false, p.Reboot(ctx, m)
+	}
+	return "", false, fmt.Errorf("action %s: unknown kind %q: %w", a.ID, a.Kind, domain.ErrUnprocessable)
+}
+
+// localStatus is a local node's machine: running unless a stop left it off.
+func (s *Service) localStatus(ctx context.Context, n store.Node) (providers.PowerStatus, error) {
+	m, err := s.q.GetLocalMachine(ctx, s.st.Pool, n.ID)
+	if store.IsNoRows(err) {
+		return providers.PowerStatus{State: providers.PowerRunning, Provider: recordedRunning}, nil
+	}
+	if err != nil {
+		return providers.PowerStatus{}, fmt.Errorf("local machine of node %s: %w", n.ID, err)
+	}
+	return providers.PowerStatus{State: m.PowerState, Provider: m.PowerState}, nil
+}
+
+// localAction powers a local node's machine on or off, or reboots it.
+func (s *Service) localAction(ctx context.Context, n store.Node, kind string) (string, error) {
+	cur, err := s.localStatus(ctx, n)
+	if err != nil {
+		return "", err
+	}
+	set := func(state string, boot bool) error {
+		if _, err := s.q.SetLocalMachine(ctx, s.st.Pool, store.SetLocalMachineParams{NodeID: n.ID, PowerState: state, Boot: boot}); err != nil {
+			return fmt.Errorf("local machine of node %s: %w", n.ID, err)
+		}
+		return nil
+	}
+	switch kind {
+	case KindStart:
+		return recordedRunning, set(recordedRunning, cur.State != providers.PowerRunning)
+	case KindStop:
+		return recordedStopped, set(recordedStopped, false)
+	case KindReboot:
+		if cur.State != providers.PowerRunning {
+			return "", fmt.Errorf("local: reboot node %s: it is %s: %w", n.Name, cur.State, providers.ErrIncorrectState)
+		}
+		return recordedRunning, set(recordedRunning, true)
+	}
+	return "", fmt.Errorf("unknown action kind %q: %w", kind, domain.ErrUnprocessable)
+}
