@@ -398,7 +398,7 @@ func TestFuzzSmoke(t *testing.T) {
 	plannerJobs := map[string]bool{"POST /v1/planner/fleet-report": true, "POST /v1/planner/pricing/refresh": true}
 	t.Run("every route", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{provisioning: true, externalWorkers: true, ssh: true, rateLimit: 1 << 30})
+		b := setup(t, setupOpts{provisioning: true, externalWorkers: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true, rateLimit: 1 << 30})
 		smoke(t, b, func(key string) bool { return !plannerJobs[key] }, 80)
 	})
 	t.Run("planner job routes", func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/internal/statetest"
+	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/provision"
@@ -75,6 +76,13 @@ type setupOpts struct {
 	followHeartbeat time.Duration
 	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
 	driftInterval time.Duration
+	// nodeOps serves the power actions with a node_action River worker
+	// (none with nodeOpsNoWorker: jobs stay queued); clouds are its power
+	// clients, stopTimeout its graceful-stop timeout.
+	nodeOps         bool
+	nodeOpsNoWorker bool
+	clouds          map[string]nodeops.Power
+	stopTimeout     time.Duration
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -104,6 +112,10 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	if o.provisioning {
 		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval)
 	}
+	var nodeOps api.NodeOps
+	if o.nodeOps {
+		nodeOps = startNodeOps(t, pool, key, o) // nodeops_test.go
+	}
 	var sshCA api.SSHCA
 	if o.ssh {
 		sshCA = startSSH(t, pool, key) // ssh_test.go
@@ -130,6 +142,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		Provisioning: prov,
 		Planner:      plan,
 		Instances:    placement.New(st, placement.Config{}),
+		NodeOps:      nodeOps,
 		SSH:          sshCA,
 		MasterKey:    key,
 		Identity: identity.Options{

@@ -13,7 +13,7 @@ import (
 // fullServer has every optional part configured, so every route is served.
 func fullServer(t *testing.T) *bundle {
 	t.Helper()
-	return setup(t, setupOpts{provisioning: true, ssh: true})
+	return setup(t, setupOpts{provisioning: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true})
 }
 
 func loadDocument(t *testing.T, b *bundle, path string) *openapi3.T {

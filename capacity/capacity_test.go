@@ -264,6 +264,8 @@ func TestSuggestFitSeesEveryChange(t *testing.T) {
 		{"no labels yet", func() {}, 3, 0, "label_mismatch"},
 		{"labels set", func() { exec(`UPDATE nodes SET labels = '{"game": "rust"}'`) }, 3, 3, ""},
 		{"one cordoned", func() { exec(`UPDATE nodes SET status = 'cordoned' WHERE id = $1`, ids[0]) }, 3, 2, "cordoned"},
+		{"one stopped", func() { exec(`UPDATE nodes SET power_state = 'stopped' WHERE id = $1`, ids[1]) }, 3, 1, "stopped"},
+		{"started again", func() { exec(`UPDATE nodes SET power_state = 'running' WHERE id = $1`, ids[1]) }, 3, 2, "cordoned"},
 		{"one filled by instances", func() {
 			exec(`INSERT INTO instances (organization_id, node_id, name, cpu_millis, memory_mb, disk_gb) VALUES ($1, $2, 'big', 8000, 1024, 10)`, b.org, ids[1])
 		}, 3, 1, "insufficient_cpu"},

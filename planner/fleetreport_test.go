@@ -74,13 +74,15 @@ func TestFleetReport(t *testing.T) {
 		}
 	})
 
-	t.Run("cordoned and not ready nodes are left alone", func(t *testing.T) {
+	t.Run("cordoned, not ready and stopped nodes are left alone", func(t *testing.T) {
 		t.Parallel()
 		a := fleetNode(t, "a", "fsn1", "10", capacity)
 		a.Cordoned = true
 		b := fleetNode(t, "b", "fsn1", "10", capacity, small)
 		b.Ready = false
-		rep, err := BuildFleetReport([]FleetNode{a, b, fleetNode(t, "c", "fsn1", "10", capacity, big)}, FleetOptions{})
+		d := fleetNode(t, "d", "fsn1", "10", capacity)
+		d.Stopped = true
+		rep, err := BuildFleetReport([]FleetNode{a, b, d, fleetNode(t, "c", "fsn1", "10", capacity, big)}, FleetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -120,7 +120,11 @@ func TestSuggestFitRejections(t *testing.T) {
 	other.Labels = map[string]string{"tier": "web"}
 	tiny := node("tiny", 1000, 8192, 1024, 0, 0, 0)
 	ok := node("ok", 4000, 8192, 81920, 0, 0, 0)
-	res, err := SuggestFit([]NodeCapacity{full, cordoned, down, far, other, tiny, ok}, FitRequest{
+	off := node("off", 4000, 8192, 81920, 0, 0, 0)
+	off.Stopped = true
+	offFar := node("off-far", 4000, 8192, 1024, 0, 0, 0)
+	offFar.Stopped, offFar.Region = true, "hel1"
+	res, err := SuggestFit([]NodeCapacity{full, cordoned, down, far, other, tiny, off, offFar, ok}, FitRequest{
 		Need: Resources{1000, 1024, 10240}, Region: "fsn1", Labels: map[string]string{"tier": "game"},
 	})
 	if err != nil {
@@ -133,6 +137,8 @@ func TestSuggestFitRejections(t *testing.T) {
 		"far":      {"wrong_region"},
 		"other":    {"label_mismatch"},
 		"tiny":     {"insufficient_disk"},
+		"off":      {"stopped"},
+		"off-far":  {"wrong_region", "insufficient_disk", "stopped"}, // the last bit: every code is listed
 	}
 	if len(res.Fits) != 1 || res.Fits[0].ID != "ok" || len(res.Rejected) != len(want) {
 		t.Fatalf("fits %+v rejected %+v", res.Fits, res.Rejected)
