@@ -50,7 +50,7 @@ type Config struct {
 	// SHARDFORM_DNS_RATE_LIMIT: Cloudflare API requests per 5 minutes per
 	// token from one process (Cloudflare allows 1,200).
 	DNSRateLimit int
-	StopTimeout       time.Duration // SHARDFORM_STOP_TIMEOUT: how long a node's graceful shutdown may take before a hard power-off
+	StopTimeout  time.Duration // SHARDFORM_STOP_TIMEOUT: how long a node's graceful shutdown may take before a hard power-off
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
 	FleetSavingThreshold int
