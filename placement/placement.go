@@ -23,8 +23,10 @@ import (
 	"github.com/shardform/shardform/store"
 )
 
-// Node statuses that refuse new instances (see provision.NodeUpdate).
+// Node statuses (see provision.NodeUpdate): only a ready node takes new
+// instances.
 const (
+	statusReady       = "ready"
 	statusCordoned    = "cordoned"
 	statusMaintenance = "maintenance"
 	statusStopped     = "stopped" // powered off (nodeops): the store reads it from power_state
@@ -39,6 +41,8 @@ type Config struct {
 	// Overhead is kept free on every node for the OS; nil:
 	// planner.DefaultOverhead(), as capacity.Service uses it.
 	Overhead *planner.Resources
+	// Now is the clock of the migration records (nil: time.Now).
+	Now func() time.Time
 }
 
 // Service places, moves, lists and removes instances.
@@ -46,13 +50,18 @@ type Service struct {
 	st       *store.Store
 	q        *store.Queries
 	overhead planner.Resources
+	queue    Queue
+	now      func() time.Time
 }
 
 // New builds the service.
 func New(st *store.Store, cfg Config) *Service {
-	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead()}
+	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead(), now: time.Now}
 	if cfg.Overhead != nil {
 		s.overhead = *cfg.Overhead
+	}
+	if cfg.Now != nil {
+		s.now = cfg.Now
 	}
 	return s
 }
@@ -328,17 +337,29 @@ func (s *Service) lockNode(ctx context.Context, tx pgx.Tx, org, id uuid.UUID) (s
 
 // admit checks that a locked node takes new instances and holds need.
 func (s *Service) admit(n store.LockPlacementNodeRow, need planner.Resources) error {
+	if err := schedulable(n); err != nil {
+		return err
+	}
+	free := s.capacity(n).Free()
+	if short := Shortfall(free, need); len(short) > 0 {
+		return domain.Conflict("node %s cannot hold the instance: %s", n.Name, strings.Join(short, "; "))
+	}
+	return nil
+}
+
+// schedulable refuses a node that takes no new instances: only a ready
+// node does.
+func schedulable(n store.LockPlacementNodeRow) error {
 	switch n.Status {
+	case statusReady:
 	case statusCordoned:
 		return domain.Conflict("node %s is cordoned: it takes no new instances", n.Name)
 	case statusMaintenance:
 		return domain.Conflict("node %s is in maintenance: it takes no new instances", n.Name)
 	case statusStopped:
 		return domain.Conflict("node %s is stopped: start it (POST /v1/nodes/%s/power/start) before placing instances on it", n.Name, n.ID)
-	}
-	free := s.capacity(n).Free()
-	if short := Shortfall(free, need); len(short) > 0 {
-		return domain.Conflict("node %s cannot hold the instance: %s", n.Name, strings.Join(short, "; "))
+	default: // any status but ready
+		return domain.Conflict("node %s is %s: it takes no new instances", n.Name, n.Status)
 	}
 	return nil
 }
@@ -356,15 +377,20 @@ func (s *Service) capacity(n store.LockPlacementNodeRow) planner.NodeCapacity {
 // ("insufficient memory: 1536 MiB free, the instance needs 2048 MiB"),
 // and nothing when it fits.
 func Shortfall(free, need planner.Resources) []string {
+	return shortfall(free, need, "the instance needs")
+}
+
+// shortfall is Shortfall for what needs it ("the instances need").
+func shortfall(free, need planner.Resources, needs string) []string {
 	var out []string
 	if free.MilliCPU < need.MilliCPU {
-		out = append(out, fmt.Sprintf("insufficient cpu: %dm free, the instance needs %dm", max(free.MilliCPU, 0), need.MilliCPU))
+		out = append(out, fmt.Sprintf("insufficient cpu: %dm free, %s %dm", max(free.MilliCPU, 0), needs, need.MilliCPU))
 	}
 	if free.MemoryMiB < need.MemoryMiB {
-		out = append(out, fmt.Sprintf("insufficient memory: %d MiB free, the instance needs %d MiB", max(free.MemoryMiB, 0), need.MemoryMiB))
+		out = append(out, fmt.Sprintf("insufficient memory: %d MiB free, %s %d MiB", max(free.MemoryMiB, 0), needs, need.MemoryMiB))
 	}
 	if free.DiskMiB < need.DiskMiB {
-		out = append(out, fmt.Sprintf("insufficient disk: %d GiB free, the instance needs %d GiB", max(free.DiskMiB, 0)/1024, need.DiskMiB/1024))
+		out = append(out, fmt.Sprintf("insufficient disk: %d GiB free, %s %d GiB", max(free.DiskMiB, 0)/1024, needs, need.DiskMiB/1024))
 	}
 	return out
 }

@@ -207,6 +207,41 @@ type MfaChallenge struct {
 	CreatedAt  time.Time
 }
 
+type Migration struct {
+	ID              uuid.UUID
+	OrganizationID  uuid.UUID
+	Kind            string
+	NodeID          uuid.UUID
+	NodeName        string
+	TargetNodeID    uuid.NullUUID
+	TargetNodeName  string
+	Strategy        string
+	Status          string
+	CancelRequested bool
+	Error           string
+	JobID           pgtype.Int8
+	CreatedBy       uuid.NullUUID
+	CreatedAt       time.Time
+	StartedAt       *time.Time
+	FinishedAt      *time.Time
+	UpdatedAt       time.Time
+}
+
+type MigrationMove struct {
+	MigrationID  uuid.UUID
+	Position     int32
+	InstanceID   uuid.UUID
+	InstanceName string
+	CpuMillis    int32
+	MemoryMb     int32
+	DiskGb       int32
+	Status       string
+	ToNodeID     uuid.NullUUID
+	ToNodeName   string
+	Reason       string
+	FinishedAt   *time.Time
+}
+
 type Node struct {
 	ID                uuid.UUID
 	OrganizationID    uuid.UUID
