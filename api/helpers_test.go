@@ -83,6 +83,9 @@ type setupOpts struct {
 	nodeOpsNoWorker bool
 	clouds          map[string]nodeops.Power
 	stopTimeout     time.Duration
+	// drains runs node_drain jobs on an in-process River worker
+	// (migrations_test.go); drainQueue only inserts them.
+	drains, drainQueue bool
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -135,13 +138,17 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		}
 		o.verifiers["aws"] = providers.AWSVerifier{Runner: newRunner(t, pool), Endpoint: o.awsEndpoint}
 	}
+	place := placement.New(st, placement.Config{})
+	if o.drains || o.drainQueue {
+		startDrains(t, pool, place, o.drains) // migrations_test.go
+	}
 	srv, err := app.NewAPI(app.APIConfig{
 		State:        tfstate.New(st, sealer, time.Now, tfstate.Options{}),
 		Store:        st,
 		Credentials:  credentials.New(st, sealer, o.verifiers),
 		Provisioning: prov,
 		Planner:      plan,
-		Instances:    placement.New(st, placement.Config{}),
+		Instances:    place,
 		NodeOps:      nodeOps,
 		SSH:          sshCA,
 		MasterKey:    key,

@@ -18,6 +18,12 @@ type Instances interface {
 	List(ctx context.Context, p *domain.Principal, f placement.Filter, page domain.Page) ([]placement.Instance, int64, error)
 	Delete(ctx context.Context, p *domain.Principal, id uuid.UUID) error
 	Move(ctx context.Context, p *domain.Principal, id uuid.UUID, r placement.MoveRequest) (placement.Instance, error)
+	// Drains and migrations of nodes (migrations.go).
+	Drain(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, r placement.DrainRequest) (placement.Migration, error)
+	Migrate(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, r placement.MigrateRequest) (placement.Migration, error)
+	ListMigrations(ctx context.Context, p *domain.Principal, f placement.MigrationFilter, page domain.Page) ([]placement.Migration, int64, error)
+	GetMigration(ctx context.Context, p *domain.Principal, id uuid.UUID) (placement.Migration, error)
+	CancelMigration(ctx context.Context, p *domain.Principal, id uuid.UUID) (placement.Migration, error)
 }
 
 func (s *Server) instanceRoutes(v1 fiber.Router) {
@@ -27,6 +33,7 @@ func (s *Server) instanceRoutes(v1 fiber.Router) {
 	v1.Get("/instances/:id", auth, s.getInstance)
 	v1.Delete("/instances/:id", auth, s.deleteInstance)
 	v1.Post("/instances/:id/move", auth, s.moveInstance)
+	s.migrationRoutes(v1)
 }
 
 func (s *Server) listInstances(c *fiber.Ctx) error {

@@ -27,6 +27,9 @@ type firewallRulesBody struct {
 // forceParam is the cancel endpoints' force flag.
 var forceParam = queryParam{name: "force", kind: "boolean", description: "true: kill the run at once instead of interrupting it and waiting for the grace period."}
 
+// deleteForceParam is the node deletions' force flag.
+var deleteForceParam = queryParam{name: "force", kind: "boolean", description: "true: delete the node even though it still holds instances (they are deleted with it)."}
+
 // Answer shapes that handlers build inline (fiber.Map), named for the document.
 type (
 	// planBody is the masked JSON plan of GET /v1/runs/{id}/plan: the
@@ -206,7 +209,9 @@ func operations() []operation {
 		{method: "POST", path: "/v1/runs/:id/cancel", summary: "Cancel a run", access: authenticated, perm: domain.PermProvisionWrite,
 			description: "See `POST /v1/provision/{id}/cancel`. 409 for a run that has finished.",
 			resp:        provision.Run{}, status: 202, errors: []int{409}, query: []queryParam{forceParam}},
-		{method: "DELETE", path: "/v1/provision/:id", summary: "Queue a destroy", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
+		{method: "DELETE", path: "/v1/provision/:id", summary: "Queue a destroy", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409},
+			description: "The request's node is cordoned while it is destroyed; a node that still holds instances is 409 unless `force=true` (its instances are deleted with it).",
+			query:       []queryParam{deleteForceParam}},
 		{method: "GET", path: "/v1/provision/:id/logs", summary: "Terraform output of the request's runs", access: authenticated, perm: domain.PermProvisionRead,
 			description: "With `follow=1` the answer is a Server-Sent Events stream (`text/event-stream`): `log` events (each with its log id as the event id), then one `end` event with the request's status; an `error` event (`error` and `status` fields) ends it early, e.g. 404 when the request is deleted. While no line arrives, a `: heartbeat` comment is sent every 15 s.",
 			resp:        logsBody{}, stream: true, status: 200,
@@ -215,7 +220,9 @@ func operations() []operation {
 			query: []queryParam{{name: "status", description: "Only nodes in this status."}, {name: "provider", description: "Only this provider's."}}},
 		{method: "GET", path: "/v1/nodes/:id", summary: "Get a node", access: authenticated, perm: domain.PermNodesRead, resp: provision.Node{}, status: 200},
 		{method: "PUT", path: "/v1/nodes/:id", summary: "Rename, cordon or relabel a node", access: authenticated, perm: domain.PermNodesWrite, body: provision.NodeUpdate{}, resp: provision.Node{}, status: 200, errors: []int{409}},
-		{method: "DELETE", path: "/v1/nodes/:id", summary: "Delete a node not made by a provision request", access: authenticated, perm: domain.PermNodesWrite, status: 204, errors: []int{409}},
+		{method: "DELETE", path: "/v1/nodes/:id", summary: "Delete a node not made by a provision request", access: authenticated, perm: domain.PermNodesWrite, status: 204, errors: []int{409},
+			description: "A node that still holds instances is 409 unless `force=true` (its instances are deleted with it).",
+			query:       []queryParam{deleteForceParam}},
 		{method: "POST", path: "/v1/nodes/:id/resize", summary: "Change the node's instance type (queues a plan run)", access: authenticated, perm: domain.PermNodesWrite,
 			description: "Changes the desired instance type of the node's provision request and queues a plan run (the answer); apply it with `POST /v1/provision/{id}/apply`, or pass `apply: true` to apply as soon as the plan succeeds. The node's capacity changes when the apply succeeds. 400 for a type the driver does not offer; 409 when the instances placed on the node would not fit the new type (naming each short resource), for a node not made by a provision request, or while a run of its request is going.",
 			body:        provision.ResizeRequest{}, resp: provision.Run{}, status: 202, errors: []int{409}},
@@ -285,6 +292,29 @@ func operations() []operation {
 		{method: "POST", path: "/v1/dns/reconcile", summary: "Queue a drift check of the organization's managed records now", access: authenticated, perm: domain.PermDNSWrite,
 			resp: dns.JobInfo{}, status: 202},
 		{method: "GET", path: "/v1/dns/reconcile", summary: "The latest drift check's report", access: authenticated, perm: domain.PermDNSRead, resp: dns.Report{}, status: 200},
+		// Scheduling: cordon, drain, migrate.
+		{method: "POST", path: "/v1/nodes/:id/cordon", summary: "Cordon a node: it takes no new instances", access: authenticated, perm: domain.PermNodesWrite,
+			description: "A ready node becomes `cordoned`: placements, moves and drains refuse it and suggest-fit rejects it (`cordoned`); its instances stay. A cordoned node is answered unchanged; a node in maintenance (or stopped) is 409.",
+			resp:        provision.Node{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/nodes/:id/uncordon", summary: "Uncordon a node: it takes instances again", access: authenticated, perm: domain.PermNodesWrite,
+			description: "A cordoned node becomes `ready`; a ready node is answered unchanged. 409 for a node in another status, or one a drain or migration is emptying (cancel it first).",
+			resp:        provision.Node{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/nodes/:id/drain", summary: "Drain a node: cordon it and move its instances to other nodes", access: authenticated, perm: domain.PermNodesWrite,
+			description: "Cordons the node and queues a `node_drain` job that moves every instance on it, largest first, to other ready nodes of the same organization, provider and region, each to the best node by suggest-fit's scoring (`strategy`: binpack, the default, or spread) under the lock and fit check of `POST /v1/instances/{id}/move`. Instances that fit nowhere stay, listed with the reason (`partial`). The answer is the migration record (202; follow it with `GET /v1/migrations/{id}`). With `dry_run: true` the answer is 200 with the plan of moves (`status: planned`, no id) and nothing changes. 409 while another drain or migration of the node is queued or running.",
+			body:        placement.DrainRequest{}, optionalBody: true, resp: placement.Migration{}, status: 202, also: []int{200}, errors: []int{409}},
+		{method: "POST", path: "/v1/nodes/:id/migrate", summary: "Move every instance of a node to one other node, all or nothing", access: authenticated, perm: domain.PermNodesWrite,
+			description: "In one transaction under the locks of both nodes: the target must be ready and hold all the instances together, else nothing moves and the 409 names each short resource and the instances that do not fit. The node is cordoned. The answer is the migration record, succeeded.",
+			body:        placement.MigrateRequest{}, resp: placement.Migration{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/migrations", summary: "List drains and migrations, newest first", access: authenticated, perm: domain.PermNodesRead,
+			resp: placement.Migration{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "node", kind: "uuid", description: "Only those of this node (drained, migrated or migrated to)."},
+				{name: "status", enum: []string{"queued", "running", "succeeded", "partial", "failed", "cancelled"}},
+				{name: "kind", enum: []string{"drain", "migrate"}}}},
+		{method: "GET", path: "/v1/migrations/:id", summary: "A drain or migration with its moves (done, left, failures)", access: authenticated, perm: domain.PermNodesRead,
+			resp: placement.Migration{}, status: 200},
+		{method: "POST", path: "/v1/migrations/:id/cancel", summary: "Cancel a drain: it stops before its next move", access: authenticated, perm: domain.PermNodesWrite,
+			description: "A queued drain is cancelled at once; a running one stops before its next move (`cancel_requested`, then `cancelled`). The moves made stay made and the node stays cordoned. 409 once it has ended.",
+			resp:        placement.Migration{}, status: 202, errors: []int{409}},
 
 		// Capacity planner.
 		{method: "GET", path: "/v1/planner/templates", summary: "Workload templates", access: authenticated, perm: domain.PermPlannerRead, resp: planner.Template{}, list: true, paged: true, status: 200},

@@ -407,6 +407,9 @@ func TestPlannerFleetReport(t *testing.T) {
 	for _, e := range rep.Body["emptiable"].([]any) {
 		e := e.(map[string]any)
 		emptied = append(emptied, e["name"].(string))
+		if e["drain_url"] != "/v1/nodes/"+e["id"].(string)+"/drain" {
+			t.Errorf("emptiable %v: drain_url %v", e["name"], e["drain_url"])
+		}
 		for _, m := range e["moves"].([]any) {
 			m := m.(map[string]any)
 			targets = append(targets, m["to_name"].(string))

@@ -24,7 +24,7 @@ type Provisioning interface {
 	List(ctx context.Context, p *domain.Principal, f provision.Filter, page domain.Page) ([]provision.Request, int64, error)
 	Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
-	Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
+	Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (provision.Request, error)
 	Cancel(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (provision.Request, error)
 	Refresh(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Request, error)
 	ListRuns(ctx context.Context, p *domain.Principal, provisionID uuid.UUID, kind string, page domain.Page) ([]provision.Run, int64, error)
@@ -43,7 +43,9 @@ type Provisioning interface {
 	ListNodes(ctx context.Context, p *domain.Principal, f provision.Filter, page domain.Page) ([]provision.Node, int64, error)
 	GetNode(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Node, error)
 	UpdateNode(ctx context.Context, p *domain.Principal, id uuid.UUID, u provision.NodeUpdate) (provision.Node, error)
-	DeleteNode(ctx context.Context, p *domain.Principal, id uuid.UUID) error
+	DeleteNode(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) error
+	Cordon(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Node, error)
+	Uncordon(ctx context.Context, p *domain.Principal, id uuid.UUID) (provision.Node, error)
 }
 
 func (s *Server) provisionRoutes(v1 fiber.Router) {
@@ -54,7 +56,7 @@ func (s *Server) provisionRoutes(v1 fiber.Router) {
 	v1.Get("/provision/:id", auth, s.getProvision)
 	v1.Post("/provision/:id/plan", auth, s.provisionStep(Provisioning.Plan))
 	v1.Post("/provision/:id/apply", auth, s.provisionStep(Provisioning.Apply))
-	v1.Delete("/provision/:id", auth, s.provisionStep(Provisioning.Destroy))
+	v1.Delete("/provision/:id", auth, s.destroyProvision)
 	v1.Post("/provision/:id/cancel", auth, s.cancelProvision)
 	v1.Post("/provision/:id/refresh", auth, s.provisionStep(Provisioning.Refresh))
 	v1.Get("/provision/:id/logs", auth, s.provisionLogs)
@@ -72,6 +74,8 @@ func (s *Server) provisionRoutes(v1 fiber.Router) {
 	v1.Post("/nodes/:id/firewall/rules", auth, s.addFirewallRule)
 	v1.Delete("/nodes/:id/firewall/rules", auth, s.removeFirewallRule)
 	v1.Delete("/nodes/:id/firewall/rules/:rule_id", auth, s.removeFirewallRule)
+	v1.Post("/nodes/:id/cordon", auth, s.nodeSchedulable(Provisioning.Cordon))
+	v1.Post("/nodes/:id/uncordon", auth, s.nodeSchedulable(Provisioning.Uncordon))
 }
 
 // resizeNode changes a node's instance type: 202 with the plan run it queued.
@@ -598,8 +602,45 @@ func (s *Server) deleteNode(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Provisioning.DeleteNode(c.UserContext(), principal(c), id); err != nil {
+	force, err := boolQuery(c, "force")
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Provisioning.DeleteNode(c.UserContext(), principal(c), id, force); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// destroyProvision queues a destroy (202); ?force=true destroys a node that
+// still holds instances.
+func (s *Server) destroyProvision(c *fiber.Ctx) error {
+	id, err := pathID(c, "id", "provision request")
+	if err != nil {
+		return err
+	}
+	force, err := boolQuery(c, "force")
+	if err != nil {
+		return err
+	}
+	r, err := s.cfg.Provisioning.Destroy(c.UserContext(), principal(c), id, force)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(r)
+}
+
+// nodeSchedulable cordons or uncordons a node.
+func (s *Server) nodeSchedulable(set func(Provisioning, context.Context, *domain.Principal, uuid.UUID) (provision.Node, error)) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c, "id", "node")
+		if err != nil {
+			return err
+		}
+		n, err := set(s.cfg.Provisioning, c.UserContext(), principal(c), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(n)
+	}
 }

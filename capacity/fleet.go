@@ -187,5 +187,8 @@ func (s *Service) ComputeFleetReport(ctx context.Context, orgID uuid.UUID, curre
 	if err != nil {
 		return FleetReport{}, fmt.Errorf("fleet report of %s: %w", orgID, err)
 	}
+	for i := range rep.Emptiable {
+		rep.Emptiable[i].DrainURL = "/v1/nodes/" + rep.Emptiable[i].ID + "/drain"
+	}
 	return FleetReport{GeneratedAt: s.now().UTC(), Catalog: info, UnpricedNodes: unpriced, FleetReport: rep}, nil
 }

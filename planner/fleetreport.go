@@ -63,6 +63,10 @@ type EmptiableNode struct {
 	Region      string `json:"region"`
 	MonthlyCost Money  `json:"monthly_cost"`
 	Moves       []Move `json:"moves"`
+	// DrainURL is where to POST to drain the node (set by the service
+	// that serves the report): the drain picks its own targets, with
+	// suggest-fit's scoring, when it runs.
+	DrainURL string `json:"drain_url,omitempty"`
 }
 
 // FleetReport is the consolidation report of an organization's fleet.

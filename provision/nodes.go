@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/providers"
@@ -170,8 +171,9 @@ func (s *Service) UpdateNode(ctx context.Context, p *domain.Principal, id uuid.U
 
 // DeleteNode unregisters a node. A node created by a live provision request
 // is removed by deleting that request (which destroys the machine); this
-// refuses, so no machine is left running unmanaged.
-func (s *Service) DeleteNode(ctx context.Context, p *domain.Principal, id uuid.UUID) error {
+// refuses, so no machine is left running unmanaged. A node that still
+// holds instances is 409 unless force (they are deleted with it).
+func (s *Service) DeleteNode(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) error {
 	if err := need(p, domain.PermNodesWrite); err != nil {
 		return err
 	}
@@ -182,7 +184,22 @@ func (s *Service) DeleteNode(ctx context.Context, p *domain.Principal, id uuid.U
 	if n.ProvisionID != nil {
 		return domain.Conflict("node was created by provision request %s: DELETE /v1/provision/%s destroys it", n.ProvisionID, n.ProvisionID)
 	}
-	if _, err := s.q.DeleteNode(ctx, s.st.Pool, store.DeleteNodeParams{OrganizationID: p.OrgID, ID: id}); err != nil {
+	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+		// Locked as a placement locks it: none lands between check and delete.
+		locked, err := s.q.LockPlacementNode(ctx, tx, store.LockPlacementNodeParams{OrganizationID: p.OrgID, ID: id})
+		if store.IsNoRows(err) {
+			return domain.NotFound("node")
+		}
+		if err != nil {
+			return err
+		}
+		if locked.InstanceCount > 0 && !force {
+			return holdsInstances(locked.Name, id, locked.InstanceCount, "DELETE /v1/nodes/"+id.String())
+		}
+		_, err = s.q.DeleteNode(ctx, tx, store.DeleteNodeParams{OrganizationID: p.OrgID, ID: id})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete node %s: %w", id, err)
 	}
 	return nil

@@ -437,7 +437,8 @@ func validStatus(s string) bool {
 // transition moves a request to status `to` from one of `from` and queues
 // a run of kind with its job, in one transaction: the request is durable
 // and queued at once. An empty `to` leaves the status as it is (a refresh).
-func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.UUID, to string, from []string, kind string) (Request, error) {
+func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.UUID, to string, from []string, kind string,
+	checks ...func(context.Context, pgx.Tx, store.ProvisionRequest) error) (Request, error) {
 	if err := need(p, domain.PermProvisionWrite); err != nil {
 		return Request{}, err
 	}
@@ -458,6 +459,11 @@ func (s *Service) transition(ctx context.Context, p *domain.Principal, id uuid.U
 				return domain.Conflict("provision request is %s: a %s needs it %s", r.Status, kind, strings.Join(from, " or "))
 			}
 			return domain.Conflict("provision request is %s: cannot go to %s from there", r.Status, to)
+		}
+		for _, check := range checks {
+			if err := check(ctx, tx, r); err != nil {
+				return err
+			}
 		}
 		run, err := s.newRunTx(ctx, tx, p, r, kind)
 		if err != nil {
@@ -552,8 +558,10 @@ func (s *Service) Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) 
 }
 
 // Destroy queues the destruction of everything the request created.
-func (s *Service) Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusDestroying, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunDestroy)
+// A node that still holds instances is not destroyed unless force (they
+// are deleted with it); the node is cordoned while it is destroyed.
+func (s *Service) Destroy(ctx context.Context, p *domain.Principal, id uuid.UUID, force bool) (Request, error) {
+	return s.transition(ctx, p, id, StatusDestroying, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunDestroy, s.destroyCheck(force))
 }
 
 // Refresh queues a drift check of an applied request (plan -refresh-only):

@@ -122,3 +122,10 @@ RETURNING *;
 -- statement (the reservation triggers update both nodes once).
 UPDATE instances SET node_id = @to_node_id
 WHERE organization_id = @organization_id AND node_id = @from_node_id;
+
+-- name: LockNodeOfProvision :one
+-- The node of a provision request being destroyed, locked as a placement
+-- locks it: no instance lands on it between the check and the cordon.
+SELECT id, name, status, instance_count FROM nodes
+WHERE organization_id = @organization_id AND provision_id = @provision_id
+FOR NO KEY UPDATE;

@@ -568,6 +568,38 @@ func (q *Queries) ListNodeInstancesForMove(ctx context.Context, db DBTX, arg Lis
 	return items, nil
 }
 
+const lockNodeOfProvision = `-- name: LockNodeOfProvision :one
+SELECT id, name, status, instance_count FROM nodes
+WHERE organization_id = $1 AND provision_id = $2
+FOR NO KEY UPDATE
+`
+
+type LockNodeOfProvisionParams struct {
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+}
+
+type LockNodeOfProvisionRow struct {
+	ID            uuid.UUID
+	Name          string
+	Status        string
+	InstanceCount int32
+}
+
+// The node of a provision request being destroyed, locked as a placement
+// locks it: no instance lands on it between the check and the cordon.
+func (q *Queries) LockNodeOfProvision(ctx context.Context, db DBTX, arg LockNodeOfProvisionParams) (LockNodeOfProvisionRow, error) {
+	row := db.QueryRow(ctx, lockNodeOfProvision, arg.OrganizationID, arg.ProvisionID)
+	var i LockNodeOfProvisionRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Status,
+		&i.InstanceCount,
+	)
+	return i, err
+}
+
 const moveAllInstances = `-- name: MoveAllInstances :execrows
 UPDATE instances SET node_id = $1
 WHERE organization_id = $2 AND node_id = $3

@@ -18,6 +18,7 @@ import (
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/nodeops"
+	"github.com/shardform/shardform/placement"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/sshsign"
 	"github.com/shardform/shardform/store"
@@ -128,6 +129,11 @@ type Options struct {
 	// NodeWorkers is the nodes queue's concurrency (default 10: the jobs
 	// mostly wait for the cloud).
 	NodeWorkers int
+	// Placement runs the node_drain jobs on the placement queue; nil
+	// registers none.
+	Placement *placement.Service
+	// PlacementWorkers is the placement queue's concurrency (default 4).
+	PlacementWorkers int
 }
 
 // NewClient builds the River client with every worker registered.
@@ -155,6 +161,9 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	}
 	if opts.DNSReconcileInterval == 0 {
 		opts.DNSReconcileInterval = 10 * time.Minute
+	}
+	if opts.PlacementWorkers == 0 {
+		opts.PlacementWorkers = 4
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &CleanupWorker{st: st})
@@ -184,6 +193,9 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		river.AddWorker(workers, &DNSSyncWorker{svc: opts.DNS})
 		river.AddWorker(workers, &DNSReconcileWorker{svc: opts.DNS})
 	}
+	if opts.Placement != nil {
+		river.AddWorker(workers, &DrainWorker{svc: opts.Placement})
+	}
 	cfg := &river.Config{
 		Logger:               opts.Logger,
 		Workers:              workers,
@@ -211,6 +223,11 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		}
 		if opts.NodeOps != nil {
 			cfg.Queues[nodeops.QueueNodes] = river.QueueConfig{MaxWorkers: opts.NodeWorkers, FetchCooldown: slowCooldown}
+		}
+		if opts.Placement != nil {
+			// Drains react at once: a drain is waited for by whoever asked.
+			cfg.Queues[placement.QueuePlacement] = river.QueueConfig{MaxWorkers: opts.PlacementWorkers, FetchCooldown: sshFetchCooldown,
+				FetchPollInterval: sshPollInterval(opts.FetchPollInterval)}
 		}
 		if opts.Provision != nil && opts.DriftInterval > 0 {
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.DriftInterval),

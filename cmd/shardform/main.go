@@ -301,6 +301,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		return err
 	}
 	defer sshSvc.Close()
+	place := placement.New(st, placement.Config{})
 	// Workers run River's own statements on a pool whose commits do not
 	// wait for the disk (see store.QueuePool); an API-only process inserts
 	// jobs in its own transactions on the main pool.
@@ -321,6 +322,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		SSH: sshSvc, FetchPollInterval: 200 * time.Millisecond,
 		Planner: plan, DriftInterval: cfg.DriftInterval, NodeOps: nodeOps,
 		DNS: dnsSvc, DNSWorkers: cfg.DNSWorkers, DNSReconcileInterval: dnsReconcile,
+		Placement: place,
 	})
 	if err != nil {
 		return err
@@ -330,6 +332,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	plan.UseQueue(riverClient)
 	dnsSvc.UseQueue(riverClient)
 	nodeOps.UseQueue(riverClient)
+	place.UseQueue(riverClient)
 	g, gctx := errgroup.WithContext(ctx)
 	if runWorkers {
 		if err := riverClient.Start(gctx); err != nil {
@@ -353,7 +356,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, stateSvc, nodeOps, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, place, stateSvc, nodeOps, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -373,14 +376,14 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
-	dnsSvc *dns.Service, state *tfstate.Service, nodeOps *nodeops.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
+	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
-		Instances:   placement.New(st, placement.Config{}),
+		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
 	})
 }
