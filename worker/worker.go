@@ -59,7 +59,8 @@ const insertNotifyCooldown = 5 * time.Millisecond
 const terraformFetchCooldown = 5 * time.Millisecond
 
 // slowFetchCooldown is the pause between fetches of the queues whose jobs
-// nobody waits for (maintenance, planner).
+// take seconds or nobody waits for (maintenance, planner, nodes, dns): a
+// job there may wait up to this long for a free worker to fetch it.
 const slowFetchCooldown = 100 * time.Millisecond
 
 // sshPollInterval is how often the ssh queue polls besides LISTEN/NOTIFY:
