@@ -172,3 +172,81 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 		t.Errorf("verify a revoked key: %s", v.Raw)
 	}
 }
+
+// TestAWSResizeAndFirewall changes an aws node's desired configuration —
+// a firewall rule and a bigger instance type — and applies it with the
+// real provider against the EC2 fake: the security group lets the new
+// port in, the same instance has the new type (stopped, modified and
+// started: never replaced), and the node records its new capacity.
+func TestAWSResizeAndFirewall(t *testing.T) {
+	if os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR") == "" {
+		t.Skip("SHARDFORM_TF_PLUGIN_MIRROR not set: no hashicorp/aws provider to run")
+	}
+	t.Parallel()
+	fake := awsfake.New(t)
+	fake.Allow(awsKeyID, awsSecret)
+	catalog, err := planner.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver := providers.NewAWS(catalog, catalog.ReadAt)
+	driver.Endpoint = fake.URL
+	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL, rateLimit: 100000})
+	a := b.bootstrap("ops@example.com")
+	tok := a.access
+	b.createCredential(tok, "aws main", "aws", map[string]string{"access_key_id": awsKeyID, "secret_access_key": awsSecret})
+	id := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: map[string]any{
+		"provider": "aws", "region": "eu-central-1", "instance_type": "t3.small", "name": "mc-1"}}, 201).str("id")
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: tok}, 202)
+	if r := b.waitStatusFor(tok, id, 8*time.Minute); r.str("status") != "planned" {
+		t.Fatalf("plan: %s", r.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202)
+	applied := b.waitStatusFor(tok, id, 8*time.Minute)
+	if applied.str("status") != "applied" {
+		t.Fatalf("apply: %s", applied.Raw)
+	}
+	nodeID := applied.str("node_id")
+	before := fake.Live()
+	if len(before) != 1 || before[0].InstanceType != "t3.small" {
+		t.Fatalf("EC2 holds %+v", before)
+	}
+
+	rule := b.expect(req{method: "POST", path: "/v1/nodes/" + nodeID + "/firewall/rules", token: tok,
+		body: map[string]any{"protocol": "tcp", "port": "25565", "description": "minecraft"}}, 202)
+	b.waitRun(tok, rule.Body["run"].(map[string]any)["id"].(string), 8*time.Minute)
+	if r := b.waitStatusFor(tok, id, 8*time.Minute); r.str("status") != "planned" {
+		t.Fatalf("plan of the rule: %s", r.Raw)
+	}
+	// The resize plans both changes; apply: true applies them.
+	run := b.expect(req{method: "POST", path: "/v1/nodes/" + nodeID + "/resize", token: tok, body: map[string]any{"instance_type": "t3.medium", "apply": true}}, 202)
+	plan := b.waitRun(tok, run.str("id"), 8*time.Minute)
+	changes := plan.Body["changes"].(map[string]any)
+	if plan.str("status") != "succeeded" || changes["add"] != float64(0) || changes["destroy"] != float64(0) || changes["change"] != float64(2) {
+		t.Fatalf("resize plan (the instance and its security group updated in place, nothing replaced): %s", plan.Raw)
+	}
+	deadline := time.Now().Add(8 * time.Minute)
+	for {
+		n := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID, token: tok}, 200)
+		if n.str("instance_type") == "t3.medium" {
+			if n.Body["memory_mb"] != float64(4096) {
+				t.Errorf("node after the resize: %s", n.Raw)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the resize was never applied: %s", b.expect(req{method: "GET", path: "/v1/provision/" + id, token: tok}, 200).Raw)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if r := b.waitStatusFor(tok, id, 8*time.Minute); r.str("status") != "applied" {
+		t.Fatalf("after the resize: %s", r.Raw)
+	}
+	if all, live := fake.Instances(), fake.Live(); len(all) != 1 || len(live) != 1 || live[0].ID != before[0].ID || live[0].InstanceType != "t3.medium" {
+		t.Errorf("EC2 after the resize: %+v (a resize must keep the instance)", all)
+	}
+	groups := fake.SecurityGroups()
+	if len(groups) != 1 || !groups[0].Allows("tcp", 25565, "0.0.0.0/0") || !groups[0].Allows("tcp", 25565, "::/0") || !groups[0].Allows("tcp", 22, "0.0.0.0/0") {
+		t.Errorf("security group after the rule: %+v", groups)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
 	"github.com/shardform/shardform/internal/statetest"
@@ -86,6 +87,11 @@ type setupOpts struct {
 	// drains runs node_drain jobs on an in-process River worker
 	// (migrations_test.go); drainQueue only inserts them.
 	drains, drainQueue bool
+	// cloudflare serves /v1/dns, with an in-process dns River worker,
+	// against this Cloudflare API (a fake's URL); with provisioning, nodes
+	// get auto-DNS. dns tunes the DNS service.
+	cloudflare string
+	dns        dns.Options
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -111,9 +117,27 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	t.Helper()
 	st := store.NewStore(pool)
 	key := bytes.Repeat([]byte{42}, seal.KeySize)
+	sealer, err := seal.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.awsEndpoint != "" {
+		o.verifiers = maps.Clone(o.verifiers)
+		if o.verifiers == nil {
+			o.verifiers = map[string]credentials.Verifier{}
+		}
+		o.verifiers["aws"] = providers.AWSVerifier{Runner: newRunner(t, pool), Endpoint: o.awsEndpoint}
+	}
+	creds := credentials.New(st, sealer, o.verifiers)
+	var dnsSvc *dns.Service
+	var dnsAPI api.DNS
+	if o.cloudflare != "" {
+		dnsSvc = startDNS(t, pool, creds, o)
+		dnsAPI = dnsSvc
+	}
 	var prov api.Provisioning
 	if o.provisioning {
-		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval)
+		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval, dnsSvc)
 	}
 	var nodeOps api.NodeOps
 	if o.nodeOps {
@@ -127,17 +151,6 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.awsEndpoint != "" {
-		o.verifiers = maps.Clone(o.verifiers)
-		if o.verifiers == nil {
-			o.verifiers = map[string]credentials.Verifier{}
-		}
-		o.verifiers["aws"] = providers.AWSVerifier{Runner: newRunner(t, pool), Endpoint: o.awsEndpoint}
-	}
 	place := placement.New(st, placement.Config{})
 	if o.drains || o.drainQueue {
 		startDrains(t, pool, place, o.drains) // migrations_test.go
@@ -145,7 +158,8 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	srv, err := app.NewAPI(app.APIConfig{
 		State:        tfstate.New(st, sealer, time.Now, tfstate.Options{}),
 		Store:        st,
-		Credentials:  credentials.New(st, sealer, o.verifiers),
+		Credentials:  creds,
+		DNS:          dnsAPI,
 		Provisioning: prov,
 		Planner:      plan,
 		Instances:    place,
@@ -388,7 +402,7 @@ func (b *bundle) listen() string {
 
 // startProvisioning builds the provisioning service with real Terraform
 // (state in this test's database) and starts River workers for it.
-func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool, driftInterval time.Duration) *provision.Service {
+func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool, driftInterval time.Duration, dnsSvc *dns.Service) *provision.Service {
 	t.Helper()
 	ctx := context.Background()
 	runner := newRunner(t, pool)
@@ -399,6 +413,9 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 	drivers := providers.NewRegistry(append([]providers.Driver{providers.Local{}}, extra...)...)
 	svc := provision.New(store.NewStore(pool), sealer, drivers, runner, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	serveState(t, pool, sealer, svc)
+	if dnsSvc != nil {
+		svc.UseDNS(dnsSvc)
+	}
 	client, err := worker.NewClient(pool, store.NewStore(pool), worker.Options{
 		Work: work, Provision: svc, FetchPollInterval: 50 * time.Millisecond, DriftInterval: driftInterval,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -422,6 +439,34 @@ func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []pro
 		_ = client.Stop(stopCtx)
 		stopWatch()
 		<-watched
+	})
+	return svc
+}
+
+// startDNS builds the DNS service against the Cloudflare API at
+// o.cloudflare and starts a River worker for the dns queue.
+func startDNS(t *testing.T, pool *pgxpool.Pool, creds *credentials.Service, o setupOpts) *dns.Service {
+	t.Helper()
+	opts := o.dns
+	opts.Endpoint = o.cloudflare
+	st := store.NewStore(pool)
+	svc := dns.New(st, creds, opts)
+	client, err := worker.NewClient(pool, st, worker.Options{
+		Work: true, DNS: svc, FetchPollInterval: 50 * time.Millisecond, DNSReconcileInterval: -1, DNSWorkers: 8,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseQueue(client)
+	ctx := context.Background()
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
 	})
 	return svc
 }

@@ -451,7 +451,19 @@ func (g *schemaGen) collect(ref *openapi3.SchemaRef) {
 		return
 	}
 	if overriddenName(ref.Ref) {
-		ref.Ref = "" // a self-encoding type's schema stays inline
+		// A self-encoding type's schema stays inline. openapi3gen answers a
+		// struct type's second use with a bare reference to its first (an
+		// empty schema here): fill it in from the override.
+		if ref.Value.IsEmpty() {
+			for t, f := range schemaOverrides {
+				if ref.Ref == "#/components/schemas/"+schemaName(t) {
+					v := f()
+					v.Nullable = ref.Value.Nullable
+					ref.Value = &v
+				}
+			}
+		}
+		ref.Ref = ""
 		return
 	}
 	if name, ok := strings.CutPrefix(ref.Ref, "#/components/schemas/"); ok {

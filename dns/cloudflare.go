@@ -368,21 +368,17 @@ func (c *client) delete(ctx context.Context, zoneID, id string) error {
 	return c.classify("delete record "+id, c.api.DeleteDNSRecord(ctx, zoneRC(zoneID), id))
 }
 
-// listZones reads every zone the token can see.
+// listZones reads every zone the token can see (cloudflare-go reads every page).
 func (c *client) listZones(ctx context.Context) ([]Zone, error) {
-	var out []Zone
-	for page := 1; ; page++ {
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		res, err := c.api.ListZonesContext(ctx, cloudflare.WithPagination(cloudflare.PaginationOptions{Page: page, PerPage: 50}))
-		cancel()
-		if err != nil {
-			return nil, c.classify("list zones", err)
-		}
-		for _, z := range res.Result {
-			out = append(out, Zone{ID: z.ID, Name: z.Name, Status: z.Status})
-		}
-		if page >= res.ResultInfo.TotalPages || len(res.Result) == 0 {
-			return out, nil
-		}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	res, err := c.api.ListZonesContext(ctx)
+	if err != nil {
+		return nil, c.classify("list zones", err)
 	}
+	out := make([]Zone, 0, len(res.Result))
+	for _, z := range res.Result {
+		out = append(out, Zone{ID: z.ID, Name: z.Name, Status: z.Status})
+	}
+	return out, nil
 }

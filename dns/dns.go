@@ -630,11 +630,8 @@ func (s *Service) checkName(ctx context.Context, tx pgx.Tx, org uuid.UUID, zoneI
 		if o.Type == d.Type && o.Content == d.Content {
 			return "", domain.Conflict("record %s already is %s %s %s", o.ID, o.Type, o.Name, o.Content)
 		}
-		if o.Type != d.Type && conflicts(o.Type, d.Type) {
-			return "", domain.Conflict("a CNAME cannot share its name with another record: record %s is %s %s", o.ID, o.Type, o.Name)
-		}
-		if o.Type == "CNAME" && d.Type == "CNAME" {
-			return "", domain.Conflict("a CNAME cannot share its name with another record: record %s is CNAME %s", o.ID, o.Name)
+		if conflicts(o.Type, d.Type) && (o.Type != d.Type || o.Type == "CNAME") {
+			return "", domain.Invalid("name", "a CNAME cannot share its name with another record: record %s is %s %s", o.ID, o.Type, o.Name)
 		}
 	}
 	zrs, err := s.q.ListDNSZoneRecordsByName(ctx, tx, store.ListDNSZoneRecordsByNameParams{OrganizationID: org, ZoneID: zoneID, Name: d.Name})
@@ -660,7 +657,7 @@ func (s *Service) checkName(ctx context.Context, tx pgx.Tx, org uuid.UUID, zoneI
 		if z.Type == d.Type {
 			return "", domain.Conflict("the name is taken by a record shardform does not manage: %s; adopt: true takes it over", what)
 		}
-		return "", domain.Conflict("a CNAME cannot share its name with another record: %s is not managed by shardform", what)
+		return "", domain.Invalid("name", "a CNAME cannot share its name with another record: %s is not managed by shardform", what)
 	}
 	return adoptID, nil
 }

@@ -150,8 +150,8 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 	return out
 }
 
-func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) ZoneReport {
-	zr := ZoneReport{ZoneID: z.ZoneID, ZoneName: z.ZoneName, Recreated: []Repair{}, Repaired: []Repair{}, MarkerLost: []Repair{},
+func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport) {
+	zr = ZoneReport{ZoneID: z.ZoneID, ZoneName: z.ZoneName, Recreated: []Repair{}, Repaired: []Repair{}, MarkerLost: []Repair{},
 		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Errors: []string{}}
 	cl, err := s.clientFor(ctx, org, z.CredentialID.UUID)
 	if err != nil {

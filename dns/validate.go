@@ -27,9 +27,12 @@ func validHost(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
+	if _, err := netip.ParseAddr(s); err == nil {
 		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 || strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		return false // one label, or a numeric top-level label (an address)
 	}
 	for _, l := range labels {
 		if !label.MatchString(l) {

@@ -70,7 +70,7 @@ RETURNING *;
 -- name: FinishDNSRecordSync :execrows
 -- A sync's outcome, written only if the record did not change during it.
 UPDATE dns_records
-SET status = @status, cloudflare_id = @cloudflare_id, error = @error, adopt = adopt AND @status <> 'synced',
+SET status = @status, cloudflare_id = CASE WHEN @cloudflare_id::text = '' THEN cloudflare_id ELSE @cloudflare_id END, error = @error, adopt = adopt AND @status <> 'synced',
     synced_at = CASE WHEN @status IN ('synced', 'deleted') THEN now() ELSE synced_at END, updated_at = now()
 WHERE organization_id = @organization_id AND id = @id AND generation = @generation;
 

@@ -79,7 +79,7 @@ func (q *Queries) FailDNSRecord(ctx context.Context, db DBTX, arg FailDNSRecordP
 
 const finishDNSRecordSync = `-- name: FinishDNSRecordSync :execrows
 UPDATE dns_records
-SET status = $1, cloudflare_id = $2, error = $3, adopt = adopt AND $1 <> 'synced',
+SET status = $1, cloudflare_id = CASE WHEN $2::text = '' THEN cloudflare_id ELSE $2 END, error = $3, adopt = adopt AND $1 <> 'synced',
     synced_at = CASE WHEN $1 IN ('synced', 'deleted') THEN now() ELSE synced_at END, updated_at = now()
 WHERE organization_id = $4 AND id = $5 AND generation = $6
 `

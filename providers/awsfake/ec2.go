@@ -838,8 +838,16 @@ type returnResponse struct {
 // around a delete (disableApiStop / disableApiTermination false): the fake
 // keeps both false, so there is nothing to record.
 func (s *Server) modifyInstanceAttribute(req request) (any, *apiError) {
-	if s.find(req.form.Get("InstanceId")) == nil {
+	in := s.find(req.form.Get("InstanceId"))
+	if in == nil {
 		return nil, instanceNotFound(req.form.Get("InstanceId"))
+	}
+	if t := req.form.Get("InstanceType.Value"); t != "" {
+		// EC2 changes the type of a stopped instance only.
+		if in.State != StateStopped {
+			return nil, &apiError{http.StatusBadRequest, "IncorrectInstanceState", fmt.Sprintf("The instance '%s' is not in the 'stopped' state.", in.ID)}
+		}
+		in.InstanceType = t
 	}
 	for _, k := range []string{"DisableApiStop.Value", "DisableApiTermination.Value"} {
 		if req.form.Get(k) == "true" {
