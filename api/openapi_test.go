@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
 )
 
 // fullServer has every optional part configured, so every route is served.
 func fullServer(t *testing.T) *bundle {
 	t.Helper()
-	return setup(t, setupOpts{provisioning: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true})
+	return setup(t, setupOpts{provisioning: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true, cloudflare: cffake.New(t).URL, drainQueue: true})
 }
 
 func loadDocument(t *testing.T, b *bundle, path string) *openapi3.T {

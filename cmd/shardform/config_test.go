@@ -49,6 +49,20 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("stop timeout %v", c.StopTimeout)
 			}
 		}},
+		{"dns defaults", nil, "", func(t *testing.T, c Config) {
+			if c.DNSReconcileInterval != 10*time.Minute || c.DNSWorkers != 4 || c.DNSRateLimit != 1200 {
+				t.Errorf("dns defaults %v %d %d", c.DNSReconcileInterval, c.DNSWorkers, c.DNSRateLimit)
+			}
+		}},
+		{"dns settings", map[string]string{"SHARDFORM_DNS_RECONCILE_INTERVAL": "0", "SHARDFORM_DNS_WORKERS": "9", "SHARDFORM_DNS_RATE_LIMIT": "600"}, "", func(t *testing.T, c Config) {
+			if c.DNSReconcileInterval != 0 || c.DNSWorkers != 9 || c.DNSRateLimit != 600 {
+				t.Errorf("dns settings %v %d %d", c.DNSReconcileInterval, c.DNSWorkers, c.DNSRateLimit)
+			}
+		}},
+		{"dns reconcile too often", map[string]string{"SHARDFORM_DNS_RECONCILE_INTERVAL": "10s"}, "SHARDFORM_DNS_RECONCILE_INTERVAL", nil},
+		{"bad dns workers", map[string]string{"SHARDFORM_DNS_WORKERS": "0"}, "SHARDFORM_DNS_WORKERS", nil},
+		{"bad dns rate limit", map[string]string{"SHARDFORM_DNS_RATE_LIMIT": "many"}, "SHARDFORM_DNS_RATE_LIMIT", nil},
+		{"bad cloudflare endpoint", map[string]string{"SHARDFORM_CLOUDFLARE_ENDPOINT": "ftp://x"}, "SHARDFORM_CLOUDFLARE_ENDPOINT", nil},
 		{"bad state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "0"}, "SHARDFORM_STATE_VERSIONS", nil},
 		{"state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "7"}, "", func(t *testing.T, c Config) {
 			if c.StateVersions != 7 {
