@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/domain"
@@ -77,6 +78,9 @@ type Service struct {
 	limiters *limiters
 	calls    atomic.Int64
 	log      *slog.Logger
+	// flight makes concurrent requests of this process that need the same
+	// zone list or whole-zone read share one read.
+	flight singleflight.Group
 }
 
 // New builds the service.
@@ -303,22 +307,25 @@ func (s *Service) zones(ctx context.Context, org uuid.UUID, cred store.Credentia
 			return nil, fmt.Errorf("read zone list: %w", err)
 		}
 	}
-	cl, err := s.clientFor(ctx, org, cred.ID)
+	v, err, _ := s.flight.Do("zones:"+org.String()+":"+cred.ID.String(), func() (any, error) {
+		cl, err := s.clientFor(ctx, org, cred.ID)
+		if err != nil {
+			return nil, err
+		}
+		zs, err := cl.listZones(ctx)
+		if err != nil {
+			return nil, publicError(err)
+		}
+		b, _ := json.Marshal(zs)
+		if err := s.q.UpsertDNSZoneList(ctx, s.st.Pool, store.UpsertDNSZoneListParams{OrganizationID: org, CredentialID: cred.ID, Zones: b, ReadAt: s.opts.Now()}); err != nil {
+			return nil, fmt.Errorf("store zone list: %w", err)
+		}
+		return zs, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	zs, err := cl.listZones(ctx)
-	if err != nil {
-		return nil, publicError(err)
-	}
-	if zs == nil {
-		zs = []Zone{}
-	}
-	b, _ := json.Marshal(zs)
-	if err := s.q.UpsertDNSZoneList(ctx, s.st.Pool, store.UpsertDNSZoneListParams{OrganizationID: org, CredentialID: cred.ID, Zones: b, ReadAt: s.opts.Now()}); err != nil {
-		return nil, fmt.Errorf("store zone list: %w", err)
-	}
-	return zs, nil
+	return v.([]Zone), nil
 }
 
 // zone finds one zone the credential can see (404 otherwise).

@@ -45,11 +45,14 @@ func (s *Service) ensureCopy(ctx context.Context, org, credID uuid.UUID, zoneID 
 	if err != nil && !store.IsNoRows(err) {
 		return fmt.Errorf("read zone copy: %w", err)
 	}
-	cl, err := s.clientFor(ctx, org, credID)
-	if err != nil {
-		return err
-	}
-	_, _, err = s.readZone(ctx, cl, org, zoneID)
+	_, err, _ = s.flight.Do("copy:"+org.String()+":"+zoneID, func() (any, error) {
+		cl, err := s.clientFor(ctx, org, credID)
+		if err != nil {
+			return nil, err
+		}
+		_, _, err = s.readZone(ctx, cl, org, zoneID)
+		return nil, err
+	})
 	return err
 }
 

@@ -54,6 +54,7 @@ type Fake struct {
 	faults  []fault
 	calls   map[string]int
 	total   int
+	limited int // answers 429
 	nextID  int
 	limit   int           // requests per window per token; 0: none
 	window  time.Duration // the rate limit's window
@@ -225,11 +226,18 @@ func (f *Fake) CallsOf(kind string) int {
 	return f.calls[kind]
 }
 
+// Refused429 is the number of calls answered 429.
+func (f *Fake) Refused429() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.limited
+}
+
 // ResetCalls sets the counters back to zero.
 func (f *Fake) ResetCalls() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.total = 0
+	f.total, f.limited = 0, 0
 	clear(f.calls)
 }
 
@@ -364,6 +372,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		win.n++
 		if win.n > f.limit {
+			f.limited++
 			wait := win.start.Add(f.window).Sub(now)
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			fail(w, http.StatusTooManyRequests, 971, "Please wait and consider throttling your request speed")
@@ -376,6 +385,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		f.faults = slices.Delete(f.faults, i, i+1)
 		if ft.status == http.StatusTooManyRequests {
+			f.limited++
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ft.retryAfter.Seconds()))))
 			fail(w, ft.status, 971, "Please wait and consider throttling your request speed")
 			return
