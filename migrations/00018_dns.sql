@@ -21,7 +21,9 @@ CREATE TABLE dns_records (
     ttl             integer NOT NULL DEFAULT 1 CHECK (ttl = 1 OR ttl BETWEEN 60 AND 86400),
     proxied         boolean NOT NULL DEFAULT false,
     priority        integer CHECK (priority BETWEEN 0 AND 65535),
-    node_id         uuid REFERENCES nodes (id) ON DELETE SET NULL,
+    -- the node the record is for; not a foreign key, so a destroyed
+    -- node's records (deleted with it) still name it.
+    node_id         uuid,
     -- made by auto-DNS for its node (one per node and type).
     auto            boolean NOT NULL DEFAULT false,
     -- asked to take over an existing record without a marker.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
 	"github.com/shardform/shardform/store/storetest"
 )
 
@@ -23,11 +24,14 @@ import (
 // first shell block is run in this order, in one shell, so later ones use
 // the variables of earlier ones as a reader's terminal would. (The SSH
 // walk-through writes to /etc/ssh and the suggest-fit one needs nodes made
-// with psql; the SSH tests cover those steps with a real sshd.)
+// with psql; the SSH tests cover those steps with a real sshd.) The DNS
+// walk-through runs against the local fake of Cloudflare's API, as the
+// README offers for trying it (the zone and token of fakecf's defaults).
 var sections = []string{
 	"## Walk-through with curl",
 	"## Provisioning walk-through (the `local` driver)",
 	"## Capacity planner walk-through",
+	"## DNS walk-through",
 }
 
 func TestREADMEWalkthroughs(t *testing.T) {
@@ -55,6 +59,9 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	cf := cffake.New(t)
+	cf.AddZone("023e105f4ecef8ad9ca31a8372d0c353", "example.com")
+	cf.AddToken("fake-cloudflare-token")
 	dbURL := emptyDatabase(t)
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -63,7 +70,8 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	defer cancel()
 	serve := exec.CommandContext(ctx, bin, "serve")
 	serve.Dir = dir
-	serve.Env = append(cleanEnv(), "SHARDFORM_DATABASE_URL="+dbURL, "SHARDFORM_ADDR="+addr, "SHARDFORM_DATA_DIR="+filepath.Join(dir, "data"))
+	serve.Env = append(cleanEnv(), "SHARDFORM_DATABASE_URL="+dbURL, "SHARDFORM_ADDR="+addr, "SHARDFORM_DATA_DIR="+filepath.Join(dir, "data"),
+		"SHARDFORM_CLOUDFLARE_ENDPOINT="+cf.URL)
 	var serverLog bytes.Buffer
 	serve.Stdout, serve.Stderr = &serverLog, &serverLog
 	serve.Cancel = func() error { return serve.Process.Signal(os.Interrupt) }
@@ -99,12 +107,17 @@ echo walk-through-complete
 `
 	sh := exec.Command("bash", "-c", prelude+body+epilogue)
 	sh.Dir = dir
-	sh.Env = cleanEnv()
+	sh.Env = append(cleanEnv(), "CF_API="+cf.URL)
 	out, err := sh.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README's walk-throughs failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, "apply succeeded exit=0", `{"instance_type":"local-medium","vcpu":2,"memory_mb":4096}`, "udp 2456-2458 valheim", `"name":"web-1","provider":"local"`, "valheim", "hetzner/fsn1/", "walk-through-complete"} {
+	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, "apply succeeded exit=0",
+		`{"instance_type":"local-medium","vcpu":2,"memory_mb":4096}`, "udp 2456-2458 valheim", `"name":"web-1","provider":"local"`, "valheim", "hetzner/fsn1/",
+		`"type":"SRV","name":"_minecraft._tcp.play.example.com","content":"5 25565 play.example.com","status":"synced"`,
+		"the name is taken by a record shardform does not manage: A mail.example.com 192.0.2.25", `"content":"192.0.2.27","status":"deleted"`,
+		`"fqdn":"mc-1.local.nodes.example.com"`, `"recreated":["play.example.com"]`, "dns.reconcile.repair", `"content":"::1","status":"deleted"`,
+		"walk-through-complete"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out)
 		}
