@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/shardform/shardform/internal/hcloudfake"
 	"github.com/shardform/shardform/nodeops"
+	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/seal"
@@ -447,6 +450,11 @@ func TestPowerAWS(t *testing.T) {
 		t.Errorf("power status: %s", st.Raw)
 	}
 	b.powerOK(tok, node, "start")
+	// EC2 gave the started instance a new public address: the node has it.
+	n := b.expect(req{method: "GET", path: "/v1/nodes/" + node, token: tok}, 200)
+	if ip := state().PublicIP; n.str("ipv4") != ip || !strings.HasPrefix(ip, "203.0.113.") {
+		t.Errorf("node address %q after the start; EC2 says %q", n.str("ipv4"), ip)
+	}
 	b.powerOK(tok, node, "reboot")
 	if in := state(); in.State != awsfake.StateRunning || in.Reboots != 1 {
 		t.Fatalf("EC2 says %s after %d reboots", in.State, in.Reboots)
@@ -471,4 +479,84 @@ func TestPowerAWS(t *testing.T) {
 	}
 	all := b.expect(req{method: "GET", path: "/v1/nodes/" + node + "/actions?limit=100", token: tok}, 200)
 	noSecretIn(t, "actions", all.Raw, awsSecret)
+}
+
+// TestPowerAWSProvisioned provisions an aws node with the real
+// hashicorp/aws provider against the EC2 fake, stops it through the API
+// (the SDK against the same fake), checks that Terraform's view of the
+// stopped instance is a drift report, not a failure, starts it and
+// destroys it.
+func TestPowerAWSProvisioned(t *testing.T) {
+	if os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR") == "" {
+		t.Skip("SHARDFORM_TF_PLUGIN_MIRROR not set: no hashicorp/aws provider to run")
+	}
+	t.Parallel()
+	fake := awsfake.New(t)
+	fake.Allow(awsKeyID, awsSecret)
+	catalog, err := planner.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	driver := providers.NewAWS(catalog, catalog.ReadAt)
+	driver.Endpoint = fake.URL
+	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, nodeOps: true, rateLimit: 100000,
+		clouds: map[string]nodeops.Power{"aws": providers.AWSPower{Endpoint: fake.URL, PollInterval: 5 * time.Millisecond}}})
+	a := b.bootstrap("ops@example.com")
+	tok := a.access
+	b.createCredential(tok, "aws main", "aws", map[string]string{"access_key_id": awsKeyID, "secret_access_key": awsSecret})
+	itype := "t3.micro"
+	if _, ok := providers.FindInstanceType(driver, itype); !ok {
+		itype = driver.InstanceTypes()[0].Name
+	}
+	id := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: map[string]any{
+		"provider": "aws", "region": driver.Regions()[0].Name, "instance_type": itype, "name": "game-1"}}, 201).str("id")
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: tok}, 202)
+	if r := b.waitStatusFor(tok, id, 8*time.Minute); r.str("status") != "planned" {
+		t.Fatalf("plan: %s", r.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202)
+	applied := b.waitStatusFor(tok, id, 8*time.Minute)
+	if applied.str("status") != "applied" {
+		t.Fatalf("apply: %s", applied.Raw)
+	}
+	node := applied.str("node_id")
+	live := fake.Live()
+	if len(live) != 1 {
+		t.Fatalf("EC2 holds %+v", live)
+	}
+	before := b.expect(req{method: "GET", path: "/v1/nodes/" + node, token: tok}, 200)
+	if before.str("ipv4") != live[0].PublicIP {
+		t.Fatalf("node %s, instance %+v", before.Raw, live[0])
+	}
+
+	b.powerOK(tok, node, "stop")
+	if in := fake.Instances()[0]; in.State != awsfake.StateStopped {
+		t.Fatalf("EC2 says %s after the stop", in.State)
+	}
+	if s, _ := b.nodeStatus(tok, node); s != "stopped" {
+		t.Errorf("node reads %s", s)
+	}
+	// Terraform reads the stopped instance: the run succeeds and reports
+	// the state change as drift outside Terraform (power is not Terraform's).
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/refresh", token: tok}, 202)
+	run := b.waitRun(tok, b.latestRun(tok, id), 8*time.Minute)
+	if run.str("status") != "succeeded" {
+		t.Fatalf("refresh of a stopped instance: %s", run.Raw)
+	}
+	if drift, _ := run.Body["drift"].([]any); run.Body["drifted"] != true || len(drift) != 1 ||
+		!slices.Contains(drift[0].(map[string]any)["attributes"].([]any), any("instance_state")) {
+		t.Errorf("refresh of a stopped instance: drifted %v, drift %v", run.Body["drifted"], run.Body["drift"])
+	}
+
+	b.powerOK(tok, node, "start")
+	if n := b.expect(req{method: "GET", path: "/v1/nodes/" + node, token: tok}, 200); n.str("status") != "ready" || n.str("ipv4") != fake.Instances()[0].PublicIP || n.str("ipv4") == before.str("ipv4") {
+		t.Errorf("node after the start: %s; EC2 says %s", n.Raw, fake.Instances()[0].PublicIP)
+	}
+	b.expect(req{method: "DELETE", path: "/v1/provision/" + id, token: tok}, 202)
+	if r := b.waitStatusFor(tok, id, 8*time.Minute); r.str("status") != "destroyed" {
+		t.Fatalf("destroy: %s", r.Raw)
+	}
+	if len(fake.Live()) != 0 || len(fake.Unsupported()) != 0 {
+		t.Errorf("EC2 holds %+v; unsupported calls %v", fake.Live(), fake.Unsupported())
+	}
 }

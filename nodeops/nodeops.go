@@ -373,12 +373,14 @@ func (s *Service) Status(ctx context.Context, p *domain.Principal, nodeID uuid.U
 		return PowerStatus{}, fmt.Errorf("latest action of node %s: %w", n.ID, err)
 	}
 	idle := out.Action == nil || (out.Action.Status != StatusQueued && out.Action.Status != StatusRunning)
-	if rec := recorded(out.PowerState); idle && rec != "" && rec != n.PowerState {
-		if err := s.q.SetNodePowerState(ctx, s.st.Pool, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: rec}); err != nil {
-			return PowerStatus{}, fmt.Errorf("record the power state of node %s: %w", n.ID, err)
+	if rec := recorded(out.PowerState); idle && rec != "" {
+		if rec != n.PowerState {
+			s.log.InfoContext(ctx, "a node's power state changed outside shardform", slog.String("node_id", n.ID.String()),
+				slog.String("organization_id", n.OrganizationID.String()), slog.String("was", n.PowerState), slog.String("now", rec))
 		}
-		s.log.InfoContext(ctx, "a node's power state changed outside shardform", slog.String("node_id", n.ID.String()),
-			slog.String("organization_id", n.OrganizationID.String()), slog.String("was", n.PowerState), slog.String("now", rec))
+		if err := s.record(ctx, s.st.Pool, n, rec, st.IPv4); err != nil {
+			return PowerStatus{}, err
+		}
 		out.RecordedPowerState = rec
 	}
 	return out, nil

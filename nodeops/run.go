@@ -47,7 +47,8 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 	if err != nil {
 		return err
 	}
-	state, hard, err := s.carryOut(ctx, n, a)
+	out, err := s.carryOut(ctx, n, a)
+	state := out.state
 	if err != nil {
 		final := job.Attempt >= job.MaxAttempts || errors.Is(err, providers.ErrCredentialRefused) ||
 			errors.Is(err, providers.ErrMachineNotFound) || errors.Is(err, providers.ErrIncorrectState) ||
@@ -73,27 +74,40 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 		if st, rerr := s.read(fctx, n); rerr == nil {
 			state = recorded(st.State)
 		}
-		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state)
+		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state, "")
 	}
-	log.InfoContext(ctx, "power action succeeded", slog.Bool("powered_off", hard))
-	return s.finish(ctx, job, n, StatusSucceeded, "", state)
+	log.InfoContext(ctx, "power action succeeded", slog.Bool("powered_off", out.hard))
+	return s.finish(ctx, job, n, StatusSucceeded, "", state, out.ipv4)
 }
 
-// finish records the action's outcome and the node's power state ("":
-// unchanged) and completes the job, in one transaction.
-func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state string) error {
+// finish records the action's outcome, the node's power state ("":
+// unchanged) and public address ("": unchanged) and completes the job, in
+// one transaction.
+func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state, ipv4 string) error {
 	return s.complete(ctx, job, func(tx pgx.Tx) error {
 		if _, err := s.q.FinishNodeAction(ctx, tx, store.FinishNodeActionParams{OrganizationID: n.OrganizationID, ID: job.Args.ActionID, Status: status, Error: msg}); err != nil && !store.IsNoRows(err) {
 			return fmt.Errorf("record the outcome of action %s: %w", job.Args.ActionID, err)
 		}
-		if state == "" {
-			return nil
-		}
-		if err := s.q.SetNodePowerState(ctx, tx, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: state}); err != nil {
+		return s.record(ctx, tx, n, state, ipv4)
+	})
+}
+
+// record sets the node's power state and public address when given and
+// different.
+func (s *Service) record(ctx context.Context, db store.DBTX, n store.Node, state, ipv4 string) error {
+	if state != "" && state != n.PowerState {
+		if err := s.q.SetNodePowerState(ctx, db, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: state}); err != nil {
 			return fmt.Errorf("record the power state of node %s: %w", n.ID, err)
 		}
-		return nil
-	})
+	}
+	if ipv4 != "" && ipv4 != n.Ipv4 {
+		if err := s.q.SetNodeIPv4(ctx, db, store.SetNodeIPv4Params{OrganizationID: n.OrganizationID, ID: n.ID, Ipv4: ipv4}); err != nil {
+			return fmt.Errorf("record the address of node %s: %w", n.ID, err)
+		}
+		s.log.InfoContext(ctx, "a node's public address changed with a power cycle", slog.String("node_id", n.ID.String()),
+			slog.String("organization_id", n.OrganizationID.String()), slog.String("was", n.Ipv4), slog.String("now", ipv4))
+	}
+	return nil
 }
 
 // complete runs fn (if any) and completes the job in one transaction.
@@ -111,31 +125,48 @@ func (s *Service) complete(ctx context.Context, job Job, fn func(tx pgx.Tx) erro
 	})
 }
 
-// carryOut does the action and says the power state to record; hard
-// reports a stop that had to power the node off.
-func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction) (state string, hard bool, err error) {
+// outcome is what a carried-out action leaves to record.
+type outcome struct {
+	state string // the power state
+	ipv4  string // the public address after a start ("": unknown or unchanged)
+	hard  bool   // a stop had to power the node off
+}
+
+// carryOut does the action.
+func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction) (outcome, error) {
 	if n.Provider == localProvider {
 		state, err := s.localAction(ctx, n, a.Kind)
-		return state, false, err
+		return outcome{state: state}, err
 	}
 	if err := s.canOperate(n); err != nil {
-		return "", false, err
+		return outcome{}, err
 	}
 	m, err := s.machine(ctx, n)
 	if err != nil {
-		return "", false, err
+		return outcome{}, err
 	}
 	p := s.clouds[n.Provider]
 	switch a.Kind {
-	case KindStart:
-		return recordedRunning, false, p.Start(ctx, m)
+	case KindStart, KindReboot:
+		out := outcome{state: recordedRunning}
+		if a.Kind == KindStart {
+			err = p.Start(ctx, m)
+		} else {
+			err = p.Reboot(ctx, m)
+		}
+		if err != nil {
+			return out, err
+		}
+		// A start may have given the machine a new public address.
+		if st, err := p.PowerStatus(ctx, m); err == nil {
+			out.ipv4 = st.IPv4
+		}
+		return out, nil
 	case KindStop:
 		hard, err := p.Stop(ctx, m, a.Force, s.stopTimeout)
-		return recordedStopped, hard, err
-	case KindReboot:
-		return recordedRunning, false, p.Reboot(ctx, m)
+		return outcome{state: recordedStopped, hard: hard}, err
 	}
-	return "", false, fmt.Errorf("action %s: unknown kind %q: %w", a.ID, a.Kind, domain.ErrUnprocessable)
+	return outcome{}, fmt.Errorf("action %s: unknown kind %q: %w", a.ID, a.Kind, domain.ErrUnprocessable)
 }
 
 // localStatus is a local node's machine: running unless a stop left it off.

@@ -36,6 +36,10 @@ type Machine struct {
 type PowerStatus struct {
 	State    string `json:"state"`          // one of the Power* words
 	Provider string `json:"provider_state"` // the cloud's own word (hetzner "off", aws "stopped")
+	// IPv4 is the machine's public address while it runs, where a power
+	// cycle can change it (an EC2 instance without an Elastic IP gets a new
+	// one at every start); empty otherwise.
+	IPv4 string `json:"ipv4,omitempty"`
 }
 
 // defaultPowerPoll is how often a power action polls the cloud for the

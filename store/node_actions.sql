@@ -68,3 +68,9 @@ VALUES (@node_id, @power_state, CASE WHEN @boot::boolean THEN 1 ELSE 0 END)
 ON CONFLICT (node_id) DO UPDATE SET power_state = excluded.power_state,
     boots = local_machines.boots + CASE WHEN @boot::boolean THEN 1 ELSE 0 END, updated_at = now()
 RETURNING *;
+
+-- name: SetNodeIPv4 :exec
+-- A machine's public address changed with a power cycle (EC2 without an
+-- Elastic IP); a node that has it already is not touched.
+UPDATE nodes SET ipv4 = @ipv4, updated_at = now()
+WHERE organization_id = @organization_id AND id = @id AND ipv4 <> @ipv4;

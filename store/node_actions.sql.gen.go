@@ -349,6 +349,24 @@ func (q *Queries) SetNodeActionJob(ctx context.Context, db DBTX, arg SetNodeActi
 	return err
 }
 
+const setNodeIPv4 = `-- name: SetNodeIPv4 :exec
+UPDATE nodes SET ipv4 = $1, updated_at = now()
+WHERE organization_id = $2 AND id = $3 AND ipv4 <> $1
+`
+
+type SetNodeIPv4Params struct {
+	Ipv4           string
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+// A machine's public address changed with a power cycle (EC2 without an
+// Elastic IP); a node that has it already is not touched.
+func (q *Queries) SetNodeIPv4(ctx context.Context, db DBTX, arg SetNodeIPv4Params) error {
+	_, err := db.Exec(ctx, setNodeIPv4, arg.Ipv4, arg.OrganizationID, arg.ID)
+	return err
+}
+
 const setNodePowerState = `-- name: SetNodePowerState :exec
 UPDATE nodes SET power_state = $1, updated_at = now()
 WHERE organization_id = $2 AND id = $3 AND power_state <> $1

@@ -124,6 +124,7 @@ type Server struct {
 	keys        map[string]string // access key id → secret; empty: any key
 	refused     map[string]bool
 	seq         int
+	starts      int // instances started (power.go)
 }
 
 // Start runs a fake on loopback; Close stops it.

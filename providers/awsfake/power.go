@@ -17,7 +17,8 @@ const (
 // finds it running; a stop makes a running one stopping, and the next
 // describe finds it stopped. Starting a running instance or stopping a
 // stopped one changes nothing; a terminated one, or rebooting a stopped
-// one, is IncorrectInstanceState.
+// one, is IncorrectInstanceState. A started instance gets a new public
+// address (203.0.113.x), as one without an Elastic IP does.
 
 // IgnoreGracefulStop makes an instance hang in stopping after a stop
 // without Force (an OS that does not shut down): only a forced stop
@@ -49,7 +50,7 @@ func (s *Server) SetState(id, state string) bool {
 func (s *Server) AddInstance(region, instanceType string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	in := &Instance{ID: s.nextID("i"), Region: region, InstanceType: instanceType, State: StateRunning,
+	in := &Instance{ID: s.nextID("i"), Region: region, InstanceType: instanceType, State: StateRunning, PublicIP: fmt.Sprintf("198.51.100.%d", (len(s.instances)+10)%250+1),
 		Tags: map[string]string{}, VolumeTags: map[string]string{}, VolumeID: s.nextID("vol"), VolumeSize: 8, VolumeType: "gp3", HTTPTokens: "required"}
 	s.instances = append(s.instances, in)
 	return in.ID
@@ -93,6 +94,11 @@ func (s *Server) startInstances(req request) (any, *apiError) {
 		switch in.State {
 		case StateStopped:
 			in.State, in.forcedStop = StatePending, false
+			if in.PublicIP != "" {
+				// As EC2 without an Elastic IP: a new public address at every start.
+				s.starts++
+				in.PublicIP = fmt.Sprintf("203.0.113.%d", s.starts%250+1)
+			}
 		case StatePending, StateRunning:
 		default:
 			return incorrectState(in, "started")
