@@ -388,6 +388,14 @@ func TestPowerHetzner(t *testing.T) {
 		t.Errorf("a forced stop called %v", calls)
 	}
 
+	// Hetzner fails once: the job is retried and the action succeeds on
+	// its second attempt.
+	fake.FailNextActions(1)
+	if retried := b.powerOK(tok, node, "start"); retried["attempt"] != float64(2) {
+		t.Errorf("a start Hetzner failed once: %v", retried)
+	}
+	b.powerOK(tok, node, "stop?force=true")
+
 	// Started from the console: the status read corrects the record.
 	fake.SetServerStatus(server, hcloudfake.StatusRunning)
 	if st := b.expect(req{method: "GET", path: "/v1/nodes/" + node + "/power/status", token: tok}, 200); st.str("recorded_power_state") != "running" {

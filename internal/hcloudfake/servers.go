@@ -25,6 +25,7 @@ type machines struct {
 	actions map[int64]*action
 	calls   map[string]int // action command → how many were asked for
 	seq     int64
+	failing int // the next server actions that answer 503
 }
 
 type machine struct {
@@ -108,6 +109,15 @@ func (s *Server) Reboots(id int64) int {
 	return 0
 }
 
+// FailNextActions makes the next n server actions answer 503
+// (service_error), as Hetzner does when it is unwell.
+func (s *Server) FailNextActions(n int) {
+	m := &s.machines
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failing = n
+}
+
 // ActionCalls is how many actions of each command (poweron, shutdown,
 // poweroff, reboot) were asked for.
 func (s *Server) ActionCalls() map[string]int {
@@ -176,6 +186,11 @@ func (s *Server) serverAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := r.PathValue("command")
+	if m.failing > 0 {
+		m.failing--
+		writeError(w, http.StatusServiceUnavailable, "service_error", "the service is unavailable, try again later")
+		return
+	}
 	var done func()
 	switch cmd {
 	case "poweron":
