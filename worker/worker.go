@@ -63,6 +63,10 @@ const terraformFetchCooldown = 5 * time.Millisecond
 // job there may wait up to this long for a free worker to fetch it.
 const slowFetchCooldown = 100 * time.Millisecond
 
+// nodesFetchCooldown is the nodes queue's shortest pause between fetches
+// (and, at most, the client's between insert notifications).
+const nodesFetchCooldown = 10 * time.Millisecond
+
 // sshPollInterval is how often the ssh queue polls besides LISTEN/NOTIFY:
 // the client's interval, at most 50 ms.
 func sshPollInterval(client time.Duration) time.Duration {
@@ -223,7 +227,7 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		}
 		if opts.NodeOps != nil {
-			cfg.Queues[nodeops.QueueNodes] = river.QueueConfig{MaxWorkers: opts.NodeWorkers, FetchCooldown: slowCooldown}
+			cfg.Queues[nodeops.QueueNodes] = river.QueueConfig{MaxWorkers: opts.NodeWorkers, FetchCooldown: nodesFetchCooldown}
 		}
 		if opts.Placement != nil {
 			// Drains react at once: a drain is waited for by whoever asked.
