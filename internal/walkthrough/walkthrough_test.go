@@ -32,6 +32,7 @@ var sections = []string{
 	"## Provisioning walk-through (the `local` driver)",
 	"## Capacity planner walk-through",
 	"## DNS walk-through",
+	"## Scheduling walk-through: cordon, drain, migrate",
 }
 
 func TestREADMEWalkthroughs(t *testing.T) {
@@ -117,6 +118,7 @@ echo walk-through-complete
 		`"type":"SRV","name":"_minecraft._tcp.play.example.com","content":"5 25565 play.example.com","status":"synced"`,
 		"the name is taken by a record shardform does not manage: A mail.example.com 192.0.2.25", `"content":"192.0.2.27","status":"deleted"`,
 		`"fqdn":"mc-1.local.nodes.example.com"`, `"recreated":["play.example.com"]`, "dns.reconcile.repair", `"content":"::1","status":"deleted"`,
+		`{"kind":"drain","status":"partial","moves_done":2,"moves_left":0,"moves_failed":2,"failures":["gs-3","gs-4"]}`, "migrate sched-b → sched-a: succeeded, 3 moved",
 		"walk-through-complete"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out)
