@@ -160,6 +160,7 @@ func BenchmarkDrain(b *testing.B) {
 	drain(sourceIDs[len(sourceIDs)-1]) // warm-up: connections, plans, caches
 	var ds []time.Duration
 	var statements, movesDone int64
+	var pickup, run time.Duration // created → started (the job's pickup), started → finished (the moves)
 	b.ResetTimer()
 	for i := 0; i < b.N && i < len(sourceIDs)-1; i++ {
 		d, n, m := drain(sourceIDs[i])
@@ -167,6 +168,8 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatalf("drain %d ended %s with %d moves done", i, m.Status, m.MovesDone)
 		}
 		ds = append(ds, d)
+		pickup += m.StartedAt.Sub(m.CreatedAt)
+		run += m.FinishedAt.Sub(m.StartedAt)
 		statements += n
 		movesDone += int64(m.MovesDone)
 	}
@@ -177,13 +180,20 @@ func BenchmarkDrain(b *testing.B) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM nodes WHERE reserved_cpu_millis > vcpu * 1000 - 100 OR reserved_memory_mb > memory_mb - 512`).Scan(&overfilled); err != nil || overfilled != 0 {
 		b.Fatalf("%d nodes overfilled (%v)", overfilled, err)
 	}
+	if len(ds) > 0 {
+		b.ReportMetric(float64(pickup.Milliseconds())/float64(len(ds)), "pickup_ms")
+		b.ReportMetric(float64(run.Microseconds())/float64(movesDone)/1000, "ms/move")
+	}
 	b.Logf("%d drains of 100 instances among 1,000 nodes: %s", len(ds), fmt.Sprint(ds))
 }
 
 type migration struct {
-	ID        string `json:"id"`
-	Status    string `json:"status"`
-	MovesDone int    `json:"moves_done"`
+	ID         string    `json:"id"`
+	Status     string    `json:"status"`
+	MovesDone  int       `json:"moves_done"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
 }
 
 // get decodes the answer of GET path into out.

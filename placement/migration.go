@@ -613,35 +613,31 @@ func (d *drainer) move(ctx context.Context, mv store.MigrationMove) (string, boo
 			cancel  bool
 			refused store.LockPlacementNodeRow
 		)
+		// Two statements between BEGIN and COMMIT: the locks of both
+		// nodes, then the move with its record (see MoveAndRecord).
 		err := s.st.InTx(ctx, func(tx pgx.Tx) error {
 			target, err := d.lockPair(ctx, tx, to)
 			if err != nil {
 				return err
 			}
-			inst, err := s.q.LockInstance(ctx, tx, store.LockInstanceParams{OrganizationID: org, ID: mv.InstanceID})
-			switch {
-			case store.IsNoRows(err):
-				status = MoveSkipped
-				cancel, err = d.record(ctx, tx, mv, MoveSkipped, uuid.Nil, "", "the instance was deleted meanwhile")
-				return err
-			case err != nil:
-				return fmt.Errorf("lock instance: %w", err)
-			case inst.NodeID != d.m.NodeID:
-				status = MoveSkipped
-				cancel, err = d.record(ctx, tx, mv, MoveSkipped, uuid.Nil, "", "the instance was moved to another node meanwhile")
-				return err
-			}
-			need := reservation(inst.CpuMillis, inst.MemoryMb, inst.DiskGb)
-			if s.admit(target, need) != nil {
+			// An instance's reservation never changes once placed: the
+			// move's copy of it is the instance's.
+			if s.admit(target, res) != nil {
 				refused = target
 				return errRefused
 			}
-			if err := s.q.MoveInstance(ctx, tx, store.MoveInstanceParams{OrganizationID: org, ID: inst.ID, NodeID: to}); err != nil {
+			row, err := s.q.MoveAndRecord(ctx, tx, store.MoveAndRecordParams{
+				OrganizationID: org, MigrationID: d.m.ID, Position: mv.Position,
+				InstanceID: mv.InstanceID, FromNodeID: d.m.NodeID, ToNodeID: to, ToNodeName: toName,
+			})
+			if err != nil {
 				return fmt.Errorf("move: %w", err)
 			}
-			status = MoveMoved
-			cancel, err = d.record(ctx, tx, mv, MoveMoved, to, toName, "")
-			return err
+			status, cancel = MoveSkipped, row.CancelRequested
+			if row.Moved == 1 {
+				status = MoveMoved
+			}
+			return nil
 		})
 		switch {
 		case errors.Is(err, errRefused):
@@ -666,25 +662,25 @@ func (d *drainer) move(ctx context.Context, mv store.MigrationMove) (string, boo
 // lockPair locks the drained node and the target in id order (the order of
 // every placement and move) and returns the target.
 func (d *drainer) lockPair(ctx context.Context, tx pgx.Tx, to uuid.UUID) (store.LockPlacementNodeRow, error) {
-	from := d.m.NodeID
-	order := []uuid.UUID{from, to}
-	if bytes.Compare(to[:], from[:]) < 0 {
-		order[0], order[1] = to, from
+	rows, err := d.s.q.LockNodePair(ctx, tx, store.LockNodePairParams{OrganizationID: d.m.OrganizationID, Ids: []uuid.UUID{d.m.NodeID, to}})
+	if err != nil {
+		return store.LockPlacementNodeRow{}, fmt.Errorf("lock nodes: %w", err)
 	}
 	var target store.LockPlacementNodeRow
-	for _, nid := range order {
-		n, err := d.s.lockNode(ctx, tx, d.m.OrganizationID, nid)
-		switch {
-		case errors.Is(err, domain.ErrNotFound) && nid == from:
-			return target, errSourceGone
-		case errors.Is(err, domain.ErrNotFound):
-			return target, errTargetGone
-		case err != nil:
-			return target, err
+	source := false
+	for _, r := range rows {
+		switch r.ID {
+		case to:
+			target = store.LockPlacementNodeRow(r)
+		case d.m.NodeID:
+			source = true
 		}
-		if nid == to {
-			target = n
-		}
+	}
+	switch {
+	case !source:
+		return target, errSourceGone
+	case target.ID != to:
+		return target, errTargetGone
 	}
 	return target, nil
 }

@@ -129,3 +129,36 @@ WHERE organization_id = @organization_id AND node_id = @from_node_id;
 SELECT id, name, status, instance_count FROM nodes
 WHERE organization_id = @organization_id AND provision_id = @provision_id
 FOR NO KEY UPDATE;
+
+-- name: LockNodePair :many
+-- A drain's move locks the drained node and the target in id order (the
+-- order of every placement and move) in one statement: the rows are
+-- locked as they come out of the sort.
+SELECT id, name, status, vcpu, memory_mb, disk_gb,
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+FROM nodes
+WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[])
+ORDER BY id
+FOR NO KEY UPDATE;
+
+-- name: MoveAndRecord :one
+-- One drain move after the fit check, with its nodes locked: the instance
+-- moves (its row locked by the update) if it is still on the drained node,
+-- the move records where it went or that it was skipped, and the answer
+-- says whether it moved and whether a cancel was asked for since.
+WITH moved AS (
+    UPDATE instances SET node_id = @to_node_id
+    WHERE instances.organization_id = @organization_id AND instances.id = @instance_id AND instances.node_id = @from_node_id
+    RETURNING id
+), mv AS (
+    UPDATE migration_moves SET
+        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' ELSE 'skipped' END,
+        to_node_id = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN @to_node_id::uuid END,
+        to_node_name = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN @to_node_name::text ELSE '' END,
+        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN '' ELSE 'the instance was deleted or moved to another node meanwhile' END,
+        finished_at = now()
+    WHERE migration_moves.migration_id = @migration_id AND migration_moves.position = @position
+)
+UPDATE migrations SET updated_at = now()
+WHERE migrations.organization_id = @organization_id AND migrations.id = @migration_id
+RETURNING cancel_requested, (SELECT count(*) FROM moved)::integer AS moved;

@@ -600,6 +600,67 @@ func (q *Queries) LockNodeOfProvision(ctx context.Context, db DBTX, arg LockNode
 	return i, err
 }
 
+const lockNodePair = `-- name: LockNodePair :many
+SELECT id, name, status, vcpu, memory_mb, disk_gb,
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+FROM nodes
+WHERE organization_id = $1 AND id = ANY($2::uuid[])
+ORDER BY id
+FOR NO KEY UPDATE
+`
+
+type LockNodePairParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+type LockNodePairRow struct {
+	ID                uuid.UUID
+	Name              string
+	Status            string
+	Vcpu              int32
+	MemoryMb          int32
+	DiskGb            int32
+	ReservedCpuMillis int64
+	ReservedMemoryMb  int64
+	ReservedDiskGb    int64
+	InstanceCount     int32
+}
+
+// A drain's move locks the drained node and the target in id order (the
+// order of every placement and move) in one statement: the rows are
+// locked as they come out of the sort.
+func (q *Queries) LockNodePair(ctx context.Context, db DBTX, arg LockNodePairParams) ([]LockNodePairRow, error) {
+	rows, err := db.Query(ctx, lockNodePair, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LockNodePairRow
+	for rows.Next() {
+		var i LockNodePairRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Status,
+			&i.Vcpu,
+			&i.MemoryMb,
+			&i.DiskGb,
+			&i.ReservedCpuMillis,
+			&i.ReservedMemoryMb,
+			&i.ReservedDiskGb,
+			&i.InstanceCount,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const moveAllInstances = `-- name: MoveAllInstances :execrows
 UPDATE instances SET node_id = $1
 WHERE organization_id = $2 AND node_id = $3
@@ -619,6 +680,59 @@ func (q *Queries) MoveAllInstances(ctx context.Context, db DBTX, arg MoveAllInst
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const moveAndRecord = `-- name: MoveAndRecord :one
+WITH moved AS (
+    UPDATE instances SET node_id = $3
+    WHERE instances.organization_id = $1 AND instances.id = $4 AND instances.node_id = $5
+    RETURNING id
+), mv AS (
+    UPDATE migration_moves SET
+        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' ELSE 'skipped' END,
+        to_node_id = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN $3::uuid END,
+        to_node_name = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN $6::text ELSE '' END,
+        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN '' ELSE 'the instance was deleted or moved to another node meanwhile' END,
+        finished_at = now()
+    WHERE migration_moves.migration_id = $2 AND migration_moves.position = $7
+)
+UPDATE migrations SET updated_at = now()
+WHERE migrations.organization_id = $1 AND migrations.id = $2
+RETURNING cancel_requested, (SELECT count(*) FROM moved)::integer AS moved
+`
+
+type MoveAndRecordParams struct {
+	OrganizationID uuid.UUID
+	MigrationID    uuid.UUID
+	ToNodeID       uuid.UUID
+	InstanceID     uuid.UUID
+	FromNodeID     uuid.UUID
+	ToNodeName     string
+	Position       int32
+}
+
+type MoveAndRecordRow struct {
+	CancelRequested bool
+	Moved           int32
+}
+
+// One drain move after the fit check, with its nodes locked: the instance
+// moves (its row locked by the update) if it is still on the drained node,
+// the move records where it went or that it was skipped, and the answer
+// says whether it moved and whether a cancel was asked for since.
+func (q *Queries) MoveAndRecord(ctx context.Context, db DBTX, arg MoveAndRecordParams) (MoveAndRecordRow, error) {
+	row := db.QueryRow(ctx, moveAndRecord,
+		arg.OrganizationID,
+		arg.MigrationID,
+		arg.ToNodeID,
+		arg.InstanceID,
+		arg.FromNodeID,
+		arg.ToNodeName,
+		arg.Position,
+	)
+	var i MoveAndRecordRow
+	err := row.Scan(&i.CancelRequested, &i.Moved)
+	return i, err
 }
 
 const requestMigrationCancel = `-- name: RequestMigrationCancel :one
