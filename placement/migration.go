@@ -90,8 +90,8 @@ type Migration struct {
 	MovesCancelled  int    `json:"moves_cancelled"`
 	// Moves lists every move in the order they are made (largest instance
 	// first); Failures repeats the failed ones. Lists leave both out.
-	Moves      []Move     `json:"moves,omitempty"`
-	Failures   []Move     `json:"failures,omitempty"`
+	Moves      []Move     `json:"moves,omitzero"`
+	Failures   []Move     `json:"failures,omitzero"`
 	CreatedAt  time.Time  `json:"created_at,omitzero"`
 	StartedAt  *time.Time `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at"`
