@@ -23,6 +23,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
+
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
 )
 
 // evilStrings are the string values the smoke sends in place of a field,
@@ -398,7 +400,7 @@ func TestFuzzSmoke(t *testing.T) {
 	plannerJobs := map[string]bool{"POST /v1/planner/fleet-report": true, "POST /v1/planner/pricing/refresh": true}
 	t.Run("every route", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{provisioning: true, externalWorkers: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true, rateLimit: 1 << 30})
+		b := setup(t, setupOpts{provisioning: true, externalWorkers: true, ssh: true, nodeOps: true, nodeOpsNoWorker: true, drainQueue: true, cloudflare: cffake.New(t).URL, rateLimit: 1 << 30})
 		smoke(t, b, func(key string) bool { return !plannerJobs[key] }, 80)
 	})
 	t.Run("planner job routes", func(t *testing.T) {

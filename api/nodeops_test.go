@@ -216,8 +216,10 @@ func TestPowerLocalEndToEnd(t *testing.T) {
 		t.Errorf("%d audit entries of power actions, want 4", n)
 	}
 
-	// Destroying the request takes the node and its actions with it.
-	b.expect(req{method: "DELETE", path: "/v1/provision/" + id, token: tok}, 202)
+	// Destroying the request takes the node, its instance (force: the node
+	// still holds one) and its actions with it.
+	b.expect(req{method: "DELETE", path: "/v1/provision/" + id, token: tok}, 409)
+	b.expect(req{method: "DELETE", path: "/v1/provision/" + id + "?force=true", token: tok}, 202)
 	if r := b.waitStatus(tok, id); r.str("status") != "destroyed" {
 		t.Fatalf("destroy: %s", r.Raw)
 	}

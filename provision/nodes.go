@@ -59,7 +59,7 @@ const (
 func (s *Service) nodeView(ctx context.Context, n store.Node) Node {
 	out := Node{ID: n.ID, Name: n.Name, Provider: n.Provider, Region: n.Region, InstanceType: n.InstanceType,
 		VCPU: n.Vcpu, MemoryMB: n.MemoryMb, DiskGB: n.DiskGb, IPv4: n.Ipv4, IPv6: n.Ipv6, ServerID: n.ServerID,
-		Status: n.Status, PowerState: n.PowerState, schedulingStatus: n.Status, Labels: map[string]string{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+		Status: n.Status, PowerState: n.PowerState, schedulingStatus: n.Status, Labels: map[string]string{}, DNSRecordIDs: []uuid.UUID{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
 	if n.PowerState == PowerStopped {
 		out.Status = PowerStopped
 	}
