@@ -527,6 +527,31 @@ func TestDNSReconcileRepairsDrift(t *testing.T) {
 	}
 }
 
+func TestDNSPeriodicReconcile(t *testing.T) {
+	t.Parallel()
+	d := dnsSetup(t, setupOpts{dnsReconcile: time.Second})
+	id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "periodic", "content": "192.0.2.20"}).str("id")
+	d.cf.Delete(zoneCom, d.waitSynced(d.a.access, id).str("cloudflare_id"))
+	// No POST: the periodic fan-out queues the organization's reconcile.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(d.cf.Find(zoneCom, "periodic.example.com", "A")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the deleted record was not recreated by the periodic reconcile")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Later runs find it in sync; the audit log keeps the repair (written
+	// just after Cloudflare's create, with the record's new id).
+	for found := false; !found; time.Sleep(50 * time.Millisecond) {
+		for _, e := range d.expect(req{method: "GET", path: "/v1/admin/audit-logs?limit=100", token: d.a.access}, 200).list() {
+			found = found || e["action"] == "dns.reconcile.recreate" && strings.HasPrefix(e["target"].(string), id)
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatal("no dns.reconcile.recreate audit entry for the record")
+		}
+	}
+}
+
 func TestDNSRateLimitAndOutages(t *testing.T) {
 	t.Parallel()
 	d := dnsSetup(t, setupOpts{})

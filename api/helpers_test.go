@@ -92,6 +92,8 @@ type setupOpts struct {
 	// get auto-DNS. dns tunes the DNS service.
 	cloudflare string
 	dns        dns.Options
+	// dnsReconcile turns the periodic dns_reconcile on (0: off).
+	dnsReconcile time.Duration
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -451,8 +453,12 @@ func startDNS(t *testing.T, pool *pgxpool.Pool, creds *credentials.Service, o se
 	opts.Endpoint = o.cloudflare
 	st := store.NewStore(pool)
 	svc := dns.New(st, creds, opts)
+	interval := o.dnsReconcile
+	if interval == 0 {
+		interval = -1
+	}
 	client, err := worker.NewClient(pool, st, worker.Options{
-		Work: true, DNS: svc, FetchPollInterval: 50 * time.Millisecond, DNSReconcileInterval: -1, DNSWorkers: 8,
+		Work: true, DNS: svc, FetchPollInterval: 50 * time.Millisecond, DNSReconcileInterval: interval, DNSWorkers: 8,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
