@@ -527,6 +527,25 @@ func TestDNSReconcileRepairsDrift(t *testing.T) {
 	}
 }
 
+func TestDNSCredentialInUseIsKept(t *testing.T) {
+	t.Parallel()
+	d := dnsSetup(t, setupOpts{})
+	id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "kept", "content": "192.0.2.30"}).str("id")
+	d.waitSynced(d.a.access, id)
+	r := d.expect(req{method: "DELETE", path: "/v1/credentials/" + d.cred, token: d.a.access}, 409)
+	if !strings.Contains(r.errMsg(), "1 DNS records") {
+		t.Errorf("409 %q", r.errMsg())
+	}
+	d.expect(req{method: "DELETE", path: "/v1/dns/records/" + id, token: d.a.access}, 202)
+	d.wait(d.a.access, id)
+	d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access, body: map[string]any{"enabled": true, "zone_id": zoneCom}}, 200)
+	if r := d.expect(req{method: "DELETE", path: "/v1/credentials/" + d.cred, token: d.a.access}, 409); !strings.Contains(r.errMsg(), "auto-DNS") {
+		t.Errorf("409 %q", r.errMsg())
+	}
+	d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access, body: map[string]any{"enabled": false}}, 200)
+	d.expect(req{method: "DELETE", path: "/v1/credentials/" + d.cred, token: d.a.access}, 204)
+}
+
 func TestDNSPeriodicReconcile(t *testing.T) {
 	t.Parallel()
 	d := dnsSetup(t, setupOpts{dnsReconcile: time.Second})

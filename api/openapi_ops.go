@@ -174,7 +174,7 @@ func operations() []operation {
 		{method: "GET", path: "/v1/credentials/:id", summary: "Get a credential", access: authenticated, perm: domain.PermCredentialsRead, resp: credentials.Credential{}, status: 200},
 		{method: "PUT", path: "/v1/credentials/:id", summary: "Rename a credential and/or replace its secret", access: authenticated, perm: domain.PermCredentialsWrite,
 			body: credentials.Input{}, resp: credentials.Credential{}, status: 200, errors: []int{409}},
-		{method: "DELETE", path: "/v1/credentials/:id", summary: "Delete a credential (409 while a live request needs it)", access: authenticated, perm: domain.PermCredentialsWrite, status: 204, errors: []int{409}},
+		{method: "DELETE", path: "/v1/credentials/:id", summary: "Delete a credential (409 while a live request, a managed DNS record or auto-DNS needs it)", access: authenticated, perm: domain.PermCredentialsWrite, status: 204, errors: []int{409}},
 		{method: "POST", path: "/v1/credentials/:id/default", summary: "Make it its provider's default", access: authenticated, perm: domain.PermCredentialsWrite, resp: credentials.Credential{}, status: 200},
 		{method: "POST", path: "/v1/credentials/:id/verify", summary: "Check the credential against the provider's API", access: authenticated, perm: domain.PermCredentialsWrite, resp: credentials.VerifyResult{}, status: 200},
 

@@ -296,6 +296,16 @@ func (s *Service) Delete(ctx context.Context, p *domain.Principal, id uuid.UUID)
 			}
 			return domain.Conflict("credential is used by live provision requests: %s; destroy them first", strings.Join(names, ", "))
 		}
+		dns, err := s.q.CountDNSUsesOfCredential(ctx, tx, store.CountDNSUsesOfCredentialParams{OrganizationID: p.OrgID, CredentialID: uuid.NullUUID{UUID: id, Valid: true}})
+		if err != nil {
+			return fmt.Errorf("delete credential %s: %w", id, err)
+		}
+		if dns.Records > 0 {
+			return domain.Conflict("credential is used by %d DNS records shardform manages: delete them first (DELETE /v1/dns/records/{id}), or shardform could no longer change or remove them", dns.Records)
+		}
+		if dns.AutoDns {
+			return domain.Conflict("credential is used by auto-DNS: turn it off or choose another credential first (PUT /v1/dns/auto-config)")
+		}
 		if _, err := s.q.DeleteCredential(ctx, tx, store.DeleteCredentialParams{OrganizationID: p.OrgID, ID: id}); err != nil {
 			return fmt.Errorf("delete credential %s: %w", id, err)
 		}

@@ -190,3 +190,9 @@ SELECT * FROM dns_reconciles WHERE organization_id = @organization_id;
 
 -- name: GetOrganizationName :one
 SELECT name FROM organizations WHERE id = @id;
+
+-- name: CountDNSUsesOfCredential :one
+-- What still needs a credential: live records, and auto-DNS when enabled.
+SELECT
+    (SELECT count(*) FROM dns_records r WHERE r.organization_id = @organization_id AND r.credential_id = @credential_id AND r.status <> 'deleted')::bigint AS records,
+    EXISTS (SELECT 1 FROM dns_auto_configs a WHERE a.organization_id = @organization_id AND a.credential_id = @credential_id AND a.enabled) AS auto_dns;

@@ -46,6 +46,30 @@ func (q *Queries) CountDNSRecords(ctx context.Context, db DBTX, arg CountDNSReco
 	return count, err
 }
 
+const countDNSUsesOfCredential = `-- name: CountDNSUsesOfCredential :one
+SELECT
+    (SELECT count(*) FROM dns_records r WHERE r.organization_id = $1 AND r.credential_id = $2 AND r.status <> 'deleted')::bigint AS records,
+    EXISTS (SELECT 1 FROM dns_auto_configs a WHERE a.organization_id = $1 AND a.credential_id = $2 AND a.enabled) AS auto_dns
+`
+
+type CountDNSUsesOfCredentialParams struct {
+	OrganizationID uuid.UUID
+	CredentialID   uuid.NullUUID
+}
+
+type CountDNSUsesOfCredentialRow struct {
+	Records int64
+	AutoDns bool
+}
+
+// What still needs a credential: live records, and auto-DNS when enabled.
+func (q *Queries) CountDNSUsesOfCredential(ctx context.Context, db DBTX, arg CountDNSUsesOfCredentialParams) (CountDNSUsesOfCredentialRow, error) {
+	row := db.QueryRow(ctx, countDNSUsesOfCredential, arg.OrganizationID, arg.CredentialID)
+	var i CountDNSUsesOfCredentialRow
+	err := row.Scan(&i.Records, &i.AutoDns)
+	return i, err
+}
+
 const deleteDNSZoneRecord = `-- name: DeleteDNSZoneRecord :exec
 DELETE FROM dns_zone_records WHERE organization_id = $1 AND zone_id = $2 AND cloudflare_id = $3
 `
