@@ -200,7 +200,7 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 	}
 	for _, rec := range synced {
 		if rec.CredentialID != z.CredentialID {
-			continue // another credential's view of the zone: its own pass
+			continue // another credential's records in the zone: their own pass
 		}
 		zr.Managed++
 		marker, d := Marker(org, rec.ID), desiredOf(rec)

@@ -99,11 +99,12 @@ ORDER BY id;
 SELECT id FROM dns_records WHERE organization_id = @organization_id AND zone_id = @zone_id AND status <> 'deleted';
 
 -- name: ListDNSZonesInUse :many
--- The zones an organization has live records in, with a credential each.
-SELECT DISTINCT ON (zone_id) zone_id, zone_name, credential_id
+-- The zones an organization has live records in, once per credential its
+-- records there use (each is reconciled with its own credential).
+SELECT DISTINCT ON (zone_id, credential_id) zone_id, zone_name, credential_id
 FROM dns_records
 WHERE organization_id = @organization_id AND status IN ('synced', 'failed') AND credential_id IS NOT NULL
-ORDER BY zone_id, updated_at DESC;
+ORDER BY zone_id, credential_id, updated_at DESC;
 
 -- name: ListOrganizationsWithDNS :many
 SELECT DISTINCT organization_id FROM dns_records WHERE status = 'synced';

@@ -769,10 +769,10 @@ func (q *Queries) ListDNSZoneRecordsByName(ctx context.Context, db DBTX, arg Lis
 }
 
 const listDNSZonesInUse = `-- name: ListDNSZonesInUse :many
-SELECT DISTINCT ON (zone_id) zone_id, zone_name, credential_id
+SELECT DISTINCT ON (zone_id, credential_id) zone_id, zone_name, credential_id
 FROM dns_records
 WHERE organization_id = $1 AND status IN ('synced', 'failed') AND credential_id IS NOT NULL
-ORDER BY zone_id, updated_at DESC
+ORDER BY zone_id, credential_id, updated_at DESC
 `
 
 type ListDNSZonesInUseRow struct {
@@ -781,7 +781,8 @@ type ListDNSZonesInUseRow struct {
 	CredentialID uuid.NullUUID
 }
 
-// The zones an organization has live records in, with a credential each.
+// The zones an organization has live records in, once per credential its
+// records there use (each is reconciled with its own credential).
 func (q *Queries) ListDNSZonesInUse(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListDNSZonesInUseRow, error) {
 	rows, err := db.Query(ctx, listDNSZonesInUse, organizationID)
 	if err != nil {
