@@ -309,7 +309,7 @@ func (s *Service) busy(ctx context.Context, db store.DBTX, n store.Node) error {
 	if err != nil {
 		return fmt.Errorf("node %s: read its action in progress: %w", n.ID, err)
 	}
-	return domain.Conflict("node %s has a %s action in progress (%s, %s since %s): wait for it to finish (GET /v1/nodes/%s/actions)",
+	return domain.Conflict("node %s has a %s action in progress (%s, %s, asked at %s): wait for it to finish (GET /v1/nodes/%s/actions)",
 		n.Name, a.Kind, a.ID, a.Status, a.CreatedAt.UTC().Format(time.RFC3339), n.ID)
 }
 

@@ -33,6 +33,7 @@ var sections = []string{
 	"## Capacity planner walk-through",
 	"## DNS walk-through",
 	"## Scheduling walk-through: cordon, drain, migrate",
+	"## Power actions walk-through (the `local` driver)",
 }
 
 func TestREADMEWalkthroughs(t *testing.T) {
@@ -119,6 +120,7 @@ echo walk-through-complete
 		"the name is taken by a record shardform does not manage: A mail.example.com 192.0.2.25", `"content":"192.0.2.27","status":"deleted"`,
 		`"fqdn":"mc-1.local.nodes.example.com"`, `"recreated":["play.example.com"]`, "dns.reconcile.repair", `"content":"::1","status":"deleted"`,
 		`{"kind":"drain","status":"partial","moves_done":2,"moves_left":0,"moves_failed":2,"failures":["gs-3","gs-4"]}`, "migrate sched-b → sched-a: succeeded, 3 moved",
+		`{"kind":"stop","force":false,"status":"succeeded","error":""}`, `{"status":"stopped","power_state":"stopped"}`, `["stopped"]`, "stop force=true succeeded",
 		"walk-through-complete"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out)
