@@ -257,10 +257,21 @@ func TestPowerBusyNode(t *testing.T) {
 	if _, err := b.pool.Exec(context.Background(), "UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = (SELECT job_id FROM node_actions WHERE id = $1)", first.str("id")); err != nil {
 		t.Fatal(err)
 	}
-	b.power(a.access, node, "start", 202)
+	start := b.power(a.access, node, "start", 202)
 	acts := b.expect(req{method: "GET", path: "/v1/nodes/" + node + "/actions", token: a.access}, 200).list()
 	if len(acts) != 2 || acts[1]["status"] != "failed" || !strings.Contains(acts[1]["error"].(string), "job ended without an outcome") {
 		t.Errorf("actions after the orphan: %v", acts)
+	}
+
+	// A job running far longer than its timeout lost its worker: the next
+	// request on the node (still 409) makes it available again at once.
+	if _, err := b.pool.Exec(context.Background(), `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '2 hours'
+		WHERE id = (SELECT job_id FROM node_actions WHERE id = $1)`, start.str("id")); err != nil {
+		t.Fatal(err)
+	}
+	b.power(a.access, node, "stop", 409)
+	if n := b.count(`SELECT count(*) FROM river_job WHERE state = 'available' AND id = (SELECT job_id FROM node_actions WHERE id = $1)`, start.str("id")); n != 1 {
+		t.Errorf("the stale job was not made available again")
 	}
 }
 

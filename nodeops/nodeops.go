@@ -63,7 +63,8 @@ type Config struct {
 	Clouds map[string]Power
 	// StopTimeout: see DefaultStopTimeout (0: the default).
 	StopTimeout time.Duration
-	Logger      *slog.Logger // nil: discard
+	Logger      *slog.Logger     // nil: discard
+	Now         func() time.Time // nil: time.Now
 }
 
 // Service records and carries out node actions.
@@ -75,6 +76,7 @@ type Service struct {
 	stopTimeout time.Duration
 	queue       Queue
 	log         *slog.Logger
+	now         func() time.Time
 }
 
 // New builds the service.
@@ -85,7 +87,10 @@ func New(st *store.Store, sealer *seal.Sealer, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, q: st.Q, sealer: sealer, clouds: cfg.Clouds, stopTimeout: cfg.StopTimeout, log: cfg.Logger}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{st: st, q: st.Q, sealer: sealer, clouds: cfg.Clouds, stopTimeout: cfg.StopTimeout, log: cfg.Logger, now: cfg.Now}
 }
 
 // UseQueue sets the job queue (the River client, built after its workers).
@@ -293,6 +298,22 @@ func (s *Service) endOrphan(ctx context.Context, db store.DBTX, n store.Node) (b
 	if err != nil {
 		return false, fmt.Errorf("node %s: end action %s: %w", n.ID, a.ID, err)
 	}
+	if !ended && a.JobID.Valid {
+		// A job running for longer than its timeout lost its worker (River
+		// would have cancelled it): run it again now rather than after
+		// River's rescue of stuck jobs, which waits for the longest
+		// Terraform run. On the pool, not in the caller's transaction,
+		// which the 409 that follows rolls back.
+		retried, err := store.RetryStaleJob(ctx, s.st.Pool, a.JobID.Int64, s.Timeout()+time.Minute,
+			"the worker running this power action stopped answering: retried by the next request on the node")
+		if err != nil {
+			return false, fmt.Errorf("node %s: retry the job of action %s: %w", n.ID, a.ID, err)
+		}
+		if retried {
+			s.log.WarnContext(ctx, "a power action's job outlived its timeout: retried", slog.String("action_id", a.ID.String()),
+				slog.Int64("job_id", a.JobID.Int64), slog.String("organization_id", n.OrganizationID.String()))
+		}
+	}
 	if ended {
 		s.log.WarnContext(ctx, "a power action's job ended without an outcome: the action is failed", slog.String("action_id", a.ID.String()),
 			slog.String("node_id", n.ID.String()), slog.String("organization_id", n.OrganizationID.String()))
@@ -353,7 +374,7 @@ func (s *Service) Status(ctx context.Context, p *domain.Principal, nodeID uuid.U
 	}
 	out := PowerStatus{NodeID: n.ID, RecordedPowerState: n.PowerState, PowerState: providers.PowerUnknown}
 	st, err := s.read(ctx, n)
-	out.CheckedAt = time.Now().UTC()
+	out.CheckedAt = s.now().UTC()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return PowerStatus{}, ctx.Err()

@@ -27,12 +27,8 @@ func (h HetznerPower) client(m Machine) (*hcloud.Client, int64, error) {
 	if err != nil || id <= 0 {
 		return nil, 0, fmt.Errorf("hetzner: server id %q is not a Hetzner server id: %w", m.ServerID, ErrMachineNotFound)
 	}
-	poll := h.PollInterval
-	if poll <= 0 {
-		poll = defaultPowerPoll
-	}
-	c := hcloudClient(h.Endpoint, m.Secret["token"], powerCallTimeout)
-	hcloud.WithPollOpts(hcloud.PollOpts{BackoffFunc: hcloud.ConstantBackoff(poll)})(c)
+	c := hcloudClient(h.Endpoint, m.Secret["token"], powerCallTimeout,
+		hcloud.WithPollOpts(hcloud.PollOpts{BackoffFunc: hcloud.ConstantBackoff(h.poll())}))
 	return c, id, nil
 }
 

@@ -49,8 +49,9 @@ func (h HetznerPricing) ReadPricing(ctx context.Context, secret map[string]strin
 }
 
 // hcloudClient is an hcloud-go client for token against endpoint (empty:
-// Hetzner's own API), each request bounded by timeout and retried once.
-func hcloudClient(endpoint, token string, timeout time.Duration) *hcloud.Client {
+// Hetzner's own API), each request bounded by timeout and retried once;
+// extra options come last.
+func hcloudClient(endpoint, token string, timeout time.Duration, extra ...hcloud.ClientOption) *hcloud.Client {
 	opts := []hcloud.ClientOption{
 		hcloud.WithToken(token),
 		hcloud.WithApplication("shardform", ""),
@@ -60,7 +61,7 @@ func hcloudClient(endpoint, token string, timeout time.Duration) *hcloud.Client 
 	if endpoint != "" {
 		opts = append(opts, hcloud.WithEndpoint(endpoint))
 	}
-	return hcloud.NewClient(opts...)
+	return hcloud.NewClient(append(opts, extra...)...)
 }
 
 // hcloudError wraps an hcloud-go error with the operation, marking a refused
