@@ -188,6 +188,18 @@ func TestCordonUncordon(t *testing.T) {
 	}
 	b.place(tok, map[string]any{"node_id": ids["fsn-a"], "name": "late", "cpu": 1, "memory_gb": 1, "disk_gb": 1}, 201)
 
+	// A stopped node is cordoned too: it shows stopped until started.
+	off := b.insertSchedNodes(a.orgID, []schedNode{{"off", "hetzner", "fsn1", "ready", 8, 16384, 160, 0}})["off"]
+	if _, err := b.pool.Exec(context.Background(), "UPDATE nodes SET power_state = 'stopped' WHERE id = $1", off); err != nil {
+		t.Fatal(err)
+	}
+	if n := cordon(off, tok, 200); n.str("status") != "stopped" || b.storedNodeStatus(off) != "cordoned" {
+		t.Errorf("cordon of a stopped node: %s, stored %s", n.Raw, b.storedNodeStatus(off))
+	}
+	uncordon(off, tok, 200)
+	if s := b.storedNodeStatus(off); s != "ready" {
+		t.Errorf("uncordoned stopped node: stored %s", s)
+	}
 	// A node in maintenance keeps its status.
 	for _, r := range []response{cordon(ids["repair"], tok, 409), uncordon(ids["repair"], tok, 409)} {
 		if !strings.Contains(r.errMsg(), "maintenance") {
@@ -231,7 +243,12 @@ func TestDrain(t *testing.T) {
 		{"repair", "hetzner", "fsn1", "maintenance", 8, 16384, 160, 0},
 		{"far", "hetzner", "nbg1", "ready", 8, 16384, 160, 0},
 		{"aws", "aws", "fsn1", "ready", 8, 16384, 160, 0},
+		{"off", "hetzner", "fsn1", "ready", 8, 16384, 160, 0},
 	})
+	// Powered off: never a target (suggest-fit's "stopped").
+	if _, err := b.pool.Exec(context.Background(), "UPDATE nodes SET power_state = 'stopped' WHERE id = $1", ids["off"]); err != nil {
+		t.Fatal(err)
+	}
 	// One more instance too large for any other node: it stays.
 	b.place(tok, map[string]any{"node_id": ids["src"], "name": "huge", "cpu": 1, "memory_gb": 20, "disk_gb": 1}, 201)
 	// busy holds 4 × 2 GiB = 8 GiB of 15.5: the binpack target while it has room.
@@ -250,7 +267,7 @@ func TestDrain(t *testing.T) {
 	planned := map[string]int{}
 	for _, mv := range moves(plan) {
 		if mv["status"] == "failed" {
-			if mv["instance_name"] != "huge" || !strings.Contains(mv["reason"].(string), "insufficient_memory") {
+			if mv["instance_name"] != "huge" || !strings.Contains(mv["reason"].(string), "insufficient_memory") || !strings.Contains(mv["reason"].(string), "stopped 1") {
 				t.Errorf("failed move %v", mv)
 			}
 			continue
@@ -296,7 +313,7 @@ func TestDrain(t *testing.T) {
 	if len(failures) != 1 || failures[0].(map[string]any)["instance_name"] != "huge" || !strings.Contains(failures[0].(map[string]any)["reason"].(string), "hetzner") {
 		t.Errorf("failures %v", failures)
 	}
-	if on := b.instancesOn(a.orgID); on["src"] != 1 || on["busy"] != 7 || on["roomy"] != 3 || on["fenced"]+on["repair"]+on["far"]+on["aws"] != 0 {
+	if on := b.instancesOn(a.orgID); on["src"] != 1 || on["busy"] != 7 || on["roomy"] != 3 || on["fenced"]+on["repair"]+on["far"]+on["aws"]+on["off"] != 0 {
 		t.Errorf("instances now on %v", on)
 	}
 	if n := b.overfilled(); n != 0 {

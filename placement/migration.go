@@ -708,8 +708,8 @@ type targets struct {
 
 // readTargets reads the other nodes of the node's organization, provider and
 // region with their reservations. A node takes instances only when ready:
-// cordoned nodes, nodes in maintenance and nodes in any other status
-// (stopped) are listed, and rejected with their reason.
+// cordoned, stopped (powered off) and maintenance nodes, and nodes in any
+// other status, are listed and rejected with their reason.
 func (s *Service) readTargets(ctx context.Context, db store.DBTX, org uuid.UUID, node store.Node) (*targets, error) {
 	rows, err := s.q.ListMoveTargets(ctx, db, store.ListMoveTargetsParams{OrganizationID: org, Provider: node.Provider, Region: node.Region, Exclude: node.ID})
 	if err != nil {
@@ -728,8 +728,9 @@ func (s *Service) readTargets(ctx context.Context, db store.DBTX, org uuid.UUID,
 }
 
 func setStatus(n *planner.NodeCapacity, status string) {
-	n.Ready = status == statusReady || status == statusCordoned
+	n.Ready = status == statusReady || status == statusCordoned || status == statusStopped
 	n.Cordoned = status == statusCordoned
+	n.Stopped = status == statusStopped
 }
 
 // choose picks the best node for need by suggest-fit's scoring, or answers

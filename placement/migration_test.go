@@ -34,7 +34,7 @@ func TestTargetsChoose(t *testing.T) {
 		{"spread: the emptiest", []planner.NodeCapacity{node("busy", "ready", 4096), node("empty", "ready", 0)}, planner.StrategySpread, "empty"},
 		{"only ready nodes", []planner.NodeCapacity{node("c", "cordoned", 0), node("m", "maintenance", 0), node("s", "stopped", 0), node("ok", "ready", 6000)}, planner.StrategyBinpack, "ok"},
 		{"none: the reasons counted", []planner.NodeCapacity{node("c", "cordoned", 0), node("m", "maintenance", 0), node("s", "stopped", 0), node("full", "ready", 7000)}, planner.StrategyBinpack,
-			"(4 nodes: cordoned 1, insufficient_memory 1, not_ready 2)"},
+			"(4 nodes: cordoned 1, insufficient_memory 1, not_ready 1, stopped 1)"},
 		{"no other node", nil, planner.StrategyBinpack, "no other node of provider p in region r"},
 	}
 	for _, tt := range tests {

@@ -14,8 +14,9 @@ import (
 // Cordon stops a ready node from taking new instances (POST
 // /v1/nodes/{id}/cordon): placements, moves and suggest-fit refuse it
 // (`cordoned`); the instances on it stay. Cordoning a cordoned node changes
-// nothing; a node in another status (maintenance, stopped) takes no new
-// instances already and is 409.
+// nothing; a node in maintenance takes no new instances already and is
+// 409. A stopped (powered-off) node is cordoned too: it shows as stopped
+// until started, then as cordoned.
 func (s *Service) Cordon(ctx context.Context, p *domain.Principal, id uuid.UUID) (Node, error) {
 	return s.setSchedulable(ctx, p, id, "cordoned")
 }
@@ -42,7 +43,9 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 		if err != nil {
 			return fmt.Errorf("lock: %w", err)
 		}
-		if n.Status != "ready" && n.Status != "cordoned" {
+		// A stopped node (powered off) is cordoned or uncordoned too: its
+		// status shows again once it is started.
+		if n.Status != "ready" && n.Status != "cordoned" && n.Status != PowerStopped {
 			return domain.Conflict("node %s is %s: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, n.Status, id)
 		}
 		if status == "ready" {
@@ -55,6 +58,9 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 			}
 		}
 		out, err = s.q.SetNodeSchedulable(ctx, tx, store.SetNodeSchedulableParams{OrganizationID: p.OrgID, ID: id, Status: status})
+		if store.IsNoRows(err) { // stopped, and in maintenance once started
+			return domain.Conflict("node %s is stopped and in maintenance: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, id)
+		}
 		if err != nil {
 			return fmt.Errorf("set status: %w", err)
 		}
@@ -63,7 +69,11 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 	if err != nil {
 		return Node{}, fmt.Errorf("set node %s %s: %w", id, status, err)
 	}
-	return s.nodeView(ctx, out), nil
+	view := []Node{s.nodeView(ctx, out)}
+	if err := s.withDNS(ctx, p.OrgID, view); err != nil {
+		return Node{}, err
+	}
+	return view[0], nil
 }
 
 // destroyCheck runs in the transaction that queues a destroy: a node still

@@ -23,8 +23,9 @@ ORDER BY memory_mb DESC, cpu_millis DESC, disk_gb DESC, name, id;
 
 -- name: ListMoveTargets :many
 -- The other nodes of the organization in a provider and region, with their
--- aggregated reservations: a drain's candidate targets.
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+-- aggregated reservations: a drain's candidate targets. A node that is
+-- powered off reads as status "stopped".
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = @organization_id AND provider = @provider AND region = @region AND id <> @exclude
@@ -133,8 +134,9 @@ FOR NO KEY UPDATE;
 -- name: LockNodePair :many
 -- A drain's move locks the drained node and the target in id order (the
 -- order of every placement and move) in one statement: the rows are
--- locked as they come out of the sort.
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+-- locked as they come out of the sort. A node that is powered off reads as
+-- status "stopped".
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[])

@@ -455,7 +455,7 @@ func (q *Queries) ListMigrations(ctx context.Context, db DBTX, arg ListMigration
 }
 
 const listMoveTargets = `-- name: ListMoveTargets :many
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = $1 AND provider = $2 AND region = $3 AND id <> $4
@@ -483,7 +483,8 @@ type ListMoveTargetsRow struct {
 }
 
 // The other nodes of the organization in a provider and region, with their
-// aggregated reservations: a drain's candidate targets.
+// aggregated reservations: a drain's candidate targets. A node that is
+// powered off reads as status "stopped".
 func (q *Queries) ListMoveTargets(ctx context.Context, db DBTX, arg ListMoveTargetsParams) ([]ListMoveTargetsRow, error) {
 	rows, err := db.Query(ctx, listMoveTargets,
 		arg.OrganizationID,
@@ -601,7 +602,7 @@ func (q *Queries) LockNodeOfProvision(ctx context.Context, db DBTX, arg LockNode
 }
 
 const lockNodePair = `-- name: LockNodePair :many
-SELECT id, name, status, vcpu, memory_mb, disk_gb,
+SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
        reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
 FROM nodes
 WHERE organization_id = $1 AND id = ANY($2::uuid[])
@@ -629,7 +630,8 @@ type LockNodePairRow struct {
 
 // A drain's move locks the drained node and the target in id order (the
 // order of every placement and move) in one statement: the rows are
-// locked as they come out of the sort.
+// locked as they come out of the sort. A node that is powered off reads as
+// status "stopped".
 func (q *Queries) LockNodePair(ctx context.Context, db DBTX, arg LockNodePairParams) ([]LockNodePairRow, error) {
 	rows, err := db.Query(ctx, lockNodePair, arg.OrganizationID, arg.Ids)
 	if err != nil {
