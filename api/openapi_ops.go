@@ -294,10 +294,10 @@ func operations() []operation {
 		{method: "GET", path: "/v1/dns/reconcile", summary: "The latest drift check's report", access: authenticated, perm: domain.PermDNSRead, resp: dns.Report{}, status: 200},
 		// Scheduling: cordon, drain, migrate.
 		{method: "POST", path: "/v1/nodes/:id/cordon", summary: "Cordon a node: it takes no new instances", access: authenticated, perm: domain.PermNodesWrite,
-			description: "A ready node becomes `cordoned`: placements, moves and drains refuse it and suggest-fit rejects it (`cordoned`); its instances stay. A cordoned node is answered unchanged; a node in maintenance (or stopped) is 409.",
+			description: "A ready node becomes `cordoned`: placements, moves and drains refuse it and suggest-fit rejects it (`cordoned`); its instances stay. A cordoned node is answered unchanged; a stopped (powered-off) node is cordoned too and shows `stopped` until started; a node in maintenance is 409.",
 			resp:        provision.Node{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/nodes/:id/uncordon", summary: "Uncordon a node: it takes instances again", access: authenticated, perm: domain.PermNodesWrite,
-			description: "A cordoned node becomes `ready`; a ready node is answered unchanged. 409 for a node in another status, or one a drain or migration is emptying (cancel it first).",
+			description: "A cordoned node becomes `ready` (a stopped one once started); a ready node is answered unchanged. 409 for a node in maintenance, or one a drain or migration is emptying (cancel it first).",
 			resp:        provision.Node{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/nodes/:id/drain", summary: "Drain a node: cordon it and move its instances to other nodes", access: authenticated, perm: domain.PermNodesWrite,
 			description: "Cordons the node and queues a `node_drain` job that moves every instance on it, largest first, to other ready nodes of the same organization, provider and region, each to the best node by suggest-fit's scoring (`strategy`: binpack, the default, or spread) under the lock and fit check of `POST /v1/instances/{id}/move`. Instances that fit nowhere stay, listed with the reason (`partial`). The answer is the migration record (202; follow it with `GET /v1/migrations/{id}`). With `dry_run: true` the answer is 200 with the plan of moves (`status: planned`, no id) and nothing changes. 409 while another drain or migration of the node is queued or running.",
