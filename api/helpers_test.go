@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
@@ -75,6 +76,8 @@ type setupOpts struct {
 	unavailable map[string]string
 	// followHeartbeat is the live log streams' heartbeat (0: the default).
 	followHeartbeat time.Duration
+	// agentOptions tune the agents' service (served with ssh).
+	agentOptions agent.Options
 	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
 	driftInterval time.Duration
 	// nodeOps serves the power actions with a node_action River worker
@@ -146,8 +149,11 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		nodeOps = startNodeOps(t, pool, key, o) // nodeops_test.go
 	}
 	var sshCA api.SSHCA
+	var agents api.Agents
 	if o.ssh {
-		sshCA = startSSH(t, pool, key) // ssh_test.go
+		svc := startSSH(t, pool, key) // ssh_test.go
+		sshCA = svc
+		agents = agent.New(st, svc, o.agentOptions)
 	}
 	plan, err := capacity.New(st, capacity.Config{})
 	if err != nil {
@@ -167,6 +173,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		Instances:    place,
 		NodeOps:      nodeOps,
 		SSH:          sshCA,
+		Agents:       agents,
 		MasterKey:    key,
 		Identity: identity.Options{
 			AllowRegistration: !o.closeRegistration,

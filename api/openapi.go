@@ -39,6 +39,8 @@ const (
 	sessionOnly                 // a session: API tokens are refused (403)
 	platformAdmin               // a session of a platform administrator
 	stateClient                 // Terraform's http backend: a run's credential, or a user's API token (HTTP Basic password, bearer or X-API-Key)
+	registration                // a node's registration token (bearer shardform_reg_...)
+	agentToken                  // a node's agent token (X-Agent-Token)
 )
 
 // operation documents one route.
@@ -141,6 +143,14 @@ func openAPIDocument(version string, ops []operation) (*openapi3.T, error) {
 	c.SecuritySchemes["stateBasic"] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
 		Type: "http", Scheme: "basic",
 		Description: "Terraform's http backend (TF_HTTP_USERNAME / TF_HTTP_PASSWORD): the password is a run's credential (shardform_run_..., minted by the worker for one run) or an API token (any username).",
+	}}
+	c.SecuritySchemes["registrationToken"] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
+		Type: "http", Scheme: "bearer", BearerFormat: "shardform_reg_...",
+		Description: "A node registration token from POST /v1/nodes/register-token (single use by default, short-lived).",
+	}}
+	c.SecuritySchemes["agentToken"] = &openapi3.SecuritySchemeRef{Value: &openapi3.SecurityScheme{
+		Type: "apiKey", In: "header", Name: headerAgentToken,
+		Description: "A node's agent token (shardform_agent_...) from POST /v1/agent/register: it opens only the /v1/agent routes, for its own node.",
 	}}
 	c.Schemas["Error"] = openapi3.NewSchemaRef("", &openapi3.Schema{
 		Type:       &openapi3.Types{"object"},
@@ -254,6 +264,13 @@ func (g *schemaGen) operation(op operation) (*openapi3.Operation, error) {
 	case stateClient:
 		security = append(security, openapi3.SecurityRequirement{"stateBasic": {}}, openapi3.SecurityRequirement{"apiToken": {}}, openapi3.SecurityRequirement{"apiKey": {}}, openapi3.SecurityRequirement{"bearerJWT": {}})
 		o.Security = &security
+	case registration:
+		security = append(security, openapi3.SecurityRequirement{"registrationToken": {}})
+		o.Security = &security
+	case agentToken:
+		security = append(security, openapi3.SecurityRequirement{"agentToken": {}})
+		o.Security = &security
+		notes = append(notes, "For nodes: the agent token of the node (X-Agent-Token).")
 	}
 	if op.perm != "" {
 		notes = append(notes, fmt.Sprintf("Permission: `%s`.", op.perm))
@@ -264,7 +281,12 @@ func (g *schemaGen) operation(op operation) (*openapi3.Operation, error) {
 	}
 
 	errs := slices.Clone(op.errors)
-	if op.access != public {
+	switch op.access {
+	case public:
+	case registration, agentToken:
+		// The token names the organization: no X-Organization-ID.
+		errs = append(errs, 401)
+	default:
 		o.Parameters = append(o.Parameters, g.param("OrganizationID"))
 		// A malformed X-Organization-ID is 400; one the caller is not a
 		// member of is 404.

@@ -5,6 +5,7 @@ import (
 
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
@@ -331,6 +332,22 @@ func operations() []operation {
 		{method: "POST", path: "/v1/planner/fleet-report", summary: "Queue a fleet report", access: authenticated, perm: domain.PermPlannerWrite,
 			body: capacity.FleetReportRequest{}, optionalBody: true, resp: capacity.JobInfo{}, status: 202},
 		{method: "GET", path: "/v1/planner/fleet-report", summary: "The latest fleet report", access: authenticated, perm: domain.PermPlannerRead, resp: planner.FleetReport{}, status: 200, errors: []int{404}},
+
+		// Nodes that are born trusted: registration tokens and the agents' routes.
+		{method: "POST", path: "/v1/nodes/register-token", summary: "Mint a node registration token (the secret is answered once)", access: authenticated, perm: domain.PermNodesWrite,
+			body: agent.TokenRequest{}, optionalBody: true, resp: agent.RegistrationToken{}, status: 201},
+		{method: "GET", path: "/v1/nodes/register-tokens", summary: "List registration tokens", access: authenticated, perm: domain.PermNodesWrite, resp: agent.RegistrationToken{}, list: true, paged: true, status: 200},
+		{method: "DELETE", path: "/v1/nodes/register-tokens/:id", summary: "Delete a registration token", access: authenticated, perm: domain.PermNodesWrite, status: 204},
+		{method: "GET", path: "/v1/admin/agents", summary: "Nodes with an agent: last seen, version", access: authenticated, perm: domain.PermNodesRead, resp: agent.AgentInfo{}, list: true, paged: true, status: 200},
+		{method: "POST", path: "/v1/agent/register", summary: "Register a node with a registration token: its node, agent token, host certificates and SSH trust files", access: registration,
+			body: agent.RegisterRequest{}, resp: agent.Registration{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/agent/node", summary: "The agent's own node", access: agentToken, resp: agent.NodeRecord{}, status: 200},
+		{method: "GET", path: "/v1/agent/ssh/ca-public-key", summary: "The trusted user CA keys (ETag; 304 with If-None-Match)", access: agentToken, produces: "text/plain", status: 200, also: []int{304}},
+		{method: "GET", path: "/v1/agent/ssh/krl", summary: "The key revocation list (ETag; 304 with If-None-Match)", access: agentToken, produces: "application/octet-stream", status: 200, also: []int{304}},
+		{method: "GET", path: "/v1/agent/ssh/known-hosts", summary: "The @cert-authority lines of the host CA (ETag; 304 with If-None-Match)", access: agentToken, produces: "text/plain", status: 200, also: []int{304}},
+		{method: "POST", path: "/v1/agent/host-certificates", summary: "Renew the node's host certificates", access: agentToken, body: agent.RenewRequest{}, resp: agent.Renewal{}, status: 200, errors: []int{503}},
+		{method: "POST", path: "/v1/agent/heartbeat", summary: "A heartbeat with the node's inventory", access: agentToken, body: agent.Heartbeat{}, optionalBody: true, resp: agent.HeartbeatAnswer{}, status: 200},
+		{method: "POST", path: "/v1/agent/token/rotate", summary: "Replace the agent token (the old one stops working)", access: agentToken, resp: agent.RotatedToken{}, status: 200},
 
 		// SSH certificate authority.
 		{method: "GET", path: "/v1/ssh/ca-public-key", summary: "The organization's trusted user CA keys (TrustedUserCAKeys file)", access: public, produces: "text/plain", status: 200, query: orgQuery, errors: []int{400, 404}},

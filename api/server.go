@@ -102,6 +102,7 @@ type Config struct {
 	Instances     Instances        // optional: without it the instance routes are absent
 	DNS           DNS              // optional: without it the DNS routes are absent
 	NodeOps       NodeOps          // optional: without it the power action routes are absent
+	Agents        Agents           // optional: without it registration tokens and the /v1/agent routes are absent
 	State         *tfstate.Service // optional: without it the Terraform state routes are absent
 	Limiter       Limiter
 	Health        Health
@@ -284,6 +285,11 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/audit-logs", auth, s.listAuditLogs)
 
+	if s.cfg.Agents != nil {
+		// Before the provisioning routes: /v1/nodes/register-tokens is
+		// not /v1/nodes/:id.
+		s.agentRoutes(v1)
+	}
 	if s.cfg.Provisioning != nil {
 		s.provisionRoutes(v1)
 	}

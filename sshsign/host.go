@@ -119,7 +119,22 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 	if err != nil {
 		return HostSigned{}, domain.Invalid("node_id", "must be a node id (a UUID)")
 	}
-	node, err := s.q.GetSSHHostNode(ctx, s.st.Pool, store.GetSSHHostNodeParams{OrganizationID: p.OrgID, ID: id})
+	return s.signHost(ctx, p.OrgID, p.UserID, id, req.PublicKey, req.ValidityHours, req.Audit)
+}
+
+// SignNodeHost signs one of a node's own host keys for the node's agent
+// (authenticated by its agent token, so no person's permission is
+// checked): the same job, principals and record as SignHost, without a
+// user.
+func (s *Service) SignNodeHost(ctx context.Context, org, nodeID uuid.UUID, publicKey string, validityHours *int) (HostSigned, error) {
+	if s.queue == nil {
+		return HostSigned{}, errors.New("sign host certificate: no job queue configured")
+	}
+	return s.signHost(ctx, org, uuid.Nil, nodeID, publicKey, validityHours, nil)
+}
+
+func (s *Service) signHost(ctx context.Context, org, userID, id uuid.UUID, publicKey string, validityHours *int, au *audit.Entry) (HostSigned, error) {
+	node, err := s.q.GetSSHHostNode(ctx, s.st.Pool, store.GetSSHHostNodeParams{OrganizationID: org, ID: id})
 	if store.IsNoRows(err) {
 		return HostSigned{}, domain.NotFound("node")
 	}
@@ -127,13 +142,13 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 		return HostSigned{}, fmt.Errorf("sign host certificate: look up node: %w", err)
 	}
 	args := HostSignArgs{
-		OrganizationID: p.OrgID, UserID: p.UserID, NodeID: id, NodeName: node.Name,
-		PublicKey: req.PublicKey, Principals: hostPrincipals(node), ValidityHours: req.ValidityHours, Audit: auditArgsOf(req.Audit),
+		OrganizationID: org, UserID: userID, NodeID: id, NodeName: node.Name,
+		PublicKey: publicKey, Principals: hostPrincipals(node), ValidityHours: validityHours, Audit: auditArgsOf(au),
 	}
 	if _, err := s.validator.SignHost(args.request(1)); err != nil {
 		return HostSigned{}, err
 	}
-	if _, err := s.hostSigningKey(ctx, p.OrgID); err != nil {
+	if _, err := s.hostSigningKey(ctx, org); err != nil {
 		return HostSigned{}, err
 	}
 	wt := s.register()
@@ -149,7 +164,7 @@ func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSig
 	}
 	return waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (HostSigned, error) {
 		row, err := s.q.GetSSHHostCertificateByJob(ctx, s.st.Pool, store.GetSSHHostCertificateByJobParams{
-			OrganizationID: p.OrgID, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
+			OrganizationID: org, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
 		if err != nil {
 			return HostSigned{}, err
 		}

@@ -283,6 +283,39 @@ type NodeAction struct {
 	FinishedAt     *time.Time
 }
 
+type NodeAgent struct {
+	NodeID              uuid.UUID
+	OrganizationID      uuid.UUID
+	TokenHash           []byte
+	DisplayPrefix       string
+	RegistrationTokenID uuid.NullUUID
+	Hostname            string
+	Version             string
+	HostPublicKeys      []string
+	Facts               []byte
+	Inventory           []byte
+	RegisteredAt        time.Time
+	RotatedAt           *time.Time
+	LastSeenAt          *time.Time
+}
+
+type NodeRegistrationToken struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+	CreatedBy      uuid.NullUUID
+	Name           string
+	Labels         []byte
+	DisplayPrefix  string
+	TokenHash      []byte
+	UsesAllowed    int32
+	Uses           int32
+	NotBefore      time.Time
+	ExpiresAt      time.Time
+	LastUsedAt     *time.Time
+	CreatedAt      time.Time
+}
+
 type NodeSetVersion struct {
 	OrganizationID uuid.UUID
 	Version        int64

@@ -28,6 +28,7 @@ import (
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/api"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
@@ -385,6 +386,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
+		Agents: agent.New(st, ssh, agent.Options{}),
 	})
 }
 

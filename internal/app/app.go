@@ -41,6 +41,8 @@ type APIConfig struct {
 	SSH api.SSHCA
 	// DNS serves /v1/dns (dns.Service); nil leaves it out.
 	DNS api.DNS
+	// Agents serves registration tokens and /v1/agent (agent.Service); nil leaves them out.
+	Agents api.Agents
 	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
 	State *tfstate.Service
 	// Unavailable names the queues this process cannot run, with a public
@@ -71,5 +73,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
+		Agents: cfg.Agents,
 	}), nil
 }

@@ -1,0 +1,400 @@
+package api_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"golang.org/x/crypto/ssh"
+)
+
+// hostKey is a fresh Ed25519 host public key (authorized_keys format).
+func hostKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+}
+
+// regToken mints a registration token of a's organization.
+func (b *bundle) regToken(a account, body map[string]any) response {
+	b.t.Helper()
+	if body == nil {
+		body = map[string]any{}
+	}
+	return b.expect(req{method: "POST", path: "/v1/nodes/register-token", token: a.access, body: body}, 201)
+}
+
+func registerBody(hostname string, keys ...string) map[string]any {
+	return map[string]any{"hostname": hostname, "host_public_keys": keys, "ipv4": "192.0.2.10",
+		"facts": map[string]any{"os": "Debian GNU/Linux 13", "kernel": "6.12.0", "arch": "amd64", "cpus": 4, "memory_mib": 8192, "disk_gib": 80}}
+}
+
+// joined registers a node with a fresh token and answers the registration.
+func (b *bundle) joined(a account, hostname string) response {
+	b.t.Helper()
+	tok := b.regToken(a, nil).str("token")
+	return b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: registerBody(hostname, hostKey(b.t))}, 201)
+}
+
+func agentHeader(token string) map[string]string { return map[string]string{"X-Agent-Token": token} }
+
+func TestAgentRegistrationTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	viewer := b.register("viewer@example.com")
+
+	tok := b.regToken(a, map[string]any{"name": "metal-1", "labels": map[string]string{"rack": "r1"}})
+	secret := tok.str("token")
+	if !strings.HasPrefix(secret, "shardform_reg_") || !strings.HasPrefix(secret, tok.str("prefix")) || tok.Body["uses_allowed"] != float64(1) {
+		t.Fatalf("token %s", tok.Raw)
+	}
+	if n := b.count(`SELECT count(*) FROM node_registration_tokens WHERE token_hash = sha256($1::bytea)`, secret); n != 1 {
+		t.Errorf("token not stored hashed (%d rows match its hash)", n)
+	}
+	listed := b.expect(req{method: "GET", path: "/v1/nodes/register-tokens", token: a.access}, 200)
+	if l := listed.list(); len(l) != 1 || l[0]["token"] != nil || l[0]["name"] != "metal-1" {
+		t.Errorf("list %s", listed.Raw)
+	}
+	if strings.Contains(string(listed.Raw), secret) {
+		t.Error("the list shows the secret")
+	}
+	// Another organization sees none of it and cannot delete it.
+	if l := b.expect(req{method: "GET", path: "/v1/nodes/register-tokens", token: viewer.access}, 200).list(); len(l) != 0 {
+		t.Errorf("other organization sees %v", l)
+	}
+	b.expect(req{method: "DELETE", path: "/v1/nodes/register-tokens/" + tok.str("id"), token: viewer.access}, 404)
+
+	for _, tt := range []struct {
+		name string
+		body map[string]any
+	}{
+		{"expiry too long", map[string]any{"expires_in": 8 * 24 * 3600}},
+		{"expiry too short", map[string]any{"expires_in": 1}},
+		{"no uses", map[string]any{"uses": 0}},
+		{"bad label", map[string]any{"labels": map[string]string{"bad key!": "x"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b.expect(req{method: "POST", path: "/v1/nodes/register-token", token: a.access, body: tt.body}, 400)
+		})
+	}
+
+	b.expect(req{method: "DELETE", path: "/v1/nodes/register-tokens/" + tok.str("id"), token: a.access}, 204)
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: secret, body: registerBody("metal-1", hostKey(t))}, 401)
+	b.expect(req{method: "DELETE", path: "/v1/nodes/register-tokens/" + tok.str("id"), token: a.access}, 404)
+}
+
+func TestAgentRegister(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	tok := b.regToken(a, map[string]any{"labels": map[string]string{"rack": "r1"}})
+	key := hostKey(t)
+	body := registerBody("metal-1", key)
+	body["labels"] = map[string]string{"rack": "mine", "tier": "db"}
+	reg := b.expect(req{method: "POST", path: "/v1/agent/register", token: tok.str("token"), body: body}, 201)
+
+	node, _ := reg.Body["node"].(map[string]any)
+	if node["name"] != "metal-1" || node["provider"] != "byo" || node["ipv4"] != "192.0.2.10" || node["organization_id"] != a.orgID {
+		t.Fatalf("node %v", node)
+	}
+	if labels, _ := node["labels"].(map[string]any); labels["rack"] != "r1" || labels["tier"] != "db" {
+		t.Errorf("labels %v: the token's win, the node's are added", labels)
+	}
+	agentToken := reg.str("agent_token")
+	if !strings.HasPrefix(agentToken, "shardform_agent_") {
+		t.Fatalf("agent token %q", agentToken)
+	}
+	if n := b.count(`SELECT count(*) FROM node_agents WHERE token_hash = sha256($1::bytea)`, agentToken); n != 1 {
+		t.Errorf("agent token not stored hashed")
+	}
+	// The node is a real node of the organization, with its facts.
+	if n := b.count(`SELECT count(*) FROM nodes WHERE id = $1 AND organization_id = $2 AND provider = 'byo' AND vcpu = 4 AND memory_mb = 8192 AND disk_gb = 80`,
+		node["id"], a.orgID); n != 1 {
+		t.Errorf("node not stored with its facts")
+	}
+
+	// Its host certificate is signed by the organization's host CA for its
+	// name and address.
+	certs, _ := reg.Body["host_certificates"].([]any)
+	if len(certs) != 1 {
+		t.Fatalf("host certificates %s", reg.Raw)
+	}
+	c0 := certs[0].(map[string]any)
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c0["certificate"].(string)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := pub.(*ssh.Certificate)
+	if cert.CertType != ssh.HostCert || strings.Join(cert.ValidPrincipals, ",") != "metal-1,192.0.2.10" ||
+		string(ssh.MarshalAuthorizedKey(cert.Key)) != key+"\n" {
+		t.Errorf("cert type %d principals %v", cert.CertType, cert.ValidPrincipals)
+	}
+	known := b.expect(req{method: "GET", path: "/v1/ssh/known-hosts?organization_id=" + a.orgID}, 200)
+	caLine := strings.Fields(strings.TrimSpace(string(known.Raw)))
+	if len(caLine) < 4 || caLine[2]+" "+caLine[3] != string(ssh.MarshalAuthorizedKey(cert.SignatureKey)[:len(ssh.MarshalAuthorizedKey(cert.SignatureKey))-1]) {
+		t.Errorf("certificate not signed by the host CA of known-hosts %q", known.Raw)
+	}
+	// The trust files and the sshd settings come with it.
+	caKeys := b.expect(req{method: "GET", path: "/v1/ssh/ca-public-key?organization_id=" + a.orgID}, 200)
+	if reg.str("user_ca_keys") != string(caKeys.Raw) || reg.str("user_ca_keys") == "" {
+		t.Errorf("user CA keys %q, want %q", reg.str("user_ca_keys"), caKeys.Raw)
+	}
+	krl, err := base64.StdEncoding.DecodeString(reg.str("krl"))
+	if err != nil || len(krl) == 0 {
+		t.Errorf("krl %q: %v", reg.str("krl"), err)
+	}
+	sshd, _ := reg.Body["sshd"].(map[string]any)
+	if !strings.Contains(sshd["config"].(string), "TrustedUserCAKeys /etc/ssh/shardform_user_ca.pub") ||
+		!strings.Contains(sshd["config"].(string), "RevokedKeys /etc/ssh/shardform_revoked.krl") {
+		t.Errorf("sshd %v", sshd)
+	}
+
+	// Single use: the same token again is 401, whatever the body.
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: tok.str("token"), body: registerBody("metal-2", hostKey(t))}, 401)
+
+	// The agent reads its own node.
+	me := b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(agentToken)}, 200)
+	if me.str("id") != node["id"] {
+		t.Errorf("agent node %s", me.Raw)
+	}
+
+}
+
+func TestAgentRegisterRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	good := registerBody("metal-1", hostKey(t))
+
+	t.Run("expired", func(t *testing.T) {
+		tok := b.regToken(a, nil)
+		if _, err := b.pool.Exec(context.Background(), `UPDATE node_registration_tokens SET expires_at = now() - interval '1 second' WHERE id = $1`, tok.str("id")); err != nil {
+			t.Fatal(err)
+		}
+		b.expect(req{method: "POST", path: "/v1/agent/register", token: tok.str("token"), body: good}, 401)
+	})
+	t.Run("not yet valid", func(t *testing.T) {
+		tok := b.regToken(a, nil)
+		if _, err := b.pool.Exec(context.Background(), `UPDATE node_registration_tokens SET not_before = now() + interval '1 hour' WHERE id = $1`, tok.str("id")); err != nil {
+			t.Fatal(err)
+		}
+		b.expect(req{method: "POST", path: "/v1/agent/register", token: tok.str("token"), body: good}, 401)
+	})
+	t.Run("uses", func(t *testing.T) {
+		tok := b.regToken(a, map[string]any{"uses": 2}).str("token")
+		b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: registerBody("m-1", hostKey(t))}, 201)
+		b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: registerBody("m-2", hostKey(t))}, 201)
+		b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: registerBody("m-3", hostKey(t))}, 401)
+	})
+	for _, tt := range []struct {
+		name, token string
+	}{
+		{"no token", ""},
+		{"garbage", "nope"},
+		{"unknown", "shardform_reg_" + strings.Repeat("A", 43)},
+		{"an API token", b.apiToken(a, "nodes:write")},
+		{"a session", a.access},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b.expect(req{method: "POST", path: "/v1/agent/register", token: tt.token, body: good}, 401)
+		})
+	}
+	// Bad bodies are 400 and spend no use of the token.
+	tok := b.regToken(a, nil).str("token")
+	for _, tt := range []struct {
+		name string
+		edit func(map[string]any)
+	}{
+		{"no host keys", func(m map[string]any) { m["host_public_keys"] = []string{} }},
+		{"bad host key", func(m map[string]any) { m["host_public_keys"] = []string{"ssh-ed25519 AAAA"} }},
+		{"no hostname", func(m map[string]any) { m["hostname"] = "" }},
+		{"v6 as ipv4", func(m map[string]any) { m["ipv4"] = "::1" }},
+		{"bad ipv6", func(m map[string]any) { m["ipv6"] = "nope" }},
+		{"negative cpus", func(m map[string]any) { m["facts"] = map[string]any{"cpus": -1} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := registerBody("m", hostKey(t))
+			tt.edit(body)
+			b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: body}, 400)
+		})
+	}
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: good}, 201)
+}
+
+// TestAgentTokenOpensNothingElse walks the whole route table: with an agent
+// token (as X-Agent-Token, and as a bearer), every route that is not an
+// agent's and not public answers 401 or 403.
+func TestAgentTokenOpensNothingElse(t *testing.T) {
+	t.Parallel()
+	b := fullServer(t)
+	a := b.bootstrap("ops@example.com")
+	reg := b.joined(a, "metal-1")
+	agentToken := reg.str("agent_token")
+	doc := loadDocument(t, b, "/openapi.json")
+	walked := 0
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security == nil || len(*op.Security) == 0 {
+				continue // public: answers anyone the same
+			}
+			agentOp := false
+			for _, r := range *op.Security {
+				if _, ok := r["agentToken"]; ok {
+					agentOp = true
+				}
+				if _, ok := r["registrationToken"]; ok {
+					agentOp = true
+				}
+			}
+			if agentOp {
+				continue
+			}
+			target := path
+			for strings.Contains(target, "{") {
+				i, j := strings.Index(target, "{"), strings.Index(target, "}")
+				target = target[:i] + uuid.NewString() + target[j+1:]
+			}
+			for _, h := range []map[string]string{
+				{"X-Agent-Token": agentToken},
+				{"Authorization": "Bearer " + agentToken},
+				{"X-API-Key": agentToken},
+				{"X-Agent-Token": agentToken, "X-Organization-ID": a.orgID},
+			} {
+				r := b.do(req{method: method, path: target, header: h, body: map[string]any{}, noContract: true})
+				if r.Status != 401 && r.Status != 403 {
+					t.Errorf("%s %s with the agent token (%v): %d %s", method, target, keys(h), r.Status, r.Raw)
+				}
+				walked++
+			}
+		}
+	}
+	if walked < 4*80 {
+		t.Errorf("only %d requests: is the server fully configured?", walked)
+	}
+	// Its own routes work.
+	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(agentToken)}, 200)
+
+	// Deleting the node (DELETE /v1/nodes/{id}) revokes its agent token.
+	b.expect(req{method: "DELETE", path: "/v1/nodes/" + reg.Body["node"].(map[string]any)["id"].(string), token: a.access}, 204)
+	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(agentToken)}, 401)
+	b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(agentToken), body: map[string]any{}}, 401)
+	if n := b.count(`SELECT count(*) FROM node_agents`); n != 0 {
+		t.Errorf("%d agents left", n)
+	}
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestAgentIsolation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	other := b.register("other@example.com")
+	mine := b.joined(a, "metal-1")
+	theirs := b.joined(other, "metal-1")
+	tok := mine.str("agent_token")
+	// The agent's node is its own, whatever organization it names.
+	me := b.expect(req{method: "GET", path: "/v1/agent/node", header: map[string]string{"X-Agent-Token": tok, "X-Organization-ID": other.orgID}}, 200)
+	if me.str("organization_id") != a.orgID || me.str("id") != mine.Body["node"].(map[string]any)["id"] {
+		t.Errorf("agent node %s", me.Raw)
+	}
+	// Its CA files are its organization's.
+	ca := b.expect(req{method: "GET", path: "/v1/agent/ssh/ca-public-key", header: agentHeader(tok)}, 200)
+	if string(ca.Raw) != mine.str("user_ca_keys") || string(ca.Raw) == theirs.str("user_ca_keys") {
+		t.Errorf("CA keys %q", ca.Raw)
+	}
+	// The admin lists only their own agents.
+	for _, tt := range []struct {
+		acct account
+		node any
+	}{{a, mine.Body["node"].(map[string]any)["id"]}, {other, theirs.Body["node"].(map[string]any)["id"]}} {
+		l := b.expect(req{method: "GET", path: "/v1/admin/agents", token: tt.acct.access}, 200).list()
+		if len(l) != 1 || l[0]["node_id"] != tt.node {
+			t.Errorf("%s: agents %v", tt.acct.email, l)
+		}
+	}
+}
+
+func TestAgentFilesETag(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	tok := b.joined(a, "metal-1").str("agent_token")
+	for _, path := range []string{"/v1/agent/ssh/ca-public-key", "/v1/agent/ssh/krl", "/v1/agent/ssh/known-hosts"} {
+		t.Run(path, func(t *testing.T) {
+			first := b.expect(req{method: "GET", path: path, header: agentHeader(tok)}, 200)
+			etag := first.Header.Get("ETag")
+			if etag == "" || len(first.Raw) == 0 {
+				t.Fatalf("no ETag or body: %v %q", first.Header, first.Raw)
+			}
+			again := b.expect(req{method: "GET", path: path, header: map[string]string{"X-Agent-Token": tok, "If-None-Match": etag}}, 304)
+			if len(again.Raw) != 0 || again.Header.Get("ETag") != etag {
+				t.Errorf("304 with %q, etag %q", again.Raw, again.Header.Get("ETag"))
+			}
+			b.expect(req{method: "GET", path: path, header: map[string]string{"X-Agent-Token": tok, "If-None-Match": `"other"`}}, 200)
+		})
+	}
+	// A rotated user CA changes the file: the old ETag gets the new file.
+	first := b.expect(req{method: "GET", path: "/v1/agent/ssh/ca-public-key", header: agentHeader(tok)}, 200)
+	b.expect(req{method: "POST", path: "/v1/ssh/ca/keys/rotate", token: a.access}, 201)
+	next := b.expect(req{method: "GET", path: "/v1/agent/ssh/ca-public-key", header: map[string]string{"X-Agent-Token": tok, "If-None-Match": first.Header.Get("ETag")}}, 200)
+	if string(next.Raw) == string(first.Raw) || next.Header.Get("ETag") == first.Header.Get("ETag") {
+		t.Error("the rotated CA did not change the file")
+	}
+}
+
+func TestAgentHeartbeatRenewRotate(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	reg := b.joined(a, "metal-1")
+	tok := reg.str("agent_token")
+	nodeID := reg.Body["node"].(map[string]any)["id"].(string)
+
+	hb := b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok),
+		body: map[string]any{"version": "1.2.3", "inventory": map[string]any{"system": map[string]any{"uptime_seconds": 10}}}}, 200)
+	if hb.str("node_id") != nodeID || hb.Body["heartbeat_interval_seconds"] != float64(60) || hb.str("last_seen_at") == "" {
+		t.Errorf("heartbeat %s", hb.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok), body: map[string]any{"inventory": []int{1}}}, 400)
+	if n := b.count(`SELECT count(*) FROM audit_logs WHERE action LIKE '%heartbeat%'`); n != 0 {
+		t.Errorf("%d heartbeats in the audit log", n)
+	}
+	agents := b.expect(req{method: "GET", path: "/v1/admin/agents", token: a.access}, 200).list()
+	if len(agents) != 1 || agents[0]["version"] != "1.2.3" || agents[0]["last_seen_at"] == nil || agents[0]["hostname"] != "metal-1" {
+		t.Errorf("agents %v", agents)
+	}
+
+	key := hostKey(t)
+	renewed := b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{key}}}, 200)
+	if certs, _ := renewed.Body["host_certificates"].([]any); len(certs) != 1 || certs[0].(map[string]any)["public_key"] != key {
+		t.Errorf("renewed %s", renewed.Raw)
+	}
+	hostCerts := b.expect(req{method: "GET", path: "/v1/ssh/host-certificates?node=" + nodeID, token: a.access}, 200).list()
+	if len(hostCerts) != 2 || hostCerts[0]["user_id"] != nil {
+		t.Errorf("host certificates of the node %v", hostCerts)
+	}
+	b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{}}}, 400)
+
+	rot := b.expect(req{method: "POST", path: "/v1/agent/token/rotate", header: agentHeader(tok)}, 200)
+	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(tok)}, 401)
+	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(rot.str("agent_token"))}, 200)
+}
