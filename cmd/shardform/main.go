@@ -60,6 +60,8 @@ const usage = `usage: shardform <command> [flags]
   migrate        apply database migrations and exit
   ssh sign       get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
   ssh configure  save the server URL and API token for shardform ssh
+  node join      register this machine (a registration token) and make it trusted
+  node refresh   refresh its CA keys, KRL and host certificates; send a heartbeat
   health         check a running server's readiness (the image's HEALTHCHECK)
   version        print the version
 
@@ -91,6 +93,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		return exitCode(runSSHWith(ctx, rest, env, stdin, stdout), stderr)
 	case "health":
 		return exitCode(runHealth(ctx, rest, env, stdout), stderr)
+	case "node":
+		return runNode(ctx, rest, env, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// registration is the part of POST /v1/agent/register's answer join uses.
+type registration struct {
+	Node struct {
+		ID             string `json:"id"`
+		Name           string `json:"name"`
+		OrganizationID string `json:"organization_id"`
+	} `json:"node"`
+	AgentToken       string            `json:"agent_token"`
+	HostCertificates []hostCertificate `json:"host_certificates"`
+	UserCAKeys       string            `json:"user_ca_keys"`
+	KRL              []byte            `json:"krl"`
+	Warnings         []string          `json:"warnings"`
+}
+
+// runNodeJoin runs `shardform node join`.
+func runNodeJoin(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
+	const synopsis = `usage: shardform node join --url URL --token TOKEN [--name NAME] [--labels k=v,...] [--root DIR]
+
+Registers this machine with a registration token and makes it trust the
+organization's SSH user CA and KRL and present host certificates of its
+host CA. Writes atomically: etc/ssh/shardform_user_ca.pub,
+etc/ssh/shardform_revoked.krl, the host certificates beside the host keys,
+etc/ssh/sshd_config.d/shardform.conf and etc/shardform/agent.json (the agent
+token, mode 0600); installs a systemd timer running node refresh every
+minute (or prints the cron line); reloads sshd when it runs.
+The token may come from SHARDFORM_REGISTRATION_TOKEN instead of --token.`
+	fs := newFlags("shardform node join", synopsis)
+	base := fs.String("url", "", "the API's address, e.g. https://shardform.example.com")
+	token := fs.String("token", "", "a registration token (shardform_reg_...)")
+	name := fs.String("name", "", "the node's name (default: the token's, else the hostname)")
+	var labels stringList
+	fs.Var(&labels, "labels", "the node's labels, k=v (repeatable, or comma-separated)")
+	root := fs.String("root", "/", "write under this directory instead of /")
+	hostname := fs.String("hostname", "", "the hostname to report (default: the machine's)")
+	if err := parseFlags(fs, args, out, synopsis); err != nil {
+		return err
+	}
+	if *token == "" {
+		*token = env("SHARDFORM_REGISTRATION_TOKEN")
+	}
+	u := strings.TrimRight(strings.TrimSpace(*base), "/")
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return &usageError{msg: "node join: --url must be an http:// or https:// address", usage: usageText(fs, synopsis)}
+	}
+	if *token == "" {
+		return &usageError{msg: "node join: --token is required", usage: usageText(fs, synopsis)}
+	}
+	lbl := map[string]string{}
+	for _, l := range labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return &usageError{msg: fmt.Sprintf("node join: --labels: %q is not k=v", l), usage: usageText(fs, synopsis)}
+		}
+		lbl[k] = v
+	}
+	if *hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node join: hostname: %w", err)
+		}
+		*hostname = h
+	}
+	files, err := hostKeyFiles(*root)
+	if err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	keys, err := readHostKeys(files)
+	if err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	body := map[string]any{"hostname": *hostname, "host_public_keys": keys, "facts": gatherFacts(*root), "version": version, "labels": lbl}
+	if *name != "" {
+		body["name"] = *name
+	}
+	if v4, v6 := localAddress(u); v4 != "" {
+		body["ipv4"] = v4
+	} else if v6 != "" {
+		body["ipv6"] = v6
+	}
+	c := newAgentClient(u)
+	_, raw, err := c.do(ctx, "POST", "/v1/agent/register", map[string]string{"Authorization": "Bearer " + *token}, body)
+	if err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	var reg registration
+	if err := json.Unmarshal(raw, &reg); err != nil || reg.AgentToken == "" {
+		return fmt.Errorf("node join: the server's answer is not a registration: %.200s", raw)
+	}
+	// The agent token first: whatever fails after it, refresh can finish.
+	st := nodeState{URL: u, NodeID: reg.Node.ID, NodeName: reg.Node.Name, OrganizationID: reg.Node.OrganizationID,
+		AgentToken: reg.AgentToken, HostKeys: files, ETags: map[string]string{}}
+	if err := st.save(*root); err != nil {
+		return fmt.Errorf("node join: save the agent token: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(*root, nodeUserCAPath), []byte(reg.UserCAKeys), 0o644); err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(*root, nodeKRLPath), reg.KRL, 0o644); err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	certs, err := writeHostCerts(files, keys, reg.HostCertificates)
+	if err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(*root, nodeSSHDConf), sshdConfig(*root, certs), 0o644); err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	for _, w := range reg.Warnings {
+		fmt.Fprintln(out, "warning:", w)
+	}
+	fmt.Fprintf(out, "Joined as node %s (%s); %d host certificate(s) written.\n", reg.Node.Name, reg.Node.ID, len(certs))
+	if err := installRefresh(*root, out); err != nil {
+		return fmt.Errorf("node join: %w", err)
+	}
+	if reloadSSHD(*root) {
+		fmt.Fprintln(out, "Reloaded sshd.")
+	}
+	return nil
+}
+
+// installRefresh installs a systemd timer running node refresh every
+// minute when systemd runs the machine; otherwise it prints the cron line.
+func installRefresh(root string, out io.Writer) error {
+	bin, err := os.Executable()
+	if err != nil {
+		bin = "/usr/local/bin/shardform"
+	}
+	cmd := fmt.Sprintf("%s node refresh --root %s", bin, root)
+	if _, err := os.Stat(filepath.Join(root, "run/systemd/system")); err != nil {
+		fmt.Fprintf(out, "No systemd: add this line to /etc/crontab to refresh every minute:\n* * * * * root %s\n", cmd)
+		return nil
+	}
+	service := fmt.Sprintf(`[Unit]
+Description=shardform node refresh (SSH CA keys, KRL, host certificates, heartbeat)
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=%s
+`, cmd)
+	timer := `[Unit]
+Description=shardform node refresh every minute
+
+[Timer]
+OnBootSec=30s
+OnUnitActiveSec=60s
+AccuracySec=5s
+
+[Install]
+WantedBy=timers.target
+`
+	dir := filepath.Join(root, nodeSystemdDir)
+	if err := writeAtomic(filepath.Join(dir, "shardform-refresh.service"), []byte(service), 0o644); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, "shardform-refresh.timer"), []byte(timer), 0o644); err != nil {
+		return err
+	}
+	if root != "/" {
+		fmt.Fprintf(out, "Wrote shardform-refresh.timer in %s (not enabled: --root is not /).\n", dir)
+		return nil
+	}
+	for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", "shardform-refresh.timer"}} {
+		if outp, err := exec.Command("systemctl", args...).CombinedOutput(); err != nil {
+			return errors.New("systemctl " + strings.Join(args, " ") + ": " + strings.TrimSpace(string(outp)))
+		}
+	}
+	fmt.Fprintln(out, "Enabled shardform-refresh.timer (node refresh every minute).")
+	return nil
+}

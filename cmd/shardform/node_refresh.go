@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// runNodeRefresh runs `shardform node refresh`: quiet on success, one line
+// on failure. Every step runs even when one fails; a file is replaced only
+// by a complete new one from the server, so an unreachable server leaves
+// the previous CA keys and KRL in place (a missing RevokedKeys file would
+// make sshd refuse everyone).
+func runNodeRefresh(ctx context.Context, args []string, out io.Writer) error {
+	const synopsis = `usage: shardform node refresh [--root DIR]
+
+Refreshes the SSH user CA keys and the KRL (conditional GETs: unchanged
+files are not sent again), renews the host certificates when less than a
+third of their validity is left (then reloads sshd), and sends a heartbeat
+with the inventory. Quiet on success.`
+	fs := newFlags("shardform node refresh", synopsis)
+	root := fs.String("root", "/", "the directory node join wrote under")
+	if err := parseFlags(fs, args, out, synopsis); err != nil {
+		return err
+	}
+	st, err := loadNodeState(*root)
+	if err != nil {
+		return fmt.Errorf("node refresh: %w", err)
+	}
+	c := newAgentClient(st.URL)
+	auth := map[string]string{"X-Agent-Token": st.AgentToken}
+	var errs []error
+	changed := false
+	for _, f := range []struct{ key, path, file string }{
+		{"user_ca", "/v1/agent/ssh/ca-public-key", nodeUserCAPath},
+		{"krl", "/v1/agent/ssh/krl", nodeKRLPath},
+	} {
+		updated, err := refreshFile(ctx, c, auth, &st, f.key, f.path, filepath.Join(*root, f.file))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		changed = changed || updated
+	}
+	renewed, err := renewHostCerts(ctx, c, auth, *root, st)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := c.do(ctx, "POST", "/v1/agent/heartbeat", auth, map[string]any{"version": version, "inventory": inventory(*root)}); err != nil {
+		errs = append(errs, err)
+	}
+	if changed {
+		if err := st.save(*root); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if renewed {
+		reloadSSHD(*root)
+	}
+	if len(errs) > 0 {
+		// A refused token comes first: it needs a person (join again).
+		for _, e := range errs {
+			var refused *errRefused
+			if errors.As(e, &refused) {
+				return &errRefused{msg: "node refresh: " + refused.msg}
+			}
+		}
+		return fmt.Errorf("node refresh: %w (previous files kept)", errs[0])
+	}
+	return nil
+}
+
+// refreshFile fetches one trust file with If-None-Match; 304 keeps the file.
+func refreshFile(ctx context.Context, c *agentClient, auth map[string]string, st *nodeState, key, path, file string) (bool, error) {
+	h := map[string]string{}
+	for k, v := range auth {
+		h[k] = v
+	}
+	if etag := st.ETags[key]; etag != "" {
+		if _, err := os.Stat(file); err == nil {
+			h["If-None-Match"] = etag
+		}
+	}
+	resp, body, err := c.do(ctx, "GET", path, h, nil)
+	if err != nil {
+		return false, err
+	}
+	if resp.StatusCode == http.StatusNotModified {
+		return false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET %s: %d", path, resp.StatusCode)
+	}
+	if err := writeAtomic(file, body, 0o644); err != nil {
+		return false, err
+	}
+	st.ETags[key] = resp.Header.Get("ETag")
+	return true, nil
+}
+
+// needsRenewal: no certificate, one that does not parse or certify key, or
+// less than a third of its validity left.
+func needsRenewal(certFile, key string, now time.Time) bool {
+	raw, err := os.ReadFile(certFile)
+	if err != nil {
+		return true
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(raw)
+	if err != nil {
+		return true
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok || !sameKey(string(ssh.MarshalAuthorizedKey(cert.Key)), key) {
+		return true
+	}
+	after, before := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
+	return before.Sub(now) < before.Sub(after)/3
+}
+
+// renewHostCerts renews the host certificates when one needs it (all at
+// once: one request). Whether any was written.
+func renewHostCerts(ctx context.Context, c *agentClient, auth map[string]string, root string, st nodeState) (bool, error) {
+	files := st.HostKeys
+	if len(files) == 0 {
+		var err error
+		if files, err = hostKeyFiles(root); err != nil {
+			return false, err
+		}
+	}
+	keys, err := readHostKeys(files)
+	if err != nil {
+		return false, err
+	}
+	need := false
+	now := time.Now()
+	for i, f := range files {
+		if needsRenewal(certPathOf(f), keys[i], now) {
+			need = true
+		}
+	}
+	if !need {
+		return false, nil
+	}
+	_, raw, err := c.do(ctx, "POST", "/v1/agent/host-certificates", auth, map[string]any{"host_public_keys": keys})
+	if err != nil {
+		return false, err
+	}
+	var ans struct {
+		HostCertificates []hostCertificate `json:"host_certificates"`
+	}
+	if err := json.Unmarshal(raw, &ans); err != nil {
+		return false, fmt.Errorf("renew host certificates: %w", err)
+	}
+	certs, err := writeHostCerts(files, keys, ans.HostCertificates)
+	if err != nil {
+		return len(certs) > 0, err
+	}
+	// The snippet names every certificate (one may be new).
+	return true, writeAtomic(filepath.Join(root, nodeSSHDConf), sshdConfig(root, certs), 0o644)
+}
