@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/sshca"
 )
 
 // headerAgentToken carries a node's agent token (shardform_agent_...).
@@ -46,9 +47,10 @@ func (s *Server) agentRoutes(v1 fiber.Router) {
 
 	v1.Post("/agent/register", pub, s.registerAgent)
 	v1.Get("/agent/node", node, s.agentNode)
-	v1.Get("/agent/ssh/ca-public-key", node, s.agentFile(Agents.UserCAKeys, fiber.MIMETextPlainCharsetUTF8))
-	v1.Get("/agent/ssh/krl", node, s.agentFile(Agents.KRL, fiber.MIMEOctetStream))
-	v1.Get("/agent/ssh/known-hosts", node, s.agentFile(Agents.KnownHosts, fiber.MIMETextPlainCharsetUTF8))
+	v1.Get("/agent/ssh/ca-public-key", node, s.agentFile(Agents.UserCAKeys, fiber.MIMETextPlainCharsetUTF8, nil))
+	// A KRL carries the time it was made: its ETag is of the list alone.
+	v1.Get("/agent/ssh/krl", node, s.agentFile(Agents.KRL, fiber.MIMEOctetStream, sshca.KRLIdentity))
+	v1.Get("/agent/ssh/known-hosts", node, s.agentFile(Agents.KnownHosts, fiber.MIMETextPlainCharsetUTF8, nil))
 	v1.Post("/agent/host-certificates", node, s.renewHostCertificates)
 	v1.Post("/agent/heartbeat", node, s.agentHeartbeat)
 	v1.Post("/agent/token/rotate", node, s.rotateAgentToken)
@@ -155,13 +157,18 @@ func (s *Server) agentNode(c *fiber.Ctx) error {
 
 // agentFile serves a trust file with an ETag: a node asking with
 // If-None-Match of the file it has is answered 304 without the file.
-func (s *Server) agentFile(get func(Agents, context.Context, agent.Agent) ([]byte, error), contentType string) fiber.Handler {
+// identity, when set, is the part of the file its ETag is computed over.
+func (s *Server) agentFile(get func(Agents, context.Context, agent.Agent) ([]byte, error), contentType string, identity func([]byte) []byte) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		body, err := get(s.cfg.Agents, c.UserContext(), agentOf(c))
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(body)
+		tagged := body
+		if identity != nil {
+			tagged = identity(body)
+		}
+		sum := sha256.Sum256(tagged)
 		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 		c.Set(fiber.HeaderETag, etag)
 		c.Set(fiber.HeaderCacheControl, "no-cache")

@@ -151,3 +151,19 @@ func appendString(b, s []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 	return append(b, s...)
 }
+
+// krlGeneratedDateAt is the offset of the header's generated_date: after
+// the magic (8 bytes), format_version (4) and krl_version (8).
+const krlGeneratedDateAt = 8 + 4 + 8
+
+// KRLIdentity is the part of a marshalled KRL that changes only when the
+// list does: the KRL with its generated date zeroed (a copy). Two KRLs of
+// the same revocations made at different times have the same identity, so
+// a node that has the list is not sent it again.
+func KRLIdentity(krl []byte) []byte {
+	out := bytes.Clone(krl)
+	if len(out) >= krlGeneratedDateAt+8 {
+		clear(out[krlGeneratedDateAt : krlGeneratedDateAt+8])
+	}
+	return out
+}

@@ -304,3 +304,27 @@ serial: 100
 		t.Errorf("empty KRL: ssh-keygen -Ql exit %d: %s", code, out)
 	}
 }
+
+// TestKRLIdentity: the same list made at two times has one identity; a new
+// version of the list has another.
+func TestKRLIdentity(t *testing.T) {
+	t.Parallel()
+	marshal := func(version uint64, at time.Time) []byte {
+		t.Helper()
+		b, err := (&KRL{Version: version, GeneratedAt: at, Comment: "org x"}).MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := marshal(3, time.Unix(1_900_000_000, 0)), marshal(3, time.Unix(1_900_000_060, 0))
+	if bytes.Equal(a, b) || !bytes.Equal(KRLIdentity(a), KRLIdentity(b)) {
+		t.Error("the same list at two times: different identities")
+	}
+	if bytes.Equal(KRLIdentity(a), KRLIdentity(marshal(4, time.Unix(1_900_000_000, 0)))) {
+		t.Error("a new version has the same identity")
+	}
+	if !bytes.Equal(KRLIdentity(a[:4]), a[:4]) {
+		t.Error("a short input is not kept as it is")
+	}
+}
