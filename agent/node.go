@@ -174,3 +174,45 @@ func (s *Service) ListAgents(ctx context.Context, p *domain.Principal, page doma
 	}
 	return out, total, nil
 }
+
+
+// Inventory is the node's latest inventory, whole or one part of it.
+type Inventory struct {
+	NodeID     uuid.UUID                  `json:"node_id"`
+	ReportedAt *time.Time                 `json:"reported_at"`
+	Version    string                     `json:"version"`
+	Inventory  map[string]json.RawMessage `json:"inventory"`
+}
+
+// NodeInventory answers the inventory of the node's latest heartbeat
+// (nodes:read); part, when set, is one of system, network, disks. A node
+// without an agent is 404 naming why.
+func (s *Service) NodeInventory(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, part string) (Inventory, error) {
+	if err := need(p, domain.PermNodesRead); err != nil {
+		return Inventory{}, err
+	}
+	row, err := s.q.GetNodeInventory(ctx, s.st.Pool, store.GetNodeInventoryParams{OrganizationID: p.OrgID, NodeID: nodeID})
+	if store.IsNoRows(err) {
+		exists, eerr := s.q.NodeExists(ctx, s.st.Pool, store.NodeExistsParams{OrganizationID: p.OrgID, ID: nodeID})
+		if eerr == nil && exists {
+			return Inventory{}, domain.NotFound("inventory (the node has no agent: shardform node join)")
+		}
+		return Inventory{}, domain.NotFound("node")
+	}
+	if err != nil {
+		return Inventory{}, fmt.Errorf("inventory of node %s: %w", nodeID, err)
+	}
+	all := map[string]json.RawMessage{}
+	if err := json.Unmarshal(row.Inventory, &all); err != nil || all == nil {
+		all = map[string]json.RawMessage{}
+	}
+	out := Inventory{NodeID: row.NodeID, ReportedAt: row.LastSeenAt, Version: row.Version, Inventory: all}
+	if part != "" {
+		v, ok := all[part]
+		if !ok {
+			v = json.RawMessage("null")
+		}
+		out.Inventory = map[string]json.RawMessage{part: v}
+	}
+	return out, nil
+}

@@ -26,6 +26,7 @@ type Agents interface {
 	ListTokens(ctx context.Context, p *domain.Principal, page domain.Page) ([]agent.RegistrationToken, int64, error)
 	DeleteToken(ctx context.Context, p *domain.Principal, id uuid.UUID) error
 	ListAgents(ctx context.Context, p *domain.Principal, page domain.Page) ([]agent.AgentInfo, int64, error)
+	NodeInventory(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, part string) (agent.Inventory, error)
 
 	Register(ctx context.Context, token string, req agent.RegisterRequest) (agent.Registration, error)
 	Authenticate(ctx context.Context, token string) (agent.Agent, error)
@@ -44,6 +45,10 @@ func (s *Server) agentRoutes(v1 fiber.Router) {
 	v1.Get("/nodes/register-tokens", auth, s.listRegistrationTokens)
 	v1.Delete("/nodes/register-tokens/:id", auth, s.deleteRegistrationToken)
 	v1.Get("/admin/agents", auth, s.listAgents)
+	v1.Get("/nodes/:id/inventory", auth, s.nodeInventory(""))
+	for _, part := range []string{"system", "network", "disks"} {
+		v1.Get("/nodes/:id/inventory/"+part, auth, s.nodeInventory(part))
+	}
 
 	v1.Post("/agent/register", pub, s.registerAgent)
 	v1.Get("/agent/node", node, s.agentNode)
@@ -127,6 +132,21 @@ func (s *Server) listAgents(c *fiber.Ctx) error {
 		return err
 	}
 	return list(c, out, pg, total)
+}
+
+// nodeInventory answers the inventory of a node's latest heartbeat, or one part.
+func (s *Server) nodeInventory(part string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id, err := pathID(c, "id", "node")
+		if err != nil {
+			return err
+		}
+		inv, err := s.cfg.Agents.NodeInventory(c.UserContext(), principal(c), id, part)
+		if err != nil {
+			return err
+		}
+		return c.JSON(inv)
+	}
 }
 
 // registerAgent takes the registration token as Authorization: Bearer.

@@ -375,6 +375,25 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 		t.Errorf("heartbeat %s", hb.Raw)
 	}
 	b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok), body: map[string]any{"inventory": []int{1}}}, 400)
+
+	// The inventory of the latest heartbeat, whole and by part.
+	inv := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID + "/inventory", token: a.access}, 200)
+	if sys, _ := inv.Body["inventory"].(map[string]any)["system"].(map[string]any); sys["uptime_seconds"] != float64(10) || inv.str("version") != "1.2.3" {
+		t.Errorf("inventory %s", inv.Raw)
+	}
+	part := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID + "/inventory/system", token: a.access}, 200)
+	if got := part.Body["inventory"].(map[string]any); len(got) != 1 || got["system"] == nil {
+		t.Errorf("system part %s", part.Raw)
+	}
+	if got := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID + "/inventory/disks", token: a.access}, 200).Body["inventory"].(map[string]any); len(got) != 1 || got["disks"] != nil {
+		t.Errorf("disks part (not reported) %v", got)
+	}
+	other := b.register("other@example.com")
+	b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID + "/inventory", token: other.access}, 404)
+	bare := b.addNode(a.orgID, "no-agent", "", "")
+	if r := b.expect(req{method: "GET", path: "/v1/nodes/" + bare + "/inventory/network", token: a.access}, 404); !strings.Contains(r.errMsg(), "no agent") {
+		t.Errorf("node without agent: %s", r.Raw)
+	}
 	if n := b.count(`SELECT count(*) FROM audit_logs WHERE action LIKE '%heartbeat%'`); n != 0 {
 		t.Errorf("%d heartbeats in the audit log", n)
 	}

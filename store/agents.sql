@@ -78,3 +78,11 @@ LIMIT @lim OFFSET @off;
 
 -- name: CountNodeAgents :one
 SELECT count(*) FROM node_agents WHERE organization_id = @organization_id;
+
+-- name: GetNodeInventory :one
+SELECT a.node_id, a.inventory, a.last_seen_at, a.version
+FROM node_agents a
+WHERE a.organization_id = @organization_id AND a.node_id = @node_id;
+
+-- name: NodeExists :one
+SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = @organization_id AND id = @id);

@@ -187,6 +187,36 @@ func (q *Queries) GetNodeAgent(ctx context.Context, db DBTX, arg GetNodeAgentPar
 	return i, err
 }
 
+const getNodeInventory = `-- name: GetNodeInventory :one
+SELECT a.node_id, a.inventory, a.last_seen_at, a.version
+FROM node_agents a
+WHERE a.organization_id = $1 AND a.node_id = $2
+`
+
+type GetNodeInventoryParams struct {
+	OrganizationID uuid.UUID
+	NodeID         uuid.UUID
+}
+
+type GetNodeInventoryRow struct {
+	NodeID     uuid.UUID
+	Inventory  []byte
+	LastSeenAt *time.Time
+	Version    string
+}
+
+func (q *Queries) GetNodeInventory(ctx context.Context, db DBTX, arg GetNodeInventoryParams) (GetNodeInventoryRow, error) {
+	row := db.QueryRow(ctx, getNodeInventory, arg.OrganizationID, arg.NodeID)
+	var i GetNodeInventoryRow
+	err := row.Scan(
+		&i.NodeID,
+		&i.Inventory,
+		&i.LastSeenAt,
+		&i.Version,
+	)
+	return i, err
+}
+
 const insertBYONode = `-- name: InsertBYONode :one
 
 INSERT INTO nodes (organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, labels)
@@ -352,6 +382,22 @@ func (q *Queries) ListRegistrationTokens(ctx context.Context, db DBTX, arg ListR
 		return nil, err
 	}
 	return items, nil
+}
+
+const nodeExists = `-- name: NodeExists :one
+SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = $1 AND id = $2)
+`
+
+type NodeExistsParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+func (q *Queries) NodeExists(ctx context.Context, db DBTX, arg NodeExistsParams) (bool, error) {
+	row := db.QueryRow(ctx, nodeExists, arg.OrganizationID, arg.ID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const recordHeartbeat = `-- name: RecordHeartbeat :one
