@@ -175,7 +175,6 @@ func (s *Service) ListAgents(ctx context.Context, p *domain.Principal, page doma
 	return out, total, nil
 }
 
-
 // Inventory is the node's latest inventory, whole or one part of it.
 type Inventory struct {
 	NodeID     uuid.UUID                  `json:"node_id"`
