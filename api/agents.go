@@ -51,6 +51,10 @@ func (s *Server) agentRoutes(v1 fiber.Router) {
 	}
 
 	v1.Post("/agent/register", pub, s.registerAgent)
+	v1.Get("/agent/bootstrap.sh", pub, func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/x-shellscript; charset=utf-8")
+		return c.Send(agent.BootstrapScript())
+	})
 	v1.Get("/agent/node", node, s.agentNode)
 	v1.Get("/agent/ssh/ca-public-key", node, s.agentFile(Agents.UserCAKeys, fiber.MIMETextPlainCharsetUTF8, nil))
 	// A KRL carries the time it was made: its ETag is of the list alone.

@@ -345,6 +345,7 @@ func operations() []operation {
 		{method: "GET", path: "/v1/nodes/:id/inventory/disks", summary: "The disks part of the node's inventory", access: authenticated, perm: domain.PermNodesRead, resp: agent.Inventory{}, status: 200},
 		{method: "POST", path: "/v1/agent/register", summary: "Register a node with a registration token: its node, agent token, host certificates and SSH trust files", access: registration,
 			body: agent.RegisterRequest{}, resp: agent.Registration{}, status: 201, errors: []int{409}},
+		{method: "GET", path: "/v1/agent/bootstrap.sh", summary: "A POSIX shell script doing what shardform node join and refresh do, with curl (no secret in it)", access: public, produces: "text/x-shellscript", status: 200},
 		{method: "GET", path: "/v1/agent/node", summary: "The agent's own node", access: agentToken, resp: agent.NodeRecord{}, status: 200},
 		{method: "GET", path: "/v1/agent/ssh/ca-public-key", summary: "The trusted user CA keys (ETag; 304 with If-None-Match)", access: agentToken, produces: "text/plain", status: 200, also: []int{304}},
 		{method: "GET", path: "/v1/agent/ssh/krl", summary: "The key revocation list (ETag; 304 with If-None-Match)", access: agentToken, produces: "application/octet-stream", status: 200, also: []int{304}},

@@ -466,3 +466,91 @@ func TestNodeJoinUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeBootstrapScript: GET /v1/agent/bootstrap.sh run by a plain POSIX
+// shell (dash) with the same --root option joins like node join: real
+// sshd and ssh trust both ways; the refresh it installs picks up a
+// revocation; the binary's node refresh reads the state it left.
+func TestNodeBootstrapScript(t *testing.T) {
+	t.Parallel()
+	ns := startNodeServer(t)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Username != "root" {
+		t.Skip("sshd must run as root here to log in as root")
+	}
+	shell := sshtest.Tool(t, "dash")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sshtest.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
+	script := ns.call("GET", "/v1/agent/bootstrap.sh", "", nil, nil)
+	if bytes.Contains(script, []byte("shardform_reg_")) && !bytes.Contains(script, []byte("--token shardform_reg_...")) {
+		t.Error("the script holds a token")
+	}
+	sh := func(stdin []byte, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(shell, args...)
+		if stdin != nil {
+			cmd.Stdin = bytes.NewReader(stdin)
+		}
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, string(out)
+	}
+	tok := ns.regToken()
+	args := []string{"-s", "--", "--url", ns.base, "--token", tok, "--root", root}
+	if _, err := exec.LookPath("ip"); err != nil {
+		args = append(args, "--ipv4", "127.0.0.1") // no ip(8) to find the address the server is reached from
+	}
+	if code, out := sh(script, args...); code != 0 || !strings.Contains(out, "Joined as node") {
+		t.Fatalf("bootstrap.sh: %d\n%s", code, out)
+	}
+	if code, out := sh(script, "-s", "--", "--url", ns.base, "--token", tok, "--root", root); code != exitRefused {
+		t.Errorf("bootstrap.sh with a used token: %d\n%s", code, out)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "etc/shardform/agent.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("agent.json: %v %v", fi, err)
+	}
+	sshd := startNodeSSHD(t, root, "root")
+	home := t.TempDir()
+	known := filepath.Join(home, "known_hosts")
+	if err := os.WriteFile(known, ns.call("GET", "/v1/ssh/known-hosts?organization_id="+ns.orgID, "", nil, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"SHARDFORM_URL": ns.base, "SHARDFORM_TOKEN": ns.sign}
+	pub := filepath.Join(home, "id.pub")
+	if code, out, errOut := runCLI(t, env, "ssh", "sign", "--generate", "--key", pub, "--principal", "root"); code != 0 {
+		t.Fatalf("ssh sign: %d %s %s", code, out, errOut)
+	}
+	key, cert := filepath.Join(home, "id"), filepath.Join(home, "id-cert.pub")
+	if ok, msg := sshd.Connect(t, "root", key, cert, known); !ok {
+		t.Fatalf("born trusted by bootstrap.sh: ssh refused: %s", msg)
+	}
+	// Revoke; the installed refresh (the same script) makes sshd refuse it.
+	var certs struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	ns.call("GET", "/v1/ssh/certificates", ns.access, nil, &certs)
+	ns.call("POST", "/v1/ssh/certificates/"+certs.Data[0].ID+"/revoke", ns.access, nil, nil)
+	if code, out := sh(nil, filepath.Join(root, "usr/local/sbin/shardform-node"), "refresh", "--root", root); code != 0 || out != "" {
+		t.Fatalf("shardform-node refresh: %d %q", code, out)
+	}
+	if ok, msg := sshd.Connect(t, "root", key, cert, known); ok {
+		t.Errorf("revoked certificate logged in: %s", msg)
+	}
+	// The binary reads the state the script left.
+	if code, out, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != 0 {
+		t.Errorf("node refresh after bootstrap.sh: %d %q %q", code, out, errOut)
+	}
+}
