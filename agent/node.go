@@ -110,6 +110,10 @@ func (s *Service) RecordHeartbeat(ctx context.Context, a Agent, hb Heartbeat) (H
 	if err != nil {
 		return HeartbeatAnswer{}, fmt.Errorf("heartbeat of node %s: %w", a.NodeID, err)
 	}
+	// Heard from again: an unreachable node is ready.
+	if err := s.q.MarkNodeReachable(ctx, s.st.Pool, store.MarkNodeReachableParams{OrganizationID: a.OrganizationID, ID: a.NodeID}); err != nil {
+		return HeartbeatAnswer{}, fmt.Errorf("heartbeat of node %s: %w", a.NodeID, err)
+	}
 	out := HeartbeatAnswer{NodeID: row.NodeID, HeartbeatIntervalSeconds: int(s.opts.HeartbeatInterval / time.Second)}
 	if row.LastSeenAt != nil {
 		out.LastSeenAt = *row.LastSeenAt

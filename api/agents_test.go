@@ -10,6 +10,9 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/shardform/shardform/agent"
+	"github.com/shardform/shardform/store"
 )
 
 // hostKey is a fresh Ed25519 host public key (authorized_keys format).
@@ -416,4 +419,66 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 	rot := b.expect(req{method: "POST", path: "/v1/agent/token/rotate", header: agentHeader(tok)}, 200)
 	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(tok)}, 401)
 	b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(rot.str("agent_token"))}, 200)
+}
+
+// TestAgentUnreachable: a node not heard from for three heartbeat
+// intervals becomes unreachable (the periodic sweep); suggest-fit and
+// placement skip it; its next heartbeat makes it ready again. A cordoned
+// node stays cordoned.
+func TestAgentUnreachable(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	reg := b.joined(a, "metal-1")
+	tok := reg.str("agent_token")
+	nodeID := reg.Body["node"].(map[string]any)["id"].(string)
+	cordoned := b.joined(a, "metal-2").Body["node"].(map[string]any)["id"].(string)
+	// The sweep as a worker process runs it: a service of its own on the database.
+	sweeper := agent.New(store.NewStore(b.pool), nil, agent.Options{})
+	sweep := func() int64 {
+		t.Helper()
+		n, err := sweeper.SweepUnreachable(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	need := map[string]any{"cpu": 1, "memory_gb": 2, "disk_gb": 10}
+	if n := sweep(); n != 0 {
+		t.Fatalf("fresh nodes swept: %d", n)
+	}
+	if free, why := b.freeOn(a.access, "metal-1", need); free == nil {
+		t.Fatalf("a ready node is rejected: %v", why)
+	}
+	for _, q := range []string{
+		`UPDATE node_agents SET last_seen_at = now() - interval '181 seconds'`,
+		`UPDATE nodes SET status = 'cordoned' WHERE id = '` + cordoned + `'`,
+	} {
+		if _, err := b.pool.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sweep(); n != 1 {
+		t.Fatalf("swept %d nodes, want 1 (metal-1; metal-2 is cordoned)", n)
+	}
+	if st := b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(tok)}, 200).str("status"); st != "unreachable" {
+		t.Errorf("status %q", st)
+	}
+	if free, why := b.freeOn(a.access, "metal-1", need); free != nil || len(why) == 0 {
+		t.Errorf("suggest-fit offers an unreachable node: %v %v", free, why)
+	}
+	r := b.expect(req{method: "POST", path: "/v1/instances", token: a.access, body: map[string]any{"node_id": nodeID, "name": "gs-1", "cpu": 1, "memory_gb": 1, "disk_gb": 1}}, 409)
+	if !strings.Contains(r.errMsg(), "unreachable") {
+		t.Errorf("placement: %s", r.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok), body: map[string]any{}}, 200)
+	if st := b.expect(req{method: "GET", path: "/v1/agent/node", header: agentHeader(tok)}, 200).str("status"); st != "ready" {
+		t.Errorf("after a heartbeat: status %q", st)
+	}
+	if free, why := b.freeOn(a.access, "metal-1", need); free == nil {
+		t.Errorf("after a heartbeat, rejected: %v", why)
+	}
+	if n := b.count(`SELECT count(*) FROM nodes WHERE id = $1 AND status = 'cordoned'`, cordoned); n != 1 {
+		t.Error("the cordoned node changed status")
+	}
 }

@@ -86,7 +86,7 @@ func (s *Service) nodeCapacity(n store.ListNodeCapacitiesWithLabelsRow) (planner
 	raw := planner.Resources{MilliCPU: int64(n.Vcpu) * 1000, MemoryMiB: int64(n.MemoryMb), DiskMiB: int64(n.DiskGb) * 1024}
 	nc := planner.NodeCapacity{
 		ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
-		Ready:     n.Status != "maintenance",
+		Ready:     n.Status != "maintenance" && n.Status != "unreachable",
 		Cordoned:  n.Status == "cordoned",
 		Stopped:   n.Status == "stopped",
 		Capacity:  planner.Usable(raw, s.overhead, 0),

@@ -164,7 +164,7 @@ func (s *Service) ComputeFleetReport(ctx context.Context, orgID uuid.UUID, curre
 		fleet[i] = planner.FleetNode{
 			NodeCapacity: planner.NodeCapacity{
 				ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
-				Ready: n.Status != "maintenance", Cordoned: n.Status == "cordoned", Stopped: n.Status == "stopped",
+				Ready: n.Status != "maintenance" && n.Status != "unreachable", Cordoned: n.Status == "cordoned", Stopped: n.Status == "stopped",
 				Capacity: planner.Usable(raw, s.overhead, 0),
 			},
 			MonthlyCost: cost,

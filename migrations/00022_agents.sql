@@ -40,6 +40,35 @@ CREATE TABLE node_agents (
 );
 CREATE INDEX node_agents_org_idx ON node_agents (organization_id, registered_at, node_id);
 
+-- A node whose agent has not been heard from for three heartbeat
+-- intervals is unreachable (a periodic job), and ready again at its next
+-- heartbeat. The status check gains 'unreachable' whatever other values
+-- earlier migrations added to it.
+-- +goose StatementBegin
+DO $$
+DECLARE def text;
+BEGIN
+    SELECT pg_get_constraintdef(oid) INTO def FROM pg_constraint
+    WHERE conrelid = 'nodes'::regclass AND conname = 'nodes_status_check';
+    ALTER TABLE nodes DROP CONSTRAINT nodes_status_check;
+    EXECUTE 'ALTER TABLE nodes ADD CONSTRAINT nodes_status_check '
+        || replace(def, '''maintenance''::text', '''maintenance''::text, ''unreachable''::text');
+END $$;
+-- +goose StatementEnd
+CREATE INDEX node_agents_last_seen_idx ON node_agents (last_seen_at);
+
 -- +goose Down
+UPDATE nodes SET status = 'ready' WHERE status = 'unreachable';
+-- +goose StatementBegin
+DO $$
+DECLARE def text;
+BEGIN
+    SELECT pg_get_constraintdef(oid) INTO def FROM pg_constraint
+    WHERE conrelid = 'nodes'::regclass AND conname = 'nodes_status_check';
+    ALTER TABLE nodes DROP CONSTRAINT nodes_status_check;
+    EXECUTE 'ALTER TABLE nodes ADD CONSTRAINT nodes_status_check '
+        || replace(def, ', ''unreachable''::text', '');
+END $$;
+-- +goose StatementEnd
 DROP TABLE node_agents;
 DROP TABLE node_registration_tokens;

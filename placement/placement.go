@@ -29,7 +29,8 @@ const (
 	statusReady       = "ready"
 	statusCordoned    = "cordoned"
 	statusMaintenance = "maintenance"
-	statusStopped     = "stopped" // powered off (nodeops): the store reads it from power_state
+	statusStopped     = "stopped"     // powered off (nodeops): the store reads it from power_state
+	statusUnreachable = "unreachable" // its agent went silent (agent.SweepUnreachable)
 )
 
 // lockAttempts bounds the retries when an instance moves between reading
@@ -358,6 +359,8 @@ func schedulable(n store.LockPlacementNodeRow) error {
 		return domain.Conflict("node %s is in maintenance: it takes no new instances", n.Name)
 	case statusStopped:
 		return domain.Conflict("node %s is stopped: start it (POST /v1/nodes/%s/power/start) before placing instances on it", n.Name, n.ID)
+	case statusUnreachable:
+		return domain.Conflict("node %s is unreachable (no heartbeat from its agent): it takes no new instances", n.Name)
 	default: // any status but ready
 		return domain.Conflict("node %s is %s: it takes no new instances", n.Name, n.Status)
 	}

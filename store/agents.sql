@@ -86,3 +86,15 @@ WHERE a.organization_id = @organization_id AND a.node_id = @node_id;
 
 -- name: NodeExists :one
 SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = @organization_id AND id = @id);
+
+-- name: MarkUnreachableNodes :execrows
+-- The periodic sweep, over every organization (a system job, like the
+-- drift sweep): ready nodes whose agent was last seen before the cutoff.
+UPDATE nodes n SET status = 'unreachable', updated_at = now()
+FROM node_agents a
+WHERE a.node_id = n.id AND a.organization_id = n.organization_id
+  AND n.status = 'ready' AND a.last_seen_at < @cutoff::timestamptz;
+
+-- name: MarkNodeReachable :exec
+UPDATE nodes SET status = 'ready', updated_at = now()
+WHERE organization_id = @organization_id AND id = @id AND status = 'unreachable';

@@ -384,6 +384,38 @@ func (q *Queries) ListRegistrationTokens(ctx context.Context, db DBTX, arg ListR
 	return items, nil
 }
 
+const markNodeReachable = `-- name: MarkNodeReachable :exec
+UPDATE nodes SET status = 'ready', updated_at = now()
+WHERE organization_id = $1 AND id = $2 AND status = 'unreachable'
+`
+
+type MarkNodeReachableParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+func (q *Queries) MarkNodeReachable(ctx context.Context, db DBTX, arg MarkNodeReachableParams) error {
+	_, err := db.Exec(ctx, markNodeReachable, arg.OrganizationID, arg.ID)
+	return err
+}
+
+const markUnreachableNodes = `-- name: MarkUnreachableNodes :execrows
+UPDATE nodes n SET status = 'unreachable', updated_at = now()
+FROM node_agents a
+WHERE a.node_id = n.id AND a.organization_id = n.organization_id
+  AND n.status = 'ready' AND a.last_seen_at < $1::timestamptz
+`
+
+// The periodic sweep, over every organization (a system job, like the
+// drift sweep): ready nodes whose agent was last seen before the cutoff.
+func (q *Queries) MarkUnreachableNodes(ctx context.Context, db DBTX, cutoff time.Time) (int64, error) {
+	result, err := db.Exec(ctx, markUnreachableNodes, cutoff)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const nodeExists = `-- name: NodeExists :one
 SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = $1 AND id = $2)
 `

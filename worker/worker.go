@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/nodeops"
@@ -139,6 +140,11 @@ type Options struct {
 	Placement *placement.Service
 	// PlacementWorkers is the placement queue's concurrency (default 4).
 	PlacementWorkers int
+	// Agents runs the periodic sweep that marks nodes whose agents went
+	// silent unreachable; nil registers none.
+	Agents *agent.Service
+	// UnreachableSweepInterval is how often it runs (default one minute).
+	UnreachableSweepInterval time.Duration
 }
 
 // NewClient builds the River client with every worker registered.
@@ -190,6 +196,12 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 			opts.NodeWorkers = 10
 		}
 	}
+	if opts.Agents != nil {
+		river.AddWorker(workers, &UnreachableSweepWorker{svc: opts.Agents})
+		if opts.UnreachableSweepInterval == 0 {
+			opts.UnreachableSweepInterval = time.Minute
+		}
+	}
 	if opts.Planner != nil {
 		river.AddWorker(workers, &PricingRefreshWorker{svc: opts.Planner})
 		river.AddWorker(workers, &FleetReportWorker{svc: opts.Planner})
@@ -237,6 +249,10 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 		if opts.Provision != nil && opts.DriftInterval > 0 {
 			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.DriftInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return provision.DriftSweepArgs{}, nil }, nil))
+		}
+		if opts.Agents != nil {
+			cfg.PeriodicJobs = append(cfg.PeriodicJobs, river.NewPeriodicJob(river.PeriodicInterval(opts.UnreachableSweepInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return agent.UnreachableSweepArgs{}, nil }, nil))
 		}
 		if opts.Planner != nil {
 			cfg.Queues[capacity.QueuePlanner] = river.QueueConfig{MaxWorkers: opts.PlannerWorkers, FetchCooldown: slowCooldown}

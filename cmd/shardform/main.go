@@ -307,6 +307,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	}
 	defer sshSvc.Close()
 	place := placement.New(st, placement.Config{})
+	agents := agent.New(st, sshSvc, agent.Options{})
 	// Workers run River's own statements on a pool whose commits do not
 	// wait for the disk (see store.QueuePool); an API-only process inserts
 	// jobs in its own transactions on the main pool.
@@ -328,6 +329,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		Planner: plan, DriftInterval: cfg.DriftInterval, NodeOps: nodeOps,
 		DNS: dnsSvc, DNSWorkers: cfg.DNSWorkers, DNSReconcileInterval: dnsReconcile,
 		Placement: place,
+		Agents:    agents,
 	})
 	if err != nil {
 		return err
@@ -361,7 +363,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, plan, dnsSvc, place, stateSvc, nodeOps, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, agents, plan, dnsSvc, place, stateSvc, nodeOps, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -380,7 +382,7 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 	return nil
 }
 
-func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, plan *capacity.Service,
+func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, agents *agent.Service, plan *capacity.Service,
 	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -390,7 +392,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
-		Agents: agent.New(st, ssh, agent.Options{}),
+		Agents: agents,
 	})
 }
 
