@@ -207,6 +207,14 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aws: render: %w", err)
 	}
+	userData = escape(userData)
+	if req.Join != nil {
+		join, err := joinCloudConfig(req.Join)
+		if err != nil {
+			return nil, fmt.Errorf("aws: render: %w", err)
+		}
+		userData += join
+	}
 	tags := map[string]string{}
 	for k, v := range req.Labels {
 		tags[escape(k)] = escape(v)
@@ -233,7 +241,7 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 		"ami":                    ami,
 		"instance_type":          escape(req.InstanceType),
 		"vpc_security_group_ids": []string{"${aws_security_group.node.id}"},
-		"user_data":              escape(userData),
+		"user_data":              userData, // escaped above
 		"tags":                   tags,
 		"volume_tags":            map[string]string{"managed-by": "shardform", "shardform-provision": escape(req.ID)},
 		"root_block_device": []any{map[string]any{
@@ -245,9 +253,16 @@ func (a *AWS) Render(req Request) ([]byte, error) {
 		// IMDSv2 only: a request must carry a session token.
 		"metadata_options": []any{map[string]any{"http_endpoint": "enabled", "http_tokens": "required"}},
 	}
+	if req.Join != nil {
+		// The token is minted anew for every plan and used once at the
+		// instance's first boot: a new one is no reason to replace it.
+		instance["lifecycle"] = []any{map[string]any{"ignore_changes": []string{"user_data"}}}
+	}
+	vars := awsVariables()
+	joinVariable(vars, req.Join)
 	cfg := tfConfig{
 		Terraform: awsTerraformBlock(true),
-		Variable:  awsVariables(),
+		Variable:  vars,
 		Provider:  map[string]any{"aws": a.providerBlock(req.Region)},
 		Data:      data,
 		Resource: map[string]any{

@@ -41,6 +41,10 @@ type Request struct {
 	// Firewall is the node's inbound rules; nil: DefaultFirewall (SSH and
 	// ping), an empty list: none.
 	Firewall []FirewallRule
+	// Join, when set, makes the node join by itself (cloud-init runs the
+	// bootstrap with the token of RegistrationTokenVariable). Drivers
+	// without cloud-init ignore it.
+	Join *Join
 }
 
 // FirewallRule lets traffic in: tcp or udp on a port range, or icmp

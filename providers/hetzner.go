@@ -110,6 +110,15 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 	if len(keyRefs) > 0 {
 		server["ssh_keys"] = keyRefs
 	}
+	if req.Join != nil {
+		join, err := joinCloudConfig(req.Join)
+		if err != nil {
+			return nil, fmt.Errorf("hetzner: render: %w", err)
+		}
+		server["user_data"] = "#cloud-config\n" + join
+		// Minted anew for every plan, used once at first boot (see aws).
+		server["lifecycle"] = []any{map[string]any{"ignore_changes": []string{"user_data"}}}
+	}
 	resources := map[string]any{
 		"hcloud_server": map[string]any{"node": server},
 		"hcloud_firewall": map[string]any{"node": map[string]any{
@@ -125,6 +134,8 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 	if h.Endpoint != "" {
 		provider["endpoint"] = escape(h.Endpoint)
 	}
+	vars := map[string]any{HetznerTokenVariable: map[string]any{"type": "string", "sensitive": true}}
+	joinVariable(vars, req.Join)
 	cfg := tfConfig{
 		Terraform: map[string]any{
 			"backend": map[string]any{"http": map[string]any{}},
@@ -132,7 +143,7 @@ func (h *Hetzner) Render(req Request) ([]byte, error) {
 				"hcloud": map[string]any{"source": "hetznercloud/hcloud", "version": "~> 1.49"},
 			},
 		},
-		Variable: map[string]any{HetznerTokenVariable: map[string]any{"type": "string", "sensitive": true}},
+		Variable: vars,
 		Provider: map[string]any{"hcloud": provider},
 		Resource: resources,
 		Output: map[string]any{
