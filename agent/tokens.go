@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/store"
@@ -89,15 +90,38 @@ func (s *Service) CreateToken(ctx context.Context, p *domain.Principal, req Toke
 	}, req.Labels)
 }
 
-// CreateProvisionToken mints the single-use registration token of a
-// provision request: it registers only that request's node, and only from
-// notBefore until notAfter (the token lives in the cloud's metadata and the
-// Terraform state, so it must be worthless afterwards).
-func (s *Service) CreateProvisionToken(ctx context.Context, db store.DBTX, org, provisionID uuid.UUID, notBefore, notAfter time.Time) (RegistrationToken, error) {
-	return s.mintOn(ctx, db, store.CreateRegistrationTokenParams{
-		OrganizationID: org, ProvisionID: uuid.NullUUID{UUID: provisionID, Valid: true},
-		UsesAllowed: 1, NotBefore: notBefore, ExpiresAt: notAfter,
-	}, nil)
+// MintProvisionToken mints the single-use registration token of a
+// provision request (its cloud-init joins with it): it registers only that
+// request's node, and only once activated (ActivateProvisionToken, at the
+// apply). An earlier unused token of the request is deleted: one token per
+// request, the one of its latest plan.
+func (s *Service) MintProvisionToken(ctx context.Context, org, provisionID uuid.UUID) (string, error) {
+	var secret string
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.q.DeleteUnusedProvisionTokens(ctx, tx, store.DeleteUnusedProvisionTokensParams{OrganizationID: org, ProvisionID: uuid.NullUUID{UUID: provisionID, Valid: true}}); err != nil {
+			return fmt.Errorf("mint provision token: %w", err)
+		}
+		// Valid from nothing until the apply opens its window.
+		never := s.now().AddDate(100, 0, 0)
+		t, err := s.mintOn(ctx, tx, store.CreateRegistrationTokenParams{
+			OrganizationID: org, ProvisionID: uuid.NullUUID{UUID: provisionID, Valid: true},
+			UsesAllowed: 1, NotBefore: never, ExpiresAt: never,
+		}, nil)
+		secret = t.Token
+		return err
+	})
+	return secret, err
+}
+
+// ActivateProvisionToken sets the window of the request's unused token:
+// valid from notBefore (nil: unchanged) until until.
+func (s *Service) ActivateProvisionToken(ctx context.Context, org, provisionID uuid.UUID, notBefore *time.Time, until time.Time) error {
+	if _, err := s.q.ActivateProvisionTokens(ctx, s.st.Pool, store.ActivateProvisionTokensParams{
+		OrganizationID: org, ProvisionID: uuid.NullUUID{UUID: provisionID, Valid: true}, NotBefore: notBefore, ExpiresAt: until,
+	}); err != nil {
+		return fmt.Errorf("activate provision token: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) mint(ctx context.Context, arg store.CreateRegistrationTokenParams, labels map[string]string) (RegistrationToken, error) {

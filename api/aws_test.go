@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -35,7 +37,7 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	}
 	driver := providers.NewAWS(catalog, catalog.ReadAt)
 	driver.Endpoint = fake.URL
-	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL})
+	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL, ssh: true, joinURL: "https://shardform.example.com"})
 	a := b.bootstrap("ops@example.com")
 	tok := a.access
 
@@ -91,15 +93,42 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 		t.Errorf("node %s, instance %+v", node.Raw, live[0])
 	}
 
+	// The node joins by itself: the user data EC2 received runs the
+	// bootstrap with a token bound to this request, valid from the apply
+	// until an hour after it; it registers this request's node, once.
+	raw, err := base64.StdEncoding.DecodeString(live[0].UserData)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regToken := regexp.MustCompile(`shardform_reg_[A-Za-z0-9_-]{43}`).FindString(string(raw))
+	if !strings.Contains(string(raw), `"https://shardform.example.com", "`+regToken+`"]`) || !strings.Contains(string(raw), "/v1/agent/bootstrap.sh") || regToken == "" {
+		t.Fatalf("user data without the bootstrap and its token:\n%s", raw)
+	}
+	if n := b.count(`SELECT count(*) FROM node_registration_tokens WHERE provision_id = $1 AND uses = 0
+		AND not_before <= now() AND expires_at BETWEEN now() + interval '50 minutes' AND now() + interval '61 minutes'`, id); n != 1 {
+		t.Errorf("%d tokens of the request open from the apply until an hour after it", n)
+	}
+	joined := b.expect(req{method: "POST", path: "/v1/agent/register", token: regToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 201)
+	if jn := joined.Body["node"].(map[string]any); jn["id"] != applied.str("node_id") || jn["name"] != "game-1" || jn["provider"] != "aws" {
+		t.Errorf("the joined node is not the applied one: %v", jn)
+	}
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: regToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 401)
+	plannedTokens := b.count(`SELECT count(*) FROM node_registration_tokens WHERE provision_id = $1`, id)
+
 	logs := b.expect(req{method: "GET", path: "/v1/provision/" + id + "/logs", token: tok}, 200)
 	noSecretIn(t, "Terraform logs", logs.Raw, awsSecret)
 	noSecretIn(t, "provision request", applied.Raw, awsSecret)
+	noSecretIn(t, "Terraform logs", logs.Raw, regToken)
+	if plannedTokens != 1 {
+		t.Errorf("%d registration tokens of the request", plannedTokens)
+	}
 
 	// Plan review: the JSON plan, with the credential variables masked.
 	planRun := applied.str("plan_run_id")
 	plan := b.expect(req{method: "GET", path: "/v1/runs/" + planRun + "/plan", token: tok, timeout: 5 * time.Minute}, 200)
 	noSecretIn(t, "the JSON plan", plan.Raw, awsSecret)
 	noSecretIn(t, "the JSON plan", plan.Raw, awsKeyID)
+	noSecretIn(t, "the JSON plan", plan.Raw, regToken)
 	if !strings.Contains(string(plan.Raw), `"(sensitive value)"`) || !strings.Contains(string(plan.Raw), `"aws_instance.node"`) {
 		t.Errorf("plan review without the masked variables or the instance: %.2000s", plan.Raw)
 	}

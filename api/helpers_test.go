@@ -78,6 +78,9 @@ type setupOpts struct {
 	followHeartbeat time.Duration
 	// agentOptions tune the agents' service (served with ssh).
 	agentOptions agent.Options
+	// joinURL (with provisioning and ssh) makes provisioned nodes join by
+	// themselves, through this API address.
+	joinURL string
 	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
 	driftInterval time.Duration
 	// nodeOps serves the power actions with a node_action River worker
@@ -141,8 +144,10 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		dnsAPI = dnsSvc
 	}
 	var prov api.Provisioning
+	var provSvc *provision.Service
 	if o.provisioning {
-		prov = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval, dnsSvc)
+		provSvc = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval, dnsSvc)
+		prov = provSvc
 	}
 	var nodeOps api.NodeOps
 	if o.nodeOps {
@@ -153,7 +158,11 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	if o.ssh {
 		svc := startSSH(t, pool, key) // ssh_test.go
 		sshCA = svc
-		agents = agent.New(st, svc, o.agentOptions)
+		agentSvc := agent.New(st, svc, o.agentOptions)
+		agents = agentSvc
+		if o.joinURL != "" && provSvc != nil {
+			provSvc.UseJoin(agentSvc, o.joinURL)
+		}
 	}
 	plan, err := capacity.New(st, capacity.Config{})
 	if err != nil {

@@ -57,3 +57,18 @@ func joinVariable(vars map[string]any, j *Join) {
 		vars[RegistrationTokenVariable] = map[string]any{"type": "string", "sensitive": true}
 	}
 }
+
+// cloudIniter is a driver whose machines run cloud-init user data.
+type cloudIniter interface{ CloudInit() bool }
+
+// JoinsByCloudInit reports whether d renders Request.Join.
+func JoinsByCloudInit(d Driver) bool {
+	c, ok := d.(cloudIniter)
+	return ok && c.CloudInit()
+}
+
+// CloudInit implements cloudIniter: hetzner servers run cloud-init.
+func (*Hetzner) CloudInit() bool { return true }
+
+// CloudInit implements cloudIniter: the Debian AMIs run cloud-init.
+func (*AWS) CloudInit() bool { return true }

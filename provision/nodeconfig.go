@@ -362,7 +362,7 @@ func (s *Service) render(ctx context.Context, r store.ProvisionRequest, d provid
 		rules[i] = ruleOf(row)
 	}
 	return d.Render(providers.Request{ID: r.ID.String(), Name: r.Name, Region: r.Region, InstanceType: r.InstanceType,
-		Image: r.Image, SSHKeys: r.SshKeys, Labels: labels, Firewall: rules})
+		Image: r.Image, SSHKeys: r.SshKeys, Labels: labels, Firewall: rules, Join: s.joinOf(d)})
 }
 
 // autoApply queues the apply of a plan run made with apply: true (after

@@ -347,10 +347,11 @@ func (s *Service) watchForce(ctx context.Context, runID uuid.UUID) (context.Cont
 
 // variables opens the request's credential for a driver that needs one and
 // returns the sensitive Terraform variables made from it.
-func (s *Service) variables(ctx context.Context, r store.ProvisionRequest, d providers.Driver) (map[string]string, error) {
+// mint: a plan's, with a fresh registration token when nodes join.
+func (s *Service) variables(ctx context.Context, r store.ProvisionRequest, d providers.Driver, mint bool) (map[string]string, error) {
 	cd, ok := d.(providers.Credentialed)
 	if !ok {
-		return nil, nil
+		return s.joinVariable(ctx, r, d, nil, mint)
 	}
 	if !r.CredentialID.Valid {
 		return nil, fmt.Errorf("the request's %s credential was deleted: create a new provision request with another credential", cd.CredentialProvider())
@@ -366,7 +367,7 @@ func (s *Service) variables(ctx context.Context, r store.ProvisionRequest, d pro
 	if err != nil {
 		return nil, err
 	}
-	return cd.Variables(secret), nil
+	return s.joinVariable(ctx, r, d, cd.Variables(secret), mint)
 }
 
 // fail records a failure with Terraform's message (the full log stays in
@@ -452,7 +453,7 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 		return s.failOrRetry(ctx, a, err)
 	}
 	defer done()
-	vars, err := s.variables(ctx, a.r, a.d)
+	vars, err := s.variables(ctx, a.r, a.d, true)
 	if err != nil {
 		return s.failOrRetry(ctx, a, err)
 	}
@@ -497,6 +498,10 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		return s.failOrRetry(ctx, a, err)
 	}
 	defer done()
+	// The node may join from now on (its token was minted by the plan).
+	if err := s.activateJoin(ctx, r, d); err != nil {
+		return s.failOrRetry(ctx, a, err)
+	}
 	plan, err := s.sealer.Open(r.PlanFile, planContext(r.ID))
 	if err != nil {
 		return s.fail(ctx, a, fmt.Errorf("saved plan unreadable: plan again (%w)", err))
@@ -507,7 +512,7 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	if errors.Is(err, terraform.ErrStalePlan) && j.Attempt > 1 {
 		a.logs.Note("saved plan is stale after an interrupted attempt: planning again to converge")
 		var fresh terraform.Plan
-		vars, verr := s.variables(ctx, r, d)
+		vars, verr := s.variables(ctx, r, d, true)
 		if verr != nil {
 			return s.failOrRetry(ctx, a, verr)
 		}
@@ -532,7 +537,7 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		// placement refuse everything on it, silently.
 		return s.fail(ctx, a, fmt.Errorf("the server was created but not registered as a node: instance type %q is not in this worker's %s catalog (or has no capacity there), so its capacity is unknown: destroy this request, or add the type to the catalog and plan again", r.InstanceType, r.Provider))
 	}
-	return s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: r.PlanSummary}, func(tx pgx.Tx) error {
+	err = s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: r.PlanSummary}, func(tx pgx.Tx) error {
 		// The request first, then its node: the order a change of the
 		// node's configuration (resize, firewall) takes them in.
 		if _, err := s.q.GetProvisionRequestForUpdate(ctx, tx, store.GetProvisionRequestForUpdateParams{OrganizationID: r.OrganizationID, ID: r.ID}); err != nil {
@@ -552,6 +557,13 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		}
 		return s.q.SetProvisionApplied(ctx, tx, store.SetProvisionAppliedParams{OrganizationID: r.OrganizationID, ID: r.ID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
 	})
+	if err == nil {
+		// Applied: the node may join for JoinWindow more, no longer.
+		if cerr := s.closeJoin(ctx, r, d); cerr != nil {
+			s.log.ErrorContext(ctx, "narrow the registration token's window", slog.String("provision_id", r.ID.String()), slog.Any("error", cerr))
+		}
+	}
+	return err
 }
 
 // RunDestroy destroys the request's resources and removes its node.
@@ -567,7 +579,7 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 		return s.failOrRetry(ctx, a, err)
 	}
 	defer done()
-	vars, err := s.variables(ctx, r, a.d)
+	vars, err := s.variables(ctx, r, a.d, false)
 	if err != nil {
 		return s.failOrRetry(ctx, a, err)
 	}
@@ -607,7 +619,7 @@ func (s *Service) RunRefresh(ctx context.Context, j Job) error {
 		return s.failOrRetry(ctx, a, err)
 	}
 	defer done()
-	vars, err := s.variables(ctx, a.r, a.d)
+	vars, err := s.variables(ctx, a.r, a.d, false)
 	if err != nil {
 		return s.failOrRetry(ctx, a, err)
 	}

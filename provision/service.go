@@ -68,6 +68,8 @@ type Service struct {
 	live        *liveness        // the liveness session of this process's runs
 	worker      string           // this process's name on its runs and state locks
 	dns         DNS              // auto-DNS of registered nodes (nil: none)
+	joins       JoinTokens       // nil: provisioned nodes do not join by themselves
+	joinURL     string           // the API's address the nodes reach
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:

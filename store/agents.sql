@@ -98,3 +98,12 @@ WHERE a.node_id = n.id AND a.organization_id = n.organization_id
 -- name: MarkNodeReachable :exec
 UPDATE nodes SET status = 'ready', updated_at = now()
 WHERE organization_id = @organization_id AND id = @id AND status = 'unreachable';
+
+-- name: DeleteUnusedProvisionTokens :exec
+DELETE FROM node_registration_tokens
+WHERE organization_id = @organization_id AND provision_id = @provision_id AND uses = 0;
+
+-- name: ActivateProvisionTokens :execrows
+UPDATE node_registration_tokens
+SET not_before = COALESCE(sqlc.narg(not_before)::timestamptz, not_before), expires_at = @expires_at::timestamptz
+WHERE organization_id = @organization_id AND provision_id = @provision_id AND uses < uses_allowed;

@@ -12,6 +12,32 @@ import (
 	"github.com/google/uuid"
 )
 
+const activateProvisionTokens = `-- name: ActivateProvisionTokens :execrows
+UPDATE node_registration_tokens
+SET not_before = COALESCE($1::timestamptz, not_before), expires_at = $2::timestamptz
+WHERE organization_id = $3 AND provision_id = $4 AND uses < uses_allowed
+`
+
+type ActivateProvisionTokensParams struct {
+	NotBefore      *time.Time
+	ExpiresAt      time.Time
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+}
+
+func (q *Queries) ActivateProvisionTokens(ctx context.Context, db DBTX, arg ActivateProvisionTokensParams) (int64, error) {
+	result, err := db.Exec(ctx, activateProvisionTokens,
+		arg.NotBefore,
+		arg.ExpiresAt,
+		arg.OrganizationID,
+		arg.ProvisionID,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const authenticateAgent = `-- name: AuthenticateAgent :one
 SELECT a.node_id, a.organization_id, n.name AS node_name
 FROM node_agents a JOIN nodes n ON n.id = a.node_id AND n.organization_id = a.organization_id
@@ -155,6 +181,21 @@ func (q *Queries) DeleteRegistrationToken(ctx context.Context, db DBTX, arg Dele
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const deleteUnusedProvisionTokens = `-- name: DeleteUnusedProvisionTokens :exec
+DELETE FROM node_registration_tokens
+WHERE organization_id = $1 AND provision_id = $2 AND uses = 0
+`
+
+type DeleteUnusedProvisionTokensParams struct {
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+}
+
+func (q *Queries) DeleteUnusedProvisionTokens(ctx context.Context, db DBTX, arg DeleteUnusedProvisionTokensParams) error {
+	_, err := db.Exec(ctx, deleteUnusedProvisionTokens, arg.OrganizationID, arg.ProvisionID)
+	return err
 }
 
 const getNodeAgent = `-- name: GetNodeAgent :one

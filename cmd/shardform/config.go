@@ -25,6 +25,7 @@ import (
 type Config struct {
 	DatabaseURL       string        // SHARDFORM_DATABASE_URL
 	Addr              string        // SHARDFORM_ADDR
+	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes reach it; set: provisioned nodes join by themselves
 	DataDir           string        // SHARDFORM_DATA_DIR
 	MasterKey         []byte        // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
 	MasterKeyFromFile bool          // the key came from (or was generated into) the data dir
@@ -144,6 +145,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_RUN_RESCUE_INTERVAL", "must be a duration from 100ms to 5m, such as 5s"}
 	} else {
 		cfg.RescueInterval = d
+	}
+	if u := strings.TrimRight(get("SHARDFORM_PUBLIC_URL", ""), "/"); u != "" {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return cfg, &configError{"SHARDFORM_PUBLIC_URL", "must be an http:// or https:// address, such as https://shardform.example.com"}
+		}
+		cfg.PublicURL = u
 	}
 	if d, err := time.ParseDuration(get("SHARDFORM_DRIFT_INTERVAL", "0s")); err != nil || (d != 0 && d < time.Minute) {
 		return cfg, &configError{"SHARDFORM_DRIFT_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 6h"}

@@ -308,6 +308,9 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	defer sshSvc.Close()
 	place := placement.New(st, placement.Config{})
 	agents := agent.New(st, sshSvc, agent.Options{})
+	if cfg.PublicURL != "" {
+		prov.UseJoin(agents, cfg.PublicURL)
+	}
 	// Workers run River's own statements on a pool whose commits do not
 	// wait for the disk (see store.QueuePool); an API-only process inserts
 	// jobs in its own transactions on the main pool.
