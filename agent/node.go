@@ -81,6 +81,9 @@ type HeartbeatAnswer struct {
 	NodeID                   uuid.UUID `json:"node_id"`
 	LastSeenAt               time.Time `json:"last_seen_at"`
 	HeartbeatIntervalSeconds int       `json:"heartbeat_interval_seconds"`
+	// ETags are the current ETags of the trust files (user_ca, krl): a
+	// node that has them needs not fetch them.
+	ETags map[string]string `json:"etags"`
 }
 
 // MaxInventoryBytes bounds one heartbeat's inventory.
@@ -114,7 +117,11 @@ func (s *Service) RecordHeartbeat(ctx context.Context, a Agent, hb Heartbeat) (H
 	if err := s.q.MarkNodeReachable(ctx, s.st.Pool, store.MarkNodeReachableParams{OrganizationID: a.OrganizationID, ID: a.NodeID}); err != nil {
 		return HeartbeatAnswer{}, fmt.Errorf("heartbeat of node %s: %w", a.NodeID, err)
 	}
-	out := HeartbeatAnswer{NodeID: row.NodeID, HeartbeatIntervalSeconds: int(s.opts.HeartbeatInterval / time.Second)}
+	etags, err := s.trustETags(ctx, a)
+	if err != nil {
+		return HeartbeatAnswer{}, err
+	}
+	out := HeartbeatAnswer{NodeID: row.NodeID, HeartbeatIntervalSeconds: int(s.opts.HeartbeatInterval / time.Second), ETags: etags}
 	if row.LastSeenAt != nil {
 		out.LastSeenAt = *row.LastSeenAt
 	}

@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/domain"
-	"github.com/shardform/shardform/sshca"
 )
 
 // headerAgentToken carries a node's agent token (shardform_agent_...).
@@ -56,10 +53,10 @@ func (s *Server) agentRoutes(v1 fiber.Router) {
 		return c.Send(agent.BootstrapScript())
 	})
 	v1.Get("/agent/node", node, s.agentNode)
-	v1.Get("/agent/ssh/ca-public-key", node, s.agentFile(Agents.UserCAKeys, fiber.MIMETextPlainCharsetUTF8, nil))
+	v1.Get("/agent/ssh/ca-public-key", node, s.agentFile(Agents.UserCAKeys, fiber.MIMETextPlainCharsetUTF8, false))
 	// A KRL carries the time it was made: its ETag is of the list alone.
-	v1.Get("/agent/ssh/krl", node, s.agentFile(Agents.KRL, fiber.MIMEOctetStream, sshca.KRLIdentity))
-	v1.Get("/agent/ssh/known-hosts", node, s.agentFile(Agents.KnownHosts, fiber.MIMETextPlainCharsetUTF8, nil))
+	v1.Get("/agent/ssh/krl", node, s.agentFile(Agents.KRL, fiber.MIMEOctetStream, true))
+	v1.Get("/agent/ssh/known-hosts", node, s.agentFile(Agents.KnownHosts, fiber.MIMETextPlainCharsetUTF8, false))
 	v1.Post("/agent/host-certificates", node, s.renewHostCertificates)
 	v1.Post("/agent/heartbeat", node, s.agentHeartbeat)
 	v1.Post("/agent/token/rotate", node, s.rotateAgentToken)
@@ -181,19 +178,14 @@ func (s *Server) agentNode(c *fiber.Ctx) error {
 
 // agentFile serves a trust file with an ETag: a node asking with
 // If-None-Match of the file it has is answered 304 without the file.
-// identity, when set, is the part of the file its ETag is computed over.
-func (s *Server) agentFile(get func(Agents, context.Context, agent.Agent) ([]byte, error), contentType string, identity func([]byte) []byte) fiber.Handler {
+// krl: the file is a KRL (see agent.ETag).
+func (s *Server) agentFile(get func(Agents, context.Context, agent.Agent) ([]byte, error), contentType string, krl bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		body, err := get(s.cfg.Agents, c.UserContext(), agentOf(c))
 		if err != nil {
 			return err
 		}
-		tagged := body
-		if identity != nil {
-			tagged = identity(body)
-		}
-		sum := sha256.Sum256(tagged)
-		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		etag := agent.ETag(body, krl)
 		c.Set(fiber.HeaderETag, etag)
 		c.Set(fiber.HeaderCacheControl, "no-cache")
 		if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {

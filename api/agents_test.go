@@ -355,6 +355,14 @@ func TestAgentFilesETag(t *testing.T) {
 			b.expect(req{method: "GET", path: path, header: map[string]string{"X-Agent-Token": tok, "If-None-Match": `"other"`}}, 200)
 		})
 	}
+	// A heartbeat answers the files' current ETags: an unchanged refresh is one request.
+	hb := b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok), body: map[string]any{}}, 200)
+	etags, _ := hb.Body["etags"].(map[string]any)
+	for key, path := range map[string]string{"user_ca": "/v1/agent/ssh/ca-public-key", "krl": "/v1/agent/ssh/krl"} {
+		if got := b.expect(req{method: "GET", path: path, header: agentHeader(tok)}, 200).Header.Get("ETag"); got == "" || etags[key] != got {
+			t.Errorf("heartbeat ETag of %s %v, the file's %q", key, etags[key], got)
+		}
+	}
 	// A rotated user CA changes the file: the old ETag gets the new file.
 	first := b.expect(req{method: "GET", path: "/v1/agent/ssh/ca-public-key", header: agentHeader(tok)}, 200)
 	b.expect(req{method: "POST", path: "/v1/ssh/ca/keys/rotate", token: a.access}, 201)

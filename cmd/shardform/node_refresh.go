@@ -39,11 +39,27 @@ with the inventory. Quiet on success.`
 	auth := map[string]string{"X-Agent-Token": st.AgentToken}
 	var errs []error
 	changed := false
+	// The heartbeat first: its answer names the trust files' current
+	// ETags, so when nothing changed it is the only request.
+	var hb struct {
+		ETags map[string]string `json:"etags"`
+	}
+	if _, raw, err := c.do(ctx, "POST", "/v1/agent/heartbeat", auth, map[string]any{"version": version, "inventory": inventory(*root)}); err != nil {
+		errs = append(errs, err)
+	} else if err := json.Unmarshal(raw, &hb); err != nil {
+		errs = append(errs, fmt.Errorf("heartbeat answer: %w", err))
+	}
 	for _, f := range []struct{ key, path, file string }{
 		{"user_ca", "/v1/agent/ssh/ca-public-key", nodeUserCAPath},
 		{"krl", "/v1/agent/ssh/krl", nodeKRLPath},
 	} {
-		updated, err := refreshFile(ctx, c, auth, &st, f.key, f.path, filepath.Join(*root, f.file))
+		file := filepath.Join(*root, f.file)
+		if cur := hb.ETags[f.key]; cur != "" && cur == st.ETags[f.key] {
+			if _, err := os.Stat(file); err == nil {
+				continue // unchanged
+			}
+		}
+		updated, err := refreshFile(ctx, c, auth, &st, f.key, f.path, file)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -51,9 +67,6 @@ with the inventory. Quiet on success.`
 	}
 	renewed, err := renewHostCerts(ctx, c, auth, *root, st)
 	if err != nil {
-		errs = append(errs, err)
-	}
-	if _, _, err := c.do(ctx, "POST", "/v1/agent/heartbeat", auth, map[string]any{"version": version, "inventory": inventory(*root)}); err != nil {
 		errs = append(errs, err)
 	}
 	if changed {
