@@ -26,10 +26,31 @@ func TestDocsInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	operations, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".swagger-ui .opblock").length`))
-	if err != nil {
-		t.Fatal(err)
+	// Swagger UI virtualizes a long list of operations: only those near
+	// the viewport are in the page. Scroll through it, collecting the
+	// operations rendered on the way, until the end stops moving.
+	seen := map[string]bool{}
+	still := 0
+	for step := 0; step < 2000 && still < 5; step++ {
+		ids, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll(".swagger-ui .opblock")).map(e => e.id)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			seen[id] = true
+		}
+		atEnd, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const y = window.scrollY; window.scrollBy(0, window.innerHeight / 2); return window.scrollY === y; })()`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if atEnd {
+			still++
+		} else {
+			still = 0
+		}
+		time.Sleep(20 * time.Millisecond) // let the list render what scrolled in
 	}
+	operations := len(seen)
 	if !strings.Contains(title, "shardform") {
 		t.Errorf("title %q, want the document's", title)
 	}
