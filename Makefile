@@ -12,7 +12,7 @@ run:
 # summary at the end (gotestsum, pinned in go.mod as a tool) lists every
 # skipped test with its reason. Fuzz targets run their seed corpora here.
 test: fmt-check vet
-	source scripts/test-env.sh && $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 ./...
+	source scripts/test-env.sh && $(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 20m ./...
 
 build:
 	$(GO) build -o shardform ./cmd/shardform
