@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -287,5 +289,42 @@ func TestSSHHostCARotation(t *testing.T) {
 		body: map[string]any{"public_key": newUserKey(t, dir, "host2").public, "node_id": node}}, 200)
 	if r.str("ca_fingerprint") != newFP {
 		t.Errorf("signed by %s after retirement, want %s", r.str("ca_fingerprint"), newFP)
+	}
+}
+
+// TestSSHHostCertificateNamesDNS: a node's host certificate carries its DNS
+// names (its A and AAAA records, not those being deleted) beside its name
+// and addresses, so `ssh root@<fqdn>` matches the certificate.
+func TestSSHHostCertificateNamesDNS(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{ssh: true})
+	a := b.bootstrap("ops@example.com")
+	node := b.addNode(a.orgID, "mc-1", "192.0.2.10", "")
+	for _, r := range []struct{ typ, name, content, status string }{
+		{"A", "mc-1.nodes.example.com", "192.0.2.10", "synced"},
+		{"AAAA", "mc-1.nodes.example.com", "2001:db8::10", "synced"},
+		{"A", "play.example.com", "192.0.2.10", "pending"},
+		{"A", "old.example.com", "192.0.2.10", "deleted"},
+		{"TXT", "txt.example.com", "hello", "synced"},
+	} {
+		if _, err := b.pool.Exec(t.Context(), `INSERT INTO dns_records (organization_id, zone_id, zone_name, type, name, content, node_id, status)
+			VALUES ($1, 'z1', 'example.com', $2, $3, $4, $5, $6)`, a.orgID, r.typ, r.name, r.content, node, r.status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := b.expect(req{method: "POST", path: "/v1/ssh/host-certificate", token: a.access,
+		body: map[string]any{"public_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))), "node_id": node}}, 200)
+	got := signed.Body["principals"].([]any)
+	want := []any{"mc-1", "mc-1.nodes.example.com", "play.example.com", "192.0.2.10"}
+	if !slices.Equal(got, want) {
+		t.Errorf("principals %v, want %v", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,8 +95,8 @@ func (a HostSignArgs) request(serial uint64) sshca.HostRequest {
 // name and its addresses.
 func hostPrincipals(n store.GetSSHHostNodeRow) []string {
 	var out []string
-	for _, v := range []string{n.Name, n.Ipv4, n.Ipv6} {
-		if v = strings.TrimSpace(v); v != "" {
+	for _, v := range append([]string{n.Name}, append(n.Fqdns, n.Ipv4, n.Ipv6)...) {
+		if v = strings.TrimSpace(v); v != "" && !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
@@ -104,7 +105,8 @@ func hostPrincipals(n store.GetSSHHostNodeRow) []string {
 
 // SignHost signs a node's host key with the organization's host CA
 // (ssh:admin), through an ssh_sign_host job like Sign. The certificate's
-// principals are the node's name, IPv4 and IPv6 address.
+// principals are the node's name, its DNS names (A and AAAA records), and
+// its IPv4 and IPv6 address.
 func (s *Service) SignHost(ctx context.Context, p *domain.Principal, req HostSignRequest) (HostSigned, error) {
 	if err := need(p, domain.PermSSHAdmin); err != nil {
 		return HostSigned{}, err

@@ -30,7 +30,14 @@ WHERE organization_id = @organization_id AND id = @id
 RETURNING (next_serial - 1)::bigint AS serial;
 
 -- name: GetSSHHostNode :one
-SELECT id, name, ipv4, ipv6 FROM nodes WHERE organization_id = @organization_id AND id = @id;
+-- The node and its DNS names (its A and AAAA records, auto-DNS's included,
+-- that are not being deleted): the principals of its host certificates.
+SELECT n.id, n.name, n.ipv4, n.ipv6,
+       array(SELECT DISTINCT d.name FROM dns_records d
+             WHERE d.organization_id = n.organization_id AND d.node_id = n.id AND d.type IN ('A', 'AAAA')
+               AND d.status IN ('pending', 'synced')
+             ORDER BY d.name)::text[] AS fqdns
+FROM nodes n WHERE n.organization_id = @organization_id AND n.id = @id;
 
 -- name: InsertSSHHostCertificate :one
 -- Records a signed host certificate and the audit entry of the API request

@@ -132,7 +132,12 @@ func (q *Queries) GetSSHHostCertificateByJob(ctx context.Context, db DBTX, arg G
 }
 
 const getSSHHostNode = `-- name: GetSSHHostNode :one
-SELECT id, name, ipv4, ipv6 FROM nodes WHERE organization_id = $1 AND id = $2
+SELECT n.id, n.name, n.ipv4, n.ipv6,
+       array(SELECT DISTINCT d.name FROM dns_records d
+             WHERE d.organization_id = n.organization_id AND d.node_id = n.id AND d.type IN ('A', 'AAAA')
+               AND d.status IN ('pending', 'synced')
+             ORDER BY d.name)::text[] AS fqdns
+FROM nodes n WHERE n.organization_id = $1 AND n.id = $2
 `
 
 type GetSSHHostNodeParams struct {
@@ -141,12 +146,15 @@ type GetSSHHostNodeParams struct {
 }
 
 type GetSSHHostNodeRow struct {
-	ID   uuid.UUID
-	Name string
-	Ipv4 string
-	Ipv6 string
+	ID    uuid.UUID
+	Name  string
+	Ipv4  string
+	Ipv6  string
+	Fqdns []string
 }
 
+// The node and its DNS names (its A and AAAA records, auto-DNS's included,
+// that are not being deleted): the principals of its host certificates.
 func (q *Queries) GetSSHHostNode(ctx context.Context, db DBTX, arg GetSSHHostNodeParams) (GetSSHHostNodeRow, error) {
 	row := db.QueryRow(ctx, getSSHHostNode, arg.OrganizationID, arg.ID)
 	var i GetSSHHostNodeRow
@@ -155,6 +163,7 @@ func (q *Queries) GetSSHHostNode(ctx context.Context, db DBTX, arg GetSSHHostNod
 		&i.Name,
 		&i.Ipv4,
 		&i.Ipv6,
+		&i.Fqdns,
 	)
 	return i, err
 }
