@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -35,7 +38,7 @@ import (
 // nodeServer is the API with the SSH CA, its worker and the agents, on a
 // loopback port; the CA's clock is the real one shifted by offset.
 type nodeServer struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	access string // the admin's session
 	sign   string // an API token with ssh:sign
@@ -43,7 +46,7 @@ type nodeServer struct {
 	offset *atomic.Int64 // nanoseconds added to the CA's clock
 }
 
-func startNodeServer(t *testing.T) *nodeServer {
+func startNodeServer(t testing.TB) *nodeServer {
 	t.Helper()
 	pool := storetest.NewPool(t)
 	st := store.NewStore(pool)
@@ -236,7 +239,7 @@ func (s *nodeSSHD) waitListening(t *testing.T, n int) {
 }
 
 // runCLI runs one shardform command line and answers its exit code and output.
-func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+func runCLI(t testing.TB, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := run(t.Context(), args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
@@ -553,4 +556,41 @@ func TestNodeBootstrapScript(t *testing.T) {
 	if code, out, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != 0 {
 		t.Errorf("node refresh after bootstrap.sh: %d %q %q", code, out, errOut)
 	}
+}
+
+// BenchmarkNodeRefresh: `shardform node refresh` on a node whose trust
+// files and host certificate have not changed, in process against the
+// server on loopback (the binary's own start is not timed): its wall time
+// per refresh and the HTTP requests it makes (a proxy counts them).
+func BenchmarkNodeRefresh(b *testing.B) {
+	ns := startNodeServer(b)
+	target, err := url.Parse(ns.base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var requests atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		proxy.ServeHTTP(w, r)
+	}))
+	b.Cleanup(counting.Close)
+	root := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	sshtest.Run(b, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
+	if code, out, errOut := runCLI(b, nil, "node", "join", "--url", counting.URL, "--token", ns.regToken(), "--root", root); code != 0 {
+		b.Fatalf("node join: %d %s %s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(b, nil, "node", "refresh", "--root", root); code != 0 { // the ETags are known from here on
+		b.Fatalf("node refresh: %d %s", code, errOut)
+	}
+	requests.Store(0)
+	for b.Loop() {
+		if code, _, errOut := runCLI(b, nil, "node", "refresh", "--root", root); code != 0 {
+			b.Fatalf("node refresh: %d %s", code, errOut)
+		}
+	}
+	b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/refresh")
 }
