@@ -83,6 +83,8 @@ type setupOpts struct {
 	joinURL string
 	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
 	driftInterval time.Duration
+	// riverUI mounts River UI at /riverui (riverui_test.go).
+	riverUI bool
 	// nodeOps serves the power actions with a node_action River worker
 	// (none with nodeOpsNoWorker: jobs stay queued); clouds are its power
 	// clients, stopTimeout its graceful-stop timeout.
@@ -183,6 +185,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		NodeOps:      nodeOps,
 		SSH:          sshCA,
 		Agents:       agents,
+		RiverUI:      riverUIHandler(t, pool, o.riverUI), // riverui_test.go
 		MasterKey:    key,
 		Identity: identity.Options{
 			AllowRegistration: !o.closeRegistration,

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -108,7 +109,10 @@ type Config struct {
 	Health        Health
 	Logger        *slog.Logger
 	Metrics       *prometheus.Registry // served at /metrics when set
-	Version       string
+	// RiverUI is River UI's handler (riverqueue.com/riverui, prefix
+	// /riverui), served to platform administrators; nil leaves it out.
+	RiverUI http.Handler
+	Version string
 	// RateLimit is the number of requests per credential (or client address,
 	// without one) per RateWindow. Default 600 per minute.
 	RateLimit  int
@@ -176,6 +180,9 @@ func New(cfg Config) *Server {
 	s.app.Use(recover.New())
 	s.app.Use("/v1", s.auditLog)
 	s.routes()
+	if cfg.RiverUI != nil {
+		s.riverUIRoutes(cfg.RiverUI)
+	}
 	if cfg.Metrics != nil {
 		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}

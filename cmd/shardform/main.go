@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
+	"riverqueue.com/riverui"
 
 	"github.com/shardform/shardform/agent"
 	"github.com/shardform/shardform/api"
@@ -366,7 +368,16 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if noTerraform != nil {
 			unavailable = map[string]string{"terraform": "terraform binary not found on this process: set SHARDFORM_TERRAFORM_PATH"}
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, agents, plan, dnsSvc, place, stateSvc, nodeOps, unavailable, log)
+		// River UI for platform administrators, at /riverui.
+		ui, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(riverClient, nil),
+			Logger: log.With(slog.String("subsystem", "riverui")), Prefix: "/riverui"})
+		if err != nil {
+			return fmt.Errorf("river ui: %w", err)
+		}
+		if err := ui.Start(gctx); err != nil {
+			return fmt.Errorf("river ui: %w", err)
+		}
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, agents, plan, dnsSvc, place, stateSvc, nodeOps, ui, unavailable, log)
 		if err != nil {
 			return err
 		}
@@ -386,7 +397,7 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, agents *agent.Service, plan *capacity.Service,
-	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
+	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, riverUI http.Handler, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return app.NewAPI(app.APIConfig{
@@ -395,7 +406,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
-		Agents: agents,
+		Agents: agents, RiverUI: riverUI,
 	})
 }
 

@@ -4,6 +4,7 @@ package app
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,8 @@ type APIConfig struct {
 	SSH api.SSHCA
 	// DNS serves /v1/dns (dns.Service); nil leaves it out.
 	DNS api.DNS
+	// RiverUI is River UI's handler, served to platform administrators at /riverui; nil leaves it out.
+	RiverUI http.Handler
 	// Agents serves registration tokens and /v1/agent (agent.Service); nil leaves them out.
 	Agents api.Agents
 	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
@@ -73,6 +76,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
-		Agents: cfg.Agents,
+		Agents: cfg.Agents, RiverUI: cfg.RiverUI,
 	}), nil
 }
