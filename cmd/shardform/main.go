@@ -38,6 +38,7 @@ import (
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/internal/app"
+	"github.com/shardform/shardform/jobmetrics"
 	"github.com/shardform/shardform/migrations"
 	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/placement"
@@ -399,7 +400,8 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, agents *agent.Service, plan *capacity.Service,
 	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, riverUI http.Handler, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		jobmetrics.New(st.Pool, log.With(slog.String("subsystem", "metrics"))))
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
