@@ -20,9 +20,6 @@ const (
 	maxRunAttempts = 5
 )
 
-// runKinds are the job kinds that run a request's runs.
-var runKinds = []string{KindPlan, KindApply, KindDestroy, KindRefresh}
-
 // uniqueWhileActive makes a job unique per provision request (the fields
 // tagged river:"unique") while one is waiting or running.
 func uniqueWhileActive() river.InsertOpts {

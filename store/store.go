@@ -139,18 +139,6 @@ func EnsureDatabase(ctx context.Context, url string) (created bool, err error) {
 	return true, nil
 }
 
-// ActiveJobOf is the newest River job of one of kinds whose args carry
-// value under key and that has not ended (pgx.ErrNoRows when none). River's
-// tables are River's own, outside sqlc's schema, so this query is written
-// by hand.
-func ActiveJobOf(ctx context.Context, db DBTX, kinds []string, key, value string) (int64, error) {
-	var id int64
-	err := db.QueryRow(ctx, `SELECT id FROM river_job
-		WHERE kind = ANY($1) AND args->>$2 = $3 AND state IN ('available', 'pending', 'running', 'retryable', 'scheduled')
-		ORDER BY id DESC LIMIT 1`, kinds, key, value).Scan(&id)
-	return id, err
-}
-
 // RetryJob makes a running River job available again at once, recording
 // why in its errors, as River's own rescuer does after the job timeout:
 // the caller has established that the job's worker is gone. The job keeps
