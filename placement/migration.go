@@ -633,9 +633,13 @@ func (d *drainer) move(ctx context.Context, mv store.MigrationMove) (string, boo
 			if err != nil {
 				return fmt.Errorf("move: %w", err)
 			}
-			status, cancel = MoveSkipped, row.CancelRequested
-			if row.Moved == 1 {
+			switch cancel = row.CancelRequested; {
+			case row.Moved == 1:
 				status = MoveMoved
+			case cancel: // asked for before this move: it stays pending, then cancelled
+				status = MovePending
+			default:
+				status = MoveSkipped
 			}
 			return nil
 		})

@@ -144,21 +144,28 @@ ORDER BY id
 FOR NO KEY UPDATE;
 
 -- name: MoveAndRecord :one
--- One drain move after the fit check, with its nodes locked: the instance
--- moves (its row locked by the update) if it is still on the drained node,
--- the move records where it went or that it was skipped, and the answer
--- says whether it moved and whether a cancel was asked for since.
-WITH moved AS (
+-- One drain move after the fit check, with its nodes locked: unless a
+-- cancel was asked for (then nothing moves and the move stays pending,
+-- for the drain's end to mark cancelled), the instance moves (its row
+-- locked by the update) if it is still on the drained node, and the move
+-- records where it went or that it was skipped. The answer says whether it
+-- moved and whether a cancel was asked for, before or since.
+WITH flag AS (
+    SELECT migrations.cancel_requested AS c FROM migrations
+    WHERE migrations.organization_id = @organization_id AND migrations.id = @migration_id
+), moved AS (
     UPDATE instances SET node_id = @to_node_id
     WHERE instances.organization_id = @organization_id AND instances.id = @instance_id AND instances.node_id = @from_node_id
+      AND NOT coalesce((SELECT c FROM flag), true)
     RETURNING id
 ), mv AS (
     UPDATE migration_moves SET
-        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' ELSE 'skipped' END,
+        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' WHEN coalesce((SELECT c FROM flag), true) THEN 'pending' ELSE 'skipped' END,
         to_node_id = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN @to_node_id::uuid END,
         to_node_name = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN @to_node_name::text ELSE '' END,
-        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN '' ELSE 'the instance was deleted or moved to another node meanwhile' END,
-        finished_at = now()
+        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) OR coalesce((SELECT c FROM flag), true) THEN ''
+                      ELSE 'the instance was deleted or moved to another node meanwhile' END,
+        finished_at = CASE WHEN EXISTS (SELECT 1 FROM moved) OR NOT coalesce((SELECT c FROM flag), true) THEN now() END
     WHERE migration_moves.migration_id = @migration_id AND migration_moves.position = @position
 )
 UPDATE migrations SET updated_at = now()

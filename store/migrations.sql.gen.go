@@ -685,17 +685,22 @@ func (q *Queries) MoveAllInstances(ctx context.Context, db DBTX, arg MoveAllInst
 }
 
 const moveAndRecord = `-- name: MoveAndRecord :one
-WITH moved AS (
+WITH flag AS (
+    SELECT migrations.cancel_requested AS c FROM migrations
+    WHERE migrations.organization_id = $1 AND migrations.id = $2
+), moved AS (
     UPDATE instances SET node_id = $3
     WHERE instances.organization_id = $1 AND instances.id = $4 AND instances.node_id = $5
+      AND NOT coalesce((SELECT c FROM flag), true)
     RETURNING id
 ), mv AS (
     UPDATE migration_moves SET
-        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' ELSE 'skipped' END,
+        status = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN 'moved' WHEN coalesce((SELECT c FROM flag), true) THEN 'pending' ELSE 'skipped' END,
         to_node_id = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN $3::uuid END,
         to_node_name = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN $6::text ELSE '' END,
-        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) THEN '' ELSE 'the instance was deleted or moved to another node meanwhile' END,
-        finished_at = now()
+        reason = CASE WHEN EXISTS (SELECT 1 FROM moved) OR coalesce((SELECT c FROM flag), true) THEN ''
+                      ELSE 'the instance was deleted or moved to another node meanwhile' END,
+        finished_at = CASE WHEN EXISTS (SELECT 1 FROM moved) OR NOT coalesce((SELECT c FROM flag), true) THEN now() END
     WHERE migration_moves.migration_id = $2 AND migration_moves.position = $7
 )
 UPDATE migrations SET updated_at = now()
@@ -718,10 +723,12 @@ type MoveAndRecordRow struct {
 	Moved           int32
 }
 
-// One drain move after the fit check, with its nodes locked: the instance
-// moves (its row locked by the update) if it is still on the drained node,
-// the move records where it went or that it was skipped, and the answer
-// says whether it moved and whether a cancel was asked for since.
+// One drain move after the fit check, with its nodes locked: unless a
+// cancel was asked for (then nothing moves and the move stays pending,
+// for the drain's end to mark cancelled), the instance moves (its row
+// locked by the update) if it is still on the drained node, and the move
+// records where it went or that it was skipped. The answer says whether it
+// moved and whether a cancel was asked for, before or since.
 func (q *Queries) MoveAndRecord(ctx context.Context, db DBTX, arg MoveAndRecordParams) (MoveAndRecordRow, error) {
 	row := db.QueryRow(ctx, moveAndRecord,
 		arg.OrganizationID,
