@@ -200,6 +200,13 @@ func TestCordonUncordon(t *testing.T) {
 	if s := b.storedNodeStatus(off); s != "ready" {
 		t.Errorf("uncordoned stopped node: stored %s", s)
 	}
+	// An unreachable node (its agent went silent) is cordoned, and stays so
+	// when its agent is back; it is not uncordoned while unreachable.
+	silent := b.insertSchedNodes(a.orgID, []schedNode{{"silent", "hetzner", "fsn1", "unreachable", 8, 16384, 160, 0}})["silent"]
+	uncordon(silent, tok, 409)
+	if n := cordon(silent, tok, 200); n.str("status") != "cordoned" {
+		t.Errorf("cordon of an unreachable node: %s", n.Raw)
+	}
 	// A node in maintenance keeps its status.
 	for _, r := range []response{cordon(ids["repair"], tok, 409), uncordon(ids["repair"], tok, 409)} {
 		if !strings.Contains(r.errMsg(), "maintenance") {
@@ -244,6 +251,7 @@ func TestDrain(t *testing.T) {
 		{"far", "hetzner", "nbg1", "ready", 8, 16384, 160, 0},
 		{"aws", "aws", "fsn1", "ready", 8, 16384, 160, 0},
 		{"off", "hetzner", "fsn1", "ready", 8, 16384, 160, 0},
+		{"silent", "hetzner", "fsn1", "unreachable", 8, 16384, 160, 0},
 	})
 	// Powered off: never a target (suggest-fit's "stopped").
 	if _, err := b.pool.Exec(context.Background(), "UPDATE nodes SET power_state = 'stopped' WHERE id = $1", ids["off"]); err != nil {
@@ -313,7 +321,7 @@ func TestDrain(t *testing.T) {
 	if len(failures) != 1 || failures[0].(map[string]any)["instance_name"] != "huge" || !strings.Contains(failures[0].(map[string]any)["reason"].(string), "hetzner") {
 		t.Errorf("failures %v", failures)
 	}
-	if on := b.instancesOn(a.orgID); on["src"] != 1 || on["busy"] != 7 || on["roomy"] != 3 || on["fenced"]+on["repair"]+on["far"]+on["aws"]+on["off"] != 0 {
+	if on := b.instancesOn(a.orgID); on["src"] != 1 || on["busy"] != 7 || on["roomy"] != 3 || on["fenced"]+on["repair"]+on["far"]+on["aws"]+on["off"]+on["silent"] != 0 {
 		t.Errorf("instances now on %v", on)
 	}
 	if n := b.overfilled(); n != 0 {
@@ -350,7 +358,12 @@ func TestDrain(t *testing.T) {
 	if mv, ok := e.Body["moves"].([]any); e.str("status") != "succeeded" || e.Body["moves_total"] != float64(0) || !ok || len(mv) != 0 || b.storedNodeStatus(ids["far"]) != "cordoned" {
 		t.Errorf("empty drain: %s", e.Raw)
 	}
-	// A node in maintenance keeps its status while drained.
+	// An unreachable node is cordoned by its drain (ready no more when its
+	// agent is back); one in maintenance keeps its status.
+	b.waitMigration(tok, b.expect(req{method: "POST", path: "/v1/nodes/" + ids["silent"] + "/drain", token: tok}, 202).str("id"))
+	if s := b.storedNodeStatus(ids["silent"]); s != "cordoned" {
+		t.Errorf("drained unreachable node is %s", s)
+	}
 	b.waitMigration(tok, b.expect(req{method: "POST", path: "/v1/nodes/" + ids["repair"] + "/drain", token: tok}, 202).str("id"))
 	if s := b.storedNodeStatus(ids["repair"]); s != "maintenance" {
 		t.Errorf("drained maintenance node is %s", s)

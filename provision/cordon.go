@@ -44,8 +44,12 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 			return fmt.Errorf("lock: %w", err)
 		}
 		// A stopped node (powered off) is cordoned or uncordoned too: its
-		// status shows again once it is started.
-		if n.Status != "ready" && n.Status != "cordoned" && n.Status != PowerStopped {
+		// status shows again once it is started. An unreachable one is
+		// cordoned, so it stays out of placements when its agent is back.
+		switch {
+		case n.Status == "ready", n.Status == "cordoned", n.Status == PowerStopped:
+		case n.Status == "unreachable" && status == "cordoned":
+		default:
 			return domain.Conflict("node %s is %s: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, n.Status, id)
 		}
 		if status == "ready" {
@@ -58,8 +62,8 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 			}
 		}
 		out, err = s.q.SetNodeSchedulable(ctx, tx, store.SetNodeSchedulableParams{OrganizationID: p.OrgID, ID: id, Status: status})
-		if store.IsNoRows(err) { // stopped, and in maintenance once started
-			return domain.Conflict("node %s is stopped and in maintenance: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, id)
+		if store.IsNoRows(err) { // stopped, and in another status once started
+			return domain.Conflict("node %s is stopped, and not ready or cordoned once started: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, id)
 		}
 		if err != nil {
 			return fmt.Errorf("set status: %w", err)

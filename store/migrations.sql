@@ -1,16 +1,18 @@
 -- name: CordonNode :exec
--- A drain or migration cordons its node: a ready node becomes cordoned; a
--- node that already takes no new instances (cordoned, in maintenance,
--- stopped) keeps its status.
+-- A drain or migration cordons its node: a ready node becomes cordoned, and
+-- so does an unreachable one (which would be ready again at its next
+-- heartbeat); a node in maintenance keeps its status. A stopped node's
+-- status is its power state's: the stored status is cordoned the same way.
 UPDATE nodes SET status = 'cordoned', updated_at = now()
-WHERE organization_id = @organization_id AND id = @id AND status = 'ready';
+WHERE organization_id = @organization_id AND id = @id AND status IN ('ready', 'unreachable');
 
 -- name: SetNodeSchedulable :one
--- POST /v1/nodes/{id}/cordon and /uncordon: from ready to cordoned and
--- back. A node in another status keeps it (the caller answers 409).
-UPDATE nodes SET status = @status, updated_at = now()
+-- POST /v1/nodes/{id}/cordon and /uncordon: from ready (or unreachable) to
+-- cordoned and back to ready. A node in another status keeps it (the
+-- caller answers 409).
+UPDATE nodes SET status = @status::text, updated_at = now()
 WHERE organization_id = @organization_id AND id = @id
-  AND status IN ('ready', 'cordoned')
+  AND (status IN ('ready', 'cordoned') OR (status = 'unreachable' AND @status::text = 'cordoned'))
 RETURNING *;
 
 -- name: ListNodeInstancesForMove :many

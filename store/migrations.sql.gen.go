@@ -15,7 +15,7 @@ import (
 
 const cordonNode = `-- name: CordonNode :exec
 UPDATE nodes SET status = 'cordoned', updated_at = now()
-WHERE organization_id = $1 AND id = $2 AND status = 'ready'
+WHERE organization_id = $1 AND id = $2 AND status IN ('ready', 'unreachable')
 `
 
 type CordonNodeParams struct {
@@ -23,9 +23,10 @@ type CordonNodeParams struct {
 	ID             uuid.UUID
 }
 
-// A drain or migration cordons its node: a ready node becomes cordoned; a
-// node that already takes no new instances (cordoned, in maintenance,
-// stopped) keeps its status.
+// A drain or migration cordons its node: a ready node becomes cordoned, and
+// so does an unreachable one (which would be ready again at its next
+// heartbeat); a node in maintenance keeps its status. A stopped node's
+// status is its power state's: the stored status is cordoned the same way.
 func (q *Queries) CordonNode(ctx context.Context, db DBTX, arg CordonNodeParams) error {
 	_, err := db.Exec(ctx, cordonNode, arg.OrganizationID, arg.ID)
 	return err
@@ -781,9 +782,9 @@ func (q *Queries) RequestMigrationCancel(ctx context.Context, db DBTX, arg Reque
 }
 
 const setNodeSchedulable = `-- name: SetNodeSchedulable :one
-UPDATE nodes SET status = $1, updated_at = now()
+UPDATE nodes SET status = $1::text, updated_at = now()
 WHERE organization_id = $2 AND id = $3
-  AND status IN ('ready', 'cordoned')
+  AND (status IN ('ready', 'cordoned') OR (status = 'unreachable' AND $1::text = 'cordoned'))
 RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
 `
 
@@ -793,8 +794,9 @@ type SetNodeSchedulableParams struct {
 	ID             uuid.UUID
 }
 
-// POST /v1/nodes/{id}/cordon and /uncordon: from ready to cordoned and
-// back. A node in another status keeps it (the caller answers 409).
+// POST /v1/nodes/{id}/cordon and /uncordon: from ready (or unreachable) to
+// cordoned and back to ready. A node in another status keeps it (the
+// caller answers 409).
 func (q *Queries) SetNodeSchedulable(ctx context.Context, db DBTX, arg SetNodeSchedulableParams) (Node, error) {
 	row := db.QueryRow(ctx, setNodeSchedulable, arg.Status, arg.OrganizationID, arg.ID)
 	var i Node
