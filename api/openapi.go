@@ -61,6 +61,7 @@ type operation struct {
 	produces     string // content type of an answer that is not a JSON body of resp's type
 	stream       bool   // the answer may also be a Server-Sent Events stream
 	errors       []int  // error statuses beyond those implied by access, body and path
+	dashboard    bool   // a page of the web dashboard (HTML; tag "dashboard")
 }
 
 type queryParam struct {
@@ -242,7 +243,7 @@ func (g *schemaGen) operation(op operation) (*openapi3.Operation, error) {
 		OperationID: operationID(op),
 		Summary:     op.summary,
 		Description: op.description,
-		Tags:        []string{tagOf(op.path)},
+		Tags:        []string{tagOf(op)},
 		Responses:   openapi3.NewResponses(),
 	}
 	security := openapi3.SecurityRequirements{}
@@ -408,6 +409,9 @@ func permissionEnum() []any {
 func operationID(op operation) string {
 	var b strings.Builder
 	b.WriteString(strings.ToLower(op.method))
+	if op.dashboard {
+		b.WriteString("Dashboard")
+	}
 	for _, part := range strings.Split(strings.TrimPrefix(op.path, "/v1"), "/") {
 		if part == "" {
 			continue
@@ -424,7 +428,11 @@ func operationID(op operation) string {
 	return b.String()
 }
 
-func tagOf(path string) string {
+func tagOf(op operation) string {
+	if op.dashboard {
+		return "dashboard"
+	}
+	path := op.path
 	rest := strings.TrimPrefix(path, "/v1/")
 	if rest == path {
 		return "health"

@@ -9,6 +9,7 @@ import (
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/capacity"
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/dashboard"
 	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
@@ -89,6 +90,24 @@ var (
 // operations is every route the server can serve, documented. The route
 // table test fails when a route is missing here or an entry has no route.
 func operations() []operation {
+	return append(apiOperations(), dashboardOperations()...)
+}
+
+// dashboardOperations documents the web dashboard's pages (HTML, served
+// with a session cookie, never JSON).
+func dashboardOperations() []operation {
+	var ops []operation
+	for _, p := range dashboard.New(dashboard.Config{}).Pages() {
+		op := operation{method: p.Method, path: p.Path, summary: p.Summary, access: public, produces: "text/html", status: p.Status, dashboard: true}
+		if p.Method == "POST" {
+			op.errors = []int{403}
+		}
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+func apiOperations() []operation {
 	return []operation{
 		// Health (public).
 		{method: "GET", path: "/health", summary: "Liveness", access: public, resp: statusBody{}, status: 200},

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shardform/shardform/audit"
+	"github.com/shardform/shardform/dashboard"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/ratelimit"
@@ -121,6 +122,13 @@ type Config struct {
 	// Unavailable names the queues this process cannot run (e.g.
 	// "terraform": no binary), each with a reason safe to show publicly.
 	Unavailable map[string]string
+	// TrustedProxies are the addresses (IPs or CIDR ranges) of reverse
+	// proxies whose X-Forwarded-Proto is believed: a dashboard session's
+	// cookies are Secure when the request came over TLS, directly or
+	// through one of them. Without any, X-Forwarded-Proto is ignored.
+	TrustedProxies []string
+	// NoDashboard leaves the web dashboard (/) out.
+	NoDashboard bool
 	// FollowHeartbeat is how often a live log stream (logs?follow=1) sends
 	// an SSE comment while no line arrives, so a client that left is noticed.
 	// Default 15 s.
@@ -144,6 +152,8 @@ type Server struct {
 	// (live logs) end then instead of holding the shutdown.
 	streams     context.Context
 	stopStreams context.CancelFunc
+
+	dashboard *dashboard.Dashboard // nil with NoDashboard
 }
 
 // New builds the Fiber app with every route.
@@ -172,6 +182,9 @@ func New(cfg Config) *Server {
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
+		// X-Forwarded-Proto (c.Protocol) only from a configured proxy.
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
 	})
 	if cfg.Metrics != nil {
 		s.metrics = newHTTPMetrics(cfg.Metrics)
@@ -180,6 +193,12 @@ func New(cfg Config) *Server {
 	s.app.Use(recover.New())
 	s.app.Use("/v1", s.auditLog)
 	s.routes()
+	if !cfg.NoDashboard {
+		// The dashboard calls the /v1 routes above in process, with the
+		// session's own token: the same handlers, checks and audit log.
+		s.dashboard = dashboard.New(dashboard.Config{API: s.app.Handler(), Logger: cfg.Logger, Now: cfg.Now})
+		s.dashboard.Mount(s.app)
+	}
 	if cfg.RiverUI != nil {
 		s.riverUIRoutes(cfg.RiverUI)
 	}

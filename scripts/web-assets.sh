@@ -10,4 +10,8 @@ src=web/node_modules/swagger-ui-dist
 for f in swagger-ui-bundle.js swagger-ui.css LICENSE; do
   cp "$src/$f" "api/docsui/$f"
 done
+htmx=web/node_modules/htmx.org
+cp "$htmx/dist/htmx.min.js" dashboard/assets/htmx.min.js
+cp "$htmx/LICENSE" dashboard/htmx.LICENSE
+echo "copied htmx.org $(node -p "require('./$htmx/package.json').version") into dashboard/assets"
 echo "copied swagger-ui-dist $(node -p "require('./$src/package.json').version") into api/docsui"
