@@ -73,10 +73,12 @@ func (d *Dashboard) overview(c *fiber.Ctx, s *session, v *view) error {
 		var reqs, nodes struct {
 			Meta listMeta `json:"meta"`
 		}
-		if err := d.do(c, s, call{method: "GET", path: "/v1/provision", query: url.Values{"limit": {"1"}}, out: &reqs}); err != nil {
-			return err
+		err := d.do(c, s, call{method: "GET", path: "/v1/provision", query: url.Values{"limit": {"1"}}, out: &reqs})
+		if err == nil {
+			err = d.do(c, s, call{method: "GET", path: "/v1/nodes", query: url.Values{"limit": {"1"}}, out: &nodes})
 		}
-		if err := d.do(c, s, call{method: "GET", path: "/v1/nodes", query: url.Values{"limit": {"1"}}, out: &nodes}); err != nil {
+		var aerr *APIError
+		if err != nil && (!errors.As(err, &aerr) || aerr.Status != http.StatusNotFound) { // 404: no provisioning on this server
 			return err
 		}
 		data.Requests, data.Nodes = reqs.Meta.Total, nodes.Meta.Total

@@ -1,0 +1,394 @@
+package api_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+)
+
+// browser is a plain HTTP client of the dashboard with a cookie jar, as a
+// browser without scripts would be.
+type browser struct {
+	t    *testing.T
+	base string
+	jar  *cookiejar.Jar
+	hc   *http.Client
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &browser{t: t, base: base, jar: jar, hc: hc}
+}
+
+type page struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (br *browser) cookie(name string) string {
+	u, _ := url.Parse(br.base)
+	for _, c := range br.jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// dropCookie removes a cookie from the jar (as the browser does when it expires).
+func (br *browser) dropCookie(name string) {
+	u, _ := url.Parse(br.base)
+	br.jar.SetCookies(u, []*http.Cookie{{Name: name, Value: "", Path: "/", MaxAge: -1}})
+}
+
+func (br *browser) get(path string) page {
+	br.t.Helper()
+	return br.send("GET", path, nil, nil)
+}
+
+// post sends a form with the session's CSRF token (unless the form names
+// _csrf itself).
+func (br *browser) post(path string, form url.Values) page {
+	br.t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	if _, ok := form["_csrf"]; !ok {
+		form.Set("_csrf", br.cookie("sf_csrf"))
+	}
+	return br.send("POST", path, strings.NewReader(form.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+}
+
+func (br *browser) send(method, path string, body io.Reader, header map[string]string) page {
+	br.t.Helper()
+	r, err := http.NewRequest(method, br.base+path, body)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	for k, v := range header {
+		r.Header.Set(k, v)
+	}
+	resp, err := br.hc.Do(r)
+	if err != nil {
+		br.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return page{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (br *browser) expect(p page, status int, what string) page {
+	br.t.Helper()
+	if p.status != status {
+		br.t.Fatalf("%s: status %d, want %d; body:\n%s", what, p.status, status, p.body)
+	}
+	return p
+}
+
+// signIn signs in through the form (GET /login first: it sets the CSRF cookie).
+func (br *browser) signIn(email string) {
+	br.t.Helper()
+	br.expect(br.get("/login"), 200, "GET /login")
+	p := br.expect(br.post("/login", url.Values{"email": {email}, "password": {testPassword}}), 303, "sign in")
+	if loc := p.header.Get("Location"); loc != "/" {
+		br.t.Fatalf("sign in redirects to %q, want /", loc)
+	}
+}
+
+var h1RE = regexp.MustCompile(`<h1[ >]`)
+
+// TestDashboardSession: the sign-in form, cookies, security headers,
+// CSRF, transparent refresh, MFA and sign-out.
+func TestDashboardSession(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := b.bootstrap("owner@acme.test")
+	base := b.listen()
+
+	t.Run("headers and cookies", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		p := br.expect(br.get("/login"), 200, "GET /login")
+		csp := p.header.Get("Content-Security-Policy")
+		for _, want := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "style-src 'self'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("CSP %q lacks %s", csp, want)
+			}
+		}
+		if strings.Contains(csp, "unsafe-inline") {
+			t.Errorf("CSP %q allows inline code", csp)
+		}
+		if p.header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("X-Frame-Options %q", p.header.Get("X-Frame-Options"))
+		}
+		if strings.Contains(p.body, "<script>") || strings.Contains(p.body, " style=") || strings.Contains(p.body, "onclick") {
+			t.Error("the page has inline script or style")
+		}
+		if n := len(h1RE.FindAllString(p.body, -1)); n != 1 {
+			t.Errorf("%d h1, want 1", n)
+		}
+		setCookie := strings.Join(p.header.Values("Set-Cookie"), "\n")
+		if !strings.Contains(setCookie, "sf_csrf=") || !strings.Contains(setCookie, "HttpOnly") || !strings.Contains(setCookie, "SameSite=Lax") {
+			t.Errorf("CSRF cookie: %s", setCookie)
+		}
+		if strings.Contains(setCookie, "Secure") {
+			t.Error("Secure cookie over plain HTTP")
+		}
+		// X-Forwarded-Proto from a proxy the server does not trust is ignored.
+		p = br.send("GET", "/login", nil, map[string]string{"X-Forwarded-Proto": "https", "Cookie": ""})
+		if strings.Contains(strings.Join(p.header.Values("Set-Cookie"), "\n"), "Secure") {
+			t.Error("an untrusted X-Forwarded-Proto made the cookies Secure")
+		}
+		// Signed out, a page sends to the sign-in form.
+		p = br.expect(br.get("/tokens"), 303, "GET /tokens signed out")
+		if loc := p.header.Get("Location"); !strings.HasPrefix(loc, "/login?next=") {
+			t.Errorf("Location %q", loc)
+		}
+	})
+
+	t.Run("csrf", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		br.get("/login")
+		form := url.Values{"email": {owner.email}, "password": {testPassword}}
+		for name, f := range map[string]url.Values{"none": form, "wrong": merge(form, "_csrf", strings.Repeat("x", 43))} {
+			if name == "none" {
+				f = merge(f, "_csrf", "")
+			}
+			p := br.post("/login", f)
+			if p.status != 403 || br.cookie("sf_access") != "" {
+				t.Errorf("%s token: status %d, signed in %v", name, p.status, br.cookie("sf_access") != "")
+			}
+		}
+		br.signIn(owner.email)
+		// A form post without the token is refused once signed in too, and
+		// so is one from another origin that has it.
+		before := b.count("SELECT count(*) FROM api_tokens")
+		br.expect(br.post("/tokens", url.Values{"name": {"x"}, "_csrf": {""}}), 403, "token without CSRF")
+		f := url.Values{"name": {"x"}, "_csrf": {br.cookie("sf_csrf")}}
+		br.expect(br.send("POST", "/tokens", strings.NewReader(f.Encode()), map[string]string{
+			"Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.test"}), 403, "token from another origin")
+		if after := b.count("SELECT count(*) FROM api_tokens"); after != before {
+			t.Errorf("a refused post created a token (%d → %d)", before, after)
+		}
+	})
+
+	t.Run("refresh and sign out", func(t *testing.T) {
+		t.Parallel()
+		b.register("refresh@acme.test")
+		br := newBrowser(t, base)
+		br.signIn("refresh@acme.test")
+		p := br.expect(br.get("/"), 200, "overview")
+		if !strings.Contains(p.body, "refresh@acme.test") {
+			t.Error("overview does not show who is signed in")
+		}
+		oldRefresh := br.cookie("sf_refresh")
+		br.dropCookie("sf_access") // expired
+		br.expect(br.get("/tokens"), 200, "tokens after the access token expired")
+		if br.cookie("sf_access") == "" || br.cookie("sf_refresh") == oldRefresh {
+			t.Fatal("the session was not refreshed")
+		}
+		refresh := br.cookie("sf_refresh")
+		br.expect(br.post("/logout", nil), 303, "sign out")
+		if br.cookie("sf_access") != "" || br.cookie("sf_refresh") != "" {
+			t.Error("cookies left after sign-out")
+		}
+		r := b.do(req{method: "POST", path: "/v1/auth/refresh", body: map[string]string{"refresh_token": refresh}})
+		if r.Status != 401 {
+			t.Errorf("the refresh token still works after sign-out: %d", r.Status)
+		}
+	})
+
+	t.Run("wrong password shows the API's message", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		br.get("/login")
+		p := br.post("/login", url.Values{"email": {owner.email}, "password": {"wrong password here"}})
+		if p.status != 401 || !strings.Contains(p.body, "invalid") {
+			t.Errorf("status %d, body lacks the API's message:\n%s", p.status, p.body)
+		}
+	})
+
+	t.Run("mfa", func(t *testing.T) {
+		t.Parallel()
+		a := b.register("mfa@acme.test")
+		secret := b.expect(req{method: "POST", path: "/v1/auth/mfa/enroll", token: a.access}, 200).str("secret")
+		code, err := totp.GenerateCode(secret, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.expect(req{method: "POST", path: "/v1/auth/mfa/verify", token: a.access, body: map[string]string{"code": code}}, 200)
+		br := newBrowser(t, base)
+		br.get("/login")
+		p := br.expect(br.post("/login", url.Values{"email": {a.email}, "password": {testPassword}}), 303, "password step")
+		if !strings.Contains(p.header.Get("Location"), "mfa=1") || br.cookie("sf_access") != "" {
+			t.Fatalf("no MFA step: %s", p.header.Get("Location"))
+		}
+		p = br.expect(br.get(p.header.Get("Location")), 200, "MFA form")
+		if !strings.Contains(p.body, `name="code"`) {
+			t.Fatal("no code field")
+		}
+		br.expect(br.post("/login/mfa", url.Values{"code": {"000000"}}), 401, "wrong code")
+		code, _ = totp.GenerateCode(secret, time.Now().Add(30*time.Second)) // the next period: the enrolment used this one
+		br.expect(br.post("/login/mfa", url.Values{"code": {code}}), 303, "right code")
+		if br.cookie("sf_access") == "" {
+			t.Fatal("not signed in after the MFA code")
+		}
+	})
+}
+
+func merge(v url.Values, k, val string) url.Values {
+	out := url.Values{}
+	for kk, vv := range v {
+		out[kk] = vv
+	}
+	out.Set(k, val)
+	return out
+}
+
+// TestDashboardPermissions: a viewer sees no write button and the server
+// refuses the write; another organization's request is "not found"; an
+// API token's secret is shown once.
+func TestDashboardPermissions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true, externalWorkers: true})
+	owner := b.bootstrap("owner@acme.test")
+	viewer := b.join(owner, owner.orgID, "viewer@acme.test", "viewer")
+	other := b.register("other@else.test")
+	created := b.expect(req{method: "POST", path: "/v1/provision", token: owner.access,
+		body: map[string]any{"provider": "local", "region": "local", "instance_type": "local-small", "name": "web-1"}}, 201)
+	id := created.str("id")
+	base := b.listen()
+
+	t.Run("owner", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		br.signIn(owner.email)
+		p := br.expect(br.get("/provision"), 200, "provision list")
+		if !strings.Contains(p.body, "web-1") || !strings.Contains(p.body, "New request") {
+			t.Errorf("list lacks the request or the create button")
+		}
+		p = br.expect(br.get("/provision/"+id), 200, "request page")
+		if !strings.Contains(p.body, `id="btn-plan"`) {
+			t.Error("the owner has no Plan button")
+		}
+		p = br.expect(br.get("/provision/new"), 200, "create form")
+		if !strings.Contains(p.body, `value="local/local-small"`) {
+			t.Error("the create form lacks the local catalog")
+		}
+		// The form's refusal shows the API's message, naming the field.
+		p = br.post("/provision", url.Values{"name": {"Bad Name"}, "region": {"local/local"}, "instance_type": {"local/local-small"}})
+		if p.status != 400 || !strings.Contains(p.body, "name") {
+			t.Errorf("bad name: status %d", p.status)
+		}
+		p = br.expect(br.post("/provision", url.Values{"name": {"web-2"}, "region": {"local/local"}, "instance_type": {"local/local-small"}}), 303, "create")
+		if !strings.HasPrefix(p.header.Get("Location"), "/provision/") {
+			t.Errorf("create redirects to %q", p.header.Get("Location"))
+		}
+		// A token's secret: on the creation's answer only.
+		p = br.expect(br.post("/tokens", url.Values{"name": {"ci"}, "scopes": {"provision:read", "nodes:read"}}), 201, "create token")
+		secret := regexp.MustCompile(`shardform_api_[A-Za-z0-9_-]+`).FindString(p.body)
+		if secret == "" {
+			t.Fatalf("no secret shown:\n%s", p.body)
+		}
+		who := b.expect(req{method: "GET", path: "/v1/whoami", token: secret}, 200)
+		if scopes, _ := who.Body["scopes"].([]any); len(scopes) != 2 {
+			t.Errorf("token scopes %v, want the two ticked", who.Body["scopes"])
+		}
+		p = br.expect(br.get("/tokens"), 200, "tokens")
+		if strings.Contains(p.body, secret) || !strings.Contains(p.body, ">ci<") {
+			t.Error("the secret is shown again, or the token is not listed")
+		}
+	})
+
+	t.Run("viewer", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		br.signIn(viewer.email)
+		br.expect(br.post("/org", url.Values{"organization_id": {owner.orgID}}), 303, "switch organization")
+		p := br.expect(br.get("/provision/"+id), 200, "request page")
+		for _, button := range []string{`id="btn-plan"`, `id="btn-destroy"`, `id="btn-apply"`, "New request"} {
+			if strings.Contains(p.body, button) {
+				t.Errorf("the viewer sees %s", button)
+			}
+		}
+		p = br.expect(br.get("/provision"), 200, "list")
+		if strings.Contains(p.body, "New request") {
+			t.Error("the viewer sees the create button")
+		}
+		before := b.count("SELECT count(*) FROM provision_runs")
+		p = br.expect(br.post("/provision/"+id+"/plan", nil), 303, "plan as viewer")
+		p = br.expect(br.get(p.header.Get("Location")), 200, "after the refused plan")
+		if !strings.Contains(p.body, "missing permission provision:write") {
+			t.Error("the API's refusal is not shown")
+		}
+		if after := b.count("SELECT count(*) FROM provision_runs"); after != before {
+			t.Error("the viewer's plan was queued")
+		}
+		p = br.post("/provision", url.Values{"name": {"sneaky"}, "region": {"local/local"}, "instance_type": {"local/local-small"}})
+		if p.status != 403 {
+			t.Errorf("viewer create: status %d, want 403", p.status)
+		}
+	})
+
+	t.Run("another organization", func(t *testing.T) {
+		t.Parallel()
+		br := newBrowser(t, base)
+		br.signIn(other.email)
+		p := br.expect(br.get("/provision/"+id), 404, "another organization's request")
+		if !strings.Contains(p.body, "not found") || strings.Contains(p.body, "web-1") {
+			t.Error("the page does not say not found, or shows the request")
+		}
+		br.expect(br.post("/org", url.Values{"organization_id": {owner.orgID}}), 404, "switch to an organization one is not in")
+	})
+}
+
+// TestDashboardAssets: the embedded htmx is the npm package's file; the
+// embedded assets are small; the pages' scripts are this server's.
+func TestDashboardAssets(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join("..", "web", "node_modules", "htmx.org")
+	if _, err := os.Stat(src); err == nil {
+		for from, to := range map[string]string{"dist/htmx.min.js": "assets/htmx.min.js", "LICENSE": "htmx.LICENSE"} {
+			want, err := os.ReadFile(filepath.Join(src, from))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join("..", "dashboard", to))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("dashboard/%s differs from the npm package's %s: run scripts/web-assets.sh", to, from)
+			}
+		}
+	} else {
+		t.Logf("web/node_modules is not installed (cd web && npm ci): the copy is not compared")
+	}
+	b := setup(t)
+	for _, a := range []struct{ path, ct string }{{"/assets/htmx.min.js", "javascript"}, {"/assets/dashboard.js", "javascript"}, {"/assets/dashboard.css", "text/css"}} {
+		r := b.expect(req{method: "GET", path: a.path, noContract: true}, 200)
+		if !strings.Contains(r.Header.Get("Content-Type"), a.ct) {
+			t.Errorf("%s: %s", a.path, r.Header.Get("Content-Type"))
+		}
+	}
+	b.expect(req{method: "GET", path: "/assets/../go.mod", noContract: true}, 404)
+	b.expect(req{method: "GET", path: "/assets/nope.js", noContract: true}, 404)
+}
