@@ -392,3 +392,51 @@ func TestDashboardAssets(t *testing.T) {
 	b.expect(req{method: "GET", path: "/assets/../go.mod", noContract: true}, 404)
 	b.expect(req{method: "GET", path: "/assets/nope.js", noContract: true}, 404)
 }
+
+// TestDashboardPages renders every page for an owner on a server with
+// every service, and runs the SSH, DNS and planner forms.
+func TestDashboardPages(t *testing.T) {
+	t.Parallel()
+	d := dnsSetup(t, setupOpts{provisioning: true, externalWorkers: true, ssh: true})
+	base := d.listen()
+	br := newBrowser(t, base)
+	br.signIn(d.a.email)
+	for _, path := range []string{"/", "/provision", "/provision?status=applied", "/provision/new", "/nodes", "/tokens", "/members", "/audit", "/ssh", "/dns", "/planner", "/planner?go=1&cpu=2&memory_gb=4&disk_gb=10&count=3"} {
+		p := br.expect(br.get(path), 200, "GET "+path)
+		if n := len(h1RE.FindAllString(p.body, -1)); n != 1 {
+			t.Errorf("%s: %d h1", path, n)
+		}
+		if strings.Contains(p.body, "no value") || strings.Contains(p.body, "ZgotmplZ") {
+			t.Errorf("%s renders a template mistake", path)
+		}
+	}
+	p := br.get("/planner?go=1&cpu=2&memory_gb=4&disk_gb=10&count=3")
+	if !strings.Contains(p.body, `<svg class="chart"`) || !strings.Contains(p.body, `<rect class="bar"`) || !strings.Contains(p.body, "<td>1</td>") {
+		t.Errorf("the recommendation has no ranked table or chart:\n%s", p.body)
+	}
+	if p = br.get("/planner?go=1&cpu=lots"); !strings.Contains(p.body, "cpu: must be a number") {
+		t.Error("a bad number is not named")
+	}
+
+	// SSH: a CA key, then a pasted key signed.
+	br.expect(br.post("/ssh/rotate", nil), 303, "rotate the user CA key")
+	key := newUserKey(t, t.TempDir(), "id_ed25519")
+	p = br.expect(br.post("/ssh/sign", url.Values{"public_key": {key.public}, "principals": {"ops"}}), 200, "sign")
+	if !strings.Contains(p.body, "ssh-ed25519-cert-v01@openssh.com") || !strings.Contains(p.body, `download="id-cert.pub"`) {
+		t.Errorf("no certificate to copy or download:\n%s", p.body)
+	}
+	p = br.expect(br.post("/ssh/sign", url.Values{"public_key": {"ssh-dss AAAA"}}), 400, "sign a bad key")
+	if !strings.Contains(p.body, "public_key") {
+		t.Error("the API's message naming the field is not shown")
+	}
+	p = br.expect(br.get("/ssh"), 200, "ssh")
+	if !strings.Contains(p.body, "Revoke certificate") {
+		t.Error("my certificate is not listed with a revoke button")
+	}
+
+	// DNS: a record through the form.
+	br.expect(br.post("/dns/create", url.Values{"zone_id": {zoneCom}, "type": {"A"}, "name": {"www"}, "content": {"192.0.2.1"}}), 303, "create a record")
+	if p = br.get("/dns"); !strings.Contains(p.body, "192.0.2.1") {
+		t.Error("the record is not listed")
+	}
+}

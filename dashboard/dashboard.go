@@ -123,6 +123,16 @@ func (d *Dashboard) routes() []route {
 		post("/members/invites/:id/delete", "Dashboard: withdraw an invite", d.page(d.inviteDelete)),
 
 		get("/audit", "Dashboard: audit log", d.page(d.auditList)),
+
+		get("/planner", "Dashboard: planner (recommend, fleet report)", d.page(d.plannerPage)),
+		post("/planner/fleet-report", "Dashboard: make a new fleet report", d.page(d.plannerFleetReport)),
+
+		get("/dns", "Dashboard: DNS records and auto-DNS", d.page(d.dnsPage)),
+		post("/dns/:action", "Dashboard: add or delete a DNS record, save auto-DNS", d.page(d.dnsAction)),
+
+		get("/ssh", "Dashboard: my SSH certificates, signing, CA keys", d.page(d.sshPage)),
+		post("/ssh/sign", "Dashboard: sign a pasted public key", d.page(d.sshSign)),
+		post("/ssh/:action", "Dashboard: revoke a certificate, rotate or retire a CA key", d.page(d.sshAction)),
 	}
 }
 
@@ -153,6 +163,7 @@ type view struct {
 	Notice string
 	Data   any
 	Path   string
+	Base   string // this server's address as the browser reached it
 }
 
 type me struct {
@@ -218,7 +229,7 @@ func (d *Dashboard) page(h pageFunc) fiber.Handler {
 		if !s.signedIn() {
 			return d.toLogin(c)
 		}
-		v := &view{CSRF: s.csrf, Path: c.Path(), Notice: d.takeFlash(c)}
+		v := &view{CSRF: s.csrf, Path: c.Path(), Notice: d.takeFlash(c), Base: c.Protocol() + "://" + c.Hostname()}
 		var who me
 		err := d.do(c, s, call{method: "GET", path: "/v1/whoami", out: &who})
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -83,6 +84,13 @@ func (d *Dashboard) funcs() template.FuncMap {
 			}
 			return "act-other"
 		},
+		"milli": func(m int64) float64 { return float64(m) / 1000 },
+		"mib":   func(m int64) float64 { return float64(m) / 1024 },
+		"int64": func(i int32) int64 { return int64(i) },
+		"certURI": func(cert string) template.URL {
+			return template.URL("data:text/plain;base64," + base64.StdEncoding.EncodeToString([]byte(strings.TrimSpace(cert)+"\n")))
+		},
+		"add":  func(a, b int) int { return a + b },
 		"list": func(s ...string) []string { return s },
 		"running": func(status string) bool {
 			return status == "planning" || status == "applying" || status == "destroying"

@@ -34,10 +34,9 @@ func (d *Dashboard) nodeList(c *fiber.Ctx, s *session, v *view) error {
 
 // usage is reserved against capacity of one resource.
 type usage struct {
-	Name           string
-	Reserved, Cap  float64
-	Unit           string
-	ReservedString string
+	Name          string
+	Reserved, Cap float64
+	Unit          string
 }
 
 type nodeShowData struct {
@@ -66,16 +65,11 @@ func (d *Dashboard) nodeShow(c *fiber.Ctx, s *session, v *view) error {
 		}
 	}
 	data.Instances = inst.Data
-	var cpu, mem, disk float64
-	for _, i := range data.Instances {
-		cpu += float64(i.Reservation.MilliCPU) / 1000
-		mem += float64(i.Reservation.MemoryMiB) / 1024
-		disk += float64(i.Reservation.DiskMiB) / 1024
-	}
+	n := data.Node
 	data.Usage = []usage{
-		{Name: "CPU", Reserved: cpu, Cap: float64(data.Node.VCPU), Unit: "vCPU"},
-		{Name: "Memory", Reserved: mem, Cap: float64(data.Node.MemoryMB) / 1024, Unit: "GiB"},
-		{Name: "Disk", Reserved: disk, Cap: float64(data.Node.DiskGB), Unit: "GB"},
+		{Name: "CPU", Reserved: float64(n.Reserved.CPUMillis) / 1000, Cap: float64(n.VCPU), Unit: "vCPU"},
+		{Name: "Memory", Reserved: float64(n.Reserved.MemoryMB) / 1024, Cap: float64(n.MemoryMB) / 1024, Unit: "GiB"},
+		{Name: "Disk", Reserved: float64(n.Reserved.DiskGB), Cap: float64(n.DiskGB), Unit: "GB"},
 	}
 	var rules struct {
 		Data []provision.FirewallRule `json:"data"`

@@ -41,10 +41,21 @@ type Node struct {
 	// without one; DNSRecordIDs are its live DNS records (GET /v1/dns/records/{id}).
 	FQDN         string      `json:"fqdn"`
 	DNSRecordIDs []uuid.UUID `json:"dns_record_ids"`
-	CreatedAt    time.Time   `json:"created_at"`
-	UpdatedAt    time.Time   `json:"updated_at"`
+	// Reserved is what the instances placed on the node hold of its
+	// capacity; InstanceCount how many there are.
+	Reserved      NodeReservation `json:"reserved"`
+	InstanceCount int32           `json:"instance_count"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
 
 	schedulingStatus string // the stored status (ready, cordoned, maintenance), powered off or not
+}
+
+// NodeReservation is the capacity a node's instances reserve.
+type NodeReservation struct {
+	CPUMillis int64 `json:"cpu_millis"`
+	MemoryMB  int64 `json:"memory_mb"`
+	DiskGB    int64 `json:"disk_gb"`
 }
 
 // Power states of a node as shardform records them.
@@ -59,7 +70,9 @@ const (
 func (s *Service) nodeView(ctx context.Context, n store.Node) Node {
 	out := Node{ID: n.ID, Name: n.Name, Provider: n.Provider, Region: n.Region, InstanceType: n.InstanceType,
 		VCPU: n.Vcpu, MemoryMB: n.MemoryMb, DiskGB: n.DiskGb, IPv4: n.Ipv4, IPv6: n.Ipv6, ServerID: n.ServerID,
-		Status: n.Status, PowerState: n.PowerState, schedulingStatus: n.Status, Labels: map[string]string{}, DNSRecordIDs: []uuid.UUID{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt}
+		Status: n.Status, PowerState: n.PowerState, schedulingStatus: n.Status, Labels: map[string]string{}, DNSRecordIDs: []uuid.UUID{}, CreatedAt: n.CreatedAt, UpdatedAt: n.UpdatedAt,
+		Reserved:      NodeReservation{CPUMillis: n.ReservedCpuMillis, MemoryMB: n.ReservedMemoryMb, DiskGB: n.ReservedDiskGb},
+		InstanceCount: n.InstanceCount}
 	if n.PowerState == PowerStopped {
 		out.Status = PowerStopped
 	}
