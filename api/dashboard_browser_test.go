@@ -198,6 +198,14 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	checkPage("viewer-request")
 
+	// A narrow screen: the page does not scroll sideways (wide tables
+	// scroll inside their own box).
+	step("narrow", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/provision"), chromedp.WaitVisible(chromedp.CSS("#list table")))
+	if wide := eval(`String(document.documentElement.scrollWidth > window.innerWidth + 1)`); wide != "false" {
+		t.Errorf("the provisioning page is wider than a narrow screen (%s px)", eval(`String(document.documentElement.scrollWidth)`))
+	}
+	checkPage("provision-narrow")
+
 	for _, line := range browser.Console() {
 		if strings.Contains(line, "Content Security Policy") || strings.Contains(line, "Refused to") {
 			t.Errorf("a page broke its own CSP: %s", line)
