@@ -25,6 +25,7 @@ import (
 type Config struct {
 	DatabaseURL       string        // SHARDFORM_DATABASE_URL
 	Addr              string        // SHARDFORM_ADDR
+	TrustedProxies    []string      // SHARDFORM_TRUSTED_PROXIES: reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-Proto is believed
 	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes reach it; set: provisioned nodes join by themselves
 	DataDir           string        // SHARDFORM_DATA_DIR
 	MasterKey         []byte        // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
@@ -145,6 +146,15 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_RUN_RESCUE_INTERVAL", "must be a duration from 100ms to 5m, such as 5s"}
 	} else {
 		cfg.RescueInterval = d
+	}
+	for _, p := range strings.Split(get("SHARDFORM_TRUSTED_PROXIES", ""), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			return cfg, &configError{"SHARDFORM_TRUSTED_PROXIES", "must be IP addresses or CIDR ranges separated by commas, such as 10.0.0.0/8"}
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
 	}
 	if u := strings.TrimRight(get("SHARDFORM_PUBLIC_URL", ""), "/"); u != "" {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {

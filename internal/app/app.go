@@ -51,6 +51,8 @@ type APIConfig struct {
 	// Unavailable names the queues this process cannot run, with a public
 	// reason; /health/ready reports them.
 	Unavailable map[string]string
+	// TrustedProxies is api.Config.TrustedProxies.
+	TrustedProxies []string
 	// FollowHeartbeat is api.Config.FollowHeartbeat (0: its default).
 	FollowHeartbeat time.Duration
 }
@@ -76,6 +78,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
-		Agents: cfg.Agents, RiverUI: cfg.RiverUI,
+		Agents: cfg.Agents, RiverUI: cfg.RiverUI, TrustedProxies: cfg.TrustedProxies,
 	}), nil
 }
