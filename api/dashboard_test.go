@@ -148,12 +148,12 @@ func TestDashboardSession(t *testing.T) {
 		if !strings.Contains(setCookie, "sf_csrf=") || !strings.Contains(setCookie, "HttpOnly") || !strings.Contains(setCookie, "SameSite=Lax") {
 			t.Errorf("CSRF cookie: %s", setCookie)
 		}
-		if strings.Contains(setCookie, "Secure") {
+		if isSecure(setCookie) {
 			t.Error("Secure cookie over plain HTTP")
 		}
 		// X-Forwarded-Proto from a proxy the server does not trust is ignored.
 		p = br.send("GET", "/login", nil, map[string]string{"X-Forwarded-Proto": "https", "Cookie": ""})
-		if strings.Contains(strings.Join(p.header.Values("Set-Cookie"), "\n"), "Secure") {
+		if isSecure(strings.Join(p.header.Values("Set-Cookie"), "\n")) {
 			t.Error("an untrusted X-Forwarded-Proto made the cookies Secure")
 		}
 		// Signed out, a page sends to the sign-in form.
@@ -440,3 +440,22 @@ func TestDashboardPages(t *testing.T) {
 		t.Error("the record is not listed")
 	}
 }
+
+// TestDashboardSecureBehindProxy: behind a trusted proxy that says the
+// browser came over HTTPS, the session cookies are Secure.
+func TestDashboardSecureBehindProxy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{trustedProxies: []string{"127.0.0.1", "::1"}})
+	b.bootstrap("owner@acme.test")
+	br := newBrowser(t, b.listen())
+	p := br.send("GET", "/login", nil, map[string]string{"X-Forwarded-Proto": "https"})
+	if c := strings.Join(p.header.Values("Set-Cookie"), "\n"); !strings.Contains(c, "sf_csrf=") || !isSecure(c) {
+		t.Errorf("cookies behind a trusted TLS proxy: %s", c)
+	}
+	p = br.send("GET", "/login", nil, nil)
+	if c := strings.Join(p.header.Values("Set-Cookie"), "\n"); isSecure(c) {
+		t.Errorf("Secure cookies over plain HTTP: %s", c)
+	}
+}
+
+func isSecure(setCookie string) bool { return strings.Contains(strings.ToLower(setCookie), "; secure") }

@@ -102,6 +102,8 @@ type setupOpts struct {
 	dns        dns.Options
 	// dnsReconcile turns the periodic dns_reconcile on (0: off).
 	dnsReconcile time.Duration
+	// trustedProxies: api.Config.TrustedProxies.
+	trustedProxies []string
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -191,7 +193,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
-		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat,
+		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, TrustedProxies: o.trustedProxies,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {

@@ -27,6 +27,12 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("defaults %+v", c)
 			}
 		}},
+		{"trusted proxies", map[string]string{"SHARDFORM_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7"}, "", func(t *testing.T, c Config) {
+			if len(c.TrustedProxies) != 2 || c.TrustedProxies[0] != "10.0.0.0/8" || c.TrustedProxies[1] != "192.0.2.7" {
+				t.Errorf("trusted proxies %q", c.TrustedProxies)
+			}
+		}},
+		{"bad trusted proxy", map[string]string{"SHARDFORM_TRUSTED_PROXIES": "proxy.example.com"}, "SHARDFORM_TRUSTED_PROXIES", nil},
 		{"master key from env", map[string]string{"SHARDFORM_MASTER_KEY": goodKey}, "", func(t *testing.T, c Config) {
 			if len(c.MasterKey) != 32 {
 				t.Errorf("key %d bytes", len(c.MasterKey))
