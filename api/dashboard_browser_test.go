@@ -187,6 +187,14 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	step("destroyed page", chromedp.Navigate(requestURL), chromedp.WaitVisible(chromedp.CSS("#runs-h")))
 
+	// The status filter swaps the table in place (htmx) and keeps the URL.
+	step("filter", chromedp.Navigate(base+"/provision"), chromedp.WaitVisible(chromedp.CSS("#f-status")))
+	eval(`(() => { const s = document.getElementById("f-status"); s.value = "applied"; s.dispatchEvent(new Event("change", {bubbles: true})); return ""; })()`)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.search.includes("status=applied") && !!document.querySelector("#list .empty")`,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Minute))); err != nil {
+		t.Errorf("the status filter did not swap the list: %v (%s)", err, eval(`location.href`))
+	}
+
 	// A viewer: no write buttons.
 	step("sign out", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS("#email")))
 	step("viewer sign in", chromedp.SendKeys(chromedp.CSS("#email"), viewer.email), chromedp.SendKeys(chromedp.CSS("#password"), testPassword),

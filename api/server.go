@@ -196,7 +196,8 @@ func New(cfg Config) *Server {
 	if !cfg.NoDashboard {
 		// The dashboard calls the /v1 routes above in process, with the
 		// session's own token: the same handlers, checks and audit log.
-		s.dashboard = dashboard.New(dashboard.Config{API: s.app.Handler(), Logger: cfg.Logger, Now: cfg.Now})
+		s.dashboard = dashboard.New(dashboard.Config{API: s.app.Handler(), Logger: cfg.Logger, Now: cfg.Now,
+			Has: dashboard.Features{Provisioning: cfg.Provisioning != nil, Planner: cfg.Planner != nil, SSH: cfg.SSH != nil, DNS: cfg.DNS != nil}})
 		s.dashboard.Mount(s.app)
 	}
 	if cfg.RiverUI != nil {

@@ -42,6 +42,14 @@ type Config struct {
 	API    fasthttp.RequestHandler
 	Logger *slog.Logger
 	Now    func() time.Time
+	// Has says which parts of the API this server serves (the menu shows
+	// only those).
+	Has Features
+}
+
+// Features are the optional parts of the API a server serves.
+type Features struct {
+	Provisioning, Planner, SSH, DNS bool
 }
 
 // Dashboard is the web dashboard.
@@ -164,6 +172,7 @@ type view struct {
 	Data   any
 	Path   string
 	Base   string // this server's address as the browser reached it
+	Has    Features
 }
 
 type me struct {
@@ -229,7 +238,7 @@ func (d *Dashboard) page(h pageFunc) fiber.Handler {
 		if !s.signedIn() {
 			return d.toLogin(c)
 		}
-		v := &view{CSRF: s.csrf, Path: c.Path(), Notice: d.takeFlash(c), Base: c.Protocol() + "://" + c.Hostname()}
+		v := &view{CSRF: s.csrf, Path: c.Path(), Notice: d.takeFlash(c), Base: c.Protocol() + "://" + c.Hostname(), Has: d.cfg.Has}
 		var who me
 		err := d.do(c, s, call{method: "GET", path: "/v1/whoami", out: &who})
 		if err == nil {
