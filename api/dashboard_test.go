@@ -459,3 +459,30 @@ func TestDashboardSecureBehindProxy(t *testing.T) {
 }
 
 func isSecure(setCookie string) bool { return strings.Contains(strings.ToLower(setCookie), "; secure") }
+
+// TestDashboardRiverUI: a platform admin's dashboard session opens River
+// UI; another user's session does not, and a change with the cookie must
+// come from this server's own pages.
+func TestDashboardRiverUI(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{riverUI: true})
+	admin := b.bootstrap("admin@acme.test")
+	user := b.register("user@acme.test")
+	base := b.listen()
+	adminBr, userBr := newBrowser(t, base), newBrowser(t, base)
+	adminBr.signIn(admin.email)
+	userBr.signIn(user.email)
+	adminBr.expect(adminBr.get("/riverui/api/jobs?state=available&limit=1"), 200, "River UI with an admin's session")
+	if p := adminBr.get("/"); !strings.Contains(p.body, `href="/riverui/"`) {
+		t.Error("the admin's menu has no link to River UI")
+	}
+	userBr.expect(userBr.get("/riverui/api/jobs?state=available&limit=1"), 404, "River UI with another user's session")
+	if p := userBr.get("/"); strings.Contains(p.body, `href="/riverui/"`) {
+		t.Error("a user who is not an admin sees the River UI link")
+	}
+	p := adminBr.send("POST", "/riverui/api/jobs/cancel", strings.NewReader(`{"job_ids":["1"]}`), map[string]string{
+		"Content-Type": "application/json", "Origin": "https://evil.test", "Sec-Fetch-Site": "cross-site"})
+	if p.status != 404 {
+		t.Errorf("a cross-site change to River UI with the cookie: %d, want 404", p.status)
+	}
+}
