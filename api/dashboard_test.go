@@ -302,6 +302,15 @@ func TestDashboardPermissions(t *testing.T) {
 		if !strings.HasPrefix(p.header.Get("Location"), "/provision/") {
 			t.Errorf("create redirects to %q", p.header.Get("Location"))
 		}
+		// The name search (GET /v1/provision?name=).
+		p = br.expect(br.get("/provision?name=EB-2"), 200, "search by name")
+		if !strings.Contains(p.body, ">web-2<") || strings.Contains(p.body, ">web-1<") {
+			t.Errorf("search for eb-2 does not show web-2 alone")
+		}
+		r := b.expect(req{method: "GET", path: "/v1/provision?name=web-1", token: owner.access}, 200)
+		if l := r.list(); len(l) != 1 || l[0]["name"] != "web-1" {
+			t.Errorf("GET /v1/provision?name=web-1: %s", r.Raw)
+		}
 		// A token's secret: on the creation's answer only.
 		p = br.expect(br.post("/tokens", url.Values{"name": {"ci"}, "scopes": {"provision:read", "nodes:read"}}), 201, "create token")
 		secret := regexp.MustCompile(`shardform_api_[A-Za-z0-9_-]+`).FindString(p.body)

@@ -188,7 +188,7 @@ func apiOperations() []operation {
 
 		// Credentials.
 		{method: "GET", path: "/v1/credentials", summary: "List cloud credentials (secrets never shown)", access: authenticated, perm: domain.PermCredentialsRead,
-			resp: credentials.Credential{}, list: true, paged: true, status: 200, query: []queryParam{{name: "provider", description: "Only this provider's."}}},
+			resp: credentials.Credential{}, list: true, paged: true, status: 200, query: []queryParam{{name: "provider", description: "Only this provider's."}, {name: "name", description: "Only requests whose name contains this (case-insensitive)."}}},
 		{method: "POST", path: "/v1/credentials", summary: "Store a credential (sealed at rest)", access: authenticated, perm: domain.PermCredentialsWrite,
 			body: credentials.Input{}, resp: credentials.Credential{}, status: 201, errors: []int{409}},
 		{method: "GET", path: "/v1/credentials/:id", summary: "Get a credential", access: authenticated, perm: domain.PermCredentialsRead, resp: credentials.Credential{}, status: 200},

@@ -94,12 +94,13 @@ type provisionListData struct {
 	Pager    pager
 	Status   string
 	Provider string
+	Name     string
 	Statuses []string
 }
 
 func (d *Dashboard) provisionList(c *fiber.Ctx, s *session, v *view) error {
 	v.Title, v.Nav = "Provisioning", "provision"
-	q := listQuery(c, "status", "provider")
+	q := listQuery(c, "status", "provider", "name")
 	var out struct {
 		Data []provision.Request `json:"data"`
 		Meta listMeta            `json:"meta"`
@@ -108,7 +109,7 @@ func (d *Dashboard) provisionList(c *fiber.Ctx, s *session, v *view) error {
 		return err
 	}
 	v.Data = &provisionListData{Requests: out.Data, Pager: pager{out.Meta, q}, Status: q.Get("status"),
-		Provider: q.Get("provider"), Statuses: provisionStatuses}
+		Provider: q.Get("provider"), Name: q.Get("name"), Statuses: provisionStatuses}
 	return d.render(c, "provision_list", v)
 }
 
