@@ -448,6 +448,15 @@ func TestDashboardPages(t *testing.T) {
 	if p = br.get("/dns"); !strings.Contains(p.body, "192.0.2.1") {
 		t.Error("the record is not listed")
 	}
+
+	// The audit log's filters (GET /v1/admin/audit-logs?action=&user_id=).
+	p = br.expect(br.get("/audit?action=POST+%2Fv1%2Fdns&user_id="+d.a.userID), 200, "audit filtered")
+	if !strings.Contains(p.body, "POST /v1/dns/records") || strings.Contains(p.body, "/v1/ssh/ca/keys/rotate") || !strings.Contains(p.body, d.a.email+"</td>") {
+		t.Errorf("the filtered audit log:\n%s", p.body)
+	}
+	if p = br.get("/audit?user_id=not-an-id"); p.status != 400 || !strings.Contains(p.body, "user_id") {
+		t.Errorf("a bad user_id: %d", p.status)
+	}
 }
 
 // TestDashboardSecureBehindProxy: behind a trusted proxy that says the

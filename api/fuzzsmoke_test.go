@@ -497,6 +497,12 @@ func smoke(t *testing.T, b *bundle, keep func(string) bool, minOps int) {
 			case resp.StatusCode >= 500:
 				failures++
 				t.Errorf("%s %s (%s): %d %s", k.method, k.path, r.what, resp.StatusCode, raw)
+			case resp.StatusCode >= 400 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html"):
+				// A dashboard page: the error is shown on the page.
+				if !bytes.Contains(raw, []byte(`role="alert"`)) {
+					failures++
+					t.Errorf("%s %s (%s): %d with a page that shows no error: %.300q", k.method, k.path, r.what, resp.StatusCode, raw)
+				}
 			case resp.StatusCode >= 400:
 				var e struct{ Error string }
 				if json.Unmarshal(raw, &e) != nil || e.Error == "" || len(raw) > 4096 {

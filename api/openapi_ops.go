@@ -184,7 +184,8 @@ func apiOperations() []operation {
 		{method: "GET", path: "/v1/organizations/:id/invites", summary: "List pending invites", access: authenticated, perm: domain.PermMembersRead, resp: identity.Invite{}, list: true, paged: true, status: 200},
 		{method: "DELETE", path: "/v1/organizations/:id/invites/:invite_id", summary: "Withdraw an invite", access: sessionOnly, perm: domain.PermMembersAdmin, status: 204},
 		{method: "POST", path: "/v1/invites/:token/accept", summary: "Accept an invite (by the invited email)", access: sessionOnly, resp: identity.Organization{}, status: 200, errors: []int{409}},
-		{method: "GET", path: "/v1/admin/audit-logs", summary: "The organization's audit log", access: authenticated, perm: domain.PermAuditRead, resp: audit.Entry{}, list: true, paged: true, status: 200},
+		{method: "GET", path: "/v1/admin/audit-logs", summary: "The organization's audit log", access: authenticated, perm: domain.PermAuditRead, resp: audit.Entry{}, list: true, paged: true, status: 200,
+			query: []queryParam{{name: "action", description: "Only entries whose action (\"METHOD /route\") contains this."}, {name: "target", description: "Only entries about this target (an id)."}, {name: "user_id", kind: "uuid", description: "Only this user's entries."}}},
 
 		// Credentials.
 		{method: "GET", path: "/v1/credentials", summary: "List cloud credentials (secrets never shown)", access: authenticated, perm: domain.PermCredentialsRead,

@@ -143,11 +143,13 @@ func (d *Dashboard) inviteDelete(c *fiber.Ctx, s *session, v *view) error {
 type auditData struct {
 	Entries []audit.Entry
 	Pager   pager
+	Filter  url.Values
+	Members []identity.Member
 }
 
 func (d *Dashboard) auditList(c *fiber.Ctx, s *session, v *view) error {
 	v.Title, v.Nav = "Audit log", "audit"
-	q := listQuery(c)
+	q := listQuery(c, "action", "target", "user_id")
 	var out struct {
 		Data []audit.Entry `json:"data"`
 		Meta listMeta      `json:"meta"`
@@ -155,6 +157,13 @@ func (d *Dashboard) auditList(c *fiber.Ctx, s *session, v *view) error {
 	if err := d.do(c, s, call{method: "GET", path: "/v1/admin/audit-logs", query: q, out: &out}); err != nil {
 		return err
 	}
-	v.Data = &auditData{Entries: out.Data, Pager: pager{out.Meta, q}}
+	data := &auditData{Entries: out.Data, Pager: pager{out.Meta, q}, Filter: q}
+	var members struct {
+		Data []identity.Member `json:"data"`
+	}
+	if err := d.do(c, s, call{method: "GET", path: "/v1/organizations/" + url.PathEscape(v.OrgID()) + "/members", query: url.Values{"limit": {"100"}}, out: &members}); err == nil {
+		data.Members = members.Data // to name the users (members:read; without it, ids)
+	}
+	v.Data = data
 	return d.render(c, "audit", v)
 }

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/shardform/shardform/identity"
 )
 
 const flashCookie = "sf_flash"
@@ -90,7 +93,15 @@ func (d *Dashboard) funcs() template.FuncMap {
 		"certURI": func(cert string) template.URL {
 			return template.URL("data:text/plain;base64," + base64.StdEncoding.EncodeToString([]byte(strings.TrimSpace(cert)+"\n")))
 		},
-		"add":  func(a, b int) int { return a + b },
+		"add": func(a, b int) int { return a + b },
+		"userName": func(members []identity.Member, id uuid.UUID) string {
+			for _, m := range members {
+				if m.UserID == id {
+					return m.Email
+				}
+			}
+			return id.String()
+		},
 		"list": func(s ...string) []string { return s },
 		"running": func(status string) bool {
 			return status == "planning" || status == "applying" || status == "destroying"
