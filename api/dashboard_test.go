@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -441,6 +442,14 @@ func TestDashboardPages(t *testing.T) {
 	p = br.expect(br.get("/ssh"), 200, "ssh")
 	if !strings.Contains(p.body, "Revoke certificate") {
 		t.Error("my certificate is not listed with a revoke button")
+	}
+
+	// The SSH policy through its form.
+	br.expect(br.post("/ssh/policy", url.Values{"allowed_principals": {"ops, deploy"}, "default_validity_hours": {"8"}, "max_validity_hours": {"24"},
+		"allowed_key_types": {"ssh-ed25519"}, "extensions": {"permit-pty"}}), 303, "save the SSH policy")
+	pol := d.expect(req{method: "GET", path: "/v1/ssh/policy", token: d.a.access}, 200)
+	if pol.Body["default_validity_hours"] != float64(8) || fmt.Sprint(pol.Body["allowed_principals"]) != "[ops deploy]" {
+		t.Errorf("policy after the form: %s", pol.Raw)
 	}
 
 	// DNS: a record through the form.

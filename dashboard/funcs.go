@@ -102,6 +102,7 @@ func (d *Dashboard) funcs() template.FuncMap {
 			}
 			return id.String()
 		},
+		"join": func(s []string) string { return strings.Join(s, ", ") },
 		"list": func(s ...string) []string { return s },
 		"running": func(status string) bool {
 			return status == "planning" || status == "applying" || status == "destroying"

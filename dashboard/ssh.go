@@ -9,6 +9,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/shardform/shardform/sshca"
 	"github.com/shardform/shardform/sshsign"
 )
 
@@ -20,6 +21,7 @@ type sshData struct {
 	HostCAKeys   []sshsign.CAKey
 	Signed       *sshsign.Signed
 	Form         map[string]string
+	Policy       *sshca.Policy
 }
 
 func (d *Dashboard) sshPage(c *fiber.Ctx, s *session, v *view) error {
@@ -39,6 +41,10 @@ func (d *Dashboard) renderSSH(c *fiber.Ctx, s *session, v *view, signed *sshsign
 		return err
 	}
 	data.Certificates, data.Pager = certs.Data, pager{certs.Meta, q}
+	var pol sshca.Policy
+	if err := d.do(c, s, call{method: "GET", path: "/v1/ssh/policy", out: &pol}); err == nil {
+		data.Policy = &pol
+	}
 	if v.Can("ssh:admin") {
 		var keys, hostKeys struct {
 			Data []sshsign.CAKey `json:"data"`
@@ -91,6 +97,16 @@ func (d *Dashboard) sshAction(c *fiber.Ctx, s *session, v *view) error {
 		k = call{method: "POST", path: "/v1/ssh/host-ca/keys/rotate"}
 	case "retire":
 		k = call{method: "POST", path: "/v1/ssh/ca/keys/" + id + "/retire"}
+	case "policy":
+		split := func(f string) []string {
+			return strings.FieldsFunc(c.FormValue(f), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' })
+		}
+		def, _ := strconv.Atoi(c.FormValue("default_validity_hours"))
+		maxh, _ := strconv.Atoi(c.FormValue("max_validity_hours"))
+		k = call{method: "PUT", path: "/v1/ssh/policy", body: sshca.Policy{
+			AllowedPrincipals: split("allowed_principals"), DefaultValidityHours: def, MaxValidityHours: maxh,
+			AllowedKeyTypes: split("allowed_key_types"), Extensions: split("extensions"),
+			ForceSourceAddress: strings.TrimSpace(c.FormValue("force_source_address"))}}
 	case "retire-host":
 		k = call{method: "POST", path: "/v1/ssh/host-ca/keys/" + id + "/retire"}
 	default:
