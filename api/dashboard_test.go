@@ -358,6 +358,28 @@ func TestDashboardPermissions(t *testing.T) {
 		}
 	})
 
+	t.Run("members", func(t *testing.T) {
+		t.Parallel()
+		member := b.join(owner, owner.orgID, "member@acme.test", "member")
+		br := newBrowser(t, base)
+		br.signIn(owner.email)
+		br.expect(br.post("/members/"+member.userID+"/role", url.Values{"role": {"admin"}}), 303, "set a role")
+		p := br.expect(br.get("/members"), 200, "members")
+		if !strings.Contains(p.body, "Member updated.") {
+			t.Errorf("no confirmation of the role change")
+		}
+		r := b.expect(req{method: "GET", path: orgPath(owner.orgID, "members"), token: owner.access}, 200)
+		for _, m := range r.list() {
+			if m["email"] == "member@acme.test" && m["role"] != "admin" {
+				t.Errorf("role after the form: %v", m["role"])
+			}
+		}
+		br.expect(br.post("/members/"+member.userID+"/remove", nil), 303, "remove")
+		if p = br.get("/members"); strings.Contains(p.body, "member@acme.test") {
+			t.Error("the removed member is still listed")
+		}
+	})
+
 	t.Run("another organization", func(t *testing.T) {
 		t.Parallel()
 		br := newBrowser(t, base)

@@ -167,3 +167,27 @@ func (d *Dashboard) auditList(c *fiber.Ctx, s *session, v *view) error {
 	v.Data = data
 	return d.render(c, "audit", v)
 }
+
+// memberAction changes a member's role or removes them.
+func (d *Dashboard) memberAction(c *fiber.Ctx, s *session, v *view) error {
+	base := "/v1/organizations/" + url.PathEscape(v.OrgID()) + "/members/" + url.PathEscape(c.Params("id"))
+	var k call
+	switch c.Params("action") {
+	case "role":
+		k = call{method: "PUT", path: base + "/role", body: map[string]string{"role": c.FormValue("role")}}
+	case "remove":
+		k = call{method: "DELETE", path: base}
+	default:
+		return &APIError{Status: http.StatusNotFound, Message: "no such action"}
+	}
+	if err := d.do(c, s, k); err != nil {
+		var aerr *APIError
+		if !errors.As(err, &aerr) || aerr.Status >= 500 || aerr.Status == http.StatusUnauthorized {
+			return err
+		}
+		d.flash(c, aerr.Message)
+	} else {
+		d.flash(c, "Member updated.")
+	}
+	return redirect(c, "/members")
+}

@@ -128,6 +128,7 @@ func (d *Dashboard) routes() []route {
 
 		get("/members", "Dashboard: members and invites", d.page(d.memberList)),
 		post("/members/invite", "Dashboard: invite a member", d.page(d.memberInvite)),
+		post("/members/:id/:action", "Dashboard: change a member's role or remove them", d.page(d.memberAction)),
 		post("/members/invites/:id/delete", "Dashboard: withdraw an invite", d.page(d.inviteDelete)),
 
 		get("/audit", "Dashboard: audit log", d.page(d.auditList)),
