@@ -242,7 +242,7 @@ type req struct {
 	body         any
 	token        string            // Authorization: Bearer
 	header       map[string]string // extra headers
-	timeout      time.Duration     // default 10 s
+	timeout      time.Duration     // default 2 min: a loaded 2-core CI box can be slow; a hang still fails
 	noContract   bool              // the answer is not checked against the OpenAPI document
 }
 
@@ -285,7 +285,7 @@ func (b *bundle) try(r req) (response, error) {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	timeout := 10 * time.Second
+	timeout := 2 * time.Minute
 	if r.timeout > 0 {
 		timeout = r.timeout
 	}
