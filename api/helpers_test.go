@@ -191,7 +191,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
-		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat,
+		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, Docs: testDocs,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,45 @@ type Config struct {
 	// an SSE comment while no line arrives, so a client that left is noticed.
 	// Default 15 s.
 	FollowHeartbeat time.Duration
+	// Docs, when set, shares the OpenAPI documents built by the servers
+	// of one process (tests, benchmarks and the cluster harness start many
+	// servers with the same routes; the document takes a while to build).
+	// Nil: each server builds its own, once.
+	Docs *Docs
+}
+
+// Docs holds OpenAPI documents by what they describe (the version and the
+// operations served). Safe for concurrent use.
+type Docs struct {
+	mu   sync.Mutex
+	docs map[string]*docEntry
+}
+
+type docEntry struct {
+	once sync.Once
+	doc  *openAPI
+	err  error
+}
+
+// NewDocs makes an empty document cache.
+func NewDocs() *Docs { return &Docs{docs: map[string]*docEntry{}} }
+
+// get builds the document for (version, ops) once.
+func (d *Docs) get(version string, ops []operation) (*openAPI, error) {
+	var key strings.Builder
+	key.WriteString(version)
+	for _, op := range ops {
+		key.WriteString("\n" + op.key())
+	}
+	d.mu.Lock()
+	e, ok := d.docs[key.String()]
+	if !ok {
+		e = &docEntry{}
+		d.docs[key.String()] = e
+	}
+	d.mu.Unlock()
+	e.once.Do(func() { e.doc, e.err = newOpenAPI(context.Background(), version, ops) })
+	return e.doc, e.err
 }
 
 // Server is the HTTP API.
@@ -203,6 +243,10 @@ func (s *Server) openAPIDoc() (*openAPI, error) {
 			if served[op.key()] {
 				ops = append(ops, op)
 			}
+		}
+		if s.cfg.Docs != nil {
+			s.openapi, s.openapiErr = s.cfg.Docs.get(s.cfg.Version, ops)
+			return
 		}
 		s.openapi, s.openapiErr = newOpenAPI(context.Background(), s.cfg.Version, ops)
 	})

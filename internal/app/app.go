@@ -44,6 +44,8 @@ type APIConfig struct {
 	DNS api.DNS
 	// RiverUI is River UI's handler, served to platform administrators at /riverui; nil leaves it out.
 	RiverUI http.Handler
+	// Docs shares OpenAPI documents between the servers of one process (api.NewDocs); nil: each builds its own.
+	Docs *api.Docs
 	// Agents serves registration tokens and /v1/agent (agent.Service); nil leaves them out.
 	Agents api.Agents
 	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
@@ -76,6 +78,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
-		Agents: cfg.Agents, RiverUI: cfg.RiverUI,
+		Agents: cfg.Agents, RiverUI: cfg.RiverUI, Docs: cfg.Docs,
 	}), nil
 }
