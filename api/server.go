@@ -97,6 +97,7 @@ type Config struct {
 	APITokens     APITokens
 	Organizations Organizations
 	Audit         AuditLog
+	Devices       Devices          // optional: without it the device-authorization routes are absent
 	Provisioning  Provisioning     // optional: without it the provisioning routes are absent
 	Credentials   Credentials      // optional: without it the credential routes are absent
 	SSH           SSHCA            // optional: without it the SSH CA routes are absent
@@ -114,6 +115,10 @@ type Config struct {
 	// /riverui), served to platform administrators; nil leaves it out.
 	RiverUI http.Handler
 	Version string
+	// PublicURL is the server's address as people reach it (SHARDFORM_PUBLIC_URL):
+	// the device flow's verification URI is under it. Empty: the request's
+	// scheme and host.
+	PublicURL string
 	// RateLimit is the number of requests per credential (or client address,
 	// without one) per RateWindow. Default 600 per minute.
 	RateLimit  int
@@ -301,6 +306,10 @@ func (s *Server) routes() {
 	v1.Post("/auth/mfa/enroll", auth, s.mfaEnroll)
 	v1.Post("/auth/mfa/verify", auth, s.mfaVerify)
 	v1.Post("/auth/mfa/disable", auth, s.mfaDisable)
+
+	if s.cfg.Devices != nil {
+		s.deviceRoutes(v1)
+	}
 
 	v1.Get("/whoami", auth, s.whoami)
 	v1.Get("/users/me", auth, s.me)

@@ -414,7 +414,7 @@ func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credent
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
-		Agents: agents, RiverUI: riverUI,
+		Agents: agents, RiverUI: riverUI, PublicURL: cfg.PublicURL,
 	})
 }
 

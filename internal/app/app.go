@@ -55,6 +55,8 @@ type APIConfig struct {
 	Unavailable map[string]string
 	// FollowHeartbeat is api.Config.FollowHeartbeat (0: its default).
 	FollowHeartbeat time.Duration
+	// PublicURL is api.Config.PublicURL (SHARDFORM_PUBLIC_URL).
+	PublicURL string
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -72,7 +74,7 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		return nil, err
 	}
 	return api.New(api.Config{
-		Accounts: accounts, APITokens: accounts, Organizations: accounts,
+		Accounts: accounts, APITokens: accounts, Organizations: accounts, Devices: accounts, PublicURL: cfg.PublicURL,
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
