@@ -15,7 +15,7 @@ import (
 // offsetClock is the real time moved forward by what a test advances it.
 type offsetClock struct{ offset atomic.Int64 }
 
-func (c *offsetClock) now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *offsetClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 var (
@@ -127,6 +127,16 @@ func TestDeviceFlow(t *testing.T) {
 	}
 	// The user code is spent too.
 	b.expect(req{method: "GET", path: "/v1/auth/device?user_code=" + userCode, token: alice.access}, 409)
+}
+
+func TestDevicePublicURL(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{publicURL: "https://shardform.example.test"})
+	d := b.startDevice("ci", "nodes:read")
+	if d.str("verification_uri") != "https://shardform.example.test/device" ||
+		d.str("verification_uri_complete") != "https://shardform.example.test/device?code="+d.str("user_code") {
+		t.Fatalf("verification URIs under SHARDFORM_PUBLIC_URL: %s", d.Raw)
+	}
 }
 
 func TestDeviceDeliveredOnceConcurrently(t *testing.T) {

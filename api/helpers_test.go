@@ -105,6 +105,8 @@ type setupOpts struct {
 	// now is the API's clock (api.Config.Now and the domain services it
 	// builds); nil: time.Now.
 	now func() time.Time
+	// publicURL is api.Config.PublicURL (SHARDFORM_PUBLIC_URL).
+	publicURL string
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -194,7 +196,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
-		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, Now: o.now, Docs: testDocs,
+		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, Now: o.now, PublicURL: o.publicURL, Docs: testDocs,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {

@@ -26,7 +26,7 @@ type Config struct {
 	DatabaseURL       string        // SHARDFORM_DATABASE_URL
 	Addr              string        // SHARDFORM_ADDR
 	MetricsAddr       string        // SHARDFORM_METRICS_ADDR: where `shardform worker` serves /metrics (empty: nowhere)
-	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes reach it; set: provisioned nodes join by themselves
+	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes and people reach it; set: provisioned nodes join by themselves, and the device login's verification URI is under it
 	DataDir           string        // SHARDFORM_DATA_DIR
 	MasterKey         []byte        // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
 	MasterKeyFromFile bool          // the key came from (or was generated into) the data dir
