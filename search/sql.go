@@ -1,0 +1,62 @@
+package search
+
+import (
+	"strconv"
+	"strings"
+)
+
+// where renders the organization condition, the restrictions and the
+// query's conditions as one WHERE clause with $1... placeholders; columns
+// come only from the allow-list, every value is an argument.
+func (q Query) where(org any, restrict []cond) (string, []any) {
+	var b strings.Builder
+	args := []any{org}
+	b.WriteString(" WHERE t." + q.Resource.OrgColumn + " = $1")
+	for _, c := range append(append([]cond{}, restrict...), q.conds...) {
+		sql := strings.ReplaceAll(c.sql, "{c}", c.field.Column)
+		if c.field.Via != "" {
+			sql = strings.Replace(c.field.Via, "%s", sql, 1)
+		}
+		b.WriteString(" AND ")
+		n := 0
+		for _, ch := range sql {
+			if ch == '?' {
+				args = append(args, c.args[n])
+				n++
+				b.WriteString("$" + strconv.Itoa(len(args)))
+				continue
+			}
+			b.WriteRune(ch)
+		}
+	}
+	return b.String(), args
+}
+
+// CountSQL is the query counting every row the search matches.
+func (q Query) CountSQL(org any, restrict ...cond) (string, []any) {
+	w, args := q.where(org, restrict)
+	return "SELECT count(*) FROM " + q.Resource.Table + " t" + w, args
+}
+
+// IDsSQL is the query of the ids of the page's rows, in order.
+func (q Query) IDsSQL(org any, restrict ...cond) (string, []any) {
+	w, args := q.where(org, restrict)
+	dir := " ASC"
+	if q.desc {
+		dir = " DESC"
+	}
+	order := " ORDER BY " + q.sort.Column + dir
+	if q.sort.Column != "t.id" {
+		order += ", t.id" + dir
+	}
+	args = append(args, q.Page.Limit, q.Page.Offset())
+	n := len(args)
+	return "SELECT t.id::text FROM " + q.Resource.Table + " t" + w + order +
+		" LIMIT $" + strconv.Itoa(n-1) + " OFFSET $" + strconv.Itoa(n), args
+}
+
+// restrictTo is a condition the caller adds whatever the body says: column
+// (of the resource's row, t) equals v.
+func restrictTo(column string, v any) cond {
+	return cond{field: Field{Column: column}, sql: "{c} = ?", args: []any{v}}
+}
