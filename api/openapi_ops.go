@@ -88,7 +88,7 @@ var (
 
 // operations is every route the server can serve, documented. The route
 // table test fails when a route is missing here or an entry has no route.
-func operations() []operation {
+func baseOperations() []operation {
 	return []operation{
 		// Health (public).
 		{method: "GET", path: "/health", summary: "Liveness", access: public, resp: statusBody{}, status: 200},

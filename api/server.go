@@ -107,6 +107,7 @@ type Config struct {
 	NodeOps       NodeOps          // optional: without it the power action routes are absent
 	Agents        Agents           // optional: without it registration tokens and the /v1/agent routes are absent
 	State         *tfstate.Service // optional: without it the Terraform state routes are absent
+	Search        Searcher         // optional: without it the search routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -345,6 +346,9 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/audit-logs", auth, s.listAuditLogs)
 
+	if s.cfg.Search != nil {
+		s.searchRoutes(v1)
+	}
 	if s.cfg.Agents != nil {
 		// Before the provisioning routes: /v1/nodes/register-tokens is
 		// not /v1/nodes/:id.

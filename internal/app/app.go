@@ -13,6 +13,7 @@ import (
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/ratelimit"
+	"github.com/shardform/shardform/search"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/tfstate"
@@ -73,6 +74,12 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	src := search.Sources{Audit: audit.New(cfg.Store), Members: accounts}
+	src.Provisioning, _ = cfg.Provisioning.(search.Provisioning)
+	src.Instances, _ = cfg.Instances.(search.Instances)
+	src.Credentials, _ = cfg.Credentials.(search.Credentials)
+	src.Certificates, _ = cfg.SSH.(search.Certificates)
+	src.DNS, _ = cfg.DNS.(search.DNS)
 	return api.New(api.Config{
 		Accounts: accounts, APITokens: accounts, Organizations: accounts, Devices: accounts, PublicURL: cfg.PublicURL,
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
@@ -80,6 +87,6 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
-		Agents: cfg.Agents, RiverUI: cfg.RiverUI, Docs: cfg.Docs,
+		Agents: cfg.Agents, RiverUI: cfg.RiverUI, Docs: cfg.Docs, Search: search.New(cfg.Store.Pool, src),
 	}), nil
 }
