@@ -59,9 +59,9 @@ type operation struct {
 	list         bool              // resp is one element of a list answer {data, meta}
 	paged        bool              // page and limit query parameters
 	query        []queryParam
-	produces     string // content type of an answer that is not a JSON body of resp's type
-	stream       bool   // the answer may also be a Server-Sent Events stream
-	errors       []int  // error statuses beyond those implied by access, body and path
+	produces     string           // content type of an answer that is not a JSON body of resp's type
+	stream       bool             // the answer may also be a Server-Sent Events stream
+	errors       []int            // error statuses beyond those implied by access, body and path
 	search       *search.Resource // a search route: its body is the resource's search body
 }
 

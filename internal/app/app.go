@@ -13,8 +13,8 @@ import (
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/ratelimit"
-	"github.com/shardform/shardform/search"
 	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/search"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/tfstate"
 )
