@@ -42,6 +42,28 @@ func relations(kind string) []relation {
 	return nil
 }
 
+// kindPerm is the permission reading objects of kind needs (ssh:sign for
+// certificates: ssh:admin also reads them).
+func kindPerm(kind string) domain.Permission {
+	switch kind {
+	case KindProvision, KindRun:
+		return domain.PermProvisionRead
+	case KindNode, KindInstance:
+		return domain.PermNodesRead
+	case KindCredential:
+		return domain.PermCredentialsRead
+	case KindCertificate:
+		return domain.PermSSHSign
+	case KindDNSRecord:
+		return domain.PermDNSRead
+	case KindAudit:
+		return domain.PermAuditRead
+	case KindMember:
+		return domain.PermMembersRead
+	}
+	return ""
+}
+
 // MaxExtendDepth is how deep extends nest ("node.instances" is 2).
 const MaxExtendDepth = 2
 

@@ -98,15 +98,15 @@ func Filterable(f Field) bool { return true }
 
 // Body is the JSON body of a search.
 type Body struct {
-	Filters       map[string][]json.RawMessage `json:"filters,omitempty"`
-	Search        map[string][]string          `json:"search,omitempty"`
-	GreaterThan   map[string]json.RawMessage   `json:"greaterThan,omitempty"`
-	LessThan      map[string]json.RawMessage   `json:"lessThan,omitempty"`
-	SortBy        string                       `json:"sortBy,omitempty"`
-	SortDirection string                       `json:"sortDirection,omitempty"`
-	Page          *int64                       `json:"page,omitempty"`
-	Limit         *int64                       `json:"limit,omitempty"`
-	Extend        []string                     `json:"extend,omitempty"`
+	Filters       map[string]json.RawMessage `json:"filters,omitempty"` // field → array of values
+	Search        map[string]json.RawMessage `json:"search,omitempty"`  // field → array of substrings
+	GreaterThan   map[string]json.RawMessage `json:"greaterThan,omitempty"`
+	LessThan      map[string]json.RawMessage `json:"lessThan,omitempty"`
+	SortBy        string                     `json:"sortBy,omitempty"`
+	SortDirection string                     `json:"sortDirection,omitempty"`
+	Page          *int64                     `json:"page,omitempty"`
+	Limit         *int64                     `json:"limit,omitempty"`
+	Extend        []string                   `json:"extend,omitempty"`
 }
 
 // MaxValues bounds the values of one filter or search field.
@@ -152,7 +152,10 @@ func Parse(r *Resource, b Body) (Query, error) {
 		if err != nil {
 			return Query{}, err
 		}
-		vals := b.Filters[name]
+		var vals []json.RawMessage
+		if err := json.Unmarshal(b.Filters[name], &vals); err != nil || vals == nil {
+			return Query{}, domain.Invalid(path, "must be an array of values")
+		}
 		if len(vals) == 0 || len(vals) > MaxValues {
 			return Query{}, domain.Invalid(path, "must list 1 to %d values", MaxValues)
 		}
@@ -168,7 +171,10 @@ func Parse(r *Resource, b Body) (Query, error) {
 		if err != nil {
 			return Query{}, err
 		}
-		vals := b.Search[name]
+		var vals []string
+		if err := json.Unmarshal(b.Search[name], &vals); err != nil || vals == nil {
+			return Query{}, domain.Invalid(path, "must be an array of strings")
+		}
 		if len(vals) == 0 || len(vals) > MaxValues {
 			return Query{}, domain.Invalid(path, "must list 1 to %d substrings", MaxValues)
 		}

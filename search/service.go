@@ -180,6 +180,18 @@ func (s *Service) Search(ctx context.Context, p *domain.Principal, resource stri
 	if err != nil {
 		return Result{}, err
 	}
+	for _, path := range q.Extend {
+		// An extend reads objects of other kinds: each needs its own
+		// permission, whether or not a row has any.
+		kind := r.Kind
+		for _, name := range strings.Split(path, ".") {
+			rel, _ := relationOf(kind, name)
+			kind = rel.target
+			if perm := kindPerm(kind); !p.Can(perm) && !(kind == KindCertificate && p.Can(domain.PermSSHAdmin)) {
+				return Result{}, domain.Forbidden("extend %s: missing permission %s", path, perm)
+			}
+		}
+	}
 	out := Result{Page: q.Page, Data: []*Object{}}
 	sql, args := q.CountSQL(p.OrgID, restrict...)
 	if err := s.db.QueryRow(ctx, sql, args...).Scan(&out.Total); err != nil {
