@@ -10,10 +10,10 @@ CREATE INDEX dns_records_name_trgm_idx ON dns_records USING gin (name gin_trgm_o
 CREATE INDEX provision_requests_name_trgm_idx ON provision_requests USING gin (name gin_trgm_ops);
 CREATE INDEX instances_name_trgm_idx ON instances USING gin (name gin_trgm_ops);
 
-CREATE INDEX nodes_org_region_idx ON nodes (organization_id, region);
+CREATE INDEX nodes_org_region_idx ON nodes (organization_id, region, status, power_state);
 CREATE INDEX nodes_org_provider_idx ON nodes (organization_id, provider);
 CREATE INDEX nodes_org_instance_type_idx ON nodes (organization_id, instance_type);
-CREATE INDEX nodes_org_status_idx ON nodes (organization_id, status);
+CREATE INDEX nodes_org_status_idx ON nodes (organization_id, status, power_state);
 CREATE INDEX nodes_labels_idx ON nodes USING gin (labels jsonb_path_ops);
 CREATE INDEX provision_requests_org_status_idx ON provision_requests (organization_id, status);
 CREATE INDEX provision_requests_node_idx ON provision_requests (node_id) WHERE node_id IS NOT NULL;

@@ -50,8 +50,12 @@ type Field struct {
 	// condition goes (a field of related rows, such as a node's fqdn).
 	Via    string
 	Values []string // Enum: the allowed values
-	Search bool     // substring search allowed (Text)
-	Sort   bool     // sortBy allowed
+	// FilterSQL, when set, is the exact match's SQL in place of
+	// "Column = ANY(?)": each ? is the array of values (a form the
+	// planner can use an index for, where Column is an expression).
+	FilterSQL string
+	Search    bool // substring search allowed (Text)
+	Sort      bool // sortBy allowed
 }
 
 // Resource is what may be searched and how: the allow-list.
@@ -331,6 +335,13 @@ func filterCond(path string, f Field, vals []json.RawMessage) (cond, error) {
 		arg = a
 	default:
 		return cond{}, fmt.Errorf("search field %s: unknown type %q", f.Name, f.Type)
+	}
+	if f.FilterSQL != "" {
+		args := make([]any, strings.Count(f.FilterSQL, "?"))
+		for i := range args {
+			args[i] = arg
+		}
+		return cond{field: f, sql: f.FilterSQL, args: args}, nil
 	}
 	return cond{field: f, sql: "{c} = ANY(?)", args: []any{arg}}, nil
 }

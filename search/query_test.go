@@ -47,12 +47,12 @@ func TestCompiledSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	sql, args := q.IDsSQL(org)
-	want := "SELECT t.id::text FROM nodes t WHERE t.organization_id = $1" +
+	want := "WITH m AS MATERIALIZED (SELECT t.id, t.name AS sort_key FROM nodes t WHERE t.organization_id = $1" +
 		" AND (t.labels @> $2::jsonb) AND t.region = ANY($3)" +
 		" AND EXISTS (SELECT 1 FROM dns_records r WHERE r.organization_id = t.organization_id AND r.node_id = t.id AND r.type IN ('A', 'AAAA') AND r.status <> 'deleted' AND (r.name ILIKE $4))" +
 		" AND (t.name ILIKE $5 OR t.name ILIKE $6)" +
-		" AND t.vcpu > $7 AND t.created_at < $8" +
-		" ORDER BY t.name DESC, t.id DESC LIMIT $9 OFFSET $10"
+		" AND t.vcpu > $7 AND t.created_at < $8)" +
+		" SELECT m.id::text, (SELECT count(*) FROM m) FROM m ORDER BY m.sort_key DESC, m.id DESC LIMIT $9 OFFSET $10"
 	if sql != want {
 		t.Errorf("sql\n%s\nwant\n%s", sql, want)
 	}
@@ -62,6 +62,25 @@ func TestCompiledSQL(t *testing.T) {
 	}
 	if strings.Contains(sql, "DROP") {
 		t.Error("a value reached the SQL text")
+	}
+}
+
+func TestCompiledSQLWithoutSearch(t *testing.T) {
+	t.Parallel()
+	b, err := decodeBody([]byte(`{"filters":{"status":["stopped","ready"]},"sortBy":"status"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Parse(resource(t, "nodes"), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql, args := q.IDsSQL(uuid.Nil)
+	want := "SELECT t.id::text FROM nodes t WHERE t.organization_id = $1" +
+		" AND ((t.status = ANY($2) AND t.power_state <> 'stopped') OR (t.power_state = 'stopped' AND 'stopped' = ANY($3)))" +
+		" ORDER BY (CASE WHEN t.power_state = 'stopped' THEN 'stopped' ELSE t.status END) ASC, t.id ASC LIMIT $4 OFFSET $5"
+	if sql != want || len(args) != 5 {
+		t.Errorf("sql\n%s\nwant\n%s\nargs %v", sql, want, args)
 	}
 }
 

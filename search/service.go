@@ -193,16 +193,7 @@ func (s *Service) Search(ctx context.Context, p *domain.Principal, resource stri
 		}
 	}
 	out := Result{Page: q.Page, Data: []*Object{}}
-	sql, args := q.CountSQL(p.OrgID, restrict...)
-	if err := s.db.QueryRow(ctx, sql, args...).Scan(&out.Total); err != nil {
-		return Result{}, fmt.Errorf("search %s: count: %w", r.Name, err)
-	}
-	sql, args = q.IDsSQL(p.OrgID, restrict...)
-	rows, err := s.db.Query(ctx, sql, args...)
-	if err != nil {
-		return Result{}, fmt.Errorf("search %s: %w", r.Name, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := s.ids(ctx, q, p, restrict, &out.Total)
 	if err != nil {
 		return Result{}, fmt.Errorf("search %s: %w", r.Name, err)
 	}
@@ -226,6 +217,39 @@ func (s *Service) Search(ctx context.Context, p *domain.Principal, resource stri
 		return Result{}, fmt.Errorf("search %s: extend: %w", r.Name, err)
 	}
 	return out, nil
+}
+
+// ids runs the search's own SQL: the page's ids in order and the total.
+// A substring search is one query (its matches are gathered once, then
+// counted and sorted), unless the page is past the end; otherwise the count
+// and the page are two queries (the page often walks an index in order and
+// stops early).
+func (s *Service) ids(ctx context.Context, q Query, p *domain.Principal, restrict []cond, total *int64) ([]string, error) {
+	sql, args := q.IDsSQL(p.OrgID, restrict...)
+	rows, err := s.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	ids := []string{}
+	if q.Counted() {
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&id, total}, func() error {
+			ids = append(ids, id)
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 || q.Page.Page == 1 {
+			return ids, nil // with no row on page 1, nothing matches: the total is 0
+		}
+	} else if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, err
+	}
+	sql, args = q.CountSQL(p.OrgID, restrict...)
+	if err := s.db.QueryRow(ctx, sql, args...).Scan(total); err != nil {
+		return nil, fmt.Errorf("count: %w", err)
+	}
+	return ids, nil
 }
 
 // tree is a set of extend paths as nested names.

@@ -224,6 +224,9 @@ func TestSearchNodes(t *testing.T) {
 		{"sort by name", `{"sortBy":"name"}`, []string{"fsn-game-1", "fsn-game-2", "hel-100%", "nbg-web_1"}, 4},
 		{"page 2", `{"sortBy":"name","page":2,"limit":3}`, []string{"nbg-web_1"}, 4},
 		{"past the end", `{"page":3,"limit":3}`, []string{}, 4},
+		{"search, page 2", `{"search":{"name":["game"]},"page":2,"limit":1}`, []string{"fsn-game-2"}, 2},
+		{"search past the end", `{"search":{"name":["game"]},"page":5,"limit":1}`, []string{}, 2},
+		{"search matching nothing", `{"search":{"name":["nothing"]}}`, []string{}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,21 +38,47 @@ func (q Query) CountSQL(org any, restrict ...cond) (string, []any) {
 	return "SELECT count(*) FROM " + q.Resource.Table + " t" + w, args
 }
 
-// IDsSQL is the query of the ids of the page's rows, in order.
+// IDsSQL is the query of the ids of the page's rows, in order. With a
+// substring search each row also carries the count of every match (one
+// scan for both: see Search); otherwise it has one column.
+//
+// With a substring search, the matching rows are gathered first (a
+// materialized CTE, through the trigram indexes) and then sorted: left to
+// itself the planner may walk the sort order's index and test every row
+// against the pattern, hoping to fill the page early, which costs a scan of
+// the whole organization when the matches sort late.
 func (q Query) IDsSQL(org any, restrict ...cond) (string, []any) {
 	w, args := q.where(org, restrict)
 	dir := " ASC"
 	if q.desc {
 		dir = " DESC"
 	}
+	args = append(args, q.Page.Limit, q.Page.Offset())
+	n := len(args)
+	page := " LIMIT $" + strconv.Itoa(n-1) + " OFFSET $" + strconv.Itoa(n)
+	if q.substring() {
+		return "WITH m AS MATERIALIZED (SELECT t.id, " + q.sort.Column + " AS sort_key FROM " + q.Resource.Table + " t" + w + ")" +
+			" SELECT m.id::text, (SELECT count(*) FROM m) FROM m ORDER BY m.sort_key" + dir + ", m.id" + dir + page, args
+	}
 	order := " ORDER BY " + q.sort.Column + dir
 	if q.sort.Column != "t.id" {
 		order += ", t.id" + dir
 	}
-	args = append(args, q.Page.Limit, q.Page.Offset())
-	n := len(args)
-	return "SELECT t.id::text FROM " + q.Resource.Table + " t" + w + order +
-		" LIMIT $" + strconv.Itoa(n-1) + " OFFSET $" + strconv.Itoa(n), args
+	return "SELECT t.id::text FROM " + q.Resource.Table + " t" + w + order + page, args
+}
+
+// Counted reports whether IDsSQL's rows carry the total (a substring
+// search).
+func (q Query) Counted() bool { return q.substring() }
+
+// substring reports whether the query has a substring search.
+func (q Query) substring() bool {
+	for _, c := range q.conds {
+		if strings.Contains(c.sql, "ILIKE") {
+			return true
+		}
+	}
+	return false
 }
 
 // restrictTo is a condition the caller adds whatever the body says: column
