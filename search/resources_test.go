@@ -191,3 +191,31 @@ func TestSearchAuditLogs(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+func TestSearchProvision(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for i, r := range []struct{ name, provider, status, labels string }{
+		{"web-1", "local", "applied", `{"team":"web"}`}, {"web-2", "hetzner", "failed", `{"team":"web"}`},
+		{"db-1", "aws", "pending", `{"team":"data"}`}, {"game_1", "hetzner", "applied", `{}`},
+	} {
+		b.exec(`INSERT INTO provision_requests (organization_id, provider, region, instance_type, name, status, labels, error, created_at)
+			VALUES ($1, $2, 'r', 't', $3, $4, $5, CASE WHEN $4 = 'failed' THEN 'quota exceeded' ELSE '' END, '2026-01-01'::timestamptz + make_interval(hours => $6::int))`,
+			b.a.OrgID, r.provider, r.name, r.status, r.labels, i)
+	}
+	b.exec(`INSERT INTO provision_requests (organization_id, provider, region, instance_type, name, status) VALUES ($1, 'local', 'r', 't', 'web-b', 'applied')`, b.b.OrgID)
+	b.run(t, b.a, "provision", []searchCase{
+		{name: "newest first by default", body: `{}`, want: []string{"game_1", "db-1", "web-2", "web-1"}, total: 4},
+		{name: "status", body: `{"filters":{"status":["applied"]}}`, want: []string{"game_1", "web-1"}, total: 2},
+		{name: "status and provider", body: `{"filters":{"status":["applied","failed"],"provider":["hetzner"]}}`, want: []string{"game_1", "web-2"}, total: 2},
+		{name: "labels", body: `{"filters":{"labels":["team=web"]},"sortDirection":"asc"}`, want: []string{"web-1", "web-2"}, total: 2},
+		{name: "search name and error", body: `{"search":{"name":["WEB"],"error":["quota"]}}`, want: []string{"web-2"}, total: 1},
+		{name: "search _ literally", body: `{"search":{"name":["e_1"]}}`, want: []string{"game_1"}, total: 1},
+		{name: "created_at range", body: `{"greaterThan":{"created_at":"2026-01-01T00:30:00Z"},"lessThan":{"created_at":"2026-01-01T02:30:00Z"},"sortDirection":"asc"}`, want: []string{"web-2", "db-1"}, total: 2},
+		{name: "sort by name", body: `{"sortBy":"name","sortDirection":"asc","limit":2}`, want: []string{"db-1", "game_1"}, total: 4},
+		{name: "page 2", body: `{"sortBy":"name","sortDirection":"asc","limit":2,"page":2}`, want: []string{"web-1", "web-2"}, total: 4},
+	})
+	b.run(t, b.b, "provision", []searchCase{
+		{name: "organization B sees its own", body: `{"search":{"name":["web"]}}`, want: []string{"web-b"}, total: 1},
+	})
+}
