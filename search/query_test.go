@@ -138,7 +138,7 @@ func FuzzParse(f *testing.F) {
 				}
 				continue
 			}
-			for _, build := range []func(any, ...cond) (string, []any){q.CountSQL, q.IDsSQL} {
+			for _, build := range []func(any) (string, []any){q.CountSQL, q.IDsSQL} {
 				sql, args := build(uuid.Nil)
 				max := 0
 				for _, m := range placeholder.FindAllStringSubmatch(sql, -1) {

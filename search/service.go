@@ -225,7 +225,7 @@ func (s *Service) Search(ctx context.Context, p *domain.Principal, resource stri
 // and the page are two queries (the page often walks an index in order and
 // stops early).
 func (s *Service) ids(ctx context.Context, q Query, p *domain.Principal, restrict []cond, total *int64) ([]string, error) {
-	sql, args := q.IDsSQL(p.OrgID, restrict...)
+	sql, args := q.idsSQL(p.OrgID, restrict)
 	rows, err := s.db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (s *Service) ids(ctx context.Context, q Query, p *domain.Principal, restric
 	} else if ids, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 		return nil, err
 	}
-	sql, args = q.CountSQL(p.OrgID, restrict...)
+	sql, args = q.countSQL(p.OrgID, restrict)
 	if err := s.db.QueryRow(ctx, sql, args...).Scan(total); err != nil {
 		return nil, fmt.Errorf("count: %w", err)
 	}

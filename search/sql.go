@@ -32,13 +32,19 @@ func (q Query) where(org any, restrict []cond) (string, []any) {
 	return b.String(), args
 }
 
-// CountSQL is the query counting every row the search matches.
-func (q Query) CountSQL(org any, restrict ...cond) (string, []any) {
+// CountSQL is the query counting every row of org the search matches.
+func (q Query) CountSQL(org any) (string, []any) { return q.countSQL(org, nil) }
+
+// IDsSQL is the query of the ids of the page's rows of org (idsSQL).
+func (q Query) IDsSQL(org any) (string, []any) { return q.idsSQL(org, nil) }
+
+// countSQL is CountSQL with the caller's restrictions.
+func (q Query) countSQL(org any, restrict []cond) (string, []any) {
 	w, args := q.where(org, restrict)
 	return "SELECT count(*) FROM " + q.Resource.Table + " t" + w, args
 }
 
-// IDsSQL is the query of the ids of the page's rows, in order. With a
+// idsSQL is the query of the ids of the page's rows, in order. With a
 // substring search each row also carries the count of every match (one
 // scan for both: see Search); otherwise it has one column.
 //
@@ -47,7 +53,7 @@ func (q Query) CountSQL(org any, restrict ...cond) (string, []any) {
 // itself the planner may walk the sort order's index and test every row
 // against the pattern, hoping to fill the page early, which costs a scan of
 // the whole organization when the matches sort late.
-func (q Query) IDsSQL(org any, restrict ...cond) (string, []any) {
+func (q Query) idsSQL(org any, restrict []cond) (string, []any) {
 	w, args := q.where(org, restrict)
 	dir := " ASC"
 	if q.desc {
