@@ -194,7 +194,7 @@ func (s *Server) listProvisions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rs, total, err := s.cfg.Provisioning.List(c.UserContext(), principal(c), provision.Filter{Status: c.Query("status"), Provider: c.Query("provider"), Name: c.Query("name")}, pg)
+	rs, total, err := s.cfg.Provisioning.List(c.UserContext(), principal(c), provision.Filter{Status: c.Query("status"), Provider: c.Query("provider")}, pg)
 	if err != nil {
 		return err
 	}
@@ -562,7 +562,7 @@ func (s *Server) listNodes(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ns, total, err := s.cfg.Provisioning.ListNodes(c.UserContext(), principal(c), provision.Filter{Status: c.Query("status"), Provider: c.Query("provider"), Name: c.Query("name")}, pg)
+	ns, total, err := s.cfg.Provisioning.ListNodes(c.UserContext(), principal(c), provision.Filter{Status: c.Query("status"), Provider: c.Query("provider")}, pg)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ type Organizations interface {
 // AuditLog records and lists audit entries.
 type AuditLog interface {
 	Record(ctx context.Context, e audit.Entry) error
-	List(ctx context.Context, p *domain.Principal, f audit.Filter, page domain.Page) ([]audit.Entry, int64, error)
+	List(ctx context.Context, p *domain.Principal, page domain.Page) ([]audit.Entry, int64, error)
 }
 
 // Limiter counts requests per key in shared windows.

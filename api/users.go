@@ -2,9 +2,7 @@ package api
 
 import (
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
-	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/identity"
 )
@@ -164,15 +162,7 @@ func (s *Server) listAuditLogs(c *fiber.Ctx) error {
 	if err := need(p, domain.PermAuditRead); err != nil {
 		return err
 	}
-	f := audit.Filter{Action: c.Query("action"), Target: c.Query("target")}
-	if v := c.Query("user_id"); v != "" {
-		id, err := domain.ParseID("user_id", v)
-		if err != nil {
-			return err
-		}
-		f.UserID = uuid.NullUUID{UUID: id, Valid: true}
-	}
-	entries, total, err := s.cfg.Audit.List(c.UserContext(), p, f, pg)
+	entries, total, err := s.cfg.Audit.List(c.UserContext(), p, pg)
 	if err != nil {
 		return err
 	}

@@ -154,7 +154,8 @@ func (d *Dashboard) auditList(c *fiber.Ctx, s *session, v *view) error {
 		Data []audit.Entry `json:"data"`
 		Meta listMeta      `json:"meta"`
 	}
-	if err := d.do(c, s, call{method: "GET", path: "/v1/admin/audit-logs", query: q, out: &out}); err != nil {
+	if err := d.do(c, s, call{method: "POST", path: "/v1/admin/audit-logs/search", out: &out,
+		body: searchBody(q, map[string]string{"target": "target", "user_id": "user_id"}, map[string]string{"action": "action"})}); err != nil {
 		return err
 	}
 	data := &auditData{Entries: out.Data, Pager: pager{out.Meta, q}, Filter: q}

@@ -105,7 +105,10 @@ func (d *Dashboard) provisionList(c *fiber.Ctx, s *session, v *view) error {
 		Data []provision.Request `json:"data"`
 		Meta listMeta            `json:"meta"`
 	}
-	if err := d.do(c, s, call{method: "GET", path: "/v1/provision", query: q, out: &out}); err != nil {
+	// The API's search (POST /v1/provision/search): exact filters, the
+	// name as a substring, newest first.
+	if err := d.do(c, s, call{method: "POST", path: "/v1/provision/search", out: &out,
+		body: searchBody(q, map[string]string{"status": "status", "provider": "provider"}, map[string]string{"name": "name"})}); err != nil {
 		return err
 	}
 	v.Data = &provisionListData{Requests: out.Data, Pager: pager{out.Meta, q}, Status: q.Get("status"),
@@ -329,4 +332,32 @@ func (d *Dashboard) runEvents(c *fiber.Ctx) error {
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// searchBody is the body of a /v1/.../search call from a list page's
+// query: each of filters (query name → field) an exact filter, each of
+// substrings a substring search, and the page.
+func searchBody(q url.Values, filters, substrings map[string]string) map[string]any {
+	body := map[string]any{"limit": 50}
+	if p, err := strconv.Atoi(q.Get("page")); err == nil && p > 0 {
+		body["page"] = p
+	}
+	f, sr := map[string][]string{}, map[string][]string{}
+	for param, field := range filters {
+		if v := q.Get(param); v != "" {
+			f[field] = []string{v}
+		}
+	}
+	for param, field := range substrings {
+		if v := q.Get(param); v != "" {
+			sr[field] = []string{v}
+		}
+	}
+	if len(f) > 0 {
+		body["filters"] = f
+	}
+	if len(sr) > 0 {
+		body["search"] = sr
+	}
+	return body
 }

@@ -396,9 +396,6 @@ func (s *Service) Get(ctx context.Context, p *domain.Principal, id uuid.UUID) (R
 type Filter struct {
 	Status   string
 	Provider string
-	// Name keeps the requests whose name contains it (names are
-	// lowercase, and so is the search).
-	Name string
 }
 
 func optional(s string) *string {
@@ -416,11 +413,11 @@ func (s *Service) List(ctx context.Context, p *domain.Principal, f Filter, page 
 	if f.Status != "" && !validStatus(f.Status) {
 		return nil, 0, domain.Invalid("status", "must be one of pending, planning, planned, applying, applied, destroying, destroyed, failed")
 	}
-	total, err := s.q.CountProvisionRequests(ctx, s.st.Pool, store.CountProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider), Name: optional(strings.ToLower(f.Name))})
+	total, err := s.q.CountProvisionRequests(ctx, s.st.Pool, store.CountProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider)})
 	if err != nil {
 		return nil, 0, fmt.Errorf("count provisions: %w", err)
 	}
-	rows, err := s.q.ListProvisionRequests(ctx, s.st.Pool, store.ListProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider), Name: optional(strings.ToLower(f.Name)), Lim: page.Limit, Off: page.Offset()})
+	rows, err := s.q.ListProvisionRequests(ctx, s.st.Pool, store.ListProvisionRequestsParams{OrganizationID: p.OrgID, Status: optional(f.Status), Provider: optional(f.Provider), Lim: page.Limit, Off: page.Offset()})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list provisions: %w", err)
 	}

@@ -54,27 +54,11 @@ func (q *Queries) AuditLogsByIDs(ctx context.Context, db DBTX, arg AuditLogsByID
 }
 
 const countAuditLogs = `-- name: CountAuditLogs :one
-SELECT count(*) FROM audit_logs
-WHERE organization_id = $1
-  AND ($2::text IS NULL OR strpos(action, $2) > 0)
-  AND ($3::text IS NULL OR target = $3)
-  AND ($4::uuid IS NULL OR user_id = $4)
+SELECT count(*) FROM audit_logs WHERE organization_id = $1
 `
 
-type CountAuditLogsParams struct {
-	OrganizationID uuid.NullUUID
-	Action         *string
-	Target         *string
-	UserID         uuid.NullUUID
-}
-
-func (q *Queries) CountAuditLogs(ctx context.Context, db DBTX, arg CountAuditLogsParams) (int64, error) {
-	row := db.QueryRow(ctx, countAuditLogs,
-		arg.OrganizationID,
-		arg.Action,
-		arg.Target,
-		arg.UserID,
-	)
+func (q *Queries) CountAuditLogs(ctx context.Context, db DBTX, organizationID uuid.NullUUID) (int64, error) {
+	row := db.QueryRow(ctx, countAuditLogs, organizationID)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
@@ -113,31 +97,18 @@ func (q *Queries) InsertAuditLog(ctx context.Context, db DBTX, arg InsertAuditLo
 const listAuditLogs = `-- name: ListAuditLogs :many
 SELECT id, organization_id, user_id, api_token_id, action, target, status, request_id, ip, created_at FROM audit_logs
 WHERE organization_id = $1
-  AND ($2::text IS NULL OR strpos(action, $2) > 0)
-  AND ($3::text IS NULL OR target = $3)
-  AND ($4::uuid IS NULL OR user_id = $4)
 ORDER BY created_at DESC, id DESC
-LIMIT $6 OFFSET $5
+LIMIT $3 OFFSET $2
 `
 
 type ListAuditLogsParams struct {
 	OrganizationID uuid.NullUUID
-	Action         *string
-	Target         *string
-	UserID         uuid.NullUUID
 	Off            int32
 	Lim            int32
 }
 
 func (q *Queries) ListAuditLogs(ctx context.Context, db DBTX, arg ListAuditLogsParams) ([]AuditLog, error) {
-	rows, err := db.Query(ctx, listAuditLogs,
-		arg.OrganizationID,
-		arg.Action,
-		arg.Target,
-		arg.UserID,
-		arg.Off,
-		arg.Lim,
-	)
+	rows, err := db.Query(ctx, listAuditLogs, arg.OrganizationID, arg.Off, arg.Lim)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,6 @@ SELECT * FROM provision_requests
 WHERE organization_id = @organization_id
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
   AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider))
-  AND (sqlc.narg(name)::text IS NULL OR strpos(name, sqlc.narg(name)) > 0)
 ORDER BY created_at DESC, id
 LIMIT @lim OFFSET @off;
 
@@ -25,8 +24,7 @@ LIMIT @lim OFFSET @off;
 SELECT count(*) FROM provision_requests
 WHERE organization_id = @organization_id
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
-  AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider))
-  AND (sqlc.narg(name)::text IS NULL OR strpos(name, sqlc.narg(name)) > 0);
+  AND (sqlc.narg(provider)::text IS NULL OR provider = sqlc.narg(provider));
 
 -- name: SetProvisionStatus :exec
 UPDATE provision_requests SET status = @status, error = @error, updated_at = now()

@@ -32,23 +32,16 @@ SELECT count(*) FROM provision_requests
 WHERE organization_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR provider = $3)
-  AND ($4::text IS NULL OR strpos(name, $4) > 0)
 `
 
 type CountProvisionRequestsParams struct {
 	OrganizationID uuid.UUID
 	Status         *string
 	Provider       *string
-	Name           *string
 }
 
 func (q *Queries) CountProvisionRequests(ctx context.Context, db DBTX, arg CountProvisionRequestsParams) (int64, error) {
-	row := db.QueryRow(ctx, countProvisionRequests,
-		arg.OrganizationID,
-		arg.Status,
-		arg.Provider,
-		arg.Name,
-	)
+	row := db.QueryRow(ctx, countProvisionRequests, arg.OrganizationID, arg.Status, arg.Provider)
 	var count int64
 	err := row.Scan(&count)
 	return count, err
@@ -284,16 +277,14 @@ SELECT id, organization_id, created_by, provider, region, instance_type, name, i
 WHERE organization_id = $1
   AND ($2::text IS NULL OR status = $2)
   AND ($3::text IS NULL OR provider = $3)
-  AND ($4::text IS NULL OR strpos(name, $4) > 0)
 ORDER BY created_at DESC, id
-LIMIT $6 OFFSET $5
+LIMIT $5 OFFSET $4
 `
 
 type ListProvisionRequestsParams struct {
 	OrganizationID uuid.UUID
 	Status         *string
 	Provider       *string
-	Name           *string
 	Off            int32
 	Lim            int32
 }
@@ -303,7 +294,6 @@ func (q *Queries) ListProvisionRequests(ctx context.Context, db DBTX, arg ListPr
 		arg.OrganizationID,
 		arg.Status,
 		arg.Provider,
-		arg.Name,
 		arg.Off,
 		arg.Lim,
 	)
