@@ -531,3 +531,67 @@ func TestDashboardRiverUI(t *testing.T) {
 		t.Errorf("a cross-site change to River UI with the cookie: %d, want 404", p.status)
 	}
 }
+
+// TestDashboardDevice: `shardform login`'s device flow approved on the
+// dashboard's /device page: the code from the link shows what the device
+// asks for; approving without the CSRF token is refused and changes
+// nothing; approving for the chosen organization gives the CLI its token;
+// a denied code answers access_denied; an unknown code is named.
+func TestDashboardDevice(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := b.bootstrap("owner@acme.test")
+	base := b.listen()
+	start := func(name string) (device, user string) {
+		t.Helper()
+		r := b.expect(req{method: "POST", path: "/v1/auth/device", body: map[string]any{"client_name": name, "scopes": []string{"nodes:read"}}}, 200)
+		return r.str("device_code"), r.str("user_code")
+	}
+	poll := func(device string) response {
+		t.Helper()
+		return b.do(req{method: "POST", path: "/v1/auth/device/token", body: map[string]any{"device_code": device}})
+	}
+	br := newBrowser(t, base)
+	// Signed out, the link goes to the sign-in form and comes back.
+	device, user := start("shardform on laptop")
+	p := br.expect(br.get("/device?code="+url.QueryEscape(user)), 303, "device page signed out")
+	if loc := p.header.Get("Location"); loc != "/login?next="+url.QueryEscape("/device?code="+url.QueryEscape(user)) {
+		t.Errorf("signed out, /device redirects to %q", loc)
+	}
+	br.signIn(a.email)
+	p = br.expect(br.get("/device?code="+strings.ToLower(strings.ReplaceAll(user, "-", ""))), 200, "device page")
+	for _, want := range []string{"shardform on laptop", "nodes:read", `name="decision" value="approve"`, a.orgID} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the device page lacks %q:\n%s", want, p.body)
+		}
+	}
+	if n := len(h1RE.FindAllString(p.body, -1)); n != 1 {
+		t.Errorf("device page: %d h1", n)
+	}
+	form := url.Values{"user_code": {user}, "organization_id": {a.orgID}, "decision": {"approve"}}
+	br.expect(br.post("/device", merge(form, "_csrf", "forged")), 403, "approve without the CSRF token")
+	if r := poll(device); r.Status != 400 || r.Body["error"] != "authorization_pending" {
+		t.Fatalf("after a refused approval the poll answers %d %s", r.Status, r.Raw)
+	}
+	br.expect(br.post("/device", form), 303, "approve")
+	if p = br.get("/device"); !strings.Contains(p.body, "Approved “shardform on laptop”") {
+		t.Errorf("no confirmation after the approval:\n%s", p.body)
+	}
+	tok := poll(device)
+	if tok.Status != 200 || !strings.HasPrefix(tok.str("token"), "shardform_api_") {
+		t.Fatalf("the CLI's poll after the approval: %d %s", tok.Status, tok.Raw)
+	}
+	who := b.expect(req{method: "GET", path: "/v1/whoami", token: tok.str("token")}, 200)
+	if org, _ := who.Body["organization"].(map[string]any); org["id"] != a.orgID {
+		t.Errorf("the device's token is for %v, want %s", who.Body["organization"], a.orgID)
+	}
+
+	device, user = start("shardform on a stranger's box")
+	br.expect(br.post("/device", url.Values{"user_code": {user}, "decision": {"deny"}}), 303, "deny")
+	if r := poll(device); r.Status != 400 || r.Body["error"] != "access_denied" {
+		t.Errorf("a denied device's poll: %d %s", r.Status, r.Raw)
+	}
+	if p = br.get("/device?code=ZZZZ-ZZZZ"); p.status != 200 || !strings.Contains(p.body, `role="alert"`) || strings.Contains(p.body, `value="approve"`) {
+		t.Errorf("an unknown code: %d\n%s", p.status, p.body)
+	}
+}

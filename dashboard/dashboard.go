@@ -133,6 +133,9 @@ func (d *Dashboard) routes() []route {
 
 		get("/audit", "Dashboard: audit log", d.page(d.auditList)),
 
+		get("/device", "Dashboard: approve a device (shardform login): the code, what it asks for", d.page(d.deviceForm)),
+		post("/device", "Dashboard: approve or deny a device for an organization", d.page(d.deviceDecide)),
+
 		get("/planner", "Dashboard: planner (recommend, fleet report)", d.page(d.plannerPage)),
 		post("/planner/fleet-report", "Dashboard: make a new fleet report", d.page(d.plannerFleetReport)),
 
