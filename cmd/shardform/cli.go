@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,7 @@ type cli struct {
 	stdout, stderr io.Writer
 	now            func() time.Time
 	http           *http.Client
+	lines          *bufio.Reader // stdin, once a prompt read from it
 
 	// Global flags of the client commands.
 	url, org string

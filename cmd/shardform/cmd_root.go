@@ -51,7 +51,8 @@ func (c *cli) root() *cobra.Command {
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		RunE:              func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return c.checkOutput(cmd) },
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{msg: cmd.CommandPath() + ": " + err.Error(), usage: cmd.UsageString()}
@@ -64,6 +65,8 @@ func (c *cli) root() *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddCommand(c.serverCommands()...)
 	root.AddCommand(c.versionCmd(), c.healthCmd(), c.sshCmd(), c.nodeCmd())
+	root.AddCommand(c.loginCmd(), c.logoutCmd(), c.whoamiCmd(), c.orgsCmd())
+	root.AddCommand(c.provisionCmd(), c.upCmd(), c.nodesCmd(), c.plannerCmd(), c.dnsCmd())
 	// Server and node commands do not take the client's global flags:
 	// hide them from their help.
 	for _, sc := range root.Commands() {
