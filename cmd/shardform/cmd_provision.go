@@ -31,7 +31,7 @@ type provisionRequest struct {
 	PlanRunID    *string           `json:"plan_run_id"`
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
-	Run          *tfRun              `json:"run"`
+	Run          *tfRun            `json:"run"`
 }
 
 // tfRun is a Terraform run (GET /v1/runs/{id}).
