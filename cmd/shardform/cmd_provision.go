@@ -245,6 +245,9 @@ func (c *cli) provisionApplyCmd() *cobra.Command {
 		Short: "Shows the plan's changes, asks for confirmation, applies the plan.",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.canConfirm(cmd, yes); err != nil {
+				return err
+			}
 			api, err := c.authed()
 			if err != nil {
 				return err

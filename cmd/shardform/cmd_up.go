@@ -27,8 +27,8 @@ func (c *cli) upCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if !yes && !c.stdinTerminal() {
-			return usageErr(cmd, "up: not a terminal to confirm on: pass --yes")
+		if err := c.canConfirm(cmd, yes); err != nil {
+			return err
 		}
 		api, err := c.authed()
 		if err != nil {

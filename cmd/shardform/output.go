@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,7 +108,15 @@ func monthly(m planner.Money) string {
 	if m.Currency == "" {
 		return "-"
 	}
-	return m.Amount() + " " + m.Currency + "/month"
+	// Cents, half away from zero: a price for people, not the exact amount
+	// (--output json has that).
+	n := m.Nanos
+	sign := ""
+	if n < 0 {
+		sign, n = "-", -n
+	}
+	cents := (n + 5_000_000) / 10_000_000
+	return fmt.Sprintf("%s%d.%02d %s/month", sign, cents/100, cents%100, m.Currency)
 }
 
 // ago renders t relative to now: "just now", "3 min ago", "2 h ago",
@@ -239,11 +246,8 @@ func (c *cli) stdinTerminal() bool { return isTerminal(c.stdin) }
 // confirm asks y/N on the terminal; without --yes and without a terminal
 // it is a usage error (a script must say --yes).
 func (c *cli) confirm(cmd *cobra.Command, yes bool, question string) error {
-	if yes {
-		return nil
-	}
-	if !c.stdinTerminal() {
-		return usageErr(cmd, "%s: not a terminal to confirm on: pass --yes", cmd.CommandPath())
+	if err := c.canConfirm(cmd, yes); err != nil || yes {
+		return err
 	}
 	answer, err := c.prompt(question+" [y/N] ", false)
 	if err != nil {
@@ -258,10 +262,11 @@ func (c *cli) confirm(cmd *cobra.Command, yes bool, question string) error {
 // errAborted: the confirmation was answered no.
 var errAborted = errors.New("aborted: nothing was changed")
 
-// decodeJSON is json.Unmarshal for the answers already checked by call.
-func decodeJSON(raw []byte, v any) error {
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("unreadable answer from the API: %w", err)
+// canConfirm refuses, before anything is sent, a command that will need
+// a confirmation it cannot ask for.
+func (c *cli) canConfirm(cmd *cobra.Command, yes bool) error {
+	if !yes && !c.stdinTerminal() {
+		return usageErr(cmd, "%s: not a terminal to confirm on: pass --yes", cmd.CommandPath())
 	}
 	return nil
 }
