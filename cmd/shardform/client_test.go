@@ -476,7 +476,9 @@ func TestClientProvision(t *testing.T) {
 	if !strings.Contains(plan, "Plan: ") || !strings.Contains(plan, "plan run ") || !strings.Contains(plan, "succeeded; request "+id+" is planned") {
 		t.Errorf("plan --follow:\n%s", plan)
 	}
+	t.Logf("plan:\n%s", plan)
 	apply := cs.ok("provision", "apply", id, "--yes", "--follow")
+	t.Logf("apply:\n%s", apply)
 	if !strings.Contains(apply, "to add") || !strings.Contains(apply, "Apply complete") || !strings.Contains(apply, "is applied") {
 		t.Errorf("apply --follow:\n%s", apply)
 	}
