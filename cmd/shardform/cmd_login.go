@@ -36,6 +36,8 @@ an API token, the server and the organization in the config file
 	password := f.String("password", "", "the password (prompted without echo when omitted)")
 	mfaCode := f.String("mfa-code", "", "the TOTP code, when the account has MFA (prompted when omitted)")
 	key := f.String("key", "", "an API token to save (shardform_api_...)")
+	var scopes stringList
+	f.Var(&scopes, "scope", "device login: a permission the token asks for (repeatable; default every permission of the catalog, which an owner or admin holds)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		api, err := c.client()
 		if err != nil {
@@ -55,7 +57,7 @@ an API token, the server and the organization in the config file
 		case *password != "" || *mfaCode != "":
 			return usageErr(cmd, "login: --password and --mfa-code go with --email")
 		}
-		return c.loginDevice(cmd, api)
+		return c.loginDevice(cmd, api, scopes)
 	}
 	return cmd
 }
@@ -182,12 +184,13 @@ type deviceStart struct {
 
 // loginDevice runs the device flow: the user approves the printed code in
 // a browser session; the client polls for the API token.
-func (c *cli) loginDevice(cmd *cobra.Command, api *apiClient) error {
+func (c *cli) loginDevice(cmd *cobra.Command, api *apiClient, scopes []string) error {
 	ctx := cmd.Context()
 	var start deviceStart
-	scopes := make([]string, 0, len(domain.Catalog()))
-	for _, p := range domain.Catalog() {
-		scopes = append(scopes, string(p.Key))
+	if len(scopes) == 0 {
+		for _, p := range domain.Catalog() {
+			scopes = append(scopes, string(p.Key))
+		}
 	}
 	_, err := api.call(ctx, http.MethodPost, "/v1/auth/device", map[string]any{"client_name": tokenName(), "scopes": scopes}, &start)
 	var aerr *apiError
