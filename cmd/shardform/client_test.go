@@ -571,3 +571,111 @@ func TestLoginDevice(t *testing.T) {
 		t.Errorf("whoami after the device login: %q", out)
 	}
 }
+
+// TestClientOrganizations: orgs switch saves the organization (by name
+// or id); a login then mints its token there; --org is sent as
+// X-Organization-ID (a token of another organization: 404, exit 3).
+func TestClientOrganizations(t *testing.T) {
+	t.Parallel()
+	cs := startClientServer(t)
+	cs.loginAdmin()
+	var second organization
+	cs.call("POST", "/v1/organizations", cs.access, map[string]string{"name": "games"}, &second, 201)
+
+	// An API token sees the organization it was made in only.
+	if list := cs.ok("orgs", "list"); strings.Contains(list, "games") || !strings.Contains(list, "*  "+cs.orgID) {
+		t.Errorf("orgs list:\n%s", list)
+	}
+	if r := cs.cli("", nil, "orgs", "switch", "games"); r.code != exitNotFound || !strings.Contains(r.stderr, `no organization "games"`) {
+		t.Errorf("orgs switch games with the first organization's token: %d %q", r.code, r.stderr)
+	}
+	r := cs.cli("", nil, "orgs", "switch", second.ID)
+	if r.code != 0 || !strings.Contains(r.stdout, "Switched to "+second.ID) || !strings.Contains(r.stderr, "log in again") {
+		t.Fatalf("orgs switch: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if cfg := cs.readConfig(); cfg.OrganizationID != second.ID {
+		t.Fatalf("config %+v", cfg)
+	}
+	// The old token is bound to the first organization: the header names the second.
+	if r := cs.cli("", nil, "provision", "list"); r.code != exitNotFound || r.stderr != "shardform: organization not found\n" {
+		t.Errorf("a token of another organization: %d %q", r.code, r.stderr)
+	}
+	cs.ok("login", "--email", cs.email, "--password", clientPassword)
+	var who whoamiAnswer
+	if err := json.Unmarshal([]byte(cs.ok("whoami", "-o", "json")), &who); err != nil || who.Organization == nil || who.Organization.ID != second.ID {
+		t.Fatalf("whoami after logging in to games: %+v %v", who, err)
+	}
+	if r := cs.cli("", nil, "--org", cs.orgID, "whoami"); r.code != exitNotFound {
+		t.Errorf("--org of another organization: %d %q", r.code, r.stderr)
+	}
+	if r := cs.cli("", nil, "orgs", "switch", "nowhere"); r.code != exitNotFound || !strings.Contains(r.stderr, `no organization "nowhere"`) {
+		t.Errorf("orgs switch nowhere: %d %q", r.code, r.stderr)
+	}
+	if out := cs.ok("orgs", "switch", "games", "-q"); strings.TrimSpace(out) != second.ID {
+		t.Errorf("orgs switch by name -q: %q", out)
+	}
+}
+
+// TestClientCommands: the planner, node and DNS commands against the
+// server (no Terraform: nodes come from the agent registration), and
+// completion.
+func TestClientCommands(t *testing.T) {
+	t.Parallel()
+	cs := startClientServer(t)
+	cs.loginAdmin()
+
+	t.Run("planner", func(t *testing.T) {
+		out := cs.ok("planner", "recommend", "--template", "valheim", "--players", "10", "--limit", "3")
+		if !strings.Contains(out, "RANK") || !strings.Contains(out, "EUR/month") {
+			t.Errorf("recommend --template:\n%s", out)
+		}
+		if r := cs.cli("", nil, "planner", "recommend", "--template", "valheim", "--cpu", "2"); r.code != exitUsage {
+			t.Errorf("--template with --cpu: %d %q", r.code, r.stderr)
+		}
+		if r := cs.cli("", nil, "planner", "recommend", "--template", "nope"); r.code != exitFail || !strings.HasPrefix(r.stderr, "shardform: template: ") {
+			t.Errorf("an unknown template: %d %q", r.code, r.stderr)
+		}
+		fit := cs.ok("planner", "fit", "--cpu", "1", "--memory", "1", "--disk", "5")
+		if !strings.Contains(fit, "0 nodes fit, 0 rejected") {
+			t.Errorf("fit:\n%s", fit)
+		}
+	})
+
+	t.Run("nodes", func(t *testing.T) {
+		missing := "00000000-0000-4000-8000-000000000000"
+		for _, args := range [][]string{{"nodes", "cordon", missing}, {"nodes", "uncordon", missing}, {"nodes", "power", "stop", missing},
+			{"nodes", "drain", missing, "--dry-run"}, {"nodes", "rm", missing, "--yes"}} {
+			if r := cs.cli("", nil, args...); r.code != exitNotFound || !strings.HasPrefix(r.stderr, "shardform: node") {
+				t.Errorf("%v: %d %q", args, r.code, r.stderr)
+			}
+		}
+		if r := cs.cli("", nil, "nodes", "rm", missing); r.code != exitUsage {
+			t.Errorf("nodes rm without --yes and without a terminal: %d %q", r.code, r.stderr)
+		}
+		if r := cs.cli("", nil, "nodes", "power", "hibernate", missing); r.code != exitUsage {
+			t.Errorf("power hibernate: %d %q", r.code, r.stderr)
+		}
+	})
+
+	t.Run("dns", func(t *testing.T) {
+		if out := cs.ok("dns", "records", "list"); !strings.HasPrefix(out, "ID  TYPE  NAME  ZONE  CONTENT  TTL  STATUS") {
+			t.Errorf("dns records list:\n%s", out)
+		}
+		// No cloudflare credential: the API's 4xx, one line.
+		r := cs.cli("", nil, "dns", "records", "create", "--zone", "023e105f4ecef8ad9ca31a8372d0c353", "--type", "A", "--name", "www", "--content", "192.0.2.1")
+		if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "shardform: ") {
+			t.Errorf("dns records create without a credential: %d %q", r.code, r.stderr)
+		}
+		if r := cs.cli("", nil, "dns", "records", "rm", "00000000-0000-4000-8000-000000000000"); r.code != exitNotFound {
+			t.Errorf("dns records rm: %d %q", r.code, r.stderr)
+		}
+	})
+
+	t.Run("completion", func(t *testing.T) {
+		for shell, want := range map[string]string{"bash": "# bash completion V2 for shardform", "zsh": "#compdef shardform", "fish": "complete -c shardform"} {
+			if out := cs.ok("completion", shell); !strings.Contains(out, want) {
+				t.Errorf("completion %s lacks %q", shell, want)
+			}
+		}
+	})
+}

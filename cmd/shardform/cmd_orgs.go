@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/google/uuid"
 	"net/http"
 	"time"
 
@@ -77,7 +78,12 @@ func (c *cli) orgsCmd() *cobra.Command {
 				}
 			}
 			if found == nil {
-				return &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("no organization %q among yours (shardform orgs list)", args[0])}
+				// An API token sees its own organization only: another
+				// one's id is saved for the next login to mint a token in.
+				if _, err := uuid.Parse(args[0]); err != nil {
+					return &apiError{Status: http.StatusNotFound, Message: fmt.Sprintf("no organization %q among yours (shardform orgs list)", args[0])}
+				}
+				found = &organization{ID: args[0], Name: args[0], Role: "not visible to this token"}
 			}
 			cfg, err := loadCLIConfig(c.env)
 			if err != nil {
@@ -86,6 +92,13 @@ func (c *cli) orgsCmd() *cobra.Command {
 			cfg.OrganizationID = found.ID
 			if _, err := saveCLIConfig(c.env, cfg); err != nil {
 				return err
+			}
+			// An API token acts in the organization it was made in only.
+			var who whoamiAnswer
+			if _, err := api.call(cmd.Context(), http.MethodGet, "/v1/whoami", nil, &who); err == nil &&
+				who.AuthMethod == "api_token" && who.Organization != nil && who.Organization.ID != found.ID {
+				fmt.Fprintf(c.stderr, "note: your API token belongs to organization %s: log in again (shardform login --email %s) for a token in %s\n",
+					who.Organization.ID, dash(who.User.Email), found.Name)
 			}
 			if c.quiet {
 				return c.ids([]string{found.ID})

@@ -50,13 +50,10 @@ func (c *cli) plannerRecommendCmd() *cobra.Command {
 				body["players"] = players
 			}
 		} else {
-			if !f.Changed("cpu") || !f.Changed("memory") {
-				return usageErr(cmd, "planner recommend: --cpu and --memory (or --template) are required")
+			if !f.Changed("cpu") || !f.Changed("memory") || !f.Changed("disk") {
+				return usageErr(cmd, "planner recommend: --cpu, --memory and --disk (or --template) are required")
 			}
-			body["cpu"], body["memory_gb"] = cpu, memory
-			if f.Changed("disk") {
-				body["disk_gb"] = disk
-			}
+			body["cpu"], body["memory_gb"], body["disk_gb"] = cpu, memory, disk
 		}
 		if count > 0 {
 			body["count"] = count
@@ -127,7 +124,7 @@ func (c *cli) plannerFitCmd() *cobra.Command {
 	var labels stringList
 	var limit int
 	cmd := &cobra.Command{
-		Use:   "fit --cpu N --memory GB [--disk GB] [--region R] [--label k=v]... [--strategy binpack|spread]",
+		Use:   "fit --cpu N --memory GB --disk GB [--region R] [--label k=v]... [--strategy binpack|spread]",
 		Short: "Ranks the organization's nodes an instance of this size fits on (suggest-fit).",
 		Args:  noArgs,
 	}
@@ -140,13 +137,10 @@ func (c *cli) plannerFitCmd() *cobra.Command {
 	f.StringVar(&strategy, "strategy", "", "binpack (default) or spread")
 	f.IntVar(&limit, "limit", 20, "fits listed")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if !f.Changed("cpu") || !f.Changed("memory") {
-			return usageErr(cmd, "planner fit: --cpu and --memory are required")
+		if !f.Changed("cpu") || !f.Changed("memory") || !f.Changed("disk") {
+			return usageErr(cmd, "planner fit: --cpu, --memory and --disk are required")
 		}
-		body := map[string]any{"cpu": cpu, "memory_gb": memory, "limit": limit}
-		if f.Changed("disk") {
-			body["disk_gb"] = disk
-		}
+		body := map[string]any{"cpu": cpu, "memory_gb": memory, "disk_gb": disk, "limit": limit}
 		if region != "" {
 			body["region"] = region
 		}
