@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // apiClient is what every client command talks to the API with: the base
@@ -19,6 +20,9 @@ type apiClient struct {
 	base, token, org string
 	http             *http.Client
 }
+
+// callTimeout bounds one request (a log stream has none).
+const callTimeout = 60 * time.Second
 
 // errNoServer: no --url, SHARDFORM_URL or config file names the server.
 var errNoServer = errors.New("no server: pass --url, set SHARDFORM_URL or run shardform login --url URL")
@@ -87,6 +91,8 @@ func (a *apiClient) request(ctx context.Context, method, path string, body any) 
 // call sends one request and answers the body of a 2xx answer as sent
 // (for --output json), decoded into out when out is not nil.
 func (a *apiClient) call(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	req, err := a.request(ctx, method, path, body)
 	if err != nil {
 		return nil, err

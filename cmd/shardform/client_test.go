@@ -506,6 +506,24 @@ func TestClientProvision(t *testing.T) {
 		!strings.Contains(up.stdout, "Plan: 1 to add") || !strings.Contains(up.stdout, "==> applying") || !strings.Contains(up.stdout, "is applied") {
 		t.Errorf("up: exit %d\n%s\n%s", up.code, up.stdout, up.stderr)
 	}
+	id2 := uuidRE.FindString(up.stdout)
+	// Logs of a request with no run going: the stored output, then its status.
+	logs := cs.cli("", nil, "provision", "logs", id2, "--follow")
+	if logs.code != 0 || !strings.Contains(logs.stdout, "Apply complete") || logs.stderr != "request "+id2+" is applied\n" {
+		t.Errorf("logs --follow: %d\n%s\n%s", logs.code, logs.stdout, logs.stderr)
+	}
+	if r := cs.cli("", nil, "provision", "cancel", id2); r.code != exitFail || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("cancel with no run going: %d %q", r.code, r.stderr)
+	}
+	// --follow with --output json: the logs on stderr, the request on stdout.
+	d := cs.cli("", nil, "provision", "destroy", id2, "--yes", "--follow", "-o", "json")
+	var destroyed provisionRequest
+	if err := json.Unmarshal([]byte(d.stdout), &destroyed); d.code != 0 || err != nil || destroyed.Status != "destroyed" || !strings.Contains(d.stderr, "1 destroyed") {
+		t.Errorf("destroy --follow -o json: %d %v\n%s\n%s", d.code, err, d.stdout, d.stderr)
+	}
+	if want := cs.call("GET", "/v1/provision/"+id2, cs.readConfig().Token, nil, nil, 200); d.stdout != string(want)+"\n" {
+		t.Errorf("destroy -o json printed\n%s\nthe API answers\n%s", d.stdout, want)
+	}
 }
 
 // TestLoginDevice: shardform login with no flags runs the device flow: it

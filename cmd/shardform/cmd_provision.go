@@ -440,7 +440,10 @@ func (c *cli) provisionLogsCmd() *cobra.Command {
 // run as it ended.
 func (c *cli) followRun(ctx context.Context, api *apiClient, id string, w io.Writer) (tfRun, error) {
 	stop := c.progress(fmt.Sprintf("waiting for run %s", id))
-	_, err := c.streamLogs(ctx, api, "/v1/runs/"+url.PathEscape(id)+"/logs?follow=1", &stopOnWrite{w: w, stop: stop})
+	if w != io.Discard {
+		w = &stopOnWrite{w: w, stop: stop} // the output replaces the spinner
+	}
+	_, err := c.streamLogs(ctx, api, "/v1/runs/"+url.PathEscape(id)+"/logs?follow=1", w)
 	stop()
 	if err != nil {
 		return tfRun{}, err

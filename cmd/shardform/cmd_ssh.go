@@ -63,11 +63,8 @@ func runConfigure(url, tokenFlag string, fromStdin bool, env func(string) string
 	if *token == "" {
 		return errors.New("ssh configure: --token or --token-stdin is required")
 	}
-	cfg, err := loadCLIConfig(env)
-	if err != nil {
-		return fmt.Errorf("ssh configure: %w", err)
-	}
-	cfg.URL, cfg.Token, cfg.TokenID = u, *token, ""
+	// A token of its own: whatever login saved about the previous one goes.
+	cfg := cliConfig{URL: u, Token: *token}
 	path, err := saveCLIConfig(env, cfg)
 	if err != nil {
 		return fmt.Errorf("ssh configure: %w", err)
