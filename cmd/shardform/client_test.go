@@ -13,12 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
 	"github.com/shardform/shardform/internal/sshtest"
 	"github.com/shardform/shardform/store/storetest"
 )
@@ -49,13 +51,16 @@ type clientServer struct {
 	config string // the client's config file
 }
 
-func startClientServer(t *testing.T) *clientServer {
+func startClientServer(t *testing.T, settings ...string) *clientServer {
 	t.Helper()
 	addr := freeAddr(t)
 	vars := map[string]string{
 		"SHARDFORM_DATABASE_URL": storetest.NewDB(t), "SHARDFORM_ADDR": addr, "SHARDFORM_DATA_DIR": t.TempDir(),
 		"SHARDFORM_LOG_LEVEL": "warn", "PATH": os.Getenv("PATH"), "HOME": t.TempDir(),
 		"SHARDFORM_TF_PLUGIN_MIRROR": os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR"),
+	}
+	for i := 0; i+1 < len(settings); i += 2 {
+		vars[settings[i]] = settings[i+1]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -413,9 +418,24 @@ func TestClientOutput(t *testing.T) {
 		}
 	})
 
+	t.Run("ssh key", func(t *testing.T) {
+		key := filepath.Join(t.TempDir(), "id.pub")
+		const pub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEk7jFOBw3SBOjmqFwH7nmmc0Ro6M0Q0i6rdjSqLfHcA me@laptop"
+		if err := os.WriteFile(key, []byte(pub+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			SSHKeys []string `json:"ssh_keys"`
+		}
+		raw := out("provision", "create", "--provider", "local", "--region", "local", "--type", "local-small", "--name", "keyed", "--ssh-key", key, "-o", "json")
+		if err := json.Unmarshal([]byte(raw), &r); err != nil || len(r.SSHKeys) != 1 || r.SSHKeys[0] != pub {
+			t.Errorf("create --ssh-key: %s %v", raw, err)
+		}
+	})
+
 	t.Run("quiet", func(t *testing.T) {
 		ids := strings.Fields(out("provision", "list", "-q"))
-		if len(ids) != 2 || (ids[0] != id && ids[1] != id) {
+		if len(ids) != 3 || !slices.Contains(ids, id) {
 			t.Errorf("provision list -q: %v", ids)
 		}
 	})
@@ -639,7 +659,11 @@ func TestClientOrganizations(t *testing.T) {
 // completion.
 func TestClientCommands(t *testing.T) {
 	t.Parallel()
-	cs := startClientServer(t)
+	const zone = "023e105f4ecef8ad9ca31a8372d0c353"
+	cf := cffake.New(t)
+	cf.AddZone(zone, "example.com")
+	cf.AddToken("fake-cloudflare-token")
+	cs := startClientServer(t, "SHARDFORM_CLOUDFLARE_ENDPOINT", cf.URL)
 	cs.loginAdmin()
 
 	t.Run("planner", func(t *testing.T) {
@@ -679,11 +703,33 @@ func TestClientCommands(t *testing.T) {
 		if out := cs.ok("dns", "records", "list"); !strings.HasPrefix(out, "ID  TYPE  NAME  ZONE  CONTENT  TTL  STATUS") {
 			t.Errorf("dns records list:\n%s", out)
 		}
-		// No cloudflare credential: the API's 4xx, one line.
-		r := cs.cli("", nil, "dns", "records", "create", "--zone", "023e105f4ecef8ad9ca31a8372d0c353", "--type", "A", "--name", "www", "--content", "192.0.2.1")
-		if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "shardform: ") {
+		create := []string{"dns", "records", "create", "--zone", zone, "--type", "A", "--name", "play", "--content", "192.0.2.10", "--ttl", "300"}
+		// No cloudflare credential yet: the API's 4xx, one line.
+		if r := cs.cli("", nil, create...); r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "shardform: ") {
 			t.Errorf("dns records create without a credential: %d %q", r.code, r.stderr)
 		}
+		cs.call("POST", "/v1/credentials", cs.access, map[string]any{"name": "cloudflare", "provider": "cloudflare",
+			"secret": map[string]string{"api_token": "fake-cloudflare-token"}}, nil, 201)
+		id := strings.TrimSpace(cs.ok(append(create, "-q")...))
+		tok := cs.readConfig().Token
+		waitRecord := func(want string) {
+			t.Helper()
+			for range 100 {
+				var rec dnsRecord
+				cs.call("GET", "/v1/dns/records/"+id, tok, nil, &rec, 200)
+				if rec.Status == want {
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Fatalf("record %s never %s", id, want)
+		}
+		waitRecord("synced")
+		golden(t, "dns-records-list.txt", cs.ok("dns", "records", "list"))
+		if out := cs.ok("dns", "records", "rm", id); !strings.Contains(out, id+" A play.example.com -> 192.0.2.10: deleting") {
+			t.Errorf("dns records rm: %q", out)
+		}
+		waitRecord("deleted")
 		if r := cs.cli("", nil, "dns", "records", "rm", "00000000-0000-4000-8000-000000000000"); r.code != exitNotFound {
 			t.Errorf("dns records rm: %d %q", r.code, r.stderr)
 		}
