@@ -297,6 +297,14 @@ func TestClientLogin(t *testing.T) {
 		}
 	})
 
+	t.Run("terminal prompts", func(t *testing.T) {
+		// On a terminal the password is read without echo.
+		r := cs.cliTTY([]ttyStep{{"Password: ", clientPassword + "\r"}}, "login", "--url", cs.base, "--email", cs.email)
+		if r.code != 0 || strings.Contains(r.stderr, clientPassword) || !strings.Contains(r.stdout, "Logged in") {
+			t.Errorf("login on a terminal: %d\nterminal: %q\nstdout: %q", r.code, r.stderr, r.stdout)
+		}
+	})
+
 	t.Run("key", func(t *testing.T) {
 		id, tok := cs.apiToken("provision:read")
 		cs.ok("login", "--url", cs.base, "--key", tok)
@@ -497,6 +505,14 @@ func TestClientProvision(t *testing.T) {
 		t.Errorf("plan --follow:\n%s", plan)
 	}
 	t.Logf("plan:\n%s", plan)
+	// On a terminal apply shows the changes and asks; "n" changes nothing.
+	no := cs.cliTTY([]ttyStep{{"Apply these changes? [y/N] ", "n\r"}}, "provision", "apply", id)
+	if no.code != exitFail || !strings.Contains(no.stdout, "+ terraform_data.node (create)") || !strings.Contains(no.stderr, "aborted: nothing was changed") {
+		t.Errorf("apply answered n: %d\n%s\n%s", no.code, no.stdout, no.stderr)
+	}
+	if out := cs.ok("provision", "show", id); !strings.Contains(out, "status:   planned") {
+		t.Errorf("after a refused apply:\n%s", out)
+	}
 	apply := cs.ok("provision", "apply", id, "--yes", "--follow")
 	t.Logf("apply:\n%s", apply)
 	if !strings.Contains(apply, "to add") || !strings.Contains(apply, "Apply complete") || !strings.Contains(apply, "is applied") {
