@@ -446,6 +446,13 @@ func TestClientOutput(t *testing.T) {
 		if len(ids) != 3 || !slices.Contains(ids, id) {
 			t.Errorf("provision list -q: %v", ids)
 		}
+		// Pages: a table says what is left.
+		if page := out("provision", "list", "--limit", "2"); !strings.HasSuffix(page, "1 more: --page 2\n") {
+			t.Errorf("provision list --limit 2:\n%s", page)
+		}
+		if page := out("provision", "list", "--limit", "2", "--page", "2"); strings.Count(page, "\n") != 2 || strings.Contains(page, "more") {
+			t.Errorf("provision list --limit 2 --page 2:\n%s", page)
+		}
 	})
 
 	t.Run("exit codes", func(t *testing.T) {

@@ -34,6 +34,7 @@ func (c *cli) dnsCmd() *cobra.Command {
 
 func (c *cli) dnsListCmd() *cobra.Command {
 	var zone, typ, name, status, nodeID string
+	var pg pageFlags
 	cmd := &cobra.Command{
 		Use: "list [--zone ID] [--type T] [--name N] [--status S] [--node ID]", Short: "Lists the DNS records.", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -41,7 +42,7 @@ func (c *cli) dnsListCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"100"}}
+			q := url.Values{}
 			for k, v := range map[string]string{"zone": zone, "type": typ, "name": name, "status": status, "node": nodeID} {
 				if v != "" {
 					q.Set(k, v)
@@ -49,8 +50,9 @@ func (c *cli) dnsListCmd() *cobra.Command {
 			}
 			var list struct {
 				Data []dnsRecord `json:"data"`
+				Meta listMeta    `json:"meta"`
 			}
-			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/dns/records?"+q.Encode(), nil, &list)
+			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/dns/records?"+pg.query(q), nil, &list)
 			if err != nil {
 				return err
 			}
@@ -68,9 +70,14 @@ func (c *cli) dnsListCmd() *cobra.Command {
 			for i, r := range list.Data {
 				rows[i] = []string{r.ID, r.Type, r.Name, dash(r.ZoneName), r.Content, strconv.Itoa(r.TTL), c.status(r.Status)}
 			}
-			return c.table([]string{"ID", "TYPE", "NAME", "ZONE", "CONTENT", "TTL", "STATUS"}, rows)
+			if err := c.table([]string{"ID", "TYPE", "NAME", "ZONE", "CONTENT", "TTL", "STATUS"}, rows); err != nil {
+				return err
+			}
+			c.more(list.Meta, len(rows))
+			return nil
 		},
 	}
+	pg.add(cmd)
 	f := cmd.Flags()
 	f.StringVar(&zone, "zone", "", "only this zone (id)")
 	f.StringVar(&typ, "type", "", "only this type (A, AAAA, CNAME, ...)")

@@ -32,17 +32,19 @@ type node struct {
 
 func (c *cli) nodesCmd() *cobra.Command {
 	nodes := group("nodes", "The organization's nodes: list, show, cordon, drain, power, rm.", "command")
-	nodes.AddCommand(&cobra.Command{
-		Use: "list", Short: "Lists the nodes.", Args: noArgs,
+	var pg pageFlags
+	list := &cobra.Command{
+		Use: "list [--page N] [--limit N]", Short: "Lists the nodes.", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := c.authed()
 			if err != nil {
 				return err
 			}
 			var list struct {
-				Data []node `json:"data"`
+				Data []node   `json:"data"`
+				Meta listMeta `json:"meta"`
 			}
-			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/nodes?limit=100", nil, &list)
+			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/nodes?"+pg.query(url.Values{}), nil, &list)
 			if err != nil {
 				return err
 			}
@@ -60,9 +62,15 @@ func (c *cli) nodesCmd() *cobra.Command {
 			for i, n := range list.Data {
 				rows[i] = []string{n.ID, n.Name, n.Provider, n.Region, n.InstanceType, c.status(n.Status), dash(n.PowerState), dash(n.IPv4), ago(n.CreatedAt, c.now())}
 			}
-			return c.table([]string{"ID", "NAME", "PROVIDER", "REGION", "TYPE", "STATUS", "POWER", "IPV4", "CREATED"}, rows)
+			if err := c.table([]string{"ID", "NAME", "PROVIDER", "REGION", "TYPE", "STATUS", "POWER", "IPV4", "CREATED"}, rows); err != nil {
+				return err
+			}
+			c.more(list.Meta, len(rows))
+			return nil
 		},
-	})
+	}
+	pg.add(list)
+	nodes.AddCommand(list)
 	nodes.AddCommand(c.nodeShowCmd("show ID", "Shows a node.", http.MethodGet, ""),
 		c.nodeShowCmd("cordon ID", "Stops placing instances on a node.", http.MethodPost, "/cordon"),
 		c.nodeShowCmd("uncordon ID", "Places instances on a node again.", http.MethodPost, "/uncordon"),

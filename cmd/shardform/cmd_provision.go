@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shardform/shardform/provision"
 )
 
 // provisionRequest is a provision request as the API answers it.
@@ -165,14 +168,15 @@ func (c *cli) showRequest(raw []byte, r provisionRequest) error {
 
 func (c *cli) provisionListCmd() *cobra.Command {
 	var status, provider string
+	var pg pageFlags
 	cmd := &cobra.Command{
-		Use: "list [--status S] [--provider P]", Short: "Lists the organization's provision requests.", Args: noArgs,
+		Use: "list [--status S] [--provider P] [--page N] [--limit N]", Short: "Lists the organization's provision requests.", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := c.authed()
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {"100"}}
+			q := url.Values{}
 			if status != "" {
 				q.Set("status", status)
 			}
@@ -181,8 +185,9 @@ func (c *cli) provisionListCmd() *cobra.Command {
 			}
 			var list struct {
 				Data []provisionRequest `json:"data"`
+				Meta listMeta           `json:"meta"`
 			}
-			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/provision?"+q.Encode(), nil, &list)
+			raw, err := api.call(cmd.Context(), http.MethodGet, "/v1/provision?"+pg.query(q), nil, &list)
 			if err != nil {
 				return err
 			}
@@ -200,9 +205,14 @@ func (c *cli) provisionListCmd() *cobra.Command {
 			for i, r := range list.Data {
 				rows[i] = []string{r.ID, r.Name, r.Provider, r.Region, r.InstanceType, c.status(r.Status), ago(r.CreatedAt, c.now())}
 			}
-			return c.table([]string{"ID", "NAME", "PROVIDER", "REGION", "TYPE", "STATUS", "CREATED"}, rows)
+			if err := c.table([]string{"ID", "NAME", "PROVIDER", "REGION", "TYPE", "STATUS", "CREATED"}, rows); err != nil {
+				return err
+			}
+			c.more(list.Meta, len(rows))
+			return nil
 		},
 	}
+	pg.add(cmd)
 	cmd.Flags().StringVar(&status, "status", "", "only requests in this status")
 	cmd.Flags().StringVar(&provider, "provider", "", "only requests of this provider")
 	return cmd
@@ -399,22 +409,35 @@ func (c *cli) provisionLogsCmd() *cobra.Command {
 			}
 			path := "/v1/provision/" + url.PathEscape(args[0]) + "/logs"
 			if !follow {
-				var logs struct {
-					Data []struct {
-						Text string `json:"text"`
-					} `json:"data"`
+				// Pages of at most 1,000 chunks, read on after the last id
+				// (--output json: the first page, as the API answers it).
+				after := int64(0)
+				for {
+					var logs struct {
+						Data []struct {
+							ID   int64  `json:"id"`
+							Text string `json:"text"`
+						} `json:"data"`
+					}
+					q := ""
+					if after > 0 {
+						q = "?after=" + strconv.FormatInt(after, 10)
+					}
+					raw, err := api.call(cmd.Context(), http.MethodGet, path+q, nil, &logs)
+					if err != nil {
+						return err
+					}
+					if c.jsonOut() {
+						return c.writeJSON(raw)
+					}
+					for _, l := range logs.Data {
+						writeChunk(c.stdout, l.Text)
+						after = l.ID
+					}
+					if len(logs.Data) < provision.LogsPageSize {
+						return nil
+					}
 				}
-				raw, err := api.call(cmd.Context(), http.MethodGet, path, nil, &logs)
-				if err != nil {
-					return err
-				}
-				if c.jsonOut() {
-					return c.writeJSON(raw)
-				}
-				for _, l := range logs.Data {
-					writeChunk(c.stdout, l.Text)
-				}
-				return nil
 			}
 			end, err := c.streamLogs(cmd.Context(), api, path+"?follow=1", c.stdout)
 			if err != nil {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -269,4 +271,36 @@ func (c *cli) canConfirm(cmd *cobra.Command, yes bool) error {
 		return usageErr(cmd, "%s: not a terminal to confirm on: pass --yes", cmd.CommandPath())
 	}
 	return nil
+}
+
+// pageFlags are a list command's --page and --limit (the API's page and
+// limit; at most 100 a page).
+type pageFlags struct{ page, limit int }
+
+func (p *pageFlags) add(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&p.page, "page", 1, "the page to list")
+	cmd.Flags().IntVar(&p.limit, "limit", 100, "entries a page (at most 100)")
+}
+
+// query sets page (when not the first) and limit in q.
+func (p *pageFlags) query(q url.Values) string {
+	if p.page != 1 {
+		q.Set("page", strconv.Itoa(p.page))
+	}
+	q.Set("limit", strconv.Itoa(p.limit))
+	return q.Encode()
+}
+
+// listMeta is a list answer's meta.
+type listMeta struct {
+	Page  int   `json:"page"`
+	Limit int   `json:"limit"`
+	Total int64 `json:"total"`
+}
+
+// more says, after a table, that further pages exist.
+func (c *cli) more(m listMeta, shown int) {
+	if rest := m.Total - int64((m.Page-1)*m.Limit+shown); shown > 0 && rest > 0 {
+		fmt.Fprintf(c.stdout, "%d more: --page %d\n", rest, m.Page+1)
+	}
 }
