@@ -533,6 +533,12 @@ func TestClientProvision(t *testing.T) {
 	if nodes := cs.ok("nodes", "list"); !strings.Contains(nodes, "web-1") || !strings.Contains(nodes, *r.NodeID) {
 		t.Errorf("nodes list:\n%s", nodes)
 	}
+	if out := cs.ok("nodes", "show", *r.NodeID); !strings.Contains(out, "status:    ready") || !strings.Contains(out, "provision: "+id) {
+		t.Errorf("nodes show:\n%s", out)
+	}
+	if out := cs.ok("nodes", "drain", *r.NodeID, "--dry-run"); !strings.Contains(out, "status:    planned") {
+		t.Errorf("nodes drain --dry-run:\n%s", out)
+	}
 	if out := cs.ok("nodes", "cordon", *r.NodeID); !strings.Contains(out, "cordoned") {
 		t.Errorf("nodes cordon:\n%s", out)
 	}

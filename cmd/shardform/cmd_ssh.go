@@ -98,7 +98,7 @@ func (c *cli) sshSignCmd() *cobra.Command {
 
 // sshSign runs `shardform ssh sign`. Errors are one line.
 func (c *cli) sshSign(ctx context.Context, keyPathFlag string, principals stringList, hoursFlag int, hoursSet, generateFlag bool) error {
-	home, _ := os.UserHomeDir()
+	home := c.env("HOME")
 	keyPath, hours, generate, out := &keyPathFlag, &hoursFlag, &generateFlag, c.stdout
 	if len(principals) == 0 {
 		principals = stringList{"root"}
