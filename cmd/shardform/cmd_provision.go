@@ -439,7 +439,7 @@ func (c *cli) provisionLogsCmd() *cobra.Command {
 					}
 				}
 			}
-			end, err := c.streamLogs(cmd.Context(), api, path+"?follow=1", c.stdout)
+			end, err := c.streamLogs(cmd.Context(), api, path+"?follow=1", &logStream{w: c.stdout})
 			if err != nil {
 				return err
 			}
@@ -466,8 +466,20 @@ func (c *cli) followRun(ctx context.Context, api *apiClient, id string, w io.Wri
 	if w != io.Discard {
 		w = &stopOnWrite{w: w, stop: stop} // the output replaces the spinner
 	}
-	_, err := c.streamLogs(ctx, api, "/v1/runs/"+url.PathEscape(id)+"/logs?follow=1", w)
+	// At every heartbeat of a quiet stream the run's row is read: a run
+	// that ended without the stream's end event (its wake-up was lost)
+	// does not keep the client waiting; its last lines are read after.
+	finished := func() bool {
+		var r tfRun
+		_, err := api.call(ctx, http.MethodGet, "/v1/runs/"+url.PathEscape(id), nil, &r)
+		return err == nil && r.Status != "queued" && r.Status != "running"
+	}
+	st := &logStream{w: w, ended: finished}
+	_, err := c.streamLogs(ctx, api, "/v1/runs/"+url.PathEscape(id)+"/logs?follow=1", st)
 	stop()
+	if errors.Is(err, errStreamQuiet) {
+		err = c.restOfLogs(ctx, api, "/v1/runs/"+url.PathEscape(id)+"/logs", st.last, w)
+	}
 	if err != nil {
 		return tfRun{}, err
 	}
@@ -500,9 +512,45 @@ func (s *stopOnWrite) Write(p []byte) (int, error) {
 }
 
 // streamLogs reads a log event stream (Server-Sent Events: "log" events,
-// then "end", or "error"), writes each chunk's text to w and answers the
-// end event's data.
-func (c *cli) streamLogs(ctx context.Context, api *apiClient, path string, w io.Writer) ([]byte, error) {
+// then "end", or "error"), writes each chunk's text to st.w and answers
+// the end event's data (errStreamQuiet when st.ended said the run is over
+// at a heartbeat).
+// errStreamQuiet: the stream's ended check said the run is over while the
+// stream still waited.
+var errStreamQuiet = errors.New("the log stream did not end with its run")
+
+// logStream is where streamLogs writes, and what it tracks: the last log
+// id written and, at each heartbeat, whether the run ended meanwhile.
+type logStream struct {
+	w     io.Writer
+	ended func() bool // nil: wait for the end event only
+	last  int64
+}
+
+// restOfLogs prints the stored log chunks after id after.
+func (c *cli) restOfLogs(ctx context.Context, api *apiClient, path string, after int64, w io.Writer) error {
+	for {
+		var logs struct {
+			Data []struct {
+				ID   int64  `json:"id"`
+				Text string `json:"text"`
+			} `json:"data"`
+		}
+		if _, err := api.call(ctx, http.MethodGet, path+"?after="+strconv.FormatInt(after, 10), nil, &logs); err != nil {
+			return err
+		}
+		for _, l := range logs.Data {
+			writeChunk(w, l.Text)
+			after = l.ID
+		}
+		if len(logs.Data) < provision.LogsPageSize {
+			return nil
+		}
+	}
+}
+
+func (c *cli) streamLogs(ctx context.Context, api *apiClient, path string, st *logStream) ([]byte, error) {
+	w := st.w
 	resp, err := api.stream(ctx, path)
 	if err != nil {
 		return nil, err
@@ -519,10 +567,12 @@ func (c *cli) streamLogs(ctx context.Context, api *apiClient, path string, w io.
 			switch event {
 			case "log":
 				var l struct {
+					ID   int64  `json:"id"`
 					Text string `json:"text"`
 				}
 				if err := json.Unmarshal([]byte(data.String()), &l); err == nil {
 					writeChunk(w, l.Text)
+					st.last = l.ID
 				}
 			case "end":
 				return []byte(data.String()), nil
@@ -537,6 +587,9 @@ func (c *cli) streamLogs(ctx context.Context, api *apiClient, path string, w io.
 			event = ""
 			data.Reset()
 		case strings.HasPrefix(line, ":"):
+			if st.ended != nil && st.ended() {
+				return nil, errStreamQuiet
+			}
 		case strings.HasPrefix(line, "event:"):
 			event = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):

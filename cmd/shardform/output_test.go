@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -103,5 +107,45 @@ func TestGoStyleFlags(t *testing.T) {
 	want := []string{"serve", "--addr", ":1", "--help", "-h", "-q", "--cpu", "-1", "-nosuchflag", "--", "-addr"}
 	if !slices.Equal(got, want) {
 		t.Errorf("longFlags\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestFollowRunWithoutEndEvent: a log stream that stays open after its run
+// ended (the server missed the wake-up) does not hang the client: at the
+// next heartbeat it reads the run, then the lines it had not been sent.
+func TestFollowRunWithoutEndEvent(t *testing.T) {
+	t.Parallel()
+	const id = "11111111-1111-4111-8111-111111111111"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/runs/"+id+"/logs" && r.URL.Query().Get("follow") == "1":
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "id: 1\nevent: log\ndata: {\"id\":1,\"text\":\"Creating...\"}\n\n")
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(20 * time.Millisecond):
+					fmt.Fprint(w, ": heartbeat\n\n")
+					w.(http.Flusher).Flush()
+				}
+			}
+		case r.URL.Path == "/v1/runs/"+id+"/logs" && r.URL.Query().Get("after") == "1":
+			fmt.Fprint(w, `{"data":[{"id":2,"text":"Apply complete!"}],"running":false}`)
+		case r.URL.Path == "/v1/runs/"+id:
+			fmt.Fprint(w, `{"id":"`+id+`","kind":"apply","status":"succeeded"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	c := newCLI(cmdEnv(nil), strings.NewReader(""), &bytes.Buffer{}, &bytes.Buffer{})
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	r, err := c.followRun(ctx, &apiClient{base: srv.URL, http: srv.Client()}, id, &out)
+	if err != nil || r.Status != "succeeded" || out.String() != "Creating...\nApply complete!\n" {
+		t.Errorf("followRun: %+v %v\n%s", r, err, out.String())
 	}
 }
