@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,9 +28,24 @@ type contract struct {
 	err    error
 }
 
+// testDocs is every test server's OpenAPI document, built once per set of
+// routes, and contractRouters the documents' parsed routers by the
+// document's bytes: under -race a document and its router take seconds
+// each, and most tests' servers serve the same routes.
+var (
+	testDocs        = api.NewDocs()
+	contractRouters sync.Map // [sha256.Size]byte → *routerEntry
+)
+
+type routerEntry struct {
+	once   sync.Once
+	router routers.Router
+	err    error
+}
+
 func (c *contract) load(srv *api.Server) (routers.Router, error) {
 	c.once.Do(func() {
-		resp, err := srv.App().Test(httptest.NewRequest("GET", "/openapi.json", nil), 10000)
+		resp, err := srv.App().Test(httptest.NewRequest("GET", "/openapi.json", nil), -1)
 		if err != nil {
 			c.err = err
 			return
@@ -40,13 +56,18 @@ func (c *contract) load(srv *api.Server) (routers.Router, error) {
 			c.err = fmt.Errorf("GET /openapi.json: %d %s", resp.StatusCode, raw)
 			return
 		}
-		doc, err := openapi3.NewLoader().LoadFromData(raw)
-		if err != nil {
-			c.err = err
-			return
-		}
-		doc.Servers = openapi3.Servers{{URL: "http://example.com"}} // httptest.NewRequest's host
-		c.router, c.err = gorillamux.NewRouter(doc)
+		v, _ := contractRouters.LoadOrStore(sha256.Sum256(raw), &routerEntry{})
+		e := v.(*routerEntry)
+		e.once.Do(func() {
+			doc, err := openapi3.NewLoader().LoadFromData(raw)
+			if err != nil {
+				e.err = err
+				return
+			}
+			doc.Servers = openapi3.Servers{{URL: "http://example.com"}} // httptest.NewRequest's host
+			e.router, e.err = gorillamux.NewRouter(doc)
+		})
+		c.router, c.err = e.router, e.err
 	})
 	return c.router, c.err
 }

@@ -23,6 +23,7 @@ func statusOf(err error) (int, string) {
 	var rl *domain.RateLimitedError
 	var ferr *fiber.Error
 	var pub *domain.PublicError
+	var grant *domain.GrantError
 	msg := func(fallback string) string {
 		if errors.As(err, &pub) {
 			return pub.Message
@@ -32,6 +33,8 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &verr):
 		return fiber.StatusBadRequest, verr.Error()
+	case errors.As(err, &grant):
+		return fiber.StatusBadRequest, grant.Code
 	case errors.As(err, &rl):
 		return fiber.StatusTooManyRequests, rl.Reason
 	case errors.Is(err, domain.ErrNotFound):

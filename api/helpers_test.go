@@ -102,6 +102,11 @@ type setupOpts struct {
 	dns        dns.Options
 	// dnsReconcile turns the periodic dns_reconcile on (0: off).
 	dnsReconcile time.Duration
+	// now is the API's clock (api.Config.Now and the domain services it
+	// builds); nil: time.Now.
+	now func() time.Time
+	// publicURL is api.Config.PublicURL (SHARDFORM_PUBLIC_URL).
+	publicURL string
 }
 
 // setup builds the API on a fresh database. Argon2 runs with small costs so
@@ -191,7 +196,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 			AllowRegistration: !o.closeRegistration,
 			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
 		},
-		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat,
+		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, Now: o.now, PublicURL: o.publicURL, Docs: testDocs,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,
 	})
 	if err != nil {
@@ -242,7 +247,7 @@ type req struct {
 	body         any
 	token        string            // Authorization: Bearer
 	header       map[string]string // extra headers
-	timeout      time.Duration     // default 10 s
+	timeout      time.Duration     // default 2 min: a loaded 2-core CI box can be slow; a hang still fails
 	noContract   bool              // the answer is not checked against the OpenAPI document
 }
 
@@ -285,7 +290,7 @@ func (b *bundle) try(r req) (response, error) {
 	for k, v := range r.header {
 		hr.Header.Set(k, v)
 	}
-	timeout := 10 * time.Second
+	timeout := 2 * time.Minute
 	if r.timeout > 0 {
 		timeout = r.timeout
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/planner"
+	"github.com/shardform/shardform/search"
 	"github.com/shardform/shardform/sshca"
 )
 
@@ -58,9 +59,10 @@ type operation struct {
 	list         bool              // resp is one element of a list answer {data, meta}
 	paged        bool              // page and limit query parameters
 	query        []queryParam
-	produces     string // content type of an answer that is not a JSON body of resp's type
-	stream       bool   // the answer may also be a Server-Sent Events stream
-	errors       []int  // error statuses beyond those implied by access, body and path
+	produces     string           // content type of an answer that is not a JSON body of resp's type
+	stream       bool             // the answer may also be a Server-Sent Events stream
+	errors       []int            // error statuses beyond those implied by access, body and path
+	search       *search.Resource // a search route: its body is the resource's search body
 }
 
 type queryParam struct {
@@ -332,6 +334,12 @@ func (g *schemaGen) operation(op operation) (*openapi3.Operation, error) {
 			Name: q.name, In: "query", Description: q.description, Schema: openapi3.NewSchemaRef("", s),
 		}})
 		errs = append(errs, 400)
+	}
+	if op.search != nil {
+		o.RequestBody = &openapi3.RequestBodyRef{Value: &openapi3.RequestBody{
+			Required: true, Content: openapi3.NewContentWithJSONSchemaRef(searchBodySchema(op.search)),
+		}}
+		errs = append(errs, 400, 413)
 	}
 	if op.body != nil {
 		s, err := g.schema(reflect.TypeOf(op.body), true)

@@ -88,7 +88,7 @@ var (
 
 // operations is every route the server can serve, documented. The route
 // table test fails when a route is missing here or an entry has no route.
-func operations() []operation {
+func baseOperations() []operation {
 	return []operation{
 		// Health (public).
 		{method: "GET", path: "/health", summary: "Liveness", access: public, resp: statusBody{}, status: 200},
@@ -120,6 +120,27 @@ func operations() []operation {
 		{method: "POST", path: "/v1/auth/mfa/enroll", summary: "Start MFA enrollment: a TOTP secret", access: sessionOnly, resp: identity.MFAEnrollment{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/auth/mfa/verify", summary: "Turn MFA on with a code", access: sessionOnly, body: codeRequest{}, resp: identity.MFAStatus{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/auth/mfa/disable", summary: "Turn MFA off with a code", access: sessionOnly, body: codeRequest{}, resp: identity.MFAStatus{}, status: 200, errors: []int{409}},
+
+		// Device authorization (RFC 8628): `shardform login` without a password.
+		{method: "POST", path: "/v1/auth/device", summary: "Start a device login: a device code to poll with and a user code to approve", access: public,
+			description: "`client_name` (1–100 characters) names the API token the device receives; `scopes` (at least one, each a permission of the catalog) are its scopes, capped at approval by what the approver holds. " +
+				"The user code (8 characters without 0, O, 1 and I, shown as XXXX-XXXX) is valid `expires_in` seconds (600); poll `POST /v1/auth/device/token` every `interval` seconds (5). 20 starts a minute per client address (429).",
+			body: identity.DeviceRequest{}, resp: identity.DeviceAuthorization{}, status: 200},
+		{method: "POST", path: "/v1/auth/device/token", summary: "Poll a device login: the API token once approved (answered once)", access: public,
+			description: "While the login is not approved: 400 `{\"error\": \"authorization_pending\"}`; polled sooner than the interval: `slow_down` (the interval grows by 5 s); " +
+				"after 10 minutes: `expired_token`; denied: `access_denied`; an unknown or already delivered device code: `invalid_grant` (RFC 8628 §3.5). " +
+				"Once approved: the API token as `POST /v1/api-tokens` answers it, with its secret, minted at this poll for the approver in the approved organization and named after `client_name`; every later poll is `invalid_grant`.",
+			body: identity.DeviceTokenRequest{}, resp: identity.APIToken{}, status: 200},
+		{method: "GET", path: "/v1/auth/device", summary: "What a user code asks for, before approving it", access: sessionOnly,
+			description: "404 for an unknown user code, 400 for an expired one, 409 once it is approved or denied.",
+			query:       []queryParam{{name: "user_code", description: "The code the device shows (any case, the dash optional)."}},
+			resp:        identity.DevicePending{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/auth/device/approve", summary: "Approve a device login for one of your organizations", access: sessionOnly,
+			description: "An API token gets 403 (`an API token cannot approve a device; sign in`). An organization you are not a member of is 404; a scope you do not hold there is 403 naming it; " +
+				"an unknown user code is 404, an expired one 400, one already approved or denied 409.",
+			body: identity.DeviceApproveRequest{}, resp: identity.DeviceApproval{}, status: 200, errors: []int{409}},
+		{method: "POST", path: "/v1/auth/device/deny", summary: "Deny a device login: its next poll answers access_denied", access: sessionOnly,
+			body: identity.DeviceUserCode{}, resp: identity.DeviceDenial{}, status: 200, errors: []int{409}},
 
 		// Users.
 		{method: "GET", path: "/v1/whoami", summary: "The caller: user, organization, effective scopes, credential used", access: authenticated, resp: whoamiBody{}, status: 200},

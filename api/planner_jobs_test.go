@@ -66,7 +66,7 @@ func setupPlannerJobs(t *testing.T, hcloudEndpoint string, threshold *int) *plan
 		_ = client.Stop(stopCtx)
 	})
 	srv, err := app.NewAPI(app.APIConfig{
-		Store: st, MasterKey: key, Planner: plan, Credentials: creds, Version: "test", Logger: logger,
+		Store: st, MasterKey: key, Planner: plan, Credentials: creds, Version: "test", Logger: logger, Docs: testDocs,
 		Identity: identity.Options{AllowRegistration: true, Password: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1}},
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,6 +97,7 @@ type Config struct {
 	APITokens     APITokens
 	Organizations Organizations
 	Audit         AuditLog
+	Devices       Devices          // optional: without it the device-authorization routes are absent
 	Provisioning  Provisioning     // optional: without it the provisioning routes are absent
 	Credentials   Credentials      // optional: without it the credential routes are absent
 	SSH           SSHCA            // optional: without it the SSH CA routes are absent
@@ -105,6 +107,7 @@ type Config struct {
 	NodeOps       NodeOps          // optional: without it the power action routes are absent
 	Agents        Agents           // optional: without it registration tokens and the /v1/agent routes are absent
 	State         *tfstate.Service // optional: without it the Terraform state routes are absent
+	Search        Searcher         // optional: without it the search routes are absent
 	Limiter       Limiter
 	Health        Health
 	Logger        *slog.Logger
@@ -113,6 +116,10 @@ type Config struct {
 	// /riverui), served to platform administrators; nil leaves it out.
 	RiverUI http.Handler
 	Version string
+	// PublicURL is the server's address as people reach it (SHARDFORM_PUBLIC_URL):
+	// the device flow's verification URI is under it. Empty: the request's
+	// scheme and host.
+	PublicURL string
 	// RateLimit is the number of requests per credential (or client address,
 	// without one) per RateWindow. Default 600 per minute.
 	RateLimit  int
@@ -125,6 +132,45 @@ type Config struct {
 	// an SSE comment while no line arrives, so a client that left is noticed.
 	// Default 15 s.
 	FollowHeartbeat time.Duration
+	// Docs, when set, shares the OpenAPI documents built by the servers
+	// of one process (tests, benchmarks and the cluster harness start many
+	// servers with the same routes; the document takes a while to build).
+	// Nil: each server builds its own, once.
+	Docs *Docs
+}
+
+// Docs holds OpenAPI documents by what they describe (the version and the
+// operations served). Safe for concurrent use.
+type Docs struct {
+	mu   sync.Mutex
+	docs map[string]*docEntry
+}
+
+type docEntry struct {
+	once sync.Once
+	doc  *openAPI
+	err  error
+}
+
+// NewDocs makes an empty document cache.
+func NewDocs() *Docs { return &Docs{docs: map[string]*docEntry{}} }
+
+// get builds the document for (version, ops) once.
+func (d *Docs) get(version string, ops []operation) (*openAPI, error) {
+	var key strings.Builder
+	key.WriteString(version)
+	for _, op := range ops {
+		key.WriteString("\n" + op.key())
+	}
+	d.mu.Lock()
+	e, ok := d.docs[key.String()]
+	if !ok {
+		e = &docEntry{}
+		d.docs[key.String()] = e
+	}
+	d.mu.Unlock()
+	e.once.Do(func() { e.doc, e.err = newOpenAPI(context.Background(), version, ops) })
+	return e.doc, e.err
 }
 
 // Server is the HTTP API.
@@ -204,6 +250,10 @@ func (s *Server) openAPIDoc() (*openAPI, error) {
 				ops = append(ops, op)
 			}
 		}
+		if s.cfg.Docs != nil {
+			s.openapi, s.openapiErr = s.cfg.Docs.get(s.cfg.Version, ops)
+			return
+		}
 		s.openapi, s.openapiErr = newOpenAPI(context.Background(), s.cfg.Version, ops)
 	})
 	return s.openapi, s.openapiErr
@@ -258,6 +308,10 @@ func (s *Server) routes() {
 	v1.Post("/auth/mfa/verify", auth, s.mfaVerify)
 	v1.Post("/auth/mfa/disable", auth, s.mfaDisable)
 
+	if s.cfg.Devices != nil {
+		s.deviceRoutes(v1)
+	}
+
 	v1.Get("/whoami", auth, s.whoami)
 	v1.Get("/users/me", auth, s.me)
 	v1.Post("/users/me/password", auth, s.changePassword)
@@ -292,6 +346,9 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/audit-logs", auth, s.listAuditLogs)
 
+	if s.cfg.Search != nil {
+		s.searchRoutes(v1)
+	}
 	if s.cfg.Agents != nil {
 		// Before the provisioning routes: /v1/nodes/register-tokens is
 		// not /v1/nodes/:id.

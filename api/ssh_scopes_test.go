@@ -59,6 +59,8 @@ func TestSSHScopes(t *testing.T) {
 		"GET /v1/ssh/krl":           {scopes: []string{public}, status: 200, path: func() string { return "/v1/ssh/krl" + orgQuery }},
 		"POST /v1/ssh/certificate":  {scopes: []string{sshSign}, status: 200, body: sign},
 		"GET /v1/ssh/certificates":  {scopes: []string{sshSign, sshAdmin}, status: 200},
+		"POST /v1/ssh/certificates/search": {scopes: []string{sshSign, sshAdmin}, status: 200,
+			body: map[string]any{"search": map[string]any{"key_id": []string{"ops"}}, "sortBy": "serial"}},
 		"GET /v1/ssh/certificates/:id": {scopes: []string{sshSign, sshAdmin}, status: 200,
 			path: func() string { return "/v1/ssh/certificates/" + cert() }},
 		"POST /v1/ssh/certificates/:id/revoke": {scopes: []string{sshSign, sshAdmin}, status: 200,

@@ -48,7 +48,7 @@ func TestSSHSignNoWorker(t *testing.T) {
 	}
 	svc.UseQueue(client)
 	srv, err := app.NewAPI(app.APIConfig{
-		Store: st, MasterKey: key, SSH: svc, Version: "test",
+		Store: st, MasterKey: key, SSH: svc, Version: "test", Docs: testDocs,
 		Identity: identity.Options{AllowRegistration: true, Password: identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1}},
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

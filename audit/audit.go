@@ -71,3 +71,24 @@ func (l *Log) List(ctx context.Context, p *domain.Principal, page domain.Page) (
 	}
 	return out, total, nil
 }
+
+// ByIDs returns the principal's organization's entries among ids, in no
+// particular order (audit:read; the search package's loader).
+func (l *Log) ByIDs(ctx context.Context, p *domain.Principal, ids []int64) ([]Entry, error) {
+	if !p.Can(domain.PermAuditRead) {
+		return nil, domain.Forbidden("missing permission %s", domain.PermAuditRead)
+	}
+	if len(ids) == 0 {
+		return []Entry{}, nil
+	}
+	rows, err := l.st.Q.AuditLogsByIDs(ctx, l.st.Pool, store.AuditLogsByIDsParams{OrganizationID: uuid.NullUUID{UUID: p.OrgID, Valid: true}, Ids: ids})
+	if err != nil {
+		return nil, fmt.Errorf("audit entries by ids: %w", err)
+	}
+	out := make([]Entry, len(rows))
+	for i, r := range rows {
+		out[i] = Entry{ID: r.ID, OrganizationID: r.OrganizationID, UserID: r.UserID, APITokenID: r.ApiTokenID,
+			Action: r.Action, Target: r.Target, Status: int(r.Status), RequestID: r.RequestID, IP: r.Ip, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}

@@ -86,3 +86,23 @@ var ErrUnavailable = errors.New("unavailable")
 func Unavailable(format string, args ...any) error {
 	return &PublicError{Kind: ErrUnavailable, Message: fmt.Sprintf(format, args...)}
 }
+
+// GrantError is an error of an OAuth 2.0 token endpoint (RFC 6749 §5.2,
+// RFC 8628 §3.5): the poll of a device authorization. The API answers 400
+// with the code itself as the message ({"error": "authorization_pending"}),
+// as OAuth clients expect.
+type GrantError struct {
+	Code string
+}
+
+func (e *GrantError) Error() string { return e.Code }
+
+// The device-authorization grant's answers to a poll (RFC 8628 §3.5), and
+// invalid_grant for a device code that is unknown or already used.
+var (
+	ErrAuthorizationPending = &GrantError{Code: "authorization_pending"}
+	ErrSlowDown             = &GrantError{Code: "slow_down"}
+	ErrAccessDenied         = &GrantError{Code: "access_denied"}
+	ErrExpiredToken         = &GrantError{Code: "expired_token"}
+	ErrInvalidGrant         = &GrantError{Code: "invalid_grant"}
+)

@@ -72,23 +72,49 @@ func (s *Service) CreateAPIToken(ctx context.Context, p *domain.Principal, req A
 		}
 		return APIToken{}, domain.Invalid("scopes", "must list at least one permission (least privilege); the catalog: %s", strings.Join(names, ", "))
 	}
+	scopes, err := grantableScopes(p, req.Scopes)
+	if err != nil {
+		return APIToken{}, err
+	}
+	return s.mintAPIToken(ctx, s.st.Pool, p, name, time.Duration(ttl)*time.Second, scopes)
+}
+
+// grantableScopes checks requested scopes against the catalog and against
+// what p holds in its organization, and answers them sorted without
+// duplicates: a token never carries more than its creator may do.
+func grantableScopes(p *domain.Principal, scopes []domain.Permission) ([]domain.Permission, error) {
 	set := domain.NewPermissionSet()
-	for i, sc := range req.Scopes {
-		if !domain.ValidPermission(sc) {
-			return APIToken{}, domain.Invalid(fmt.Sprintf("scopes[%d]", i), "unknown permission %q (GET /v1/permissions lists them)", sc)
+	for i, sc := range scopes {
+		if err := knownScope(i, sc); err != nil {
+			return nil, err
 		}
 		if !p.Perms.Has(sc) {
-			return APIToken{}, domain.Forbidden("scopes: you do not hold %s in this organization", sc)
+			return nil, domain.Forbidden("scopes: you do not hold %s in this organization", sc)
 		}
 		set[sc] = struct{}{}
 	}
+	return set.Sorted(), nil
+}
+
+// knownScope refuses a scope (the i-th) that is not in the permission catalog.
+func knownScope(i int, sc domain.Permission) error {
+	if !domain.ValidPermission(sc) {
+		return domain.Invalid(fmt.Sprintf("scopes[%d]", i), "unknown permission %q (GET /v1/permissions lists them)", sc)
+	}
+	return nil
+}
+
+// mintAPIToken stores a new token of p in p's organization (on db: the
+// pool, or the caller's transaction) and answers it with its secret, which
+// is not kept: only its hash is stored.
+func (s *Service) mintAPIToken(ctx context.Context, db store.DBTX, p *domain.Principal, name string, ttl time.Duration, scopes []domain.Permission) (APIToken, error) {
 	secret, hash, err := newSecret(APITokenPrefix)
 	if err != nil {
 		return APIToken{}, err
 	}
-	row, err := s.q.CreateAPIToken(ctx, s.st.Pool, store.CreateAPITokenParams{
+	row, err := s.q.CreateAPIToken(ctx, db, store.CreateAPITokenParams{
 		OrganizationID: p.OrgID, UserID: p.UserID, Name: name, DisplayPrefix: secret[:len(APITokenPrefix)+6],
-		TokenHash: hash, Scopes: fromPermissions(set.Sorted()), ExpiresAt: s.now().Add(time.Duration(ttl) * time.Second),
+		TokenHash: hash, Scopes: fromPermissions(scopes), ExpiresAt: s.now().Add(ttl),
 	})
 	if err != nil {
 		return APIToken{}, fmt.Errorf("create API token: %w", err)

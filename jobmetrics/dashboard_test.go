@@ -42,6 +42,8 @@ func TestGrafanaDashboard(t *testing.T) {
 	exported := map[string]bool{"shardform_http_requests_total": true, "shardform_http_request_duration_seconds_bucket": true}
 	descs := make(chan *prometheus.Desc, 16)
 	jobmetrics.New(nil, nil).Describe(descs)
+	jobmetrics.NewTerraform(nil).Describe(descs)
+	jobmetrics.NewSignLatency().Collector().Describe(descs)
 	close(descs)
 	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
 	for d := range descs {

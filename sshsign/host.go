@@ -164,7 +164,7 @@ func (s *Service) signHost(ctx context.Context, org, userID, id uuid.UUID, publi
 		s.unregister(wt)
 		return HostSigned{}, fmt.Errorf("sign host certificate: enqueue: %w", err)
 	}
-	return waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (HostSigned, error) {
+	signed, err := waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (HostSigned, error) {
 		row, err := s.q.GetSSHHostCertificateByJob(ctx, s.st.Pool, store.GetSSHHostCertificateByJobParams{
 			OrganizationID: org, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
 		if err != nil {
@@ -172,6 +172,8 @@ func (s *Service) signHost(ctx context.Context, org, userID, id uuid.UUID, publi
 		}
 		return hostView(store.ListSSHHostCertificatesRow(row)).HostSigned, nil
 	})
+	s.observe("host", time.Since(start), err)
+	return signed, err
 }
 
 // RunSignHost is the ssh_sign_host worker: like RunSign, it allocates a

@@ -54,6 +54,11 @@ type Options struct {
 	// Logger receives what the service cannot return to a caller: a failed
 	// notification, a listener that cannot connect (default: discarded).
 	Logger *slog.Logger
+	// Observe, when set, is told of every signing request that reached the
+	// queue: its kind ("user" or "host"), how long it took from the request
+	// to the answer, and its error (nil: a certificate). The API's latency
+	// histogram (jobmetrics.SignLatency).
+	Observe func(kind string, took time.Duration, err error)
 }
 
 // Service is the SSH CA service. It is safe for concurrent use.
@@ -65,6 +70,7 @@ type Service struct {
 	now     func() time.Time
 	timeout time.Duration
 	log     *slog.Logger
+	onSign  func(kind string, took time.Duration, err error) // Options.Observe
 	// life is the service's lifetime (Options.Context); stop ends it, and
 	// background counts the goroutines that run under it.
 	life       context.Context
@@ -114,7 +120,7 @@ func New(st *store.Store, vault *sshca.Vault, opts Options) (*Service, error) {
 	}
 	life, stop := context.WithCancel(opts.Context)
 	s := &Service{
-		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout, log: opts.Logger, life: life, stop: stop,
+		st: st, q: st.Q, vault: vault, now: opts.Now, timeout: opts.SignTimeout, log: opts.Logger, onSign: opts.Observe, life: life, stop: stop,
 		validator: validator, authorities: map[uuid.UUID]*sshca.Authority{},
 		cache: caCache{entries: map[uuid.UUID]caState{}}, waiters: newWaiters(),
 	}
@@ -136,6 +142,13 @@ func (s *Service) Close() {
 	s.stop()
 	s.waiters.mu.Unlock()
 	s.background.Wait()
+}
+
+// observe tells Options.Observe of one signing.
+func (s *Service) observe(kind string, took time.Duration, err error) {
+	if s.onSign != nil {
+		s.onSign(kind, took, err)
+	}
 }
 
 // UseQueue sets the job queue (the River client, built after its workers).

@@ -101,13 +101,15 @@ func (s *Service) Sign(ctx context.Context, p *domain.Principal, req SignRequest
 		s.unregister(wt)
 		return Signed{}, fmt.Errorf("sign certificate: enqueue: %w", err)
 	}
-	return waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (Signed, error) {
+	signed, err := waitForJob(ctx, s, wt, jobID, start, func(ctx context.Context) (Signed, error) {
 		row, err := s.q.GetSSHCertificateByJob(ctx, s.st.Pool, store.GetSSHCertificateByJobParams{OrganizationID: p.OrgID, JobID: pgtype.Int8{Int64: jobID, Valid: true}})
 		if err != nil {
 			return Signed{}, err
 		}
 		return signedOf(row), nil
 	})
+	s.observe("user", time.Since(start), err)
+	return signed, err
 }
 
 // signedOf is the answer for a recorded certificate.

@@ -10,3 +10,8 @@ LIMIT @lim OFFSET @off;
 
 -- name: CountAuditLogs :one
 SELECT count(*) FROM audit_logs WHERE organization_id = @organization_id;
+
+-- name: AuditLogsByIDs :many
+-- The entries a search found (search package), in no order.
+SELECT * FROM audit_logs
+WHERE organization_id = @organization_id AND id = ANY(@ids::bigint[]);

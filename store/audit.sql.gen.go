@@ -11,6 +11,48 @@ import (
 	"github.com/google/uuid"
 )
 
+const auditLogsByIDs = `-- name: AuditLogsByIDs :many
+SELECT id, organization_id, user_id, api_token_id, action, target, status, request_id, ip, created_at FROM audit_logs
+WHERE organization_id = $1 AND id = ANY($2::bigint[])
+`
+
+type AuditLogsByIDsParams struct {
+	OrganizationID uuid.NullUUID
+	Ids            []int64
+}
+
+// The entries a search found (search package), in no order.
+func (q *Queries) AuditLogsByIDs(ctx context.Context, db DBTX, arg AuditLogsByIDsParams) ([]AuditLog, error) {
+	rows, err := db.Query(ctx, auditLogsByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AuditLog
+	for rows.Next() {
+		var i AuditLog
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.UserID,
+			&i.ApiTokenID,
+			&i.Action,
+			&i.Target,
+			&i.Status,
+			&i.RequestID,
+			&i.Ip,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countAuditLogs = `-- name: CountAuditLogs :one
 SELECT count(*) FROM audit_logs WHERE organization_id = $1
 `

@@ -56,3 +56,8 @@ SELECT id, name FROM provision_requests
 WHERE credential_id = @credential_id AND status <> 'destroyed'
 ORDER BY created_at, id
 LIMIT 5;
+
+-- name: CredentialsByIDs :many
+-- The credentials a search found (search package), in no order.
+SELECT * FROM credentials
+WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[]);

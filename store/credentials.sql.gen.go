@@ -89,6 +89,50 @@ func (q *Queries) CreateCredential(ctx context.Context, db DBTX, arg CreateCrede
 	return i, err
 }
 
+const credentialsByIDs = `-- name: CredentialsByIDs :many
+SELECT id, organization_id, name, provider, secret, hint, is_default, verified_at, verify_error, created_by, created_at, updated_at FROM credentials
+WHERE organization_id = $1 AND id = ANY($2::uuid[])
+`
+
+type CredentialsByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+// The credentials a search found (search package), in no order.
+func (q *Queries) CredentialsByIDs(ctx context.Context, db DBTX, arg CredentialsByIDsParams) ([]Credential, error) {
+	rows, err := db.Query(ctx, credentialsByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Credential
+	for rows.Next() {
+		var i Credential
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.Name,
+			&i.Provider,
+			&i.Secret,
+			&i.Hint,
+			&i.IsDefault,
+			&i.VerifiedAt,
+			&i.VerifyError,
+			&i.CreatedBy,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deleteCredential = `-- name: DeleteCredential :execrows
 DELETE FROM credentials WHERE organization_id = $1 AND id = $2
 `

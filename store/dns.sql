@@ -197,3 +197,14 @@ SELECT name FROM organizations WHERE id = @id;
 SELECT
     (SELECT count(*) FROM dns_records r WHERE r.organization_id = @organization_id AND r.credential_id = @credential_id AND r.status <> 'deleted')::bigint AS records,
     EXISTS (SELECT 1 FROM dns_auto_configs a WHERE a.organization_id = @organization_id AND a.credential_id = @credential_id AND a.enabled) AS auto_dns;
+
+-- name: DNSRecordsByIDs :many
+-- The records a search found (search package), in no order.
+SELECT * FROM dns_records
+WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[]);
+
+-- name: DNSRecordsOfNodesFull :many
+-- The nodes' live records (those node answers list), for search's dns_records extend.
+SELECT * FROM dns_records
+WHERE organization_id = @organization_id AND node_id = ANY(@node_ids::uuid[]) AND status <> 'deleted'
+ORDER BY node_id, auto DESC, type, created_at;

@@ -70,6 +70,115 @@ func (q *Queries) CountDNSUsesOfCredential(ctx context.Context, db DBTX, arg Cou
 	return i, err
 }
 
+const dNSRecordsByIDs = `-- name: DNSRecordsByIDs :many
+SELECT id, organization_id, credential_id, zone_id, zone_name, type, name, content, ttl, proxied, priority, node_id, auto, adopt, status, cloudflare_id, error, generation, synced_at, created_by, created_at, updated_at FROM dns_records
+WHERE organization_id = $1 AND id = ANY($2::uuid[])
+`
+
+type DNSRecordsByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+// The records a search found (search package), in no order.
+func (q *Queries) DNSRecordsByIDs(ctx context.Context, db DBTX, arg DNSRecordsByIDsParams) ([]DnsRecord, error) {
+	rows, err := db.Query(ctx, dNSRecordsByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DnsRecord
+	for rows.Next() {
+		var i DnsRecord
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.CredentialID,
+			&i.ZoneID,
+			&i.ZoneName,
+			&i.Type,
+			&i.Name,
+			&i.Content,
+			&i.Ttl,
+			&i.Proxied,
+			&i.Priority,
+			&i.NodeID,
+			&i.Auto,
+			&i.Adopt,
+			&i.Status,
+			&i.CloudflareID,
+			&i.Error,
+			&i.Generation,
+			&i.SyncedAt,
+			&i.CreatedBy,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const dNSRecordsOfNodesFull = `-- name: DNSRecordsOfNodesFull :many
+SELECT id, organization_id, credential_id, zone_id, zone_name, type, name, content, ttl, proxied, priority, node_id, auto, adopt, status, cloudflare_id, error, generation, synced_at, created_by, created_at, updated_at FROM dns_records
+WHERE organization_id = $1 AND node_id = ANY($2::uuid[]) AND status <> 'deleted'
+ORDER BY node_id, auto DESC, type, created_at
+`
+
+type DNSRecordsOfNodesFullParams struct {
+	OrganizationID uuid.UUID
+	NodeIds        []uuid.UUID
+}
+
+// The nodes' live records (those node answers list), for search's dns_records extend.
+func (q *Queries) DNSRecordsOfNodesFull(ctx context.Context, db DBTX, arg DNSRecordsOfNodesFullParams) ([]DnsRecord, error) {
+	rows, err := db.Query(ctx, dNSRecordsOfNodesFull, arg.OrganizationID, arg.NodeIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DnsRecord
+	for rows.Next() {
+		var i DnsRecord
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.CredentialID,
+			&i.ZoneID,
+			&i.ZoneName,
+			&i.Type,
+			&i.Name,
+			&i.Content,
+			&i.Ttl,
+			&i.Proxied,
+			&i.Priority,
+			&i.NodeID,
+			&i.Auto,
+			&i.Adopt,
+			&i.Status,
+			&i.CloudflareID,
+			&i.Error,
+			&i.Generation,
+			&i.SyncedAt,
+			&i.CreatedBy,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deleteDNSZoneRecord = `-- name: DeleteDNSZoneRecord :exec
 DELETE FROM dns_zone_records WHERE organization_id = $1 AND zone_id = $2 AND cloudflare_id = $3
 `

@@ -51,3 +51,18 @@ WHERE organization_id = @organization_id AND id = @id;
 
 -- name: DeleteInstance :execrows
 DELETE FROM instances WHERE organization_id = @organization_id AND id = @id;
+
+-- name: InstancesByIDs :many
+-- The instances a search found (search package), in no order.
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = @organization_id AND i.id = ANY(@ids::uuid[]);
+
+-- name: InstancesOfNodes :many
+-- The instances on the nodes, for search's instances extend.
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = @organization_id AND i.node_id = ANY(@node_ids::uuid[])
+ORDER BY i.created_at, i.id;

@@ -130,6 +130,121 @@ func (q *Queries) InsertInstance(ctx context.Context, db DBTX, arg InsertInstanc
 	return i, err
 }
 
+const instancesByIDs = `-- name: InstancesByIDs :many
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = $1 AND i.id = ANY($2::uuid[])
+`
+
+type InstancesByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+type InstancesByIDsRow struct {
+	ID        uuid.UUID
+	NodeID    uuid.UUID
+	NodeName  string
+	Name      string
+	Template  string
+	Players   int32
+	CpuMillis int32
+	MemoryMb  int32
+	DiskGb    int32
+	CreatedAt time.Time
+}
+
+// The instances a search found (search package), in no order.
+func (q *Queries) InstancesByIDs(ctx context.Context, db DBTX, arg InstancesByIDsParams) ([]InstancesByIDsRow, error) {
+	rows, err := db.Query(ctx, instancesByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []InstancesByIDsRow
+	for rows.Next() {
+		var i InstancesByIDsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.NodeID,
+			&i.NodeName,
+			&i.Name,
+			&i.Template,
+			&i.Players,
+			&i.CpuMillis,
+			&i.MemoryMb,
+			&i.DiskGb,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const instancesOfNodes = `-- name: InstancesOfNodes :many
+SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
+       i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at
+FROM instances i JOIN nodes n ON n.id = i.node_id
+WHERE i.organization_id = $1 AND i.node_id = ANY($2::uuid[])
+ORDER BY i.created_at, i.id
+`
+
+type InstancesOfNodesParams struct {
+	OrganizationID uuid.UUID
+	NodeIds        []uuid.UUID
+}
+
+type InstancesOfNodesRow struct {
+	ID        uuid.UUID
+	NodeID    uuid.UUID
+	NodeName  string
+	Name      string
+	Template  string
+	Players   int32
+	CpuMillis int32
+	MemoryMb  int32
+	DiskGb    int32
+	CreatedAt time.Time
+}
+
+// The instances on the nodes, for search's instances extend.
+func (q *Queries) InstancesOfNodes(ctx context.Context, db DBTX, arg InstancesOfNodesParams) ([]InstancesOfNodesRow, error) {
+	rows, err := db.Query(ctx, instancesOfNodes, arg.OrganizationID, arg.NodeIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []InstancesOfNodesRow
+	for rows.Next() {
+		var i InstancesOfNodesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.NodeID,
+			&i.NodeName,
+			&i.Name,
+			&i.Template,
+			&i.Players,
+			&i.CpuMillis,
+			&i.MemoryMb,
+			&i.DiskGb,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listInstances = `-- name: ListInstances :many
 SELECT i.id, i.node_id, n.name AS node_name, i.name, i.template, i.players,
        i.cpu_millis, i.memory_mb, i.disk_gb, i.created_at

@@ -52,6 +52,25 @@ type Credential struct {
 	UpdatedAt      time.Time
 }
 
+type DeviceAuthorization struct {
+	ID              uuid.UUID
+	DeviceCodeHash  []byte
+	UserCode        string
+	ClientName      string
+	Scopes          []string
+	IntervalSeconds int32
+	LastPolledAt    *time.Time
+	ExpiresAt       time.Time
+	OrganizationID  uuid.NullUUID
+	ApprovedBy      uuid.NullUUID
+	ApprovedAt      *time.Time
+	DeniedBy        uuid.NullUUID
+	DeniedAt        *time.Time
+	DeliveredAt     *time.Time
+	ApiTokenID      uuid.NullUUID
+	CreatedAt       time.Time
+}
+
 type DnsAutoConfig struct {
 	OrganizationID uuid.UUID
 	Enabled        bool

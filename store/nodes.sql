@@ -35,3 +35,8 @@ DELETE FROM nodes WHERE organization_id = @organization_id AND id = @id;
 
 -- name: DeleteNodeOfProvision :exec
 DELETE FROM nodes WHERE organization_id = @organization_id AND provision_id = @provision_id;
+
+-- name: NodesByIDs :many
+-- The nodes a search found or extends with (search package), in no order.
+SELECT * FROM nodes
+WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[]);

@@ -238,6 +238,60 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 	return items, nil
 }
 
+const nodesByIDs = `-- name: NodesByIDs :many
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes
+WHERE organization_id = $1 AND id = ANY($2::uuid[])
+`
+
+type NodesByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+// The nodes a search found or extends with (search package), in no order.
+func (q *Queries) NodesByIDs(ctx context.Context, db DBTX, arg NodesByIDsParams) ([]Node, error) {
+	rows, err := db.Query(ctx, nodesByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []Node
+	for rows.Next() {
+		var i Node
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.ProvisionID,
+			&i.Name,
+			&i.Provider,
+			&i.Region,
+			&i.InstanceType,
+			&i.Vcpu,
+			&i.MemoryMb,
+			&i.DiskGb,
+			&i.Ipv4,
+			&i.Ipv6,
+			&i.ServerID,
+			&i.Status,
+			&i.Labels,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ReservedCpuMillis,
+			&i.ReservedMemoryMb,
+			&i.ReservedDiskGb,
+			&i.InstanceCount,
+			&i.PowerState,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const updateNode = `-- name: UpdateNode :one
 UPDATE nodes SET name = $1, status = $2, labels = $3, updated_at = now()
 WHERE organization_id = $4 AND id = $5

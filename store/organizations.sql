@@ -101,3 +101,9 @@ WHERE m.user_id = @user_id AND m.role = 'owner'
       SELECT 1 FROM memberships o
       WHERE o.organization_id = m.organization_id AND o.role = 'owner' AND o.user_id <> m.user_id
   );
+
+-- name: MembersByUserIDs :many
+-- The organization's members among the users (search's user extend).
+SELECT m.*, u.email
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = @organization_id AND m.user_id = ANY(@user_ids::uuid[]);

@@ -456,6 +456,54 @@ func (q *Queries) LockOrganization(ctx context.Context, db DBTX, id uuid.UUID) e
 	return err
 }
 
+const membersByUserIDs = `-- name: MembersByUserIDs :many
+SELECT m.organization_id, m.user_id, m.role, m.grants, m.created_at, u.email
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = $1 AND m.user_id = ANY($2::uuid[])
+`
+
+type MembersByUserIDsParams struct {
+	OrganizationID uuid.UUID
+	UserIds        []uuid.UUID
+}
+
+type MembersByUserIDsRow struct {
+	OrganizationID uuid.UUID
+	UserID         uuid.UUID
+	Role           string
+	Grants         []string
+	CreatedAt      time.Time
+	Email          string
+}
+
+// The organization's members among the users (search's user extend).
+func (q *Queries) MembersByUserIDs(ctx context.Context, db DBTX, arg MembersByUserIDsParams) ([]MembersByUserIDsRow, error) {
+	rows, err := db.Query(ctx, membersByUserIDs, arg.OrganizationID, arg.UserIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []MembersByUserIDsRow
+	for rows.Next() {
+		var i MembersByUserIDsRow
+		if err := rows.Scan(
+			&i.OrganizationID,
+			&i.UserID,
+			&i.Role,
+			&i.Grants,
+			&i.CreatedAt,
+			&i.Email,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setMemberGrants = `-- name: SetMemberGrants :exec
 UPDATE memberships SET grants = $1
 WHERE organization_id = $2 AND user_id = $3

@@ -56,3 +56,8 @@ JOIN provision_requests p ON p.id = l.provision_id
 WHERE p.organization_id = @organization_id AND l.provision_id = @provision_id AND l.id > @after_id
 ORDER BY l.id
 LIMIT 1000;
+
+-- name: ProvisionRequestsByIDs :many
+-- The requests a search found (search package), in no order.
+SELECT * FROM provision_requests
+WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[]);

@@ -337,6 +337,59 @@ func (q *Queries) ListProvisionRequests(ctx context.Context, db DBTX, arg ListPr
 	return items, nil
 }
 
+const provisionRequestsByIDs = `-- name: ProvisionRequestsByIDs :many
+SELECT id, organization_id, created_by, provider, region, instance_type, name, image, ssh_keys, labels, status, error, plan_summary, plan_file, node_id, idempotency_key, request_hash, created_at, updated_at, credential_id, plan_run_id FROM provision_requests
+WHERE organization_id = $1 AND id = ANY($2::uuid[])
+`
+
+type ProvisionRequestsByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+// The requests a search found (search package), in no order.
+func (q *Queries) ProvisionRequestsByIDs(ctx context.Context, db DBTX, arg ProvisionRequestsByIDsParams) ([]ProvisionRequest, error) {
+	rows, err := db.Query(ctx, provisionRequestsByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ProvisionRequest
+	for rows.Next() {
+		var i ProvisionRequest
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.CreatedBy,
+			&i.Provider,
+			&i.Region,
+			&i.InstanceType,
+			&i.Name,
+			&i.Image,
+			&i.SshKeys,
+			&i.Labels,
+			&i.Status,
+			&i.Error,
+			&i.PlanSummary,
+			&i.PlanFile,
+			&i.NodeID,
+			&i.IdempotencyKey,
+			&i.RequestHash,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.CredentialID,
+			&i.PlanRunID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const setProvisionApplied = `-- name: SetProvisionApplied :exec
 UPDATE provision_requests
 SET status = 'applied', error = '', node_id = $1, plan_file = NULL, updated_at = now()

@@ -115,3 +115,19 @@ JOIN provision_runs r ON r.id = l.run_id
 WHERE r.organization_id = @organization_id AND l.run_id = @run_id AND l.id > @after_id
 ORDER BY l.id
 LIMIT 1000;
+
+-- name: LatestRunsOf :many
+-- Each request's newest runs (at most @per of each), for search's runs extend.
+SELECT r.* FROM provision_runs r
+WHERE r.organization_id = @organization_id AND r.provision_id = ANY(@provision_ids::uuid[])
+  AND r.id IN (SELECT l.id FROM provision_runs l
+               WHERE l.organization_id = r.organization_id AND l.provision_id = r.provision_id
+               ORDER BY l.queued_at DESC, l.id LIMIT @per)
+ORDER BY r.provision_id, r.queued_at DESC, r.id;
+
+-- name: LatestRefreshRunsOf :many
+-- Each request's last succeeded refresh run (its drift verdict).
+SELECT DISTINCT ON (provision_id) * FROM provision_runs
+WHERE organization_id = @organization_id AND provision_id = ANY(@provision_ids::uuid[])
+  AND kind = 'refresh' AND status = 'succeeded'
+ORDER BY provision_id, finished_at DESC;

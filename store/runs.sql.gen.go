@@ -409,6 +409,121 @@ func (q *Queries) LatestRefreshRun(ctx context.Context, db DBTX, arg LatestRefre
 	return i, err
 }
 
+const latestRefreshRunsOf = `-- name: LatestRefreshRunsOf :many
+SELECT DISTINCT ON (provision_id) id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs
+WHERE organization_id = $1 AND provision_id = ANY($2::uuid[])
+  AND kind = 'refresh' AND status = 'succeeded'
+ORDER BY provision_id, finished_at DESC
+`
+
+type LatestRefreshRunsOfParams struct {
+	OrganizationID uuid.UUID
+	ProvisionIds   []uuid.UUID
+}
+
+// Each request's last succeeded refresh run (its drift verdict).
+func (q *Queries) LatestRefreshRunsOf(ctx context.Context, db DBTX, arg LatestRefreshRunsOfParams) ([]ProvisionRun, error) {
+	rows, err := db.Query(ctx, latestRefreshRunsOf, arg.OrganizationID, arg.ProvisionIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ProvisionRun
+	for rows.Next() {
+		var i ProvisionRun
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.ProvisionID,
+			&i.Kind,
+			&i.Status,
+			&i.CreatedBy,
+			&i.JobID,
+			&i.Attempt,
+			&i.QueuedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Worker,
+			&i.TerraformVersion,
+			&i.ExitCode,
+			&i.Error,
+			&i.Changes,
+			&i.PlanFile,
+			&i.PlanJson,
+			&i.Drifted,
+			&i.Drift,
+			&i.CancelRequested,
+			&i.AutoApply,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const latestRunsOf = `-- name: LatestRunsOf :many
+SELECT r.id, r.organization_id, r.provision_id, r.kind, r.status, r.created_by, r.job_id, r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.terraform_version, r.exit_code, r.error, r.changes, r.plan_file, r.plan_json, r.drifted, r.drift, r.cancel_requested, r.auto_apply FROM provision_runs r
+WHERE r.organization_id = $1 AND r.provision_id = ANY($2::uuid[])
+  AND r.id IN (SELECT l.id FROM provision_runs l
+               WHERE l.organization_id = r.organization_id AND l.provision_id = r.provision_id
+               ORDER BY l.queued_at DESC, l.id LIMIT $3)
+ORDER BY r.provision_id, r.queued_at DESC, r.id
+`
+
+type LatestRunsOfParams struct {
+	OrganizationID uuid.UUID
+	ProvisionIds   []uuid.UUID
+	Per            int32
+}
+
+// Each request's newest runs (at most @per of each), for search's runs extend.
+func (q *Queries) LatestRunsOf(ctx context.Context, db DBTX, arg LatestRunsOfParams) ([]ProvisionRun, error) {
+	rows, err := db.Query(ctx, latestRunsOf, arg.OrganizationID, arg.ProvisionIds, arg.Per)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ProvisionRun
+	for rows.Next() {
+		var i ProvisionRun
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.ProvisionID,
+			&i.Kind,
+			&i.Status,
+			&i.CreatedBy,
+			&i.JobID,
+			&i.Attempt,
+			&i.QueuedAt,
+			&i.StartedAt,
+			&i.FinishedAt,
+			&i.Worker,
+			&i.TerraformVersion,
+			&i.ExitCode,
+			&i.Error,
+			&i.Changes,
+			&i.PlanFile,
+			&i.PlanJson,
+			&i.Drifted,
+			&i.Drift,
+			&i.CancelRequested,
+			&i.AutoApply,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listRunLogs = `-- name: ListRunLogs :many
 SELECT l.id, l.operation, l.chunk, l.created_at
 FROM provision_logs l

@@ -169,3 +169,9 @@ SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = @organization_id AND 
 -- (shardform_ssh_signed), or that an organization's CA keys or policy
 -- changed (shardform_ssh_ca).
 SELECT pg_notify(@channel::text, @payload::text);
+
+-- name: SSHCertificatesByIDs :many
+-- The certificates a search found (search package), in no order.
+SELECT c.*, k.fingerprint AS ca_fingerprint FROM ssh_certificates c
+JOIN ssh_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = @organization_id AND c.id = ANY(@ids::uuid[]);

@@ -695,6 +695,80 @@ func (q *Queries) RevokeSSHCertificate(ctx context.Context, db DBTX, arg RevokeS
 	return id, err
 }
 
+const sSHCertificatesByIDs = `-- name: SSHCertificatesByIDs :many
+SELECT c.id, c.organization_id, c.ca_key_id, c.user_id, c.node_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.extensions, c.source_address, c.valid_after, c.valid_before, c.revoked_at, c.certificate, c.job_id, c.created_at, k.fingerprint AS ca_fingerprint FROM ssh_certificates c
+JOIN ssh_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = $1 AND c.id = ANY($2::uuid[])
+`
+
+type SSHCertificatesByIDsParams struct {
+	OrganizationID uuid.UUID
+	Ids            []uuid.UUID
+}
+
+type SSHCertificatesByIDsRow struct {
+	ID             uuid.UUID
+	OrganizationID uuid.UUID
+	CaKeyID        uuid.UUID
+	UserID         uuid.NullUUID
+	NodeID         uuid.NullUUID
+	Serial         int64
+	KeyID          string
+	Principals     []string
+	KeyType        string
+	KeyFingerprint string
+	Extensions     []string
+	SourceAddress  string
+	ValidAfter     time.Time
+	ValidBefore    time.Time
+	RevokedAt      *time.Time
+	Certificate    string
+	JobID          pgtype.Int8
+	CreatedAt      time.Time
+	CaFingerprint  string
+}
+
+// The certificates a search found (search package), in no order.
+func (q *Queries) SSHCertificatesByIDs(ctx context.Context, db DBTX, arg SSHCertificatesByIDsParams) ([]SSHCertificatesByIDsRow, error) {
+	rows, err := db.Query(ctx, sSHCertificatesByIDs, arg.OrganizationID, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []SSHCertificatesByIDsRow
+	for rows.Next() {
+		var i SSHCertificatesByIDsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.CaKeyID,
+			&i.UserID,
+			&i.NodeID,
+			&i.Serial,
+			&i.KeyID,
+			&i.Principals,
+			&i.KeyType,
+			&i.KeyFingerprint,
+			&i.Extensions,
+			&i.SourceAddress,
+			&i.ValidAfter,
+			&i.ValidBefore,
+			&i.RevokedAt,
+			&i.Certificate,
+			&i.JobID,
+			&i.CreatedAt,
+			&i.CaFingerprint,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const sSHNodeExists = `-- name: SSHNodeExists :one
 SELECT EXISTS (SELECT 1 FROM nodes WHERE organization_id = $1 AND id = $2)
 `

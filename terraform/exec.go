@@ -32,13 +32,14 @@ func (w *Workspace) runJSON(ctx context.Context, args ...string) (streamResult, 
 	if err := cmd.Start(); err != nil {
 		return streamResult{}, fmt.Errorf("start terraform %s: %w", args[0], err)
 	}
+	w.r.stats.started(args[0])
 	defer w.killOnForce(cmd)()
 	res, readErr := readStream(out, w.logs)
 	if readErr != nil {
 		_, _ = io.Copy(io.Discard, out)
 	}
 	err = cmd.Wait()
-	w.r.stats.record(args[0], cmd.ProcessState, time.Since(start))
+	w.r.stats.exited(args[0], cmd.ProcessState, time.Since(start))
 	w.flushLogs()
 	if err == nil {
 		err = readErr
@@ -63,11 +64,12 @@ func (w *Workspace) runTo(ctx context.Context, stdout io.Writer, args ...string)
 	start := time.Now()
 	err := cmd.Start()
 	if err == nil {
+		w.r.stats.started(args[0])
 		stop := w.killOnForce(cmd)
 		err = cmd.Wait()
 		stop()
+		w.r.stats.exited(args[0], cmd.ProcessState, time.Since(start))
 	}
-	w.r.stats.record(args[0], cmd.ProcessState, time.Since(start))
 	w.flushLogs()
 	if err != nil {
 		return commandError(ctx, "", stderr, err)

@@ -101,7 +101,7 @@ func TestProcessesPerRequest(t *testing.T) {
 	}
 	for cmd, n := range want {
 		s := stats[cmd]
-		if s.Processes != n || s.CPU() <= 0 || s.Wall <= 0 {
+		if s.Processes != n || s.Running != 0 || s.CPU() <= 0 || s.Wall <= 0 {
 			t.Errorf("stats of %s: %+v, want %d processes with CPU and wall time", cmd, s, n)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 // come from the kernel's accounting of each exited process (its
 // ProcessState), with the providers it ran and waited for.
 type CommandStats struct {
-	Processes int
+	Processes int // exited
+	Running   int // started and not yet exited
 	User      time.Duration
 	System    time.Duration
 	Wall      time.Duration // from start to exit
@@ -25,6 +26,30 @@ func (s CommandStats) CPU() time.Duration { return s.User + s.System }
 type processStats struct {
 	mu sync.Mutex
 	m  map[string]CommandStats
+}
+
+// started counts a process that has started; exited, called once for
+// it, counts it out again.
+func (p *processStats) started(command string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]CommandStats{}
+	}
+	s := p.m[command]
+	s.Running++
+	p.m[command] = s
+}
+
+// exited adds a process counted by started that has exited (or failed
+// to be waited for: state nil) to the sums.
+func (p *processStats) exited(command string, state *os.ProcessState, wall time.Duration) {
+	p.mu.Lock()
+	s := p.m[command]
+	s.Running--
+	p.m[command] = s
+	p.mu.Unlock()
+	p.record(command, state, wall)
 }
 
 // record adds one exited process (a nil state, from a process that never

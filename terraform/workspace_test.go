@@ -244,10 +244,16 @@ func TestCancelReleasesLock(t *testing.T) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
+	if s := r.Stats()["apply"]; s.Running != 1 {
+		t.Errorf("apply stats while it runs: %+v, want 1 running", s)
+	}
 	cancel()
 	err = <-applied
 	if err == nil {
 		t.Fatal("cancelled apply succeeded")
+	}
+	if s := r.Stats()["apply"]; s.Running != 0 || s.Processes != 1 {
+		t.Errorf("apply stats after the cancel: %+v, want 0 running, 1 exited", s)
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled apply: %v, want an error wrapping context.Canceled", err)

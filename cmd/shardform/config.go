@@ -25,7 +25,8 @@ import (
 type Config struct {
 	DatabaseURL       string        // SHARDFORM_DATABASE_URL
 	Addr              string        // SHARDFORM_ADDR
-	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes reach it; set: provisioned nodes join by themselves
+	MetricsAddr       string        // SHARDFORM_METRICS_ADDR: where `shardform worker` serves /metrics (empty: nowhere)
+	PublicURL         string        // SHARDFORM_PUBLIC_URL: the API's address as nodes and people reach it; set: provisioned nodes join by themselves, and the device login's verification URI is under it
 	DataDir           string        // SHARDFORM_DATA_DIR
 	MasterKey         []byte        // SHARDFORM_MASTER_KEY (base64), else <data dir>/master.key
 	MasterKeyFromFile bool          // the key came from (or was generated into) the data dir
@@ -91,6 +92,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 	}
 	if err := validAddr(cfg.Addr); err != nil {
 		return cfg, &configError{"SHARDFORM_ADDR", fmt.Sprintf("must be host:port with a port from 0 to 65535, got %q: %v", cfg.Addr, err)}
+	}
+	if cfg.MetricsAddr = get("SHARDFORM_METRICS_ADDR", ""); cfg.MetricsAddr != "" {
+		if err := validAddr(cfg.MetricsAddr); err != nil {
+			return cfg, &configError{"SHARDFORM_METRICS_ADDR", fmt.Sprintf("must be host:port with a port from 0 to 65535, got %q: %v", cfg.MetricsAddr, err)}
+		}
 	}
 	cfg.Path = getenv("PATH")
 	n, err := strconv.Atoi(get("SHARDFORM_RATE_LIMIT", "600"))

@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"golang.org/x/sync/errgroup"
 	"riverqueue.com/riverui"
@@ -200,9 +201,12 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	dnsSvc := dns.New(st, creds, dns.Options{Endpoint: cfg.CloudflareEndpoint, RateLimit: cfg.DNSRateLimit,
 		Logger: log.With(slog.String("subsystem", "dns"))})
 	prov.UseDNS(dnsSvc)
+	// This process's metrics: what the API serves at /metrics, or a
+	// worker-only process at SHARDFORM_METRICS_ADDR.
+	reg, signLatency := metricsRegistry(st, runner, log)
 	// The SSH service's shared listener lives as long as the process serves.
 	sshSvc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{
-		Context: ctx, Logger: log.With(slog.String("subsystem", "ssh"))})
+		Context: ctx, Logger: log.With(slog.String("subsystem", "ssh")), Observe: signLatency.Observe})
 	if err != nil {
 		return err
 	}
@@ -261,6 +265,10 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 			defer cancel()
 			return stopRiver(stopCtx, riverClient)
 		})
+		if !runAPI && cfg.MetricsAddr != "" {
+			log.Info("metrics listening", slog.String("addr", cfg.MetricsAddr))
+			g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg) })
+		}
 	}
 	if runAPI {
 		var unavailable map[string]string
@@ -276,7 +284,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		if err := ui.Start(gctx); err != nil {
 			return fmt.Errorf("river ui: %w", err)
 		}
-		srv, err := newAPI(cfg, st, prov, creds, sshSvc, agents, plan, dnsSvc, place, stateSvc, nodeOps, ui, unavailable, log)
+		srv, err := newAPI(cfg, st, prov, creds, sshSvc, agents, plan, dnsSvc, place, stateSvc, nodeOps, ui, unavailable, reg, log)
 		if err != nil {
 			return err
 		}
@@ -296,18 +304,48 @@ func stopRiver(ctx context.Context, c *river.Client[pgx.Tx]) error {
 }
 
 func newAPI(cfg Config, st *store.Store, prov *provision.Service, creds *credentials.Service, ssh *sshsign.Service, agents *agent.Service, plan *capacity.Service,
-	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, riverUI http.Handler, unavailable map[string]string, log *slog.Logger) (*api.Server, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobmetrics.New(st.Pool, log.With(slog.String("subsystem", "metrics"))))
+	dnsSvc *dns.Service, place *placement.Service, state *tfstate.Service, nodeOps *nodeops.Service, riverUI http.Handler, unavailable map[string]string,
+	reg *prometheus.Registry, log *slog.Logger) (*api.Server, error) {
 	return app.NewAPI(app.APIConfig{
 		Store: st, MasterKey: cfg.MasterKey, Identity: identity.Options{AllowRegistration: cfg.AllowRegistration},
 		RateLimit: cfg.RateLimit, Logger: log, Metrics: reg, Version: version, Provisioning: prov,
 		Planner: plan, SSH: ssh, Credentials: creds, DNS: dnsSvc,
 		Instances:   place,
 		Unavailable: unavailable, State: state, NodeOps: nodeOps,
-		Agents: agents, RiverUI: riverUI,
+		Agents: agents, RiverUI: riverUI, PublicURL: cfg.PublicURL,
 	})
+}
+
+// metricsRegistry is the process's registry: Go and process metrics, the
+// job queue's (read from Postgres), this process's Terraform processes
+// (runner nil: none) and its certificate signing latency.
+func metricsRegistry(st *store.Store, runner *terraform.Runner, log *slog.Logger) (*prometheus.Registry, *jobmetrics.SignLatency) {
+	reg := prometheus.NewRegistry()
+	sign := jobmetrics.NewSignLatency()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		jobmetrics.New(st.Pool, log.With(slog.String("subsystem", "metrics"))), sign.Collector())
+	if runner != nil {
+		reg.MustRegister(jobmetrics.NewTerraform(runner.Stats))
+	}
+	return reg, sign
+}
+
+// serveMetrics serves reg at /metrics on addr until ctx ends (a worker
+// process, which has no API to serve them).
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
 }
 
 func redactURL(raw string) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/shardform/shardform/identity"
 	"github.com/shardform/shardform/ratelimit"
 	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/search"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/tfstate"
 )
@@ -44,6 +45,8 @@ type APIConfig struct {
 	DNS api.DNS
 	// RiverUI is River UI's handler, served to platform administrators at /riverui; nil leaves it out.
 	RiverUI http.Handler
+	// Docs shares OpenAPI documents between the servers of one process (api.NewDocs); nil: each builds its own.
+	Docs *api.Docs
 	// Agents serves registration tokens and /v1/agent (agent.Service); nil leaves them out.
 	Agents api.Agents
 	// State serves /v1/terraform/state and the state versions (tfstate.Service); nil leaves them out.
@@ -53,6 +56,8 @@ type APIConfig struct {
 	Unavailable map[string]string
 	// FollowHeartbeat is api.Config.FollowHeartbeat (0: its default).
 	FollowHeartbeat time.Duration
+	// PublicURL is api.Config.PublicURL (SHARDFORM_PUBLIC_URL).
+	PublicURL string
 }
 
 // NewAPI builds the domain services and the HTTP API on them.
@@ -69,13 +74,19 @@ func NewAPI(cfg APIConfig) (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	src := search.Sources{Audit: audit.New(cfg.Store), Members: accounts}
+	src.Provisioning, _ = cfg.Provisioning.(search.Provisioning)
+	src.Instances, _ = cfg.Instances.(search.Instances)
+	src.Credentials, _ = cfg.Credentials.(search.Credentials)
+	src.Certificates, _ = cfg.SSH.(search.Certificates)
+	src.DNS, _ = cfg.DNS.(search.DNS)
 	return api.New(api.Config{
-		Accounts: accounts, APITokens: accounts, Organizations: accounts,
+		Accounts: accounts, APITokens: accounts, Organizations: accounts, Devices: accounts, PublicURL: cfg.PublicURL,
 		Audit: audit.New(cfg.Store), Limiter: limiter, Health: cfg.Store,
 		Logger: cfg.Logger, Metrics: cfg.Metrics, Version: cfg.Version,
 		RateLimit: cfg.RateLimit, Now: cfg.Now, Provisioning: cfg.Provisioning,
 		Planner: cfg.Planner, SSH: cfg.SSH, Credentials: cfg.Credentials,
 		Instances: cfg.Instances, DNS: cfg.DNS, NodeOps: cfg.NodeOps, Unavailable: cfg.Unavailable, State: cfg.State, FollowHeartbeat: cfg.FollowHeartbeat,
-		Agents: cfg.Agents, RiverUI: cfg.RiverUI,
+		Agents: cfg.Agents, RiverUI: cfg.RiverUI, Docs: cfg.Docs, Search: search.New(cfg.Store.Pool, src),
 	}), nil
 }

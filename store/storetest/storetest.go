@@ -79,7 +79,16 @@ func NewDB(t testing.TB) string {
 // NewPool is NewDB plus a pool that is closed when the test ends.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), NewDB(t))
+	cfg, err := pgxpool.ParseConfig(NewDB(t))
+	if err != nil {
+		t.Fatalf("storetest: parse pool config: %v", err)
+	}
+	// As store.Connect sizes production pools: pgxpool's default (the CPU
+	// count, at least 4) makes API requests queue behind River and
+	// Terraform log writers on a 2-core machine under load. Connections
+	// open lazily, so a test that needs few opens few.
+	cfg.MaxConns = max(cfg.MaxConns, 12)
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("storetest: open pool: %v", err)
 	}
