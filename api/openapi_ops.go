@@ -172,7 +172,8 @@ func baseOperations() []operation {
 		{method: "POST", path: "/v1/api-tokens", summary: "Create an API token (the secret is answered once)", access: sessionOnly,
 			description: "`scopes` must be permissions the caller holds in the organization; the 400 for a missing or unknown scope lists the catalog.",
 			body:        identity.APITokenRequest{}, resp: identity.APIToken{}, status: 201},
-		{method: "DELETE", path: "/v1/api-tokens/:id", summary: "Revoke an API token", access: sessionOnly, status: 204},
+		{method: "DELETE", path: "/v1/api-tokens/:id", summary: "Revoke an API token", access: authenticated, status: 204, errors: []int{403},
+			description: "A session revokes any of its tokens; an API token may revoke only itself (shardform logout), another is 403."},
 
 		// Organizations, members, invites, permissions.
 		{method: "GET", path: "/v1/permissions", summary: "The permission catalog and the roles' permissions", access: authenticated, resp: permissionsBody{}, status: 200},

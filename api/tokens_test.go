@@ -163,6 +163,10 @@ func TestAPITokensCannotEscalate(t *testing.T) {
 	}
 	// Nor does a token act as a platform admin.
 	b.expect(req{method: "GET", path: "/v1/users", token: tok}, 403)
+	// But a token may revoke itself (shardform logout): 401 at once.
+	self := b.expect(req{method: "GET", path: "/v1/whoami", token: tok}, 200).str("api_token_id")
+	b.expect(req{method: "DELETE", path: "/v1/api-tokens/" + self, token: tok}, 204)
+	b.expect(req{method: "GET", path: "/v1/whoami", token: tok}, 401)
 }
 
 func TestAdminUsers(t *testing.T) {

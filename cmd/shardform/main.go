@@ -1,11 +1,13 @@
-// Command shardform is the shardform control plane: the HTTP API, the River
-// workers, or both, against one Postgres.
+// Command shardform is the shardform control plane (the HTTP API, the
+// River workers, or both, against one Postgres) and its client (login,
+// provision, nodes, planner, dns, ssh): one binary, commands built with
+// github.com/spf13/cobra, one command (group) per cmd_*.go file.
 //
 //	shardform serve     API and workers in one process (default)
 //	shardform api       the HTTP API only
 //	shardform worker    the River workers only
 //	shardform migrate   apply migrations and exit
-//	shardform version   print the version
+//	shardform login     log in to a server (the client commands: shardform --help)
 package main
 
 import (
@@ -17,9 +19,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,109 +55,8 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: shardform <command> [flags]
-
-  serve          run the API and the workers in one process (default)
-  api            run the HTTP API only
-  worker         run the River workers only
-  migrate        apply database migrations and exit
-  ssh sign       get a short-lived SSH certificate (SHARDFORM_URL, SHARDFORM_TOKEN)
-  ssh configure  save the server URL and API token for shardform ssh
-  node join      register this machine (a registration token) and make it trusted
-  node refresh   refresh its CA keys, KRL and host certificates; send a heartbeat
-  health         check a running server's readiness (the image's HEALTHCHECK)
-  version        print the version
-
-shardform <command> --help lists the command's flags. Configuration is read
-from SHARDFORM_* environment variables (see README); a flag wins over its
-variable.`
-
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
-}
-
-// run runs one command line and answers the exit code.
-func run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	cmd, rest := "serve", args
-	if len(args) > 0 {
-		cmd, rest = args[0], args[1:]
-	}
-	switch cmd {
-	case "serve", "api", "worker", "migrate":
-		return exitCode(runServer(ctx, cmd, rest, env, stdout, stderr), stderr)
-	case "version":
-		const synopsis = "usage: shardform version\n\nPrints the version."
-		err := parseFlags(newFlags("shardform version", synopsis), rest, stdout, synopsis)
-		if err == nil {
-			fmt.Fprintln(stdout, version)
-		}
-		return exitCode(err, stderr)
-	case "ssh":
-		return exitCode(runSSHWith(ctx, rest, env, stdin, stdout), stderr)
-	case "health":
-		return exitCode(runHealth(ctx, rest, env, stdout), stderr)
-	case "node":
-		return runNode(ctx, rest, env, stdout, stderr)
-	case "help", "-h", "-help", "--help":
-		fmt.Fprintln(stdout, usage)
-		return exitOK
-	}
-	return exitCode(&usageError{msg: fmt.Sprintf("unknown command %q", cmd), usage: usage + "\n"}, stderr)
-}
-
-// serverCommands describes the commands that run against the database.
-var serverCommands = map[string]string{
-	"serve":   "Runs the HTTP API and the River workers in one process.",
-	"api":     "Runs the HTTP API only (jobs are inserted; worker processes run them).",
-	"worker":  "Runs the River workers only.",
-	"migrate": "Applies the database migrations and exits.",
-}
-
-// runServer parses the command's flags (each overrides its SHARDFORM_*
-// variable), then validates the whole configuration before touching the
-// database.
-func runServer(ctx context.Context, cmd string, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	synopsis := fmt.Sprintf("usage: shardform %s [flags]\n\n%s Every setting is also read from its\nSHARDFORM_* environment variable (README: Configuration); a flag wins.", cmd, serverCommands[cmd])
-	fs := newFlags("shardform "+cmd, synopsis)
-	overrides := map[string]*string{
-		"SHARDFORM_DATABASE_URL": fs.String("database-url", "", "Postgres URL (SHARDFORM_DATABASE_URL; default postgres://127.0.0.1:5432/shardform?sslmode=disable)"),
-		"SHARDFORM_DATA_DIR":     fs.String("data-dir", "", "data directory: master key file, Terraform workspaces (SHARDFORM_DATA_DIR; default ./.shardform)"),
-		"SHARDFORM_LOG_LEVEL":    fs.String("log-level", "", "debug, info, warn or error (SHARDFORM_LOG_LEVEL; default info)"),
-		"SHARDFORM_LOG_FORMAT":   fs.String("log-format", "", "text or json (SHARDFORM_LOG_FORMAT; default text)"),
-	}
-	if cmd != "migrate" {
-		overrides["SHARDFORM_ADDR"] = fs.String("addr", "", "listen address host:port (SHARDFORM_ADDR; default 127.0.0.1:8080)")
-	}
-	if err := parseFlags(fs, args, stdout, synopsis); err != nil {
-		return err
-	}
-	getenv := func(name string) string {
-		if v, ok := overrides[name]; ok && *v != "" {
-			return *v
-		}
-		return env(name)
-	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(stderr, cfg).With(slog.String("component", cmd))
-	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
-		log.Info("data dir", slog.String("path", abs))
-	}
-
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	pool, err := openDatabase(ctx, &cfg, cmd != "migrate", log)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	if cmd == "migrate" {
-		return nil
-	}
-	return serve(ctx, cmd, cfg, pool, log)
 }
 
 // maxLoggedValue is the longest string value a log line carries: a longer

@@ -19,24 +19,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 )
-
-const nodeUsage = `usage: shardform node join --url URL --token TOKEN [--name NAME] [--labels k=v,...] [--root DIR]
-       shardform node refresh [--root DIR]
-
-  join     register this machine with a registration token (shardform_reg_...),
-           install the organization's SSH user CA, KRL and host certificates,
-           configure sshd, and install a timer running node refresh every minute
-  refresh  refresh the CA keys and KRL (keeping the previous files when the
-           server is unreachable), renew the host certificates when less than a
-           third of their validity is left, send a heartbeat with the inventory
-
-Run as root on the node. --root writes under another directory (for tests).
-Exit codes: 0 done, 1 failed (one line on stderr), 2 wrong usage,
-3 the server refused the token (refresh: the node was deleted; join again).`
-
-// exitRefused: the server refused the node's token.
-const exitRefused = 3
 
 // errRefused is a token the server answered 401: retrying will not help.
 type errRefused struct{ msg string }
@@ -54,28 +39,13 @@ const (
 	nodeSystemdDir = "etc/systemd/system"
 )
 
-func runNode(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		return exitCode(&usageError{msg: "node: a subcommand is required", usage: nodeUsage + "\n"}, stderr)
-	}
-	var err error
-	switch args[0] {
-	case "join":
-		err = runNodeJoin(ctx, args[1:], env, stdout)
-	case "refresh":
-		err = runNodeRefresh(ctx, args[1:], stdout)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprintln(stdout, nodeUsage)
-		return exitOK
-	default:
-		err = &usageError{msg: fmt.Sprintf("node: unknown subcommand %q", args[0]), usage: nodeUsage + "\n"}
-	}
-	var refused *errRefused
-	if errors.As(err, &refused) {
-		fmt.Fprintln(stderr, "shardform:", err)
-		return exitRefused
-	}
-	return exitCode(err, stderr)
+// nodeCmd is `shardform node join|refresh`, run as root on the node.
+// --root writes under another directory (for tests). Exit 3: the server
+// refused the token (refresh: the node was deleted; join again).
+func (c *cli) nodeCmd() *cobra.Command {
+	node := group("node", "Joins this machine to shardform and keeps its trust files fresh (run as root on the node).", "subcommand")
+	node.AddCommand(c.nodeJoinCmd(), c.nodeRefreshCmd())
+	return node
 }
 
 // nodeState is what join leaves for refresh (mode 0600: it holds the agent token).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // registration is the part of POST /v1/agent/register's answer join uses.
@@ -26,44 +27,53 @@ type registration struct {
 	Warnings         []string          `json:"warnings"`
 }
 
-// runNodeJoin runs `shardform node join`.
-func runNodeJoin(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
-	const synopsis = `usage: shardform node join --url URL --token TOKEN [--name NAME] [--labels k=v,...] [--root DIR]
-
-Registers this machine with a registration token and makes it trust the
+func (c *cli) nodeJoinCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "join --url URL --token TOKEN [--name NAME] [--labels k=v,...] [--root DIR]",
+		Short: "Registers this machine with a registration token and makes it trusted.",
+		Long: `Registers this machine with a registration token and makes it trust the
 organization's SSH user CA and KRL and present host certificates of its
 host CA. Writes atomically: etc/ssh/shardform_user_ca.pub,
 etc/ssh/shardform_revoked.krl, the host certificates beside the host keys,
 etc/ssh/sshd_config.d/shardform.conf and etc/shardform/agent.json (the agent
 token, mode 0600); installs a systemd timer running node refresh every
 minute (or prints the cron line); reloads sshd when it runs.
-The token may come from SHARDFORM_REGISTRATION_TOKEN instead of --token.`
-	fs := newFlags("shardform node join", synopsis)
-	base := fs.String("url", "", "the API's address, e.g. https://shardform.example.com")
-	token := fs.String("token", "", "a registration token (shardform_reg_...)")
-	name := fs.String("name", "", "the node's name (default: the token's, else the hostname)")
-	var labels stringList
-	fs.Var(&labels, "labels", "the node's labels, k=v (repeatable, or comma-separated)")
-	root := fs.String("root", "/", "write under this directory instead of /")
-	hostname := fs.String("hostname", "", "the hostname to report (default: the machine's)")
-	if err := parseFlags(fs, args, out, synopsis); err != nil {
-		return err
+The token may come from SHARDFORM_REGISTRATION_TOKEN instead of --token.`,
+		Args: noArgs,
 	}
+	f := cmd.Flags()
+	base := f.String("url", "", "the API's address, e.g. https://shardform.example.com")
+	token := f.String("token", "", "a registration token (shardform_reg_...)")
+	name := f.String("name", "", "the node's name (default: the token's, else the hostname)")
+	var labels stringList
+	f.Var(&labels, "labels", "the node's labels, k=v (repeatable, or comma-separated)")
+	root := f.String("root", "/", "write under this directory instead of /")
+	hostname := f.String("hostname", "", "the hostname to report (default: the machine's)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runNodeJoin(cmd, *base, *token, *name, labels, *root, *hostname, c.env, c.stdout)
+	}
+	return cmd
+}
+
+// runNodeJoin runs `shardform node join`.
+func runNodeJoin(cmd *cobra.Command, baseFlag, tokenFlag, nameFlag string, labels stringList, rootFlag, hostnameFlag string, env func(string) string, out io.Writer) error {
+	ctx := cmd.Context()
+	base, token, name, root, hostname := &baseFlag, &tokenFlag, &nameFlag, &rootFlag, &hostnameFlag
 	if *token == "" {
 		*token = env("SHARDFORM_REGISTRATION_TOKEN")
 	}
 	u := strings.TrimRight(strings.TrimSpace(*base), "/")
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return &usageError{msg: "node join: --url must be an http:// or https:// address", usage: usageText(fs, synopsis)}
+		return &usageError{msg: "node join: --url must be an http:// or https:// address", usage: cmd.UsageString()}
 	}
 	if *token == "" {
-		return &usageError{msg: "node join: --token is required", usage: usageText(fs, synopsis)}
+		return &usageError{msg: "node join: --token is required", usage: cmd.UsageString()}
 	}
 	lbl := map[string]string{}
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
-			return &usageError{msg: fmt.Sprintf("node join: --labels: %q is not k=v", l), usage: usageText(fs, synopsis)}
+			return &usageError{msg: fmt.Sprintf("node join: --labels: %q is not k=v", l), usage: cmd.UsageString()}
 		}
 		lbl[k] = v
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -19,18 +20,23 @@ import (
 // by a complete new one from the server, so an unreachable server leaves
 // the previous CA keys and KRL in place (a missing RevokedKeys file would
 // make sshd refuse everyone).
-func runNodeRefresh(ctx context.Context, args []string, out io.Writer) error {
-	const synopsis = `usage: shardform node refresh [--root DIR]
-
-Refreshes the SSH user CA keys and the KRL (conditional GETs: unchanged
+func (c *cli) nodeRefreshCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "refresh [--root DIR]",
+		Short: "Refreshes the CA keys, KRL and host certificates; sends a heartbeat.",
+		Long: `Refreshes the SSH user CA keys and the KRL (conditional GETs: unchanged
 files are not sent again), renews the host certificates when less than a
 third of their validity is left (then reloads sshd), and sends a heartbeat
-with the inventory. Quiet on success.`
-	fs := newFlags("shardform node refresh", synopsis)
-	root := fs.String("root", "/", "the directory node join wrote under")
-	if err := parseFlags(fs, args, out, synopsis); err != nil {
-		return err
+with the inventory. Quiet on success.`,
+		Args: noArgs,
 	}
+	root := cmd.Flags().String("root", "/", "the directory node join wrote under")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return runNodeRefresh(cmd.Context(), *root, c.stdout) }
+	return cmd
+}
+
+func runNodeRefresh(ctx context.Context, rootFlag string, out io.Writer) error {
+	root := &rootFlag
 	st, err := loadNodeState(*root)
 	if err != nil {
 		return fmt.Errorf("node refresh: %w", err)

@@ -109,7 +109,10 @@ echo walk-through-complete
 `
 	sh := exec.Command("bash", "-c", prelude+body+epilogue)
 	sh.Dir = dir
-	sh.Env = append(cleanEnv(), "CF_API="+cf.URL)
+	// The client commands run the binary just built, with a config file of
+	// their own (never the developer's).
+	sh.Env = append(cleanEnv(), "CF_API="+cf.URL, "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"SHARDFORM_CONFIG="+filepath.Join(dir, "client-config.json"))
 	out, err := sh.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the README's walk-throughs failed: %v\n%s", err, out)
@@ -121,6 +124,8 @@ echo walk-through-complete
 		`"fqdn":"mc-1.local.nodes.example.com"`, `"recreated":["play.example.com"]`, "dns.reconcile.repair", `"content":"::1","status":"deleted"`,
 		`{"kind":"drain","status":"partial","moves_done":2,"moves_left":0,"moves_failed":2,"failures":["gs-3","gs-4"]}`, "migrate sched-b → sched-a: succeeded, 3 moved",
 		`{"kind":"stop","force":false,"status":"succeeded","error":""}`, `{"status":"stopped","power_state":"stopped"}`, `["stopped"]`, "stop force=true succeeded",
+		"Logged in to " + base + " as ops@example.com", "auth:         api_token", "web-1  local     local   local-small", "\napplied\n",
+		"==> applying (run ", "succeeded; request ", " is destroyed", "94.90 EUR/month  3.16 EUR/month",
 		"walk-through-complete"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out)

@@ -9,21 +9,32 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
-// runHealth runs `shardform health`: GET /health/ready of a running
+// healthCmd is `shardform health`: GET /health/ready of a running
 // server; exit 0 when it answers 200 (ok or degraded), 1 otherwise. It
 // needs nothing but the binary, so the container image can use it as its
 // HEALTHCHECK.
-func runHealth(ctx context.Context, args []string, env func(string) string, out io.Writer) error {
-	const synopsis = "usage: shardform health [flags]\n\nChecks GET /health/ready of a running server and exits 0 when it is ready\n(\"ok\", or \"degraded\" naming a queue it cannot run), 1 when it is not."
-	fs := newFlags("shardform health", synopsis)
-	url := fs.String("url", "", "the server's base URL (default http://127.0.0.1:<port of SHARDFORM_ADDR>)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
-	if err := parseFlags(fs, args, out, synopsis); err != nil {
-		return err
+func (c *cli) healthCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "health [flags]",
+		Short: "Checks a running server's readiness.",
+		Long:  "Checks GET /health/ready of a running server and exits 0 when it is ready\n(\"ok\", or \"degraded\" naming a queue it cannot run), 1 when it is not.",
+		Args:  noArgs,
 	}
-	base := strings.TrimRight(*url, "/")
+	url := cmd.Flags().String("url", "", "the server's base URL (default http://127.0.0.1:<port of SHARDFORM_ADDR>)")
+	timeout := cmd.Flags().Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		return runHealth(cmd.Context(), *url, *timeout, c.env, c.stdout)
+	}
+	hideClientFlags(cmd)
+	return cmd
+}
+
+func runHealth(ctx context.Context, url string, timeout time.Duration, env func(string) string, out io.Writer) error {
+	base := strings.TrimRight(url, "/")
 	if base == "" {
 		addr := env("SHARDFORM_ADDR")
 		if addr == "" {
@@ -38,7 +49,7 @@ func runHealth(ctx context.Context, args []string, env func(string) string, out 
 		}
 		base = "http://" + net.JoinHostPort(host, port)
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health/ready", nil)
 	if err != nil {
