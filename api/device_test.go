@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -305,20 +306,36 @@ func TestDeviceApproveOrganization(t *testing.T) {
 			}
 		}
 	})
-	t.Run("scope beyond the role", func(t *testing.T) {
-		r := b.expect(req{method: "POST", path: "/v1/auth/device/approve", token: viewer.access, body: approveBody(d.str("user_code"), alice.orgID)}, 403)
+	t.Run("none of the scopes held", func(t *testing.T) {
+		only := b.startDevice("deploy", "provision:write")
+		r := b.expect(req{method: "POST", path: "/v1/auth/device/approve", token: viewer.access, body: approveBody(only.str("user_code"), alice.orgID)}, 403)
 		if !strings.Contains(r.errMsg(), "provision:write") {
 			t.Errorf("answer %s", r.Raw)
 		}
+		b.expectGrantError(only.str("device_code"), "authorization_pending")
 	})
-	b.expectGrantError(d.str("device_code"), "authorization_pending")
 
-	// A member whose role allows the scopes approves; a scope lost before
-	// the poll is access_denied, never a token with more than they hold.
+	// A viewer approves: the device gets the asked-for scopes the viewer
+	// holds (nodes:read), never provision:write.
+	ok := b.expect(req{method: "POST", path: "/v1/auth/device/approve", token: viewer.access, body: approveBody(d.str("user_code"), alice.orgID)}, 200)
+	if fmt.Sprint(ok.Body["scopes"]) != "[nodes:read]" {
+		t.Errorf("approval answers %s, want the scopes narrowed to [nodes:read]", ok.Raw)
+	}
+	tok := b.expect(req{method: "POST", path: "/v1/auth/device/token", body: map[string]string{"device_code": d.str("device_code")}}, 200)
+	if fmt.Sprint(tok.Body["scopes"]) != "[nodes:read]" {
+		t.Errorf("the device's token: %s", tok.Raw)
+	}
+	if who := b.expect(req{method: "GET", path: "/v1/whoami", token: tok.str("token")}, 200); fmt.Sprint(who.Body["scopes"]) != "[nodes:read]" {
+		t.Errorf("whoami with the device's token: %s", who.Raw)
+	}
+
+	// A member approves provision:write; demoted to viewer before the poll,
+	// the device gets access_denied, never a token with more than they hold.
+	d2 := b.startDevice("ci", "provision:write")
 	member := b.join(alice, alice.orgID, "member@example.com", "member")
-	b.expect(req{method: "POST", path: "/v1/auth/device/approve", token: member.access, body: approveBody(d.str("user_code"), alice.orgID)}, 200)
+	b.expect(req{method: "POST", path: "/v1/auth/device/approve", token: member.access, body: approveBody(d2.str("user_code"), alice.orgID)}, 200)
 	b.expect(req{method: "PUT", path: orgPath(alice.orgID, "members", member.userID, "role"), token: alice.access, body: map[string]string{"role": "viewer"}}, 200)
-	b.expectGrantError(d.str("device_code"), "access_denied")
+	b.expectGrantError(d2.str("device_code"), "access_denied")
 }
 
 func TestDeviceBadInput(t *testing.T) {

@@ -285,9 +285,9 @@ func (s *Service) PollDevice(ctx context.Context, req DeviceTokenRequest) (Devic
 }
 
 // deliverDevice mints the approved authorization's token, in tx (which
-// holds the row's lock). The approver's permissions are read again: a
-// scope they no longer hold (or a membership they lost) since the approval
-// answers access_denied.
+// holds the row's lock). The approver's permissions are read again: the
+// token carries only the requested scopes they still hold, and a lost
+// membership (or no scope left) answers access_denied.
 func (s *Service) deliverDevice(ctx context.Context, tx pgx.Tx, row store.DeviceAuthorization, now time.Time) (DeviceGrant, error) {
 	orgID, userID := row.OrganizationID.UUID, row.ApprovedBy.UUID
 	approver, err := s.memberPrincipal(ctx, tx, userID, orgID)
@@ -297,8 +297,8 @@ func (s *Service) deliverDevice(ctx context.Context, tx pgx.Tx, row store.Device
 	if err != nil {
 		return DeviceGrant{}, err
 	}
-	scopes, err := grantableScopes(approver, toPermissions(row.Scopes))
-	if err != nil {
+	scopes := heldScopes(approver, toPermissions(row.Scopes))
+	if len(scopes) == 0 {
 		return DeviceGrant{}, domain.ErrAccessDenied
 	}
 	tok, err := s.mintAPIToken(ctx, tx, approver, row.ClientName, DefaultAPITokenTTL*time.Second, scopes)
@@ -373,8 +373,10 @@ func (s *Service) GetDevice(ctx context.Context, p *domain.Principal, userCode s
 
 // ApproveDevice approves a user code for one of the caller's organizations
 // (POST /v1/auth/device/approve). Only a session may: an API token is
-// refused. The requested scopes must be permissions the caller holds there,
-// as for POST /v1/api-tokens.
+// refused. The device gets the requested scopes the caller holds there (a
+// token never carries more than its creator may do; RFC 6749 lets a grant
+// be narrower than asked, and the token lists its scopes); the approval is
+// refused if the caller holds none of them.
 func (s *Service) ApproveDevice(ctx context.Context, p *domain.Principal, req DeviceApproveRequest) (DeviceApproval, error) {
 	if err := requireDeviceSession(p); err != nil {
 		return DeviceApproval{}, err
@@ -396,9 +398,9 @@ func (s *Service) ApproveDevice(ctx context.Context, p *domain.Principal, req De
 		if err != nil {
 			return err
 		}
-		scopes, err := grantableScopes(approver, toPermissions(row.Scopes))
-		if err != nil {
-			return err
+		scopes := heldScopes(approver, toPermissions(row.Scopes))
+		if len(scopes) == 0 {
+			return domain.Forbidden("scopes: you hold none of %s in this organization", joinScopes(toPermissions(row.Scopes)))
 		}
 		now := s.now()
 		n, err := s.q.ApproveDeviceAuthorization(ctx, tx, store.ApproveDeviceAuthorizationParams{
@@ -453,4 +455,23 @@ func (s *Service) DenyDevice(ctx context.Context, p *domain.Principal, req Devic
 		return DeviceDenial{}, err
 	}
 	return out, nil
+}
+
+// heldScopes is the requested scopes p holds, sorted without duplicates.
+func heldScopes(p *domain.Principal, scopes []domain.Permission) []domain.Permission {
+	set := domain.NewPermissionSet()
+	for _, sc := range scopes {
+		if p.Perms.Has(sc) {
+			set[sc] = struct{}{}
+		}
+	}
+	return set.Sorted()
+}
+
+func joinScopes(scopes []domain.Permission) string {
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = string(sc)
+	}
+	return strings.Join(names, ", ")
 }
