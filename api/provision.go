@@ -262,19 +262,26 @@ type logSource struct {
 func (s *Server) serveLogs(c *fiber.Ctx, src logSource) error {
 	p := principal(c)
 	uctx := c.UserContext()
-	lines, running, err := src.read(uctx, src.after)
-	if err != nil {
-		return err
-	}
 	follow, err := boolQuery(c, "follow")
 	if err != nil {
 		return err
 	}
 	if !follow {
+		lines, running, err := src.read(uctx, src.after)
+		if err != nil {
+			return err
+		}
 		return c.JSON(fiber.Map{"data": lines, "running": running})
 	}
+	// Listen before the first read: a run that ends between the two is
+	// then a wake-up, not a notification lost before the listening began.
 	wake, stop, err := src.follow(uctx)
 	if err != nil {
+		return err
+	}
+	lines, running, err := src.read(uctx, src.after)
+	if err != nil {
+		stop()
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
@@ -361,23 +368,24 @@ func (f *follower) send(w *bufio.Writer, lines []provision.LogLine) error {
 	return nil
 }
 
-// wait returns when the log may have changed, sending a heartbeat on every
-// tick meanwhile; an error means the client left or ctx ended.
+// wait returns when the log may have changed, or after a heartbeat on the
+// next tick (the caller reads again then: a notification lost while the
+// shared listener reconnected delays the stream by one heartbeat at most,
+// never for ever); an error means the client left or ctx ended.
 func (f *follower) wait(ctx context.Context, w *bufio.Writer, tick <-chan time.Time) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-f.wake:
-			return nil
-		case <-tick:
-			if _, err := w.WriteString(": heartbeat\n\n"); err != nil {
-				return fmt.Errorf("%w: %w", errClientGone, err)
-			}
-			if err := w.Flush(); err != nil {
-				return fmt.Errorf("%w: %w", errClientGone, err)
-			}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-f.wake:
+		return nil
+	case <-tick:
+		if _, err := w.WriteString(": heartbeat\n\n"); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
 		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("%w: %w", errClientGone, err)
+		}
+		return nil
 	}
 }
 
