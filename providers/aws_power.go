@@ -94,7 +94,10 @@ func (a AWSPower) status(ctx context.Context, c *ec2.Client, id string) (PowerSt
 	for _, r := range out.Reservations {
 		for _, in := range r.Instances {
 			if aws.ToString(in.InstanceId) == id && in.State != nil {
-				return PowerStatus{State: awsState(in.State.Name), Provider: string(in.State.Name), IPv4: aws.ToString(in.PublicIpAddress)}, nil
+				// PublicIpAddress changes at a start without an Elastic
+				// IP; Ipv6Address (the primary ENI's) stays with the ENI.
+				return PowerStatus{State: awsState(in.State.Name), Provider: string(in.State.Name),
+					IPv4: aws.ToString(in.PublicIpAddress), IPv6: aws.ToString(in.Ipv6Address)}, nil
 			}
 		}
 	}

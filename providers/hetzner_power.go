@@ -62,6 +62,10 @@ func (h HetznerPower) status(ctx context.Context, c *hcloud.Client, id int64) (P
 	if s == nil {
 		return PowerStatus{}, fmt.Errorf("hetzner: server %d: %w", id, ErrMachineNotFound)
 	}
+	// No addresses: a Hetzner server keeps its primary IPv4 and IPv6
+	// (Primary IPs, assigned to the server until it is deleted) through
+	// power on, shutdown, power off and reboot, so a power action never
+	// changes the node's recorded addresses or its DNS.
 	return PowerStatus{State: hetznerState(s.Status), Provider: string(s.Status)}, nil
 }
 

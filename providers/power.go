@@ -36,10 +36,14 @@ type Machine struct {
 type PowerStatus struct {
 	State    string `json:"state"`          // one of the Power* words
 	Provider string `json:"provider_state"` // the cloud's own word (hetzner "off", aws "stopped")
-	// IPv4 is the machine's public address while it runs, where a power
-	// cycle can change it (an EC2 instance without an Elastic IP gets a new
-	// one at every start); empty otherwise.
+	// IPv4 and IPv6 are the machine's public addresses while it runs, where
+	// a power cycle can change them (an EC2 instance without an Elastic IP
+	// gets a new IPv4 at every start); empty when the cloud reports none
+	// or the driver does not read them (Hetzner: a server keeps its
+	// primary IPs through power actions, so they are never re-read).
+	// Empty means "unknown", never "remove the address".
 	IPv4 string `json:"ipv4,omitempty"`
+	IPv6 string `json:"ipv6,omitempty"`
 }
 
 // defaultPowerPoll is how often a power action polls the cloud for the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,8 @@ type powerCloud struct {
 	state func() string
 	// refusedSecret is a secret the cloud refuses.
 	refusedSecret map[string]string
+	// setIPv6 gives the machine an IPv6 address (aws only).
+	setIPv6 func(addr string)
 }
 
 func hetznerCloud(t *testing.T) powerCloud {
@@ -67,6 +70,7 @@ func awsCloud(t *testing.T) powerCloud {
 		reboots:       func() int { return find().Reboots },
 		state:         func() string { return find().State },
 		refusedSecret: map[string]string{"access_key_id": "AKIAPOWERTEST0000001", "secret_access_key": "not-the-secret"},
+		setIPv6:       func(addr string) { fake.SetIPv6(id, addr) },
 	}
 }
 
@@ -167,4 +171,56 @@ func TestPower(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPowerAddresses: what each client reports of a machine's addresses
+// across a stop and a start. EC2 (the fake, as EC2 without an Elastic IP)
+// gives the instance a new public IPv4 and keeps its IPv6, reporting
+// neither while it is stopped; Hetzner keeps a server's primary IPs, so
+// its client reports none (the node's recorded addresses stand).
+func TestPowerAddresses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t.Run("aws", func(t *testing.T) {
+		t.Parallel()
+		c := awsCloud(t)
+		st, err := c.power.PowerStatus(ctx, c.machine)
+		if err != nil || !strings.HasPrefix(st.IPv4, "198.51.100.") || st.IPv6 != "" {
+			t.Fatalf("status %+v, %v", st, err)
+		}
+		first := st.IPv4
+		if _, err := c.power.Stop(ctx, c.machine, true, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.power.PowerStatus(ctx, c.machine); err != nil || st.IPv4 != "" {
+			t.Fatalf("status of the stopped instance %+v, %v", st, err)
+		}
+		c.setIPv6("2001:db8::5")
+		if err := c.power.Start(ctx, c.machine); err != nil {
+			t.Fatal(err)
+		}
+		st, err = c.power.PowerStatus(ctx, c.machine)
+		if err != nil || st.IPv4 == first || !strings.HasPrefix(st.IPv4, "203.0.113.") || st.IPv6 != "2001:db8::5" {
+			t.Fatalf("status after the start %+v (first address %s), %v", st, first, err)
+		}
+		if err := c.power.Reboot(ctx, c.machine); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := c.power.PowerStatus(ctx, c.machine); err != nil || again.IPv4 != st.IPv4 || again.IPv6 != st.IPv6 {
+			t.Fatalf("status after a reboot %+v, %v; before %+v", again, err, st)
+		}
+	})
+	t.Run("hetzner", func(t *testing.T) {
+		t.Parallel()
+		c := hetznerCloud(t)
+		if _, err := c.power.Stop(ctx, c.machine, true, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.power.Start(ctx, c.machine); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.power.PowerStatus(ctx, c.machine); err != nil || st.IPv4 != "" || st.IPv6 != "" {
+			t.Fatalf("status after the start %+v, %v", st, err)
+		}
+	})
 }

@@ -90,16 +90,19 @@ type Instance struct {
 	InstanceType string
 	State        string
 	PublicIP     string
-	PrivateIP    string
-	UserData     string // base64, as sent
-	Tags         map[string]string
-	VolumeTags   map[string]string
-	VolumeID     string
-	VolumeSize   int
-	VolumeType   string
-	Encrypted    bool
-	HTTPTokens   string
-	LaunchTime   time.Time
+	// IPv6 is the primary network interface's IPv6 address (SetIPv6); as
+	// on EC2 it stays through a stop and a start, unlike PublicIP.
+	IPv6       string
+	PrivateIP  string
+	UserData   string // base64, as sent
+	Tags       map[string]string
+	VolumeTags map[string]string
+	VolumeID   string
+	VolumeSize int
+	VolumeType string
+	Encrypted  bool
+	HTTPTokens string
+	LaunchTime time.Time
 	// SecurityGroupIDs are the groups the instance was launched in; none
 	// named: the VPC's default group.
 	SecurityGroupIDs []string

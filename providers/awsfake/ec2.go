@@ -231,6 +231,7 @@ type xmlInstance struct {
 	VpcID                            string           `xml:"vpcId"`
 	PrivateIPAddress                 string           `xml:"privateIpAddress"`
 	IPAddress                        string           `xml:"ipAddress,omitempty"`
+	IPv6Address                      string           `xml:"ipv6Address,omitempty"`
 	SourceDestCheck                  bool             `xml:"sourceDestCheck"`
 	GroupSet                         item[xmlGroup]   `xml:"groupSet"`
 	Architecture                     string           `xml:"architecture"`
@@ -389,6 +390,10 @@ func (in *Instance) xml() xmlInstance {
 		}}},
 		InterfaceType: "interface",
 	}}}
+	if in.IPv6 != "" {
+		x.IPv6Address = in.IPv6
+		x.NetworkInterfaceSet.Items[0].Ipv6AddressesSet = item[xmlIpv6]{Items: []xmlIpv6{{Ipv6Address: in.IPv6}}}
+	}
 	return x
 }
 

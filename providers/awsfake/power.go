@@ -17,8 +17,10 @@ const (
 // finds it running; a stop makes a running one stopping, and the next
 // describe finds it stopped. Starting a running instance or stopping a
 // stopped one changes nothing; a terminated one, or rebooting a stopped
-// one, is IncorrectInstanceState. A started instance gets a new public
-// address (203.0.113.x), as one without an Elastic IP does.
+// one, is IncorrectInstanceState. A stopped instance that is started
+// gets a new public IPv4 (203.0.113.x), as one without an Elastic IP
+// does, and DescribeInstances reports it once it runs (a stopped or
+// pending instance has none); its IPv6 address (SetIPv6) stays.
 
 // IgnoreGracefulStop makes an instance hang in stopping after a stop
 // without Force (an OS that does not shut down): only a forced stop
@@ -41,6 +43,19 @@ func (s *Server) SetState(id, state string) bool {
 	in := s.find(id)
 	if in != nil {
 		in.State = state
+	}
+	return in != nil
+}
+
+// SetIPv6 gives an instance an IPv6 address on its network interface
+// (kept through stops and starts, as on EC2). It reports whether the
+// instance exists.
+func (s *Server) SetIPv6(id, addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in := s.find(id)
+	if in != nil {
+		in.IPv6 = addr
 	}
 	return in != nil
 }
