@@ -255,6 +255,28 @@ func (s *Service) NodeRegistered(ctx context.Context, tx pgx.Tx, n store.Node) e
 	return nil
 }
 
+// NodeAddressChanged keeps the auto-DNS records of a node whose addresses
+// changed (a power cycle gave an EC2 instance a new public IPv4) true to
+// them, inside the caller's transaction: when auto-DNS manages records of
+// the node and is still enabled, the node's desired records are applied
+// as at its registration (NodeRegistered: the A/AAAA contents updated,
+// each change a dns_sync job inserted in tx). A node auto-DNS gave no
+// records (registered before it was enabled, or joined) is left alone.
+func (s *Service) NodeAddressChanged(ctx context.Context, tx pgx.Tx, n store.Node) error {
+	existing, err := s.q.ListAutoDNSRecordsOfNode(ctx, tx, store.ListAutoDNSRecordsOfNodeParams{OrganizationID: n.OrganizationID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
+	if err != nil {
+		return fmt.Errorf("auto-dns of node %s: %w", n.ID, err)
+	}
+	managed := false
+	for _, r := range existing {
+		managed = managed || r.Status != StatusDeleting
+	}
+	if !managed {
+		return nil
+	}
+	return s.NodeRegistered(ctx, tx, n)
+}
+
 func (s *Service) autoDelete(ctx context.Context, tx pgx.Tx, r store.DnsRecord) error {
 	del, err := s.q.MarkDNSRecordDeleting(ctx, tx, store.MarkDNSRecordDeletingParams{OrganizationID: r.OrganizationID, ID: r.ID})
 	if err != nil {

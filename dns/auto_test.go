@@ -160,3 +160,104 @@ func TestAutoDNSFollowsTheNode(t *testing.T) {
 		t.Errorf("record of an unnameable node: %s %q (%v)", status, msg, err)
 	}
 }
+
+// TestAutoDNSNodeAddressChanged drives the hook power actions call when a
+// node's addresses changed: a node auto-DNS gave no records is left
+// alone; one it did has its A record's content updated with one dns_sync
+// job, in the caller's transaction.
+func TestAutoDNSNodeAddressChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	st := store.NewStore(pool)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := credentials.New(st, sealer, nil)
+	svc := dns.New(st, creds, dns.Options{})
+	client, err := worker.NewClient(pool, st, worker.Options{DNS: svc, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.UseQueue(client) // insert only: the jobs stay queued for the test to count
+	var org uuid.UUID
+	if err := pool.QueryRow(ctx, "INSERT INTO organizations (name) VALUES ('acme') RETURNING id").Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	var user uuid.UUID
+	if err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ('ops@example.com', 'x') RETURNING id").Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	p := &domain.Principal{UserID: user, OrgID: org, HasOrg: true, Perms: domain.NewPermissionSet([]domain.Permission{domain.PermCredentialsWrite})}
+	cred, err := creds.Create(ctx, p, credentials.Input{Name: "cf", Provider: "cloudflare", Secret: credentials.Secret{"api_token": "token-0123456789"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Q.UpsertDNSAutoConfig(ctx, pool, store.UpsertDNSAutoConfigParams{OrganizationID: org, Enabled: true,
+		CredentialID: uuid.NullUUID{UUID: cred.ID, Valid: true}, ZoneID: "023e105f4ecef8ad9ca31a8372d0c353", ZoneName: "example.com",
+		NameTemplate: "{name}", Ttl: 1, Ipv6: true}); err != nil {
+		t.Fatal(err)
+	}
+	node := func(name, v4 string) store.Node {
+		t.Helper()
+		var n store.Node
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			n, err = st.Q.InsertNodeOnce(ctx, tx, store.InsertNodeOnceParams{OrganizationID: org, Name: name, Provider: "aws", Region: "eu-central-1",
+				InstanceType: "t3.small", Vcpu: 2, MemoryMb: 2048, DiskGb: 8, Ipv4: v4, Labels: []byte("{}")})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	inTx := func(fn func(tx pgx.Tx) error) {
+		t.Helper()
+		if err := pgx.BeginFunc(ctx, pool, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(q string) int {
+		t.Helper()
+		var n int
+		if err := pool.QueryRow(ctx, q, org).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	jobs := func() int {
+		t.Helper()
+		return count("SELECT count(*) FROM river_job WHERE kind = 'dns_sync' AND args->>'organization_id' = $1::text")
+	}
+
+	t.Run("a node without auto-DNS records is left alone", func(t *testing.T) {
+		n := node("bare", "198.51.100.1")
+		n.Ipv4 = "203.0.113.1"
+		inTx(func(tx pgx.Tx) error { return svc.NodeAddressChanged(ctx, tx, n) })
+		if c := count("SELECT count(*) FROM dns_records WHERE organization_id = $1"); c != 0 || jobs() != 0 {
+			t.Errorf("%d records, %d jobs", c, jobs())
+		}
+	})
+	t.Run("a managed node's A record follows its address", func(t *testing.T) {
+		n := node("game-1", "198.51.100.2")
+		inTx(func(tx pgx.Tx) error { return svc.NodeRegistered(ctx, tx, n) })
+		before := jobs()
+		n.Ipv4 = "203.0.113.2"
+		inTx(func(tx pgx.Tx) error { return svc.NodeAddressChanged(ctx, tx, n) })
+		var content string
+		var gen int64
+		if err := pool.QueryRow(ctx, "SELECT content, generation FROM dns_records WHERE organization_id = $1 AND auto AND type = 'A' AND name = 'game-1.example.com'", org).
+			Scan(&content, &gen); err != nil || content != "203.0.113.2" || gen != 2 {
+			t.Errorf("A record %q generation %d (%v)", content, gen, err)
+		}
+		// The record's job was still queued (unique per record): it carries the change.
+		if jobs() != before {
+			t.Errorf("%d dns_sync jobs after the change, %d before", jobs(), before)
+		}
+		if c := count("SELECT count(*) FROM audit_logs WHERE organization_id = $1 AND action = 'dns.auto.update'"); c != 1 {
+			t.Errorf("%d dns.auto.update audit entries", c)
+		}
+	})
+}
