@@ -160,7 +160,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	}
 	var nodeOps api.NodeOps
 	if o.nodeOps {
-		nodeOps = startNodeOps(t, pool, key, o) // nodeops_test.go
+		nodeOps = startNodeOps(t, pool, key, o, dnsSvc) // nodeops_test.go
 	}
 	var sshCA api.SSHCA
 	var agents api.Agents

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/dns"
 	"github.com/shardform/shardform/internal/hcloudfake"
 	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/planner"
@@ -23,9 +24,10 @@ import (
 	"github.com/shardform/shardform/worker"
 )
 
-// startNodeOps builds the power actions service and, unless
+// startNodeOps builds the power actions service (nodes' new addresses
+// updating their auto-DNS records through dnsSvc, when set) and, unless
 // o.nodeOpsNoWorker, a River worker for its nodes queue.
-func startNodeOps(t *testing.T, pool *pgxpool.Pool, key []byte, o setupOpts) *nodeops.Service {
+func startNodeOps(t *testing.T, pool *pgxpool.Pool, key []byte, o setupOpts, dnsSvc *dns.Service) *nodeops.Service {
 	t.Helper()
 	sealer, err := seal.New(key)
 	if err != nil {
@@ -33,6 +35,9 @@ func startNodeOps(t *testing.T, pool *pgxpool.Pool, key []byte, o setupOpts) *no
 	}
 	st := store.NewStore(pool)
 	svc := nodeops.New(st, sealer, nodeops.Config{Clouds: o.clouds, StopTimeout: o.stopTimeout})
+	if dnsSvc != nil {
+		svc.UseDNS(dnsSvc)
+	}
 	work := !o.nodeOpsNoWorker
 	client, err := worker.NewClient(pool, st, worker.Options{Work: work, NodeOps: svc, FetchPollInterval: 20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -367,6 +372,9 @@ func TestPowerHetzner(t *testing.T) {
 	}
 	server := fake.AddServer("mc-1")
 	node := b.insertNode(a.orgID, "mc-1", "hetzner", "fsn1", strconv.FormatInt(server, 10), provID)
+	if _, err := b.pool.Exec(context.Background(), "UPDATE nodes SET ipv4 = '198.51.100.7', ipv6 = '2001:db8::7' WHERE id = $1", node); err != nil {
+		t.Fatal(err)
+	}
 
 	b.powerOK(tok, node, "stop")
 	if fake.ServerStatus(server) != hcloudfake.StatusOff {
@@ -384,6 +392,11 @@ func TestPowerHetzner(t *testing.T) {
 	}
 
 	b.powerOK(tok, node, "start")
+	// A Hetzner server keeps its primary IPs through power actions: the
+	// driver reads no addresses and the node's stay as they were.
+	if n := b.expect(req{method: "GET", path: "/v1/nodes/" + node, token: tok}, 200); n.str("ipv4") != "198.51.100.7" || n.str("ipv6") != "2001:db8::7" {
+		t.Errorf("node after a start: %s", n.Raw)
+	}
 	b.powerOK(tok, node, "reboot")
 	if fake.ServerStatus(server) != hcloudfake.StatusRunning || fake.Reboots(server) != 1 {
 		t.Fatalf("Hetzner says %s after %d reboots", fake.ServerStatus(server), fake.Reboots(server))

@@ -53,6 +53,15 @@ type Power interface {
 	Reboot(ctx context.Context, m providers.Machine) error
 }
 
+// DNS keeps a node's auto-DNS records true to its addresses (dns.Service):
+// called inside the transaction that records new addresses, it updates
+// the node's A/AAAA records and inserts their dns_sync jobs in tx, or does
+// nothing when auto-DNS manages no records of the node. It never calls
+// Cloudflare itself.
+type DNS interface {
+	NodeAddressChanged(ctx context.Context, tx pgx.Tx, n store.Node) error
+}
+
 // localProvider is the driver whose machines live in Postgres.
 const localProvider = "local"
 
@@ -75,6 +84,7 @@ type Service struct {
 	clouds      map[string]Power
 	stopTimeout time.Duration
 	queue       Queue
+	dns         DNS
 	log         *slog.Logger
 	now         func() time.Time
 }
@@ -95,6 +105,10 @@ func New(st *store.Store, sealer *seal.Sealer, cfg Config) *Service {
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }
+
+// UseDNS makes a node's new addresses (after a start or reboot, or found
+// by a status read) update its auto-DNS records.
+func (s *Service) UseDNS(d DNS) { s.dns = d }
 
 // StopTimeout is how long a graceful stop may take.
 func (s *Service) StopTimeout() time.Duration { return s.stopTimeout }
@@ -399,7 +413,13 @@ func (s *Service) Status(ctx context.Context, p *domain.Principal, nodeID uuid.U
 			s.log.InfoContext(ctx, "a node's power state changed outside shardform", slog.String("node_id", n.ID.String()),
 				slog.String("organization_id", n.OrganizationID.String()), slog.String("was", n.PowerState), slog.String("now", rec))
 		}
-		if err := s.record(ctx, s.st.Pool, n, rec, st.IPv4); err != nil {
+		// A running machine's addresses too: a start whose address read
+		// failed (or a start outside shardform) is caught up here.
+		var addr addresses
+		if rec == recordedRunning {
+			addr = addresses{ipv4: st.IPv4, ipv6: st.IPv6}
+		}
+		if err := s.st.InTx(ctx, func(tx pgx.Tx) error { return s.record(ctx, tx, n, rec, addr) }); err != nil {
 			return PowerStatus{}, err
 		}
 		out.RecordedPowerState = rec

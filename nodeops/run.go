@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
@@ -71,41 +72,77 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 		// Record what the cloud holds now, if it can say, so the record
 		// and the cloud do not disagree after a half-done action.
 		state = ""
+		var addr addresses
 		if st, rerr := s.read(fctx, n); rerr == nil {
 			state = recorded(st.State)
+			if state == recordedRunning {
+				addr = addresses{ipv4: st.IPv4, ipv6: st.IPv6}
+			}
 		}
-		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state, "")
+		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state, addr)
 	}
 	log.InfoContext(ctx, "power action succeeded", slog.Bool("powered_off", out.hard))
-	return s.finish(ctx, job, n, StatusSucceeded, "", state, out.ipv4)
+	return s.finish(ctx, job, n, StatusSucceeded, "", state, out.addr)
+}
+
+// addresses are a running machine's public addresses as its cloud reports
+// them; an empty one is unknown (kept as recorded), never a removal.
+type addresses struct {
+	ipv4, ipv6 string
 }
 
 // finish records the action's outcome, the node's power state ("":
-// unchanged) and public address ("": unchanged) and completes the job, in
-// one transaction.
-func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state, ipv4 string) error {
+// unchanged) and addresses (with their auto-DNS update) and completes the
+// job, in one transaction.
+func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state string, addr addresses) error {
 	return s.complete(ctx, job, func(tx pgx.Tx) error {
 		if _, err := s.q.FinishNodeAction(ctx, tx, store.FinishNodeActionParams{OrganizationID: n.OrganizationID, ID: job.Args.ActionID, Status: status, Error: msg}); err != nil && !store.IsNoRows(err) {
 			return fmt.Errorf("record the outcome of action %s: %w", job.Args.ActionID, err)
 		}
-		return s.record(ctx, tx, n, state, ipv4)
+		return s.record(ctx, tx, n, state, addr)
 	})
 }
 
-// record sets the node's power state and public address when given and
-// different.
-func (s *Service) record(ctx context.Context, db store.DBTX, n store.Node, state, ipv4 string) error {
+// record sets the node's power state when given and different, and its
+// addresses when the cloud reported ones that differ: then, in tx, an
+// audit entry (node.address) and the update of the node's auto-DNS
+// records (their dns_sync jobs inserted in tx).
+func (s *Service) record(ctx context.Context, tx pgx.Tx, n store.Node, state string, addr addresses) error {
 	if state != "" && state != n.PowerState {
-		if err := s.q.SetNodePowerState(ctx, db, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: state}); err != nil {
+		if err := s.q.SetNodePowerState(ctx, tx, store.SetNodePowerStateParams{OrganizationID: n.OrganizationID, ID: n.ID, PowerState: state}); err != nil {
 			return fmt.Errorf("record the power state of node %s: %w", n.ID, err)
 		}
 	}
-	if ipv4 != "" && ipv4 != n.Ipv4 {
-		if err := s.q.SetNodeIPv4(ctx, db, store.SetNodeIPv4Params{OrganizationID: n.OrganizationID, ID: n.ID, Ipv4: ipv4}); err != nil {
-			return fmt.Errorf("record the address of node %s: %w", n.ID, err)
-		}
-		s.log.InfoContext(ctx, "a node's public address changed with a power cycle", slog.String("node_id", n.ID.String()),
-			slog.String("organization_id", n.OrganizationID.String()), slog.String("was", n.Ipv4), slog.String("now", ipv4))
+	ipv4, ipv6 := n.Ipv4, n.Ipv6
+	if addr.ipv4 != "" {
+		ipv4 = addr.ipv4
+	}
+	if addr.ipv6 != "" {
+		ipv6 = addr.ipv6
+	}
+	if ipv4 == n.Ipv4 && ipv6 == n.Ipv6 {
+		return nil
+	}
+	upd, err := s.q.SetNodeAddresses(ctx, tx, store.SetNodeAddressesParams{OrganizationID: n.OrganizationID, ID: n.ID, Ipv4: ipv4, Ipv6: ipv6})
+	if store.IsNoRows(err) {
+		return nil // recorded already (by a concurrent status read), or the node is gone
+	}
+	if err != nil {
+		return fmt.Errorf("record the addresses of node %s: %w", n.ID, err)
+	}
+	change := fmt.Sprintf("node %s (%s): ipv4 %q -> %q, ipv6 %q -> %q", n.ID, n.Name, n.Ipv4, ipv4, n.Ipv6, ipv6)
+	if err := s.q.InsertAuditLog(ctx, tx, store.InsertAuditLogParams{OrganizationID: audit.Nullable(n.OrganizationID),
+		Action: "node.address", Target: domain.Truncate(change, 1000), Status: 200}); err != nil {
+		return fmt.Errorf("audit the addresses of node %s: %w", n.ID, err)
+	}
+	s.log.InfoContext(ctx, "a node's public addresses changed with a power cycle", slog.String("node_id", n.ID.String()),
+		slog.String("organization_id", n.OrganizationID.String()), slog.String("ipv4_was", n.Ipv4), slog.String("ipv4", ipv4),
+		slog.String("ipv6_was", n.Ipv6), slog.String("ipv6", ipv6))
+	if s.dns == nil {
+		return nil
+	}
+	if err := s.dns.NodeAddressChanged(ctx, tx, upd); err != nil {
+		return fmt.Errorf("update the DNS records of node %s: %w", n.ID, err)
 	}
 	return nil
 }
@@ -127,9 +164,9 @@ func (s *Service) complete(ctx context.Context, job Job, fn func(tx pgx.Tx) erro
 
 // outcome is what a carried-out action leaves to record.
 type outcome struct {
-	state string // the power state
-	ipv4  string // the public address after a start ("": unknown or unchanged)
-	hard  bool   // a stop had to power the node off
+	state string    // the power state
+	addr  addresses // the addresses after a start or reboot (empty: unknown)
+	hard  bool      // a stop had to power the node off
 }
 
 // carryOut does the action.
@@ -157,9 +194,19 @@ func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction
 		if err != nil {
 			return out, err
 		}
-		// A start may have given the machine a new public address.
-		if st, err := p.PowerStatus(ctx, m); err == nil {
-			out.ipv4 = st.IPv4
+		// A start may have given the machine a new public address (EC2
+		// without an Elastic IP); a reboot keeps it, but the read is cheap.
+		// The action succeeded whatever the read says: a failed read is
+		// logged, and the next status read (GET .../power/status) records
+		// the addresses.
+		st, err := p.PowerStatus(ctx, m)
+		switch {
+		case err != nil:
+			s.log.WarnContext(ctx, "power action succeeded but the machine's addresses could not be read: the next status read records them",
+				slog.String("node_id", n.ID.String()), slog.String("organization_id", n.OrganizationID.String()),
+				slog.String("kind", a.Kind), slog.Any("error", err))
+		case st.State == providers.PowerRunning:
+			out.addr = addresses{ipv4: st.IPv4, ipv6: st.IPv6}
 		}
 		return out, nil
 	case KindStop:

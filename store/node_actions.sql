@@ -69,8 +69,10 @@ ON CONFLICT (node_id) DO UPDATE SET power_state = excluded.power_state,
     boots = local_machines.boots + CASE WHEN @boot::boolean THEN 1 ELSE 0 END, updated_at = now()
 RETURNING *;
 
--- name: SetNodeIPv4 :exec
--- A machine's public address changed with a power cycle (EC2 without an
--- Elastic IP); a node that has it already is not touched.
-UPDATE nodes SET ipv4 = @ipv4, updated_at = now()
-WHERE organization_id = @organization_id AND id = @id AND ipv4 <> @ipv4;
+-- name: SetNodeAddresses :one
+-- A machine's public addresses changed with a power cycle (EC2 without an
+-- Elastic IP gets a new IPv4 at every start); a node that has them already
+-- is not touched (no row).
+UPDATE nodes SET ipv4 = @ipv4, ipv6 = @ipv6, updated_at = now()
+WHERE organization_id = @organization_id AND id = @id AND (ipv4 <> @ipv4 OR ipv6 <> @ipv6)
+RETURNING *;

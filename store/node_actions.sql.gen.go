@@ -349,22 +349,55 @@ func (q *Queries) SetNodeActionJob(ctx context.Context, db DBTX, arg SetNodeActi
 	return err
 }
 
-const setNodeIPv4 = `-- name: SetNodeIPv4 :exec
-UPDATE nodes SET ipv4 = $1, updated_at = now()
-WHERE organization_id = $2 AND id = $3 AND ipv4 <> $1
+const setNodeAddresses = `-- name: SetNodeAddresses :one
+UPDATE nodes SET ipv4 = $1, ipv6 = $2, updated_at = now()
+WHERE organization_id = $3 AND id = $4 AND (ipv4 <> $1 OR ipv6 <> $2)
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
 `
 
-type SetNodeIPv4Params struct {
+type SetNodeAddressesParams struct {
 	Ipv4           string
+	Ipv6           string
 	OrganizationID uuid.UUID
 	ID             uuid.UUID
 }
 
-// A machine's public address changed with a power cycle (EC2 without an
-// Elastic IP); a node that has it already is not touched.
-func (q *Queries) SetNodeIPv4(ctx context.Context, db DBTX, arg SetNodeIPv4Params) error {
-	_, err := db.Exec(ctx, setNodeIPv4, arg.Ipv4, arg.OrganizationID, arg.ID)
-	return err
+// A machine's public addresses changed with a power cycle (EC2 without an
+// Elastic IP gets a new IPv4 at every start); a node that has them already
+// is not touched (no row).
+func (q *Queries) SetNodeAddresses(ctx context.Context, db DBTX, arg SetNodeAddressesParams) (Node, error) {
+	row := db.QueryRow(ctx, setNodeAddresses,
+		arg.Ipv4,
+		arg.Ipv6,
+		arg.OrganizationID,
+		arg.ID,
+	)
+	var i Node
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.ProvisionID,
+		&i.Name,
+		&i.Provider,
+		&i.Region,
+		&i.InstanceType,
+		&i.Vcpu,
+		&i.MemoryMb,
+		&i.DiskGb,
+		&i.Ipv4,
+		&i.Ipv6,
+		&i.ServerID,
+		&i.Status,
+		&i.Labels,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ReservedCpuMillis,
+		&i.ReservedMemoryMb,
+		&i.ReservedDiskGb,
+		&i.InstanceCount,
+		&i.PowerState,
+	)
+	return i, err
 }
 
 const setNodePowerState = `-- name: SetNodePowerState :exec
