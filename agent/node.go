@@ -84,6 +84,11 @@ type HeartbeatAnswer struct {
 	// ETags are the current ETags of the trust files (user_ca, krl): a
 	// node that has them needs not fetch them.
 	ETags map[string]string `json:"etags"`
+	// HostPrincipals are the principals the node's host certificates
+	// carry when signed now (its name, DNS names and addresses): an agent
+	// whose certificate names others renews it (a power cycle gave the
+	// node a new address).
+	HostPrincipals []string `json:"host_principals"`
 }
 
 // MaxInventoryBytes bounds one heartbeat's inventory.
@@ -121,7 +126,11 @@ func (s *Service) RecordHeartbeat(ctx context.Context, a Agent, hb Heartbeat) (H
 	if err != nil {
 		return HeartbeatAnswer{}, err
 	}
-	out := HeartbeatAnswer{NodeID: row.NodeID, HeartbeatIntervalSeconds: int(s.opts.HeartbeatInterval / time.Second), ETags: etags}
+	principals, err := s.ca.HostPrincipals(ctx, a.OrganizationID, a.NodeID)
+	if err != nil {
+		return HeartbeatAnswer{}, fmt.Errorf("heartbeat of node %s: %w", a.NodeID, err)
+	}
+	out := HeartbeatAnswer{NodeID: row.NodeID, HeartbeatIntervalSeconds: int(s.opts.HeartbeatInterval / time.Second), ETags: etags, HostPrincipals: principals}
 	if row.LastSeenAt != nil {
 		out.LastSeenAt = *row.LastSeenAt
 	}

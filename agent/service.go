@@ -50,6 +50,7 @@ type CA interface {
 	TrustedCAKeys(ctx context.Context, org uuid.UUID) (string, error)
 	KnownHosts(ctx context.Context, org uuid.UUID) (string, error)
 	KRL(ctx context.Context, org uuid.UUID) ([]byte, error)
+	HostPrincipals(ctx context.Context, org, nodeID uuid.UUID) ([]string, error)
 }
 
 // Options tune a Service.

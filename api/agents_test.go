@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 
@@ -384,6 +385,33 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 		body: map[string]any{"version": "1.2.3", "inventory": map[string]any{"system": map[string]any{"uptime_seconds": 10}}}}, 200)
 	if hb.str("node_id") != nodeID || hb.Body["heartbeat_interval_seconds"] != float64(60) || hb.str("last_seen_at") == "" {
 		t.Errorf("heartbeat %s", hb.Raw)
+	}
+	// The heartbeat names the principals a host certificate signed now
+	// carries (those of the registration's): a node whose address changed
+	// (a power cycle) sees the new one and renews its certificate.
+	principals := func(r response) []string {
+		t.Helper()
+		var out []string
+		list, _ := r.Body["host_principals"].([]any)
+		if list == nil {
+			list, _ = r.Body["principals"].([]any)
+		}
+		for _, p := range list {
+			out = append(out, p.(string))
+		}
+		return out
+	}
+	regCert := response{Body: reg.Body["host_certificates"].([]any)[0].(map[string]any)}
+	if got, want := principals(hb), principals(regCert); len(want) == 0 || !slices.Equal(got, want) {
+		t.Errorf("heartbeat principals %v, the registration's certificate %v", got, want)
+	}
+	if _, err := b.pool.Exec(context.Background(), "UPDATE nodes SET ipv4 = '203.0.113.77' WHERE id = $1", nodeID); err != nil {
+		t.Fatal(err)
+	}
+	moved := b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok),
+		body: map[string]any{"version": "1.2.3", "inventory": map[string]any{"system": map[string]any{"uptime_seconds": 10}}}}, 200)
+	if got := principals(moved); !slices.Contains(got, "203.0.113.77") || !slices.Contains(got, "metal-1") {
+		t.Errorf("heartbeat principals after the address changed %v", got)
 	}
 	b.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(tok), body: map[string]any{"inventory": []int{1}}}, 400)
 

@@ -103,6 +103,21 @@ func hostPrincipals(n store.GetSSHHostNodeRow) []string {
 	return out
 }
 
+// HostPrincipals are the principals a node's host certificate carries
+// when signed now (its name, DNS names and addresses): an agent whose
+// certificate names others (the node got a new address with a power
+// cycle) renews it.
+func (s *Service) HostPrincipals(ctx context.Context, org, nodeID uuid.UUID) ([]string, error) {
+	node, err := s.q.GetSSHHostNode(ctx, s.st.Pool, store.GetSSHHostNodeParams{OrganizationID: org, ID: nodeID})
+	if store.IsNoRows(err) {
+		return nil, domain.NotFound("node")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host principals of node %s: %w", nodeID, err)
+	}
+	return hostPrincipals(node), nil
+}
+
 // SignHost signs a node's host key with the organization's host CA
 // (ssh:admin), through an ssh_sign_host job like Sign. The certificate's
 // principals are the node's name, its DNS names (A and AAAA records), and

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +49,8 @@ func runNodeRefresh(ctx context.Context, rootFlag string, out io.Writer) error {
 	// The heartbeat first: its answer names the trust files' current
 	// ETags, so when nothing changed it is the only request.
 	var hb struct {
-		ETags map[string]string `json:"etags"`
+		ETags          map[string]string `json:"etags"`
+		HostPrincipals []string          `json:"host_principals"`
 	}
 	if _, raw, err := c.do(ctx, "POST", "/v1/agent/heartbeat", auth, map[string]any{"version": version, "inventory": inventory(*root)}); err != nil {
 		errs = append(errs, err)
@@ -71,7 +73,7 @@ func runNodeRefresh(ctx context.Context, rootFlag string, out io.Writer) error {
 		}
 		changed = changed || updated
 	}
-	renewed, err := renewHostCerts(ctx, c, auth, *root, st)
+	renewed, err := renewHostCerts(ctx, c, auth, *root, st, hb.HostPrincipals)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -124,9 +126,11 @@ func refreshFile(ctx context.Context, c *agentClient, auth map[string]string, st
 	return true, nil
 }
 
-// needsRenewal: no certificate, one that does not parse or certify key, or
-// less than a third of its validity left.
-func needsRenewal(certFile, key string, now time.Time) bool {
+// needsRenewal: no certificate, one that does not parse or certify key,
+// less than a third of its validity left, or (principals given: the
+// heartbeat's) principals other than the node's now, as when a power
+// cycle gave the node a new address.
+func needsRenewal(certFile, key string, now time.Time, principals []string) bool {
 	raw, err := os.ReadFile(certFile)
 	if err != nil {
 		return true
@@ -139,13 +143,25 @@ func needsRenewal(certFile, key string, now time.Time) bool {
 	if !ok || !sameKey(string(ssh.MarshalAuthorizedKey(cert.Key)), key) {
 		return true
 	}
+	if len(principals) > 0 && !samePrincipals(cert.ValidPrincipals, principals) {
+		return true
+	}
 	after, before := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
 	return before.Sub(now) < before.Sub(after)/3
 }
 
+// samePrincipals compares two principal lists as sets.
+func samePrincipals(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
 // renewHostCerts renews the host certificates when one needs it (all at
-// once: one request). Whether any was written.
-func renewHostCerts(ctx context.Context, c *agentClient, auth map[string]string, root string, st nodeState) (bool, error) {
+// once: one request), principals being the node's now (none: not
+// compared). Whether any was written.
+func renewHostCerts(ctx context.Context, c *agentClient, auth map[string]string, root string, st nodeState, principals []string) (bool, error) {
 	files := st.HostKeys
 	if len(files) == 0 {
 		var err error
@@ -160,7 +176,7 @@ func renewHostCerts(ctx context.Context, c *agentClient, auth map[string]string,
 	need := false
 	now := time.Now()
 	for i, f := range files {
-		if needsRenewal(certPathOf(f), keys[i], now) {
+		if needsRenewal(certPathOf(f), keys[i], now, principals) {
 			need = true
 		}
 	}

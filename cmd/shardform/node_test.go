@@ -16,11 +16,13 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/shardform/shardform/agent"
@@ -44,6 +46,7 @@ type nodeServer struct {
 	sign   string // an API token with ssh:sign
 	orgID  string
 	offset *atomic.Int64 // nanoseconds added to the CA's clock
+	pool   *pgxpool.Pool
 }
 
 func startNodeServer(t testing.TB) *nodeServer {
@@ -55,7 +58,7 @@ func startNodeServer(t testing.TB) *nodeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := &nodeServer{t: t, offset: &atomic.Int64{}}
+	ns := &nodeServer{t: t, offset: &atomic.Int64{}, pool: pool}
 	clock := func() time.Time { return time.Now().Add(time.Duration(ns.offset.Load())) }
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc, err := sshsign.New(st, sshca.NewVault(sealer), sshsign.Options{Now: clock})
@@ -357,6 +360,43 @@ func TestNodeBornTrusted(t *testing.T) {
 		t.Error("an unchanged KRL was rewritten")
 	}
 
+	// The node's address changed (a power cycle gave it a new public
+	// IPv4): the next refresh renews the host certificate for it, once;
+	// ssh to the old address no longer trusts the host. Back at its
+	// address, the next refresh renews it again.
+	hostCert := filepath.Join(root, "etc/ssh/ssh_host_ed25519_key-cert.pub")
+	setIPv4 := func(ip string) (was string) {
+		t.Helper()
+		if err := ns.pool.QueryRow(context.Background(), "SELECT ipv4 FROM nodes WHERE organization_id = $1", ns.orgID).Scan(&was); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ns.pool.Exec(context.Background(), "UPDATE nodes SET ipv4 = $2 WHERE organization_id = $1", ns.orgID, ip); err != nil {
+			t.Fatal(err)
+		}
+		return was
+	}
+	serial := certSerial(t, hostCert)
+	address := setIPv4("192.0.2.99")
+	refresh()
+	if got := certPrincipals(t, hostCert); certSerial(t, hostCert) == serial || !slices.Contains(got, "192.0.2.99") || slices.Contains(got, address) {
+		t.Errorf("after the address changed from %s the host certificate names %v", address, got)
+	}
+	serial = certSerial(t, hostCert)
+	refresh()
+	if certSerial(t, hostCert) != serial {
+		t.Error("an unchanged node's host certificate was renewed again")
+	}
+	sshd.waitListening(t, 2) // reloaded with the new certificate
+	if ok, msg := loginOK(keyB, certB); ok || !strings.Contains(msg, "not a listed principal") {
+		t.Errorf("ssh to the node's old address %s: ok %v: %s", address, ok, msg)
+	}
+	setIPv4(address)
+	refresh()
+	sshd.waitListening(t, 3)
+	if ok, msg := loginOK(keyB, certB); !ok {
+		t.Errorf("back at its address %s, ssh refused the host: %s", address, msg)
+	}
+
 	// Rotate the user CA and retire the old key; refresh: B (old CA) is
 	// refused, a new certificate logs in.
 	var keys struct {
@@ -409,13 +449,13 @@ func TestNodeBornTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 	refresh() // renews with the CA's clock 3 h behind: already expired
-	sshd.waitListening(t, 2)
+	sshd.waitListening(t, 4)
 	if ok, msg := loginOK(keyC, certC); ok {
 		t.Errorf("an expired host certificate was trusted: %s", msg)
 	}
 	ns.offset.Store(0)
 	refresh()
-	sshd.waitListening(t, 3)
+	sshd.waitListening(t, 5)
 	if ok, msg := loginOK(keyC, certC); !ok {
 		t.Errorf("after the renewal, ssh refused the host: %s", msg)
 	}
@@ -429,6 +469,19 @@ func TestNodeBornTrusted(t *testing.T) {
 	if code, _, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != exitRefused || !strings.Contains(errOut, "invalid") {
 		t.Errorf("refused token: %d %q", code, errOut)
 	}
+}
+
+func certPrincipals(t *testing.T, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub.(*ssh.Certificate).ValidPrincipals
 }
 
 func certSerial(t *testing.T, path string) uint64 {
