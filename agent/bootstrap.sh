@@ -96,10 +96,21 @@ reload_sshd() {
 	if [ -f "$ROOT/run/sshd.pid" ]; then kill -HUP "$(cat "$ROOT/run/sshd.pid")" 2>/dev/null || true; fi
 }
 
-# needs_renewal CERT: missing, or less than a third of its validity left
-# (read with ssh-keygen -L and GNU date; without them, once a day).
+# cert_principals CERT: the certificate's principals, one a line, sorted
+# (ssh-keygen -L; nothing without it).
+cert_principals() {
+	ssh-keygen -L -f "$1" 2>/dev/null | sed -n '/^ *Principals:/,/^ *Critical Options:/p' | sed '1d;$d' | tr -d ' \t' | grep -v '^$' | sort -u
+}
+
+# needs_renewal CERT: missing, naming other principals than the node's now
+# ($PRINCIPALS, from the heartbeat: a power cycle gave the node a new
+# address), or less than a third of its validity left (read with
+# ssh-keygen -L and GNU date; without them, once a day).
 needs_renewal() {
 	[ -f "$1" ] || return 0
+	if [ -n "$PRINCIPALS" ] && have=$(cert_principals "$1") && [ -n "$have" ] && [ "$have" != "$PRINCIPALS" ]; then
+		return 0
+	fi
 	valid=$(ssh-keygen -L -f "$1" 2>/dev/null | sed -n 's/^ *Valid: from \([^ ]*\) to \([^ ]*\)$/\1 \2/p')
 	from=$(date -d "${valid% *}" +%s 2>/dev/null) && to=$(date -d "${valid#* }" +%s 2>/dev/null) || {
 		[ -n "$(find "$1" -mtime +0 2>/dev/null)" ]
@@ -109,9 +120,17 @@ needs_renewal() {
 	[ $((to - now)) -lt $(((to - from) / 3)) ]
 }
 
+# heartbeat: the answer on stdout (its host_principals name what the
+# node's host certificates must carry).
 heartbeat() {
-	curl -fsS -o /dev/null -X POST -H "X-Agent-Token: $AGENT_TOKEN" -H 'Content-Type: application/json' \
+	curl -fsS -X POST -H "X-Agent-Token: $AGENT_TOKEN" -H 'Content-Type: application/json' \
 		-d '{"version":"bootstrap.sh"}' "$URL/v1/agent/heartbeat"
+}
+
+# principals_of: the host_principals of the heartbeat answer on stdin, one
+# a line, sorted (names and addresses hold no quotes or commas).
+principals_of() {
+	sed -n 's/.*"host_principals":\[\([^]]*\)\].*/\1/p' | tr ',' '\n' | tr -d '"' | grep -v '^$' | sort -u
 }
 
 if [ "$MODE" = "refresh" ]; then
@@ -119,6 +138,8 @@ if [ "$MODE" = "refresh" ]; then
 	URL=$(field url <"$STATE/agent.json")
 	AGENT_TOKEN=$(field agent_token <"$STATE/agent.json")
 	ok=0
+	PRINCIPALS=""
+	if hb=$(heartbeat); then PRINCIPALS=$(printf '%s\n' "$hb" | principals_of); else ok=1; fi
 	fetch /v1/agent/ssh/ca-public-key "$SSHDIR/shardform_user_ca.pub" || ok=1
 	fetch /v1/agent/ssh/krl "$SSHDIR/shardform_revoked.krl" || ok=1
 	renew=""
@@ -131,7 +152,6 @@ if [ "$MODE" = "refresh" ]; then
 			ok=1
 		fi
 	fi
-	heartbeat || ok=1
 	[ $ok -eq 0 ] || fail "refresh from $URL failed (previous files kept)"
 	exit 0
 fi

@@ -609,6 +609,24 @@ func TestNodeBootstrapScript(t *testing.T) {
 	if code, out, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != 0 {
 		t.Errorf("node refresh after bootstrap.sh: %d %q %q", code, out, errOut)
 	}
+	// The node's address changed (a power cycle gave it a new public
+	// IPv4): the script's next refresh renews the host certificate for
+	// it, once.
+	hostCert := filepath.Join(root, "etc/ssh/ssh_host_ed25519_key-cert.pub")
+	serial := certSerial(t, hostCert)
+	if _, err := ns.pool.Exec(context.Background(), "UPDATE nodes SET ipv4 = '192.0.2.98' WHERE organization_id = $1", ns.orgID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if code, out := sh(nil, filepath.Join(root, "usr/local/sbin/shardform-node"), "refresh", "--root", root); code != 0 || out != "" {
+			t.Fatalf("shardform-node refresh: %d %q", code, out)
+		}
+		got := certPrincipals(t, hostCert)
+		if !slices.Contains(got, "192.0.2.98") || i == 0 && certSerial(t, hostCert) == serial || i == 1 && certSerial(t, hostCert) != serial {
+			t.Errorf("refresh %d after the address changed: principals %v, serial %d (before %d)", i+1, got, certSerial(t, hostCert), serial)
+		}
+		serial = certSerial(t, hostCert)
+	}
 }
 
 // BenchmarkNodeRefresh: `shardform node refresh` on a node whose trust
