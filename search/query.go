@@ -373,10 +373,15 @@ func value(path string, f Field, raw json.RawMessage) (any, error) {
 		}
 		return s, nil
 	case Int:
+		// A number, or a string holding one (what a command line sends).
+		var str string
+		if json.Unmarshal(raw, &str) == nil {
+			raw = []byte(str)
+		}
 		var n json.Number
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
-		if dec.Decode(&n) != nil {
+		if dec.Decode(&n) != nil || dec.More() {
 			return nil, domain.Invalid(path, "must be a whole number")
 		}
 		i, err := n.Int64()
@@ -396,10 +401,14 @@ func value(path string, f Field, raw json.RawMessage) (any, error) {
 		return t, nil
 	case Bool:
 		var v bool
-		if json.Unmarshal(raw, &v) != nil {
-			return nil, domain.Invalid(path, "must be true or false")
+		if json.Unmarshal(raw, &v) == nil {
+			return v, nil
 		}
-		return v, nil
+		var str string
+		if json.Unmarshal(raw, &str) == nil && (str == "true" || str == "false") {
+			return str == "true", nil
+		}
+		return nil, domain.Invalid(path, "must be true or false")
 	}
 	return nil, domain.Invalid(path, "cannot be compared")
 }

@@ -80,6 +80,7 @@ func TestSearchCredentials(t *testing.T) {
 	b.run(t, b.a, "credentials", []searchCase{
 		{name: "provider", body: `{"filters":{"provider":["hetzner"]}}`, want: []string{"hetzner prod", "hetzner staging"}, total: 2},
 		{name: "defaults", body: `{"filters":{"is_default":[true]},"sortBy":"name"}`, want: []string{"aws", "hetzner prod"}, total: 2},
+		{name: "defaults from a string", body: `{"filters":{"is_default":["true"]},"sortBy":"name"}`, want: []string{"aws", "hetzner prod"}, total: 2},
 		{name: "search", body: `{"search":{"name":["STAG"]}}`, want: []string{"hetzner staging"}, total: 1},
 	})
 	rows, _ := b.rows(b.a, "credentials", `{"limit":1}`)

@@ -212,6 +212,8 @@ func TestSearchNodes(t *testing.T) {
 		{"status as GET shows it (stopped)", `{"filters":{"status":["stopped"]}}`, []string{"nbg-web_1"}, 1},
 		{"labels", `{"filters":{"labels":["game=valheim","game=minecraft"]}}`, []string{"fsn-game-1", "hel-100%"}, 2},
 		{"int filter", `{"filters":{"vcpu":[4,16]}}`, []string{"fsn-game-2", "hel-100%"}, 2},
+		{"int filter from strings (a command line's values)", `{"filters":{"vcpu":["4","16"]}}`, []string{"fsn-game-2", "hel-100%"}, 2},
+		{"greaterThan number from a string", `{"greaterThan":{"vcpu":"4"}}`, []string{"nbg-web_1", "hel-100%"}, 2},
 		{"search case-insensitive", `{"search":{"name":["GAME"]}}`, []string{"fsn-game-1", "fsn-game-2"}, 2},
 		{"search OR", `{"search":{"name":["web","hel"]}}`, []string{"nbg-web_1", "hel-100%"}, 2},
 		{"search _ is literal", `{"search":{"name":["b_1"]}}`, []string{"nbg-web_1"}, 1},
@@ -295,6 +297,8 @@ func TestSearchValidation(t *testing.T) {
 		{"nodes", `{"extend":["owner"]}`, "extend[0]: unknown extend \"owner\"; allowed: dns_records, instances, provision, provision.runs"},
 		{"credentials", `{"extend":["node"]}`, "extend[0]: unknown extend \"node\"; allowed: none"},
 		{"credentials", `{"filters":{"is_default":["yes"]}}`, "filters.is_default[0]: must be true or false"},
+		{"nodes", `{"filters":{"vcpu":["4 5"]}}`, "filters.vcpu[0]: must be a whole number"},
+		{"nodes", `{"filters":{"vcpu":[""]}}`, "filters.vcpu[0]: must be a whole number"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.body, func(t *testing.T) {

@@ -403,6 +403,40 @@ func TestClientOutput(t *testing.T) {
 		golden(t, "orgs-list.txt", out("orgs", "list"))
 		golden(t, "nodes-list.txt", out("nodes", "list"))
 		golden(t, "planner-recommend.txt", out("planner", "recommend", "--cpu", "2", "--memory", "4", "--disk", "20", "--count", "3", "--provider", "hetzner", "--region", "fsn1", "--limit", "5"))
+		golden(t, "search-provision.txt", out("search", "provision", "--search", "name=B-", "--filter", "instance_type=local-medium", "--filter", "instance_type=local-small", "--sort", "name"))
+	})
+
+	t.Run("search", func(t *testing.T) {
+		tok := cs.readConfig().Token
+		got := out("search", "provision", "--filter", "name=web-1", "--after", "created_at=2000-01-01T00:00:00Z", "--extend", "runs", "-o", "json")
+		want := cs.call("POST", "/v1/provision/search", tok, map[string]any{"filters": map[string][]string{"name": {"web-1"}},
+			"greaterThan": map[string]string{"created_at": "2000-01-01T00:00:00Z"}, "extend": []string{"runs"}, "page": 1, "limit": 100}, nil, 200)
+		if got != string(want)+"\n" || !strings.Contains(got, `"runs":`) {
+			t.Errorf("search --output json:\n%s\nthe API: %s", got, want)
+		}
+		if ids := strings.Fields(out("search", "provision", "--search", "name=WEB", "-q")); len(ids) != 1 || ids[0] != id {
+			t.Errorf("search -q: %v, want [%s]", ids, id)
+		}
+		for _, tc := range []struct {
+			args   []string
+			code   int
+			stderr string
+		}{
+			{[]string{"search", "planets"}, exitUsage, `search: unknown resource "planets"; one of audit-logs, credentials, dns-records, instances, nodes, provision, ssh-certificates`},
+			{[]string{"search", "nodes", "--filter", "region"}, exitUsage, `search: --filter "region": want field=value`},
+			{[]string{"search", "nodes", "--desc"}, exitUsage, "search: --desc needs --sort"},
+			{[]string{"search", "nodes", "--filter", "colour=red"}, exitFail, "shardform: filters.colour: unknown field; allowed: "},
+			{[]string{"search", "nodes", "--filter", "vcpu=two"}, exitFail, "shardform: filters.vcpu[0]: must be a whole number\n"},
+		} {
+			r := cs.cli("", nil, tc.args...)
+			match := strings.Contains(r.stderr, tc.stderr)
+			if strings.HasSuffix(tc.stderr, "\n") {
+				match = r.stderr == tc.stderr
+			}
+			if r.code != tc.code || !match {
+				t.Errorf("shardform %v: exit %d, want %d; stderr %q, want %q", tc.args, r.code, tc.code, r.stderr, tc.stderr)
+			}
+		}
 	})
 
 	t.Run("json is the API's answer", func(t *testing.T) {

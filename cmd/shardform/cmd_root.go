@@ -66,7 +66,7 @@ func (c *cli) root() *cobra.Command {
 	root.AddCommand(c.serverCommands()...)
 	root.AddCommand(c.versionCmd(), c.healthCmd(), c.sshCmd(), c.nodeCmd())
 	root.AddCommand(c.loginCmd(), c.logoutCmd(), c.whoamiCmd(), c.orgsCmd())
-	root.AddCommand(c.provisionCmd(), c.upCmd(), c.nodesCmd(), c.plannerCmd(), c.dnsCmd())
+	root.AddCommand(c.provisionCmd(), c.upCmd(), c.nodesCmd(), c.plannerCmd(), c.dnsCmd(), c.searchCmd())
 	// Server and node commands do not take the client's global flags:
 	// hide them from their help.
 	for _, sc := range root.Commands() {
