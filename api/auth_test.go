@@ -176,7 +176,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 
 func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
+	b := setup(t, setupOpts{refreshReuse: -1}) // every reuse is theft
 	a := b.bootstrap("admin@example.com")
 
 	r1 := b.expect(req{method: "POST", path: "/v1/auth/refresh", body: map[string]string{"refresh_token": a.refresh}}, 200)
@@ -351,5 +351,40 @@ func TestBootstrapConcurrent(t *testing.T) {
 	}
 	if created != 1 || b.count("SELECT count(*) FROM users") != 1 {
 		t.Fatalf("%d bootstraps succeeded, %d users", created, b.count("SELECT count(*) FROM users"))
+	}
+}
+
+// TestRefreshReuseInterval: requests of one browser that found the access
+// token expired at once each refresh with the same token (the dashboard's
+// page and its live parts): within the reuse interval each gets a working
+// session and the login stays; a reuse after it is theft and revokes the
+// whole login, the sessions of the concurrent refreshes included.
+func TestRefreshReuseInterval(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{refreshReuse: 2 * time.Second})
+	a := b.bootstrap("admin@example.com")
+	body := map[string]string{"refresh_token": a.refresh}
+	var wg sync.WaitGroup
+	answers := make([]response, 4)
+	for i := range answers {
+		wg.Go(func() { answers[i] = b.do(req{method: "POST", path: "/v1/auth/refresh", body: body}) })
+	}
+	wg.Wait()
+	var rotated []string
+	for _, r := range answers {
+		if r.Status != 200 {
+			t.Fatalf("a concurrent refresh: %d %s", r.Status, r.Raw)
+		}
+		b.expect(req{method: "GET", path: "/v1/users/me", token: r.str("access_token")}, 200)
+		rotated = append(rotated, r.str("refresh_token"))
+	}
+	// Past the interval the same token is theft: the login is revoked.
+	time.Sleep(2500 * time.Millisecond)
+	r := b.expect(req{method: "POST", path: "/v1/auth/refresh", body: body}, 401)
+	if !strings.Contains(r.errMsg(), "already used") {
+		t.Errorf("reuse after the interval: %s", r.Raw)
+	}
+	for _, tok := range rotated {
+		b.expect(req{method: "POST", path: "/v1/auth/refresh", body: map[string]string{"refresh_token": tok}}, 401)
 	}
 }

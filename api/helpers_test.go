@@ -55,6 +55,8 @@ type bundle struct {
 type setupOpts struct {
 	rateLimit         int
 	closeRegistration bool
+	// refreshReuse is identity.Options.RefreshReuseInterval (0: its default).
+	refreshReuse time.Duration
 	// provisioning runs the provisioning pipeline with River workers and
 	// real Terraform; drivers adds drivers beside local.
 	provisioning bool
@@ -195,8 +197,9 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		RiverUI:      riverUIHandler(t, pool, o.riverUI), // riverui_test.go
 		MasterKey:    key,
 		Identity: identity.Options{
-			AllowRegistration: !o.closeRegistration,
-			Password:          identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+			AllowRegistration:    !o.closeRegistration,
+			Password:             identity.PasswordParams{Memory: 1024, Time: 1, Threads: 1},
+			RefreshReuseInterval: o.refreshReuse,
 		},
 		RateLimit: o.rateLimit, Version: "test", FollowHeartbeat: o.followHeartbeat, Now: o.now, PublicURL: o.publicURL, Docs: testDocs, TrustedProxies: o.trustedProxies,
 		Logger: slog.New(slog.NewJSONHandler(logsTo(o.logs), nil)), Metrics: o.metrics, Unavailable: o.unavailable,

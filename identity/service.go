@@ -34,6 +34,13 @@ type Options struct {
 	MFAAttempts        int           // per user per minute, default 5
 	Password           PasswordParams
 	Issuer             string // JWT issuer and TOTP issuer, default "shardform"
+	// RefreshReuseInterval is how long after its use a rotated refresh
+	// token may be used again without that counting as theft: requests of
+	// one browser that found the access token expired at the same moment
+	// (the dashboard's page and its live parts) each refresh, and each gets
+	// a session of the same login. A reuse after it revokes the whole login.
+	// Default 10 s; negative: none (every reuse revokes).
+	RefreshReuseInterval time.Duration
 }
 
 func (o *Options) defaults() {
@@ -42,6 +49,9 @@ func (o *Options) defaults() {
 	}
 	if o.RefreshTTL == 0 {
 		o.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if o.RefreshReuseInterval == 0 {
+		o.RefreshReuseInterval = 10 * time.Second
 	}
 	if o.LoginAttemptsPerIP == 0 {
 		o.LoginAttemptsPerIP = 20

@@ -85,6 +85,21 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (Session, er
 				return fmt.Errorf("look up refresh token: %w", gerr)
 			}
 			if old.UsedAt != nil && old.RevokedAt == nil {
+				if s.opts.RefreshReuseInterval > 0 {
+					ok, err := s.q.RefreshTokenReusable(ctx, tx, store.RefreshTokenReusableParams{
+						TokenHash: hash, Seconds: s.opts.RefreshReuseInterval.Seconds()})
+					if err != nil {
+						return fmt.Errorf("look up refresh token: %w", err)
+					}
+					if ok {
+						user, err := s.q.GetUserByID(ctx, tx, old.UserID)
+						if err != nil {
+							return fmt.Errorf("load user: %w", err)
+						}
+						sess, err = s.issueSession(ctx, tx, user, old.FamilyID)
+						return err
+					}
+				}
 				reused = true
 				return s.q.RevokeRefreshFamily(ctx, tx, old.FamilyID)
 			}

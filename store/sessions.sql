@@ -13,6 +13,14 @@ RETURNING *;
 -- name: GetRefreshToken :one
 SELECT * FROM refresh_tokens WHERE token_hash = @token_hash;
 
+-- name: RefreshTokenReusable :one
+-- Whether a used refresh token was used less than @seconds ago (by the
+-- database's clock, which set used_at) and its login is live: its
+-- reuse then is a concurrent request's, not a thief's.
+SELECT (used_at IS NOT NULL AND used_at > now() - make_interval(secs => @seconds::float8)
+	AND revoked_at IS NULL AND expires_at > now())::bool AS reusable
+FROM refresh_tokens WHERE token_hash = @token_hash;
+
 -- name: RevokeRefreshFamily :exec
 UPDATE refresh_tokens SET revoked_at = now()
 WHERE family_id = @family_id AND revoked_at IS NULL;

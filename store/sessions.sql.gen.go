@@ -148,6 +148,27 @@ func (q *Queries) GetRefreshToken(ctx context.Context, db DBTX, tokenHash []byte
 	return i, err
 }
 
+const refreshTokenReusable = `-- name: RefreshTokenReusable :one
+SELECT (used_at IS NOT NULL AND used_at > now() - make_interval(secs => $1::float8)
+	AND revoked_at IS NULL AND expires_at > now())::bool AS reusable
+FROM refresh_tokens WHERE token_hash = $2
+`
+
+type RefreshTokenReusableParams struct {
+	Seconds   float64
+	TokenHash []byte
+}
+
+// Whether a used refresh token was used less than @seconds ago (by the
+// database's clock, which set used_at) and its login is live: its
+// reuse then is a concurrent request's, not a thief's.
+func (q *Queries) RefreshTokenReusable(ctx context.Context, db DBTX, arg RefreshTokenReusableParams) (bool, error) {
+	row := db.QueryRow(ctx, refreshTokenReusable, arg.Seconds, arg.TokenHash)
+	var reusable bool
+	err := row.Scan(&reusable)
+	return reusable, err
+}
+
 const revokeRefreshFamily = `-- name: RevokeRefreshFamily :exec
 UPDATE refresh_tokens SET revoked_at = now()
 WHERE family_id = $1 AND revoked_at IS NULL
