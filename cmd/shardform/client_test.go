@@ -576,6 +576,35 @@ func TestClientProvision(t *testing.T) {
 	if out := cs.ok("nodes", "cordon", *r.NodeID); !strings.Contains(out, "cordoned") {
 		t.Errorf("nodes cordon:\n%s", out)
 	}
+	if out := cs.ok("nodes", "uncordon", *r.NodeID); !strings.Contains(out, "status:    ready") {
+		t.Errorf("nodes uncordon:\n%s", out)
+	}
+	// Power through the local driver's machine: stop at once, then start.
+	for _, step := range []struct {
+		args  []string
+		power string
+	}{
+		{[]string{"nodes", "power", "stop", *r.NodeID, "--force"}, "stopped"},
+		{[]string{"nodes", "power", "start", *r.NodeID}, "running"},
+	} {
+		if out := cs.ok(step.args...); !strings.Contains(out, "power "+step.args[2]+" of node "+*r.NodeID+": ") {
+			t.Errorf("%v:\n%s", step.args, out)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			var n node
+			if err := json.Unmarshal([]byte(cs.ok("nodes", "show", *r.NodeID, "-o", "json")), &n); err != nil {
+				t.Fatal(err)
+			}
+			if n.PowerState == step.power {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v the node is %+v", step.args, n)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
 	if logs := cs.ok("provision", "logs", id); !strings.Contains(logs, "Apply complete") {
 		t.Errorf("provision logs:\n%s", logs)
 	}
