@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,15 +54,24 @@ type Renewal struct {
 }
 
 // RenewHostCertificates signs the node's host keys again (principals: the
-// node's name and addresses) and remembers them as the node's host keys.
+// node's name and addresses). Only keys the node registered with are
+// signed: the keys are pinned at registration (as ssh's known_hosts pins
+// them on first use), so a stolen agent token cannot get a host
+// certificate for another machine's key. A node whose host keys changed
+// joins again with a registration token.
 func (s *Service) RenewHostCertificates(ctx context.Context, a Agent, req RenewRequest) (Renewal, error) {
 	keys, err := hostKeys("host_public_keys", req.HostPublicKeys)
 	if err != nil {
 		return Renewal{}, err
 	}
-	if err := s.q.SetAgentHostKeys(ctx, s.st.Pool, store.SetAgentHostKeysParams{
-		OrganizationID: a.OrganizationID, NodeID: a.NodeID, HostPublicKeys: keys}); err != nil {
+	ag, err := s.q.GetNodeAgent(ctx, s.st.Pool, store.GetNodeAgentParams{OrganizationID: a.OrganizationID, NodeID: a.NodeID})
+	if err != nil {
 		return Renewal{}, fmt.Errorf("renew host certificates: %w", err)
+	}
+	for i, k := range keys {
+		if !slices.Contains(ag.HostPublicKeys, k) {
+			return Renewal{}, domain.Forbidden("host_public_keys[%d]: not a host key this node registered with (keys are pinned at registration); a machine whose host keys changed joins again with a registration token (shardform node join)", i)
+		}
 	}
 	certs, warnings := s.signAll(ctx, a.OrganizationID, a.NodeID, keys)
 	if len(certs) == 0 {

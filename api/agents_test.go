@@ -377,7 +377,8 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{ssh: true})
 	a := b.bootstrap("ops@example.com")
-	reg := b.joined(a, "metal-1")
+	key := hostKey(t)
+	reg := b.expect(req{method: "POST", path: "/v1/agent/register", token: b.regToken(a, nil).str("token"), body: registerBody("metal-1", key)}, 201)
 	tok := reg.str("agent_token")
 	nodeID := reg.Body["node"].(map[string]any)["id"].(string)
 
@@ -441,8 +442,7 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 		t.Errorf("agents %v", agents)
 	}
 
-	key := hostKey(t)
-	renewed := b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{key}}}, 200)
+	renewed := b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{key + " root@metal-1"}}}, 200)
 	if certs, _ := renewed.Body["host_certificates"].([]any); len(certs) != 1 || certs[0].(map[string]any)["public_key"] != key {
 		t.Errorf("renewed %s", renewed.Raw)
 	}
@@ -450,6 +450,14 @@ func TestAgentHeartbeatRenewRotate(t *testing.T) {
 	if len(hostCerts) != 2 || hostCerts[0]["user_id"] != nil {
 		t.Errorf("host certificates of the node %v", hostCerts)
 	}
+	// Host keys are pinned at registration: the agent token gets no
+	// certificate for another key (a stolen token signs nothing new).
+	before := b.snapshot()
+	stranger := b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{key, hostKey(t)}}}, 403)
+	if !strings.Contains(stranger.errMsg(), "host_public_keys[1]: not a host key this node registered with") {
+		t.Errorf("renewal for an unregistered key: %s", stranger.Raw)
+	}
+	b.unchanged(before)
 	b.expect(req{method: "POST", path: "/v1/agent/host-certificates", header: agentHeader(tok), body: map[string]any{"host_public_keys": []string{}}}, 400)
 
 	rot := b.expect(req{method: "POST", path: "/v1/agent/token/rotate", header: agentHeader(tok)}, 200)

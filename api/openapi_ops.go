@@ -387,7 +387,7 @@ func baseOperations() []operation {
 		{method: "GET", path: "/v1/agent/ssh/ca-public-key", summary: "The trusted user CA keys (ETag; 304 with If-None-Match)", access: agentToken, produces: "text/plain", status: 200, also: []int{304}},
 		{method: "GET", path: "/v1/agent/ssh/krl", summary: "The key revocation list (ETag; 304 with If-None-Match)", access: agentToken, produces: "application/octet-stream", status: 200, also: []int{304}},
 		{method: "GET", path: "/v1/agent/ssh/known-hosts", summary: "The @cert-authority lines of the host CA (ETag; 304 with If-None-Match)", access: agentToken, produces: "text/plain", status: 200, also: []int{304}},
-		{method: "POST", path: "/v1/agent/host-certificates", summary: "Renew the node's host certificates", access: agentToken, body: agent.RenewRequest{}, resp: agent.Renewal{}, status: 200, errors: []int{503}},
+		{method: "POST", path: "/v1/agent/host-certificates", summary: "Renew the node's host certificates (only for the host keys it registered with: 403 for another key)", access: agentToken, body: agent.RenewRequest{}, resp: agent.Renewal{}, status: 200, errors: []int{403, 503}},
 		{method: "POST", path: "/v1/agent/heartbeat", summary: "A heartbeat with the node's inventory", access: agentToken, body: agent.Heartbeat{}, optionalBody: true, resp: agent.HeartbeatAnswer{}, status: 200},
 		{method: "POST", path: "/v1/agent/token/rotate", summary: "Replace the agent token (the old one stops working)", access: agentToken, resp: agent.RotatedToken{}, status: 200},
 

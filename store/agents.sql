@@ -55,10 +55,6 @@ WHERE a.token_hash = @token_hash;
 UPDATE node_agents SET token_hash = @token_hash, display_prefix = @display_prefix, rotated_at = @now::timestamptz
 WHERE organization_id = @organization_id AND node_id = @node_id;
 
--- name: SetAgentHostKeys :exec
-UPDATE node_agents SET host_public_keys = @host_public_keys
-WHERE organization_id = @organization_id AND node_id = @node_id;
-
 -- name: RecordHeartbeat :one
 UPDATE node_agents SET last_seen_at = @now::timestamptz, version = @version,
     inventory = CASE WHEN @inventory::jsonb = 'null'::jsonb THEN inventory ELSE @inventory::jsonb END

@@ -542,22 +542,6 @@ func (q *Queries) RotateAgentToken(ctx context.Context, db DBTX, arg RotateAgent
 	return result.RowsAffected(), nil
 }
 
-const setAgentHostKeys = `-- name: SetAgentHostKeys :exec
-UPDATE node_agents SET host_public_keys = $1
-WHERE organization_id = $2 AND node_id = $3
-`
-
-type SetAgentHostKeysParams struct {
-	HostPublicKeys []string
-	OrganizationID uuid.UUID
-	NodeID         uuid.UUID
-}
-
-func (q *Queries) SetAgentHostKeys(ctx context.Context, db DBTX, arg SetAgentHostKeysParams) error {
-	_, err := db.Exec(ctx, setAgentHostKeys, arg.HostPublicKeys, arg.OrganizationID, arg.NodeID)
-	return err
-}
-
 const updateJoinedNodeAddresses = `-- name: UpdateJoinedNodeAddresses :one
 UPDATE nodes SET ipv4 = CASE WHEN ipv4 = '' THEN $1 ELSE ipv4 END,
     ipv6 = CASE WHEN ipv6 = '' THEN $2 ELSE ipv6 END, updated_at = now()
