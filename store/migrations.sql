@@ -173,3 +173,9 @@ WITH flag AS (
 UPDATE migrations SET updated_at = now()
 WHERE migrations.organization_id = @organization_id AND migrations.id = @migration_id
 RETURNING cancel_requested, (SELECT count(*) FROM moved)::integer AS moved;
+
+-- name: DeleteOldMigrations :execrows
+-- Maintenance (every organization): finished drains and migrations older
+-- than @days days, with their moves.
+DELETE FROM migrations
+WHERE status NOT IN ('queued', 'running') AND finished_at < now() - make_interval(days => @days::int);

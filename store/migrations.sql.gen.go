@@ -93,6 +93,21 @@ func (q *Queries) CountMigrations(ctx context.Context, db DBTX, arg CountMigrati
 	return count, err
 }
 
+const deleteOldMigrations = `-- name: DeleteOldMigrations :execrows
+DELETE FROM migrations
+WHERE status NOT IN ('queued', 'running') AND finished_at < now() - make_interval(days => $1::int)
+`
+
+// Maintenance (every organization): finished drains and migrations older
+// than @days days, with their moves.
+func (q *Queries) DeleteOldMigrations(ctx context.Context, db DBTX, days int32) (int64, error) {
+	result, err := db.Exec(ctx, deleteOldMigrations, days)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const finishMigration = `-- name: FinishMigration :exec
 WITH left_moves AS (
     UPDATE migration_moves SET status = 'cancelled', reason = $5, finished_at = now()

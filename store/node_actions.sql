@@ -76,3 +76,11 @@ RETURNING *;
 UPDATE nodes SET ipv4 = @ipv4, ipv6 = @ipv6, updated_at = now()
 WHERE organization_id = @organization_id AND id = @id AND (ipv4 <> @ipv4 OR ipv6 <> @ipv6)
 RETURNING *;
+
+-- name: DeleteOldNodeActions :execrows
+-- Maintenance (every organization): finished power actions older than
+-- @days days, but never a node's latest (its power status shows it).
+DELETE FROM node_actions a
+WHERE a.status IN ('succeeded', 'failed') AND a.finished_at < now() - make_interval(days => @days::int)
+  AND EXISTS (SELECT 1 FROM node_actions b
+              WHERE b.organization_id = a.organization_id AND b.node_id = a.node_id AND b.created_at > a.created_at);

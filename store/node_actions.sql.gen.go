@@ -28,6 +28,23 @@ func (q *Queries) CountNodeActions(ctx context.Context, db DBTX, arg CountNodeAc
 	return count, err
 }
 
+const deleteOldNodeActions = `-- name: DeleteOldNodeActions :execrows
+DELETE FROM node_actions a
+WHERE a.status IN ('succeeded', 'failed') AND a.finished_at < now() - make_interval(days => $1::int)
+  AND EXISTS (SELECT 1 FROM node_actions b
+              WHERE b.organization_id = a.organization_id AND b.node_id = a.node_id AND b.created_at > a.created_at)
+`
+
+// Maintenance (every organization): finished power actions older than
+// @days days, but never a node's latest (its power status shows it).
+func (q *Queries) DeleteOldNodeActions(ctx context.Context, db DBTX, days int32) (int64, error) {
+	result, err := db.Exec(ctx, deleteOldNodeActions, days)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const finishNodeAction = `-- name: FinishNodeAction :one
 UPDATE node_actions SET status = $1, error = $2, finished_at = now()
 WHERE organization_id = $3 AND id = $4 AND status IN ('queued', 'running')

@@ -278,7 +278,9 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 }
 
 // CleanupArgs is the periodic maintenance job: it deletes expired refresh
-// tokens, MFA challenges, invites and rate-limit windows.
+// tokens, MFA challenges, invites and rate-limit windows, and the records
+// of drains, migrations and power actions finished more than
+// HistoryDays ago (a node's latest power action is kept).
 type CleanupArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -290,6 +292,10 @@ func (CleanupArgs) InsertOpts() river.InsertOpts {
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled,
 	}}}
 }
+
+// HistoryDays is how long finished drains, migrations and power actions
+// stay listed.
+const HistoryDays = 90
 
 // CleanupWorker runs CleanupArgs.
 type CleanupWorker struct {
@@ -309,6 +315,12 @@ func (w *CleanupWorker) Work(ctx context.Context, job *river.Job[CleanupArgs]) e
 		{"mfa_challenges", q.DeleteExpiredMFAChallenges},
 		{"invites", q.DeleteExpiredInvites},
 		{"rate_limit_windows", q.DeleteExpiredRateLimits},
+		{"migrations", func(ctx context.Context, db store.DBTX) (int64, error) {
+			return q.DeleteOldMigrations(ctx, db, HistoryDays)
+		}},
+		{"node_actions", func(ctx context.Context, db store.DBTX) (int64, error) {
+			return q.DeleteOldNodeActions(ctx, db, HistoryDays)
+		}},
 	}
 	for _, s := range steps {
 		n, err := s.run(ctx, db)

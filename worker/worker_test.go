@@ -39,6 +39,18 @@ func TestCleanupDeletesOnlyExpired(t *testing.T) {
 		('old', now() - interval '2 minutes', 1, now() - interval '1 minute'),
 		('live', now(), 1, now() + interval '1 minute')`)
 
+	// Finished drains and power actions older than 90 days go, but never a
+	// node's latest power action, nor anything running or recent.
+	exec(`INSERT INTO nodes (id, organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb)
+		VALUES ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000b1', 'n', 'local', 'local', 'local-small', 1, 1024, 10)`)
+	exec(`INSERT INTO migrations (organization_id, kind, node_id, node_name, status, error, created_at, finished_at) VALUES
+		('00000000-0000-0000-0000-0000000000b1', 'drain', '00000000-0000-0000-0000-0000000000c1', 'n', 'succeeded', 'old', now() - interval '100 days', now() - interval '100 days'),
+		('00000000-0000-0000-0000-0000000000b1', 'drain', '00000000-0000-0000-0000-0000000000c1', 'n', 'failed', 'live', now() - interval '10 days', now() - interval '10 days'),
+		('00000000-0000-0000-0000-0000000000b1', 'drain', '00000000-0000-0000-0000-0000000000c1', 'n', 'running', 'live', now() - interval '200 days', NULL)`)
+	exec(`INSERT INTO node_actions (organization_id, node_id, kind, status, error, created_at, finished_at) VALUES
+		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000c1', 'stop', 'succeeded', 'old', now() - interval '300 days', now() - interval '300 days'),
+		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000c1', 'start', 'failed', 'live', now() - interval '200 days', now() - interval '200 days')`)
+
 	client, err := worker.NewClient(pool, st, worker.Options{Work: true, CleanupInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -59,11 +71,14 @@ func TestCleanupDeletesOnlyExpired(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("cleanup job did not run")
 	}
-	for _, table := range []string{"refresh_tokens", "mfa_challenges", "invites", "rate_limit_counters"} {
+	for _, table := range []string{"refresh_tokens", "mfa_challenges", "invites", "rate_limit_counters", "migrations", "node_actions"} {
 		var left []string
 		rows, err := pool.Query(ctx, "SELECT encode(token_hash, 'escape') FROM "+table)
-		if table == "rate_limit_counters" {
+		switch table {
+		case "rate_limit_counters":
 			rows, err = pool.Query(ctx, "SELECT key FROM rate_limit_counters")
+		case "migrations", "node_actions":
+			rows, err = pool.Query(ctx, "SELECT DISTINCT error FROM "+table)
 		}
 		if err != nil {
 			t.Fatal(err)
