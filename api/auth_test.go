@@ -366,12 +366,16 @@ func TestRefreshReuseInterval(t *testing.T) {
 	body := map[string]string{"refresh_token": a.refresh}
 	var wg sync.WaitGroup
 	answers := make([]response, 4)
+	errs := make([]error, len(answers))
 	for i := range answers {
-		wg.Go(func() { answers[i] = b.do(req{method: "POST", path: "/v1/auth/refresh", body: body}) })
+		wg.Go(func() { answers[i], errs[i] = b.try(req{method: "POST", path: "/v1/auth/refresh", body: body}) })
 	}
 	wg.Wait()
 	var rotated []string
-	for _, r := range answers {
+	for i, r := range answers {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
 		if r.Status != 200 {
 			t.Fatalf("a concurrent refresh: %d %s", r.Status, r.Raw)
 		}
