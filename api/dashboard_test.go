@@ -595,3 +595,42 @@ func TestDashboardDevice(t *testing.T) {
 		t.Errorf("an unknown code: %d\n%s", p.status, p.body)
 	}
 }
+
+// TestDashboardFirstAccount: on a server without any account the sign-in
+// page offers to create the first one (POST /v1/auth/bootstrap), which
+// signs in as the platform administrator; once an account exists the form
+// is gone and a late setup is refused with the API's message.
+func TestDashboardFirstAccount(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	base := b.listen()
+	br := newBrowser(t, base)
+	p := br.expect(br.get("/login"), 200, "GET /login on a fresh server")
+	if !strings.Contains(p.body, `action="/setup"`) || !strings.Contains(p.body, "<h1>Create the first account</h1>") {
+		t.Fatalf("a fresh server's sign-in page offers no setup:\n%s", p.body)
+	}
+	form := url.Values{"email": {"first@acme.test"}, "password": {testPassword}, "password_again": {testPassword}}
+	br.expect(br.post("/setup", merge(form, "_csrf", "forged")), 403, "setup without the CSRF token")
+	p = br.expect(br.post("/setup", merge(form, "password_again", "something else")), 400, "setup with two passwords")
+	if !strings.Contains(p.body, "the two passwords differ") {
+		t.Errorf("mismatched passwords are not named:\n%s", p.body)
+	}
+	if st := b.expect(req{method: "GET", path: "/v1/auth/bootstrap/status"}, 200); st.Body["needs_bootstrap"] != true {
+		t.Fatalf("a refused setup created an account: %s", st.Raw)
+	}
+	br.expect(br.post("/setup", form), 303, "setup")
+	p = br.expect(br.get("/"), 200, "the overview after setup")
+	if !strings.Contains(p.body, "first@acme.test") || !strings.Contains(p.body, "platform administrator") {
+		t.Errorf("after setup the overview does not show the new administrator:\n%s", p.body)
+	}
+
+	other := newBrowser(t, base)
+	p = other.expect(other.get("/login"), 200, "GET /login once an account exists")
+	if strings.Contains(p.body, `action="/setup"`) {
+		t.Error("the setup form is still offered once an account exists")
+	}
+	p = other.expect(other.post("/setup", url.Values{"email": {"late@acme.test"}, "password": {testPassword}, "password_again": {testPassword}}), 409, "a late setup")
+	if !strings.Contains(p.body, `role="alert"`) || strings.Contains(p.body, `action="/setup"`) {
+		t.Errorf("a late setup:\n%s", p.body)
+	}
+}

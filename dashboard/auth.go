@@ -14,6 +14,18 @@ type loginData struct {
 	Email string
 	Next  string
 	MFA   bool
+	// Setup: the server has no account yet; the form creates the first
+	// (platform administrator) with POST /v1/auth/bootstrap.
+	Setup bool
+}
+
+// needsSetup asks the API whether the first account is still to be made.
+func (d *Dashboard) needsSetup(c *fiber.Ctx, s *session) (bool, error) {
+	var st struct {
+		NeedsBootstrap bool `json:"needs_bootstrap"`
+	}
+	err := d.do(c, s, call{method: "GET", path: "/v1/auth/bootstrap/status", anonymous: true, out: &st})
+	return st.NeedsBootstrap, err
 }
 
 // safeNext is a sign-in's "next" page: a dashboard path only.
@@ -31,7 +43,43 @@ func (d *Dashboard) loginForm(c *fiber.Ctx) error {
 	if c.Query("mfa") == "1" && c.Cookies(mfaCookie) != "" {
 		data.MFA = true
 	}
-	return d.render(c, "login", &view{Title: "Sign in", CSRF: s.csrf, Data: data})
+	title := "Sign in"
+	if !data.MFA {
+		setup, err := d.needsSetup(c, s)
+		if err != nil {
+			return d.fail(c, &view{Title: title}, err)
+		}
+		if data.Setup = setup; setup {
+			title = "Create the first account"
+		}
+	}
+	return d.render(c, "login", &view{Title: title, CSRF: s.csrf, Data: data})
+}
+
+// setup creates the first account (POST /v1/auth/bootstrap: a platform
+// administrator with an organization of their own), then signs it in.
+// Once any account exists the API refuses it (409), shown on the form.
+func (d *Dashboard) setup(c *fiber.Ctx) error {
+	s := sessionOf(c)
+	data := &loginData{Email: c.FormValue("email"), Next: "/", Setup: true}
+	creds := map[string]string{"email": data.Email, "password": c.FormValue("password")}
+	if c.FormValue("password") != c.FormValue("password_again") {
+		return d.loginFailed(c, data, &APIError{Status: http.StatusBadRequest, Message: "password_again: the two passwords differ"})
+	}
+	if err := d.do(c, s, call{method: "POST", path: "/v1/auth/bootstrap", anonymous: true, body: creds}); err != nil {
+		var aerr *APIError
+		if errors.As(err, &aerr) && aerr.Status == http.StatusConflict {
+			data.Setup = false // someone was first: sign in instead
+		}
+		return d.loginFailed(c, data, err)
+	}
+	var t tokens
+	if err := d.do(c, s, call{method: "POST", path: "/v1/auth/login", anonymous: true, body: creds, out: &t}); err != nil {
+		return d.loginFailed(c, data, err)
+	}
+	d.startSession(c, s, t)
+	d.flash(c, "Welcome: you are the platform administrator, in an organization of your own. Create a provision request to get your first node.")
+	return redirect(c, "/")
 }
 
 // login signs in with POST /v1/auth/login: a session, or (MFA enrolled)
@@ -83,7 +131,11 @@ func (d *Dashboard) loginFailed(c *fiber.Ctx, data *loginData, err error) error 
 		return d.fail(c, &view{Title: "Sign in"}, err)
 	}
 	c.Status(aerr.Status)
-	return d.render(c, "login", &view{Title: "Sign in", Error: aerr.Message, Data: data})
+	title := "Sign in"
+	if data.Setup {
+		title = "Create the first account"
+	}
+	return d.render(c, "login", &view{Title: title, CSRF: sessionOf(c).csrf, Error: aerr.Message, Data: data})
 }
 
 // logout revokes the refresh token (POST /v1/auth/logout) and deletes the

@@ -106,6 +106,7 @@ func (d *Dashboard) routes() []route {
 		get("/login", "Dashboard: sign-in form", d.loginForm),
 		post("/login", "Dashboard: sign in (e-mail and password)", d.login),
 		post("/login/mfa", "Dashboard: sign in, the MFA code", d.loginMFA),
+		post("/setup", "Dashboard: create the first account (a server without any), then sign in", d.setup),
 		post("/logout", "Dashboard: sign out (revokes the refresh token)", d.logout),
 		post("/org", "Dashboard: switch organization", d.switchOrg),
 		get("/assets/:name", "Dashboard: a static file (htmx, script, style sheet)", d.asset),
