@@ -395,6 +395,7 @@ func baseOperations() []operation {
 		{method: "GET", path: "/v1/ssh/ca-public-key", summary: "The organization's trusted user CA keys (TrustedUserCAKeys file)", access: public, produces: "text/plain", status: 200, query: orgQuery, errors: []int{400, 404}},
 		{method: "GET", path: "/v1/ssh/known-hosts", summary: "@cert-authority lines for the organization's host CA keys", access: public, produces: "text/plain", status: 200, query: orgQuery, errors: []int{400, 404}},
 		{method: "GET", path: "/v1/ssh/krl", summary: "The organization's key revocation list (RevokedKeys file)", access: public, produces: "application/octet-stream", status: 200, query: orgQuery, errors: []int{400, 404}},
+		{method: "GET", path: "/v1/ssh/host-krl", summary: "The organization's host key revocation list (RevokedHostKeys file): host certificates of deleted nodes", access: public, produces: "application/octet-stream", status: 200, query: orgQuery, errors: []int{400, 404}},
 		{method: "POST", path: "/v1/ssh/certificate", summary: "Sign a user certificate", access: authenticated, perm: domain.PermSSHSign,
 			body: sshsign.SignRequest{}, resp: sshsign.Signed{}, status: 200, errors: []int{503}},
 		{method: "GET", path: "/v1/ssh/certificates", summary: "List user certificates (yours; all with ssh:admin)", access: authenticated, perm: domain.PermSSHSign, resp: sshsign.Certificate{}, list: true, paged: true, status: 200,

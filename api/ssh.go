@@ -32,6 +32,7 @@ type SSHCA interface {
 	SignHost(ctx context.Context, p *domain.Principal, req sshsign.HostSignRequest) (sshsign.HostSigned, error)
 	ListHostCertificates(ctx context.Context, p *domain.Principal, nodeID string, page domain.Page) ([]sshsign.HostCertificate, int64, error)
 	KRL(ctx context.Context, org uuid.UUID) ([]byte, error)
+	HostKRL(ctx context.Context, org uuid.UUID) ([]byte, error)
 }
 
 func (s *Server) sshRoutes(v1 fiber.Router) {
@@ -45,6 +46,7 @@ func (s *Server) sshRoutes(v1 fiber.Router) {
 		return []byte(text), err
 	}, fiber.MIMETextPlainCharsetUTF8))
 	v1.Get("/ssh/krl", pub, s.sshPublicFile(s.cfg.SSH.KRL, fiber.MIMEOctetStream))
+	v1.Get("/ssh/host-krl", pub, s.sshPublicFile(s.cfg.SSH.HostKRL, fiber.MIMEOctetStream))
 
 	v1.Post("/ssh/certificate", auth, s.signSSHCertificate)
 	v1.Get("/ssh/certificates", auth, s.listSSHCertificates)

@@ -131,6 +131,35 @@ func TestSSHHostCertificate(t *testing.T) {
 	if n := b.count("SELECT count(*) FROM audit_logs WHERE action = 'POST /v1/ssh/host-certificate' AND target = $1", signed.str("id")); n != 1 {
 		t.Errorf("audit entries: %d", n)
 	}
+
+	// The host KRL (RevokedHostKeys): empty while the node exists; once the
+	// node is deleted its host certificate is listed, and ssh refuses the
+	// host even though the host CA is trusted. Another organization's list
+	// stays empty.
+	hostKRL := filepath.Join(dir, "host.krl")
+	fetchKRL := func(org string) []byte {
+		t.Helper()
+		return b.expect(req{method: "GET", path: "/v1/ssh/host-krl?organization_id=" + org}, 200).Raw
+	}
+	sshtest.Replace(t, hostKRL, fetchKRL(a.orgID))
+	if ok, out := s.Connect(t, login, key.path, userCert, knownHosts, "-o", "RevokedHostKeys="+hostKRL); !ok {
+		t.Fatalf("with the host KRL of a live node: %s", out)
+	}
+	if _, err := b.pool.Exec(context.Background(), "DELETE FROM nodes WHERE id = $1", node); err != nil {
+		t.Fatal(err)
+	}
+	sshtest.Replace(t, hostKRL, fetchKRL(a.orgID))
+	if out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-f", hostKRL, certPath); code == 0 || !strings.Contains(out, "REVOKED") {
+		t.Errorf("ssh-keygen -Q of the deleted node's certificate: %d %s", code, out)
+	}
+	if ok, out := s.Connect(t, login, key.path, userCert, knownHosts, "-o", "RevokedHostKeys="+hostKRL); ok || !strings.Contains(out, "Host key verification failed") {
+		t.Errorf("a deleted node's host certificate is still trusted: ok=%v\n%s", ok, out)
+	}
+	otherKRL := filepath.Join(dir, "other.krl")
+	sshtest.Replace(t, otherKRL, fetchKRL(other.orgID))
+	if out, code := sshtest.Run(t, "ssh-keygen", "-Q", "-f", otherKRL, certPath); code != 0 {
+		t.Errorf("another organization's host KRL lists the certificate: %d %s", code, out)
+	}
 }
 
 // TestSSHHostCertificateValidation: refused host signing requests answer

@@ -503,7 +503,35 @@ func (s *Service) KRL(ctx context.Context, org uuid.UUID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("KRL: %w", err)
 	}
-	krl := &sshca.KRL{Version: uint64(version), GeneratedAt: now, Comment: "shardform organization " + org.String()}
+	return buildKRL(version, now, "shardform organization "+org.String(), rows)
+}
+
+// HostKRL is the organization's host key revocation list (ssh's
+// RevokedHostKeys): the host certificates of deleted nodes, until they
+// expire, so a deleted node's host key is no longer trusted. Public.
+func (s *Service) HostKRL(ctx context.Context, org uuid.UUID) ([]byte, error) {
+	if err := s.organization(ctx, org); err != nil {
+		return nil, err
+	}
+	version, err := s.q.LatestSSHHostRevocation(ctx, s.st.Pool, org)
+	if err != nil {
+		return nil, fmt.Errorf("host KRL: %w", err)
+	}
+	now := s.now()
+	rows, err := s.q.ListRevokedSSHHostSerials(ctx, s.st.Pool, store.ListRevokedSSHHostSerialsParams{OrganizationID: org, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("host KRL: %w", err)
+	}
+	list := make([]store.ListRevokedSSHSerialsRow, len(rows))
+	for i, r := range rows {
+		list[i] = store.ListRevokedSSHSerialsRow(r)
+	}
+	return buildKRL(version, now, "shardform organization "+org.String()+" host certificates", list)
+}
+
+// buildKRL is a KRL of the revoked serials, grouped by their CA key.
+func buildKRL(version int64, now time.Time, comment string, rows []store.ListRevokedSSHSerialsRow) ([]byte, error) {
+	krl := &sshca.KRL{Version: uint64(version), GeneratedAt: now, Comment: comment}
 	byKey := map[string]int{}
 	for _, r := range rows {
 		i, ok := byKey[r.PublicKey]

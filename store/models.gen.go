@@ -486,6 +486,7 @@ type SshHostCertificate struct {
 	Certificate    string
 	JobID          pgtype.Int8
 	CreatedAt      time.Time
+	RevokedAt      *time.Time
 }
 
 type SshSetting struct {

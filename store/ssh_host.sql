@@ -74,3 +74,16 @@ LIMIT @lim OFFSET @off;
 SELECT count(*) FROM ssh_host_certificates c
 WHERE c.organization_id = @organization_id
   AND (sqlc.narg(node_id)::uuid IS NULL OR c.node_id = sqlc.narg(node_id));
+
+-- name: ListRevokedSSHHostSerials :many
+-- Revoked host certificates (their node was deleted) of the host CA keys
+-- still trusted, until they expire.
+SELECT k.public_key, c.serial FROM ssh_host_certificates c
+JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = @organization_id AND c.revoked_at IS NOT NULL AND c.valid_before > @now
+ORDER BY k.created_at DESC, k.id, c.serial;
+
+-- name: LatestSSHHostRevocation :one
+-- The KRL's version: when the newest revocation happened (0: none).
+SELECT coalesce(max(extract(epoch FROM revoked_at))::bigint, 0)::bigint FROM ssh_host_certificates
+WHERE organization_id = @organization_id AND revoked_at IS NOT NULL;

@@ -78,7 +78,7 @@ func (q *Queries) GetSSHHostCAKey(ctx context.Context, db DBTX, arg GetSSHHostCA
 }
 
 const getSSHHostCertificateByJob = `-- name: GetSSHHostCertificateByJob :one
-SELECT c.id, c.organization_id, c.ca_key_id, c.node_id, c.user_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.valid_after, c.valid_before, c.certificate, c.job_id, c.created_at, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
+SELECT c.id, c.organization_id, c.ca_key_id, c.node_id, c.user_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.valid_after, c.valid_before, c.certificate, c.job_id, c.created_at, c.revoked_at, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
 JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
 WHERE c.organization_id = $1 AND c.job_id = $2
 `
@@ -104,6 +104,7 @@ type GetSSHHostCertificateByJobRow struct {
 	Certificate    string
 	JobID          pgtype.Int8
 	CreatedAt      time.Time
+	RevokedAt      *time.Time
 	CaFingerprint  string
 }
 
@@ -126,6 +127,7 @@ func (q *Queries) GetSSHHostCertificateByJob(ctx context.Context, db DBTX, arg G
 		&i.Certificate,
 		&i.JobID,
 		&i.CreatedAt,
+		&i.RevokedAt,
 		&i.CaFingerprint,
 	)
 	return i, err
@@ -300,6 +302,58 @@ func (q *Queries) InsertSSHHostCertificate(ctx context.Context, db DBTX, arg Ins
 	return id, err
 }
 
+const latestSSHHostRevocation = `-- name: LatestSSHHostRevocation :one
+SELECT coalesce(max(extract(epoch FROM revoked_at))::bigint, 0)::bigint FROM ssh_host_certificates
+WHERE organization_id = $1 AND revoked_at IS NOT NULL
+`
+
+// The KRL's version: when the newest revocation happened (0: none).
+func (q *Queries) LatestSSHHostRevocation(ctx context.Context, db DBTX, organizationID uuid.UUID) (int64, error) {
+	row := db.QueryRow(ctx, latestSSHHostRevocation, organizationID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
+const listRevokedSSHHostSerials = `-- name: ListRevokedSSHHostSerials :many
+SELECT k.public_key, c.serial FROM ssh_host_certificates c
+JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
+WHERE c.organization_id = $1 AND c.revoked_at IS NOT NULL AND c.valid_before > $2
+ORDER BY k.created_at DESC, k.id, c.serial
+`
+
+type ListRevokedSSHHostSerialsParams struct {
+	OrganizationID uuid.UUID
+	Now            time.Time
+}
+
+type ListRevokedSSHHostSerialsRow struct {
+	PublicKey string
+	Serial    int64
+}
+
+// Revoked host certificates (their node was deleted) of the host CA keys
+// still trusted, until they expire.
+func (q *Queries) ListRevokedSSHHostSerials(ctx context.Context, db DBTX, arg ListRevokedSSHHostSerialsParams) ([]ListRevokedSSHHostSerialsRow, error) {
+	rows, err := db.Query(ctx, listRevokedSSHHostSerials, arg.OrganizationID, arg.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListRevokedSSHHostSerialsRow
+	for rows.Next() {
+		var i ListRevokedSSHHostSerialsRow
+		if err := rows.Scan(&i.PublicKey, &i.Serial); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const listSSHHostCAKeys = `-- name: ListSSHHostCAKeys :many
 SELECT id, organization_id, algorithm, public_key, fingerprint, sealed_private_key, next_serial, created_at, status, retired_at FROM ssh_host_ca_keys WHERE organization_id = $1
 ORDER BY created_at DESC, id DESC
@@ -338,7 +392,7 @@ func (q *Queries) ListSSHHostCAKeys(ctx context.Context, db DBTX, organizationID
 }
 
 const listSSHHostCertificates = `-- name: ListSSHHostCertificates :many
-SELECT c.id, c.organization_id, c.ca_key_id, c.node_id, c.user_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.valid_after, c.valid_before, c.certificate, c.job_id, c.created_at, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
+SELECT c.id, c.organization_id, c.ca_key_id, c.node_id, c.user_id, c.serial, c.key_id, c.principals, c.key_type, c.key_fingerprint, c.valid_after, c.valid_before, c.certificate, c.job_id, c.created_at, c.revoked_at, k.fingerprint AS ca_fingerprint FROM ssh_host_certificates c
 JOIN ssh_host_ca_keys k ON k.organization_id = c.organization_id AND k.id = c.ca_key_id
 WHERE c.organization_id = $1
   AND ($2::uuid IS NULL OR c.node_id = $2)
@@ -369,6 +423,7 @@ type ListSSHHostCertificatesRow struct {
 	Certificate    string
 	JobID          pgtype.Int8
 	CreatedAt      time.Time
+	RevokedAt      *time.Time
 	CaFingerprint  string
 }
 
@@ -402,6 +457,7 @@ func (q *Queries) ListSSHHostCertificates(ctx context.Context, db DBTX, arg List
 			&i.Certificate,
 			&i.JobID,
 			&i.CreatedAt,
+			&i.RevokedAt,
 			&i.CaFingerprint,
 		); err != nil {
 			return nil, err

@@ -758,6 +758,26 @@ func TestClientCommands(t *testing.T) {
 	cs := startClientServer(t, "SHARDFORM_CLOUDFLARE_ENDPOINT", cf.URL)
 	cs.loginAdmin()
 
+	t.Run("ssh trust", func(t *testing.T) {
+		dir := t.TempDir()
+		out := cs.ok("ssh", "trust", "--dir", dir)
+		kh, err := os.ReadFile(filepath.Join(dir, "shardform_known_hosts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		krl, err := os.ReadFile(filepath.Join(dir, "shardform_host.krl"))
+		if err != nil || !bytes.HasPrefix(krl, []byte("SSHKRL\n\x00")) {
+			t.Errorf("shardform_host.krl is not a KRL: %q %v", krl, err)
+		}
+		tok := cs.readConfig()
+		if want := cs.call("GET", "/v1/ssh/known-hosts?organization_id="+tok.OrganizationID, "", nil, nil, 200); string(kh) != string(want) {
+			t.Errorf("shardform_known_hosts %q, the API %q", kh, want)
+		}
+		if !strings.Contains(out, "RevokedHostKeys "+filepath.Join(dir, "shardform_host.krl")) || !strings.Contains(out, "UserKnownHostsFile ~/.ssh/known_hosts "+filepath.Join(dir, "shardform_known_hosts")) {
+			t.Errorf("ssh trust printed:\n%s", out)
+		}
+	})
+
 	t.Run("planner", func(t *testing.T) {
 		out := cs.ok("planner", "recommend", "--template", "valheim", "--players", "10", "--limit", "3")
 		if !strings.Contains(out, "RANK") || !strings.Contains(out, "EUR/month") {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // sshCmd is `shardform ssh sign|configure`.
 func (c *cli) sshCmd() *cobra.Command {
 	ssh := group("ssh", "SSH certificates from the organization's CA.", "command")
-	ssh.AddCommand(c.sshSignCmd(), c.sshConfigureCmd())
+	ssh.AddCommand(c.sshSignCmd(), c.sshConfigureCmd(), c.sshTrustCmd())
 	return ssh
 }
 
@@ -202,4 +203,64 @@ func generateKeyPair(pubPath string) error {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// sshTrustCmd writes the organization's host trust files: the host CA
+// (@cert-authority lines) and the host KRL, the certificates of deleted
+// nodes that ssh must refuse.
+func (c *cli) sshTrustCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "trust [--dir ~/.ssh]",
+		Short: "Writes the organization's host CA (known hosts) and host KRL for ssh.",
+		Long: `Writes <dir>/shardform_known_hosts (the organization's host CA as
+@cert-authority lines: GET /v1/ssh/known-hosts) and <dir>/shardform_host.krl
+(the host certificates of deleted nodes: GET /v1/ssh/host-krl), then prints
+the ssh_config lines that use them. Run it again (from cron, say) to pick up
+a rotated host CA or a newly deleted node; both files are public.`,
+		Args: noArgs,
+	}
+	dir := cmd.Flags().String("dir", "", "where to write the files (default ~/.ssh)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		api, err := c.client()
+		if err != nil {
+			return err
+		}
+		if api.org == "" {
+			return usageErr(cmd, "ssh trust: no organization: pass --org ID (or shardform login, which saves it)")
+		}
+		if *dir == "" {
+			home := c.env("HOME")
+			if home == "" {
+				return usageErr(cmd, "ssh trust: no --dir and no HOME")
+			}
+			*dir = filepath.Join(home, ".ssh")
+		}
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			return err
+		}
+		files := []struct{ name, path string }{
+			{"shardform_known_hosts", "/v1/ssh/known-hosts"},
+			{"shardform_host.krl", "/v1/ssh/host-krl"},
+		}
+		written := map[string]string{}
+		for _, f := range files {
+			raw, err := api.call(cmd.Context(), http.MethodGet, f.path+"?organization_id="+url.QueryEscape(api.org), nil, nil)
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(*dir, f.name)
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return err
+			}
+			written[f.name] = path
+		}
+		fmt.Fprintf(c.stdout, "wrote %s and %s; in ~/.ssh/config:\n\nHost *\n    UserKnownHostsFile ~/.ssh/known_hosts %s\n    RevokedHostKeys %s\n",
+			written["shardform_known_hosts"], written["shardform_host.krl"], written["shardform_known_hosts"], written["shardform_host.krl"])
+		return nil
+	}
+	return cmd
 }

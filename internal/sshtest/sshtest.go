@@ -194,10 +194,10 @@ func (s *SSHD) Login(t testing.TB, login, keyPath, certPath string) (bool, strin
 // Connect is Login with knownHosts as ssh's only list of known hosts and
 // StrictHostKeyChecking=yes: it succeeds only if the host is known without
 // any prompt.
-func (s *SSHD) Connect(t testing.TB, login, keyPath, certPath, knownHosts string) (bool, string) {
+func (s *SSHD) Connect(t testing.TB, login, keyPath, certPath, knownHosts string, opts ...string) (bool, string) {
 	t.Helper()
-	return s.ssh(t, login, keyPath, certPath, "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+knownHosts,
-		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no")
+	return s.ssh(t, login, keyPath, certPath, append([]string{"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "UpdateHostKeys=no"}, opts...)...)
 }
 
 func (s *SSHD) ssh(t testing.TB, login, keyPath, certPath string, hostOpts ...string) (bool, string) {
