@@ -59,8 +59,7 @@ func (d *Dashboard) tokenCreate(c *fiber.Ctx, s *session, v *view) error {
 	}
 	var t identity.APIToken
 	err := d.do(c, s, call{method: "POST", path: "/v1/api-tokens", body: req, out: &t})
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+	if aerr, ok := formRefusal(err); ok {
 		v.Error = aerr.Message
 		c.Status(aerr.Status)
 		return d.renderTokens(c, s, v, nil, req.Name)
@@ -119,8 +118,7 @@ func (d *Dashboard) memberInvite(c *fiber.Ctx, s *session, v *view) error {
 	req := identity.InviteRequest{Email: strings.TrimSpace(c.FormValue("email")), Role: domain.Role(c.FormValue("role"))}
 	var inv identity.Invite
 	err := d.do(c, s, call{method: "POST", path: "/v1/organizations/" + url.PathEscape(v.OrgID()) + "/members", body: req, out: &inv})
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+	if aerr, ok := formRefusal(err); ok {
 		v.Error = aerr.Message
 		c.Status(aerr.Status)
 		return d.renderMembers(c, s, v, nil)

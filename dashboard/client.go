@@ -23,6 +23,17 @@ type APIError struct {
 
 func (e *APIError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
 
+// formRefusal is an API refusal a form shows with the API's message and
+// status (a bad value, a conflict, a missing permission), not a signed-out
+// session or a server failure, which fail the page.
+func formRefusal(err error) (*APIError, bool) {
+	var aerr *APIError
+	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+		return aerr, true
+	}
+	return nil, false
+}
+
 // errSignedOut: the session's tokens are gone or no longer accepted.
 var errSignedOut = errors.New("signed out")
 

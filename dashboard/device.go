@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,8 +31,8 @@ func (d *Dashboard) deviceForm(c *fiber.Ctx, s *session, v *view) error {
 	}
 	var p identity.DevicePending
 	err := d.do(c, s, call{method: "GET", path: "/v1/auth/device", query: url.Values{"user_code": {data.Code}}, out: &p})
-	if msg, ok := shownError(err); ok {
-		v.Error = msg
+	if aerr, ok := formRefusal(err); ok {
+		v.Error = aerr.Message
 		return d.render(c, "device", v)
 	}
 	if err != nil {
@@ -72,10 +71,8 @@ func (d *Dashboard) deviceDecide(c *fiber.Ctx, s *session, v *view) error {
 		c.Status(http.StatusBadRequest)
 		return d.render(c, "device", v)
 	}
-	if msg, ok := shownError(err); ok {
-		var aerr *APIError
-		errors.As(err, &aerr)
-		v.Error = msg
+	if aerr, ok := formRefusal(err); ok {
+		v.Error = aerr.Message
 		c.Status(aerr.Status)
 		return d.render(c, "device", v)
 	}
@@ -88,14 +85,4 @@ func (d *Dashboard) deviceDecide(c *fiber.Ctx, s *session, v *view) error {
 		d.flash(c, "Denied “"+client+"”: it gets no token.")
 	}
 	return redirect(c, "/device")
-}
-
-// shownError is an API refusal the form shows with the API's message (not
-// a signed-out session or a server failure, which fail the page).
-func shownError(err error) (string, bool) {
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
-		return aerr.Message, true
-	}
-	return "", false
 }

@@ -84,8 +84,7 @@ func (d *Dashboard) dnsAction(c *fiber.Ctx, s *session, v *view) error {
 		return &APIError{Status: http.StatusNotFound, Message: "no such action"}
 	}
 	err := d.do(c, s, k)
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+	if aerr, ok := formRefusal(err); ok {
 		v.Error = aerr.Message
 		c.Status(aerr.Status)
 		return d.renderDNS(c, s, v, form)

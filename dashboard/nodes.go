@@ -118,8 +118,7 @@ func (d *Dashboard) nodeAction(c *fiber.Ctx, s *session, v *view) error {
 		return &APIError{Status: http.StatusNotFound, Message: "no such action"}
 	}
 	if err := d.do(c, s, k); err != nil {
-		var aerr *APIError
-		if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized && aerr.Status != http.StatusNotFound {
+		if aerr, ok := formRefusal(err); ok && aerr.Status != http.StatusNotFound {
 			d.flash(c, aerr.Message)
 			return redirect(c, "/nodes/"+id)
 		}

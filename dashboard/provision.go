@@ -157,8 +157,7 @@ func (d *Dashboard) provisionCreate(c *fiber.Ctx, s *session, v *view) error {
 	}
 	var r provision.Request
 	err := d.do(c, s, call{method: "POST", path: "/v1/provision", body: body, out: &r})
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+	if aerr, ok := formRefusal(err); ok {
 		provs, cerr := d.catalog(c, s)
 		if cerr != nil {
 			return cerr
@@ -266,8 +265,7 @@ func (d *Dashboard) provisionAction(c *fiber.Ctx, s *session, v *view) error {
 		return &APIError{Status: http.StatusNotFound, Message: "no such action"}
 	}
 	if err := d.do(c, s, k); err != nil {
-		var aerr *APIError
-		if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized && aerr.Status != http.StatusNotFound {
+		if aerr, ok := formRefusal(err); ok && aerr.Status != http.StatusNotFound {
 			d.flash(c, aerr.Message)
 			return redirect(c, "/provision/"+id)
 		}

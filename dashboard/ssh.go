@@ -72,8 +72,7 @@ func (d *Dashboard) sshSign(c *fiber.Ctx, s *session, v *view) error {
 	}
 	var out sshsign.Signed
 	err := d.do(c, s, call{method: "POST", path: "/v1/ssh/certificate", body: req, out: &out})
-	var aerr *APIError
-	if errors.As(err, &aerr) && aerr.Status < 500 && aerr.Status != http.StatusUnauthorized {
+	if aerr, ok := formRefusal(err); ok {
 		v.Error = aerr.Message
 		c.Status(aerr.Status)
 		return d.renderSSH(c, s, v, nil, form)
