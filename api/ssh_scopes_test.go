@@ -57,6 +57,7 @@ func TestSSHScopes(t *testing.T) {
 		"GET /v1/ssh/ca-public-key": {scopes: []string{public}, status: 200, path: func() string { return "/v1/ssh/ca-public-key" + orgQuery }},
 		"GET /v1/ssh/known-hosts":   {scopes: []string{public}, status: 200, path: func() string { return "/v1/ssh/known-hosts" + orgQuery }},
 		"GET /v1/ssh/krl":           {scopes: []string{public}, status: 200, path: func() string { return "/v1/ssh/krl" + orgQuery }},
+		"GET /v1/ssh/host-krl":      {scopes: []string{public}, status: 200, path: func() string { return "/v1/ssh/host-krl" + orgQuery }},
 		"POST /v1/ssh/certificate":  {scopes: []string{sshSign}, status: 200, body: sign},
 		"GET /v1/ssh/certificates":  {scopes: []string{sshSign, sshAdmin}, status: 200},
 		"POST /v1/ssh/certificates/search": {scopes: []string{sshSign, sshAdmin}, status: 200,
