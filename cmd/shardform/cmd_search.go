@@ -133,41 +133,36 @@ document (GET /openapi.json); an unknown one is named in the error.
 // reads a number or a boolean from a string for a field of that type.
 func (f *searchFlags) body() (map[string]any, error) {
 	b := map[string]any{"page": f.page, "limit": f.limit}
-	multi := func(key, flag string, pairs []string) error {
-		if len(pairs) == 0 {
+	// pairs sets b[key] from field=value flags: every value of a field
+	// (filters, search), or one (greaterThan, lessThan).
+	pairs := func(key, flag string, list []string, one bool) error {
+		if len(list) == 0 {
 			return nil
 		}
 		m := map[string][]string{}
-		for _, p := range pairs {
-			k, v, ok := strings.Cut(p, "=")
-			if !ok || k == "" {
+		for _, p := range list {
+			k, v, ok := cutLabel(p)
+			if !ok {
 				return fmt.Errorf("--%s %q: want field=value", flag, p)
+			}
+			if one && len(m[k]) > 0 {
+				return fmt.Errorf("--%s: %s given twice", flag, k)
 			}
 			m[k] = append(m[k], v)
 		}
-		b[key] = m
-		return nil
-	}
-	single := func(key, flag string, pairs []string) error {
-		if len(pairs) == 0 {
+		if !one {
+			b[key] = m
 			return nil
 		}
-		m := map[string]string{}
-		for _, p := range pairs {
-			k, v, ok := strings.Cut(p, "=")
-			if !ok || k == "" {
-				return fmt.Errorf("--%s %q: want field=value", flag, p)
-			}
-			if _, dup := m[k]; dup {
-				return fmt.Errorf("--%s: %s given twice", flag, k)
-			}
-			m[k] = v
+		single := make(map[string]string, len(m))
+		for k, vs := range m {
+			single[k] = vs[0]
 		}
-		b[key] = m
+		b[key] = single
 		return nil
 	}
-	for _, err := range []error{multi("filters", "filter", f.filters), multi("search", "search", f.search),
-		single("greaterThan", "after", f.after), single("lessThan", "before", f.before)} {
+	for _, err := range []error{pairs("filters", "filter", f.filters, false), pairs("search", "search", f.search, false),
+		pairs("greaterThan", "after", f.after, true), pairs("lessThan", "before", f.before, true)} {
 		if err != nil {
 			return nil, err
 		}
