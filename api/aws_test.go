@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardform/shardform/internal/fake/awsfake"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 )
 
 const (

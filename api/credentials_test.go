@@ -7,9 +7,10 @@ import (
 	"testing"
 
 	"github.com/shardform/shardform/credentials"
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/providertest"
 )
 
 const (
@@ -21,9 +22,11 @@ const (
 // the Hetzner and Cloudflare APIs through hcloud-go and cloudflare-go.
 func credentialSetup(t *testing.T, o setupOpts) *bundle {
 	t.Helper()
+	cf := cffake.New(t)
+	cf.AddToken(cloudflareToken)
 	o.verifiers = map[string]credentials.Verifier{
-		"hetzner":    providers.HetznerVerifier{Endpoint: providertest.Hetzner(t, hetznerToken).URL},
-		"cloudflare": providers.CloudflareVerifier{BaseURL: providertest.Cloudflare(t, map[string]string{cloudflareToken: "active"}).URL},
+		"hetzner":    providers.HetznerVerifier{Endpoint: hcloudfake.New(t, hcloudfake.Options{Token: hetznerToken}).URL},
+		"cloudflare": providers.CloudflareVerifier{BaseURL: cf.URL},
 	}
 	return setup(t, o)
 }

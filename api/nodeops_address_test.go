@@ -16,9 +16,9 @@ import (
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/dns"
+	"github.com/shardform/shardform/internal/fake/awsfake"
 	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/worker"

@@ -14,11 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardform/shardform/dns"
-	"github.com/shardform/shardform/internal/hcloudfake"
+	"github.com/shardform/shardform/internal/fake/awsfake"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/worker"

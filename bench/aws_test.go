@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardform/shardform/internal/fake/awsfake"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/terraform"
 )

@@ -12,8 +12,8 @@ import (
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/providertest"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/store/storetest"
@@ -32,7 +32,7 @@ func setup(t *testing.T) *bundle {
 		t.Fatal(err)
 	}
 	svc := credentials.New(store.NewStore(pool), sealer, map[string]credentials.Verifier{
-		"hetzner": providers.HetznerVerifier{Endpoint: providertest.Hetzner(t, "good-token-1234").URL},
+		"hetzner": providers.HetznerVerifier{Endpoint: hcloudfake.New(t, hcloudfake.Options{Token: "good-token-1234"}).URL},
 	})
 	return &bundle{svc: svc, pool: pool}
 }

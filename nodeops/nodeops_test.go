@@ -17,7 +17,7 @@ import (
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/domain"
-	"github.com/shardform/shardform/internal/hcloudfake"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/nodeops"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"

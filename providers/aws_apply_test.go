@@ -14,9 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shardform/shardform/internal/fake/awsfake"
 	"github.com/shardform/shardform/internal/statetest"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 	"github.com/shardform/shardform/store/storetest"
 	"github.com/shardform/shardform/terraform"
 )

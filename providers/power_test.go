@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardform/shardform/internal/hcloudfake"
+	"github.com/shardform/shardform/internal/fake/awsfake"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/awsfake"
 )
 
 // power is what both clouds' power clients offer.

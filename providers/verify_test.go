@@ -5,13 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
+	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/providers"
-	"github.com/shardform/shardform/providers/providertest"
 )
 
 func TestHetznerVerifier(t *testing.T) {
 	t.Parallel()
-	fake := providertest.Hetzner(t, "good-token")
+	fake := hcloudfake.New(t, hcloudfake.Options{Token: "good-token"})
 	v := providers.HetznerVerifier{Endpoint: fake.URL}
 	tests := []struct {
 		token   string
@@ -27,14 +28,17 @@ func TestHetznerVerifier(t *testing.T) {
 			t.Errorf("token %s: err %v, want %q", tt.token, err, tt.wantErr)
 		}
 	}
-	if fake.Requests() < 2 {
-		t.Errorf("the fake answered %d requests: the verifier did not call the API", fake.Requests())
+	if fake.Requests.Load() < 2 {
+		t.Errorf("the fake answered %d requests: the verifier did not call the API", fake.Requests.Load())
 	}
 }
 
 func TestCloudflareVerifier(t *testing.T) {
 	t.Parallel()
-	fake := providertest.Cloudflare(t, map[string]string{"live": "active", "off": "disabled"})
+	fake := cffake.New(t)
+	fake.AddToken("live")
+	fake.AddToken("off")
+	fake.SetTokenStatus("off", "disabled")
 	v := providers.CloudflareVerifier{BaseURL: fake.URL}
 	tests := []struct {
 		token   string

@@ -69,6 +69,7 @@ type zone struct {
 
 type token struct {
 	revoked bool
+	status  string          // what token verification answers; empty: active
 	zones   map[string]bool // nil: every zone
 }
 
@@ -119,6 +120,17 @@ func (f *Fake) AddToken(tok string, zoneIDs ...string) {
 		}
 	}
 	f.tokens[tok] = t
+}
+
+// SetTokenStatus makes token verification answer status for token
+// ("disabled", "expired": Cloudflare still answers 200 for such a token's
+// verification and refuses its other calls; this fake only tells).
+func (f *Fake) SetTokenStatus(tok, status string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.tokens[tok]; ok {
+		t.status = status
+	}
 }
 
 // RevokeToken makes every later request with token a 401.
@@ -395,7 +407,11 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch kind {
 	case "verify":
-		ok(w, map[string]any{"id": "f267e341f3dd4697bd3b9f71dd96247f", "status": "active"}, nil)
+		status := tok.status
+		if status == "" {
+			status = "active"
+		}
+		ok(w, map[string]any{"id": "f267e341f3dd4697bd3b9f71dd96247f", "status": status}, nil)
 	case "list_zones":
 		f.listZones(w, r, tok)
 	case "get_zone":

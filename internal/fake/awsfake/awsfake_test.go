@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shardform/shardform/providers/awsfake"
+	"github.com/shardform/shardform/internal/fake/awsfake"
 )
 
 // call posts a Query API request with a SigV4-shaped Authorization header
