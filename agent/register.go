@@ -91,6 +91,10 @@ type Trust struct {
 	KRL        []byte `json:"krl"` // base64 in JSON
 	KnownHosts string `json:"known_hosts"`
 	SSHD       SSHD   `json:"sshd"`
+	// ETags are the user CA keys' and the KRL's (user_ca, krl), as the
+	// file endpoints and heartbeats name them: a node that keeps them
+	// fetches neither file until one changes.
+	ETags map[string]string `json:"etags"`
 }
 
 // Registration is the answer to POST /v1/agent/register.
@@ -312,7 +316,7 @@ func sshdConfig() SSHD {
 }
 
 func (s *Service) trust(ctx context.Context, org uuid.UUID) (Trust, error) {
-	t := Trust{SSHD: sshdConfig()}
+	t := Trust{SSHD: sshdConfig(), ETags: map[string]string{}}
 	var err error
 	if t.UserCAKeys, err = s.ca.TrustedCAKeys(ctx, org); err != nil {
 		return t, err
@@ -323,5 +327,6 @@ func (s *Service) trust(ctx context.Context, org uuid.UUID) (Trust, error) {
 	if t.KnownHosts, err = s.ca.KnownHosts(ctx, org); err != nil {
 		return t, err
 	}
+	t.ETags = map[string]string{"user_ca": ETag([]byte(t.UserCAKeys), false), "krl": ETag(t.KRL, true)}
 	return t, nil
 }

@@ -164,6 +164,14 @@ func TestAgentRegister(t *testing.T) {
 		!strings.Contains(sshd["config"].(string), "RevokedKeys /etc/ssh/shardform_revoked.krl") {
 		t.Errorf("sshd %v", sshd)
 	}
+	// With the files' ETags as the file endpoints send them: a node that
+	// keeps them fetches neither file until one changes.
+	etags, _ := reg.Body["etags"].(map[string]any)
+	for key, path := range map[string]string{"user_ca": "/v1/agent/ssh/ca-public-key", "krl": "/v1/agent/ssh/krl"} {
+		if got := b.expect(req{method: "GET", path: path, header: agentHeader(agentToken)}, 200).Header.Get("ETag"); got == "" || etags[key] != got {
+			t.Errorf("registration ETag of %s %v, the file's %q", key, etags[key], got)
+		}
+	}
 
 	// Single use: the same token again is 401, whatever the body.
 	b.expect(req{method: "POST", path: "/v1/agent/register", token: tok.str("token"), body: registerBody("metal-2", hostKey(t))}, 401)
