@@ -24,6 +24,7 @@ type registration struct {
 	HostCertificates []hostCertificate `json:"host_certificates"`
 	UserCAKeys       string            `json:"user_ca_keys"`
 	KRL              []byte            `json:"krl"`
+	ETags            map[string]string `json:"etags"`
 	Warnings         []string          `json:"warnings"`
 }
 
@@ -37,7 +38,11 @@ host CA. Writes atomically: etc/ssh/shardform_user_ca.pub,
 etc/ssh/shardform_revoked.krl, the host certificates beside the host keys,
 etc/ssh/sshd_config.d/shardform.conf and etc/shardform/agent.json (the agent
 token, mode 0600); installs a systemd timer running node refresh every
-minute (or prints the cron line); reloads sshd when it runs.
+minute (or prints the cron line) right after saving the agent token, so
+a later failure is finished by the refresh; reloads sshd when it runs.
+On a machine that has joined (an agent token in etc/shardform/agent.json)
+it refreshes instead of registering again, unless the server refuses that
+agent token (the node was deleted).
 The token may come from SHARDFORM_REGISTRATION_TOKEN instead of --token.`,
 		Args: noArgs,
 	}
@@ -92,6 +97,25 @@ func runNodeJoin(cmd *cobra.Command, baseFlag, tokenFlag, nameFlag string, label
 	if err != nil {
 		return fmt.Errorf("node join: %w", err)
 	}
+	// Joined before (a re-run, by hand or by a retry loop, with a spent
+	// token): refresh with the agent token instead of registering again;
+	// a refused agent token (the node was deleted) registers again.
+	if st, err := loadNodeState(*root); err == nil && st.AgentToken != "" {
+		err := runNodeRefresh(ctx, *root, out)
+		var refused *errRefused
+		switch {
+		case err == nil:
+			if err := installRefresh(*root, out); err != nil {
+				return fmt.Errorf("node join: %w", err)
+			}
+			fmt.Fprintf(out, "Already joined as node %s (%s): refreshed.\n", st.NodeName, st.NodeID)
+			return nil
+		case errors.As(err, &refused):
+			fmt.Fprintf(out, "The agent token of node %s was refused (%s): registering again.\n", st.NodeID, refused.msg)
+		default:
+			return fmt.Errorf("node join: already joined as node %s: %w", st.NodeID, err)
+		}
+	}
 	body := map[string]any{"hostname": *hostname, "host_public_keys": keys, "facts": gatherFacts(*root), "version": version, "labels": lbl}
 	if *name != "" {
 		body["name"] = *name
@@ -110,36 +134,68 @@ func runNodeJoin(cmd *cobra.Command, baseFlag, tokenFlag, nameFlag string, label
 	if err := json.Unmarshal(raw, &reg); err != nil || reg.AgentToken == "" {
 		return fmt.Errorf("node join: the server's answer is not a registration: %.200s", raw)
 	}
-	// The agent token first: whatever fails after it, refresh can finish.
+	// The agent token and the refresh first: whatever fails after them,
+	// the refresh every minute (or a re-run) finishes.
 	st := nodeState{URL: u, NodeID: reg.Node.ID, NodeName: reg.Node.Name, OrganizationID: reg.Node.OrganizationID,
 		AgentToken: reg.AgentToken, HostKeys: files, ETags: map[string]string{}}
 	if err := st.save(*root); err != nil {
 		return fmt.Errorf("node join: save the agent token: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(*root, nodeUserCAPath), []byte(reg.UserCAKeys), 0o644); err != nil {
-		return fmt.Errorf("node join: %w", err)
+	var errs []error
+	if err := installRefresh(*root, out); err != nil {
+		errs = append(errs, err)
 	}
-	if err := writeAtomic(filepath.Join(*root, nodeKRLPath), reg.KRL, 0o644); err != nil {
-		return fmt.Errorf("node join: %w", err)
+	// The trust files from the answer, with their ETags; fetched when the
+	// answer lacks them (the server could not read them then).
+	ca, krl := filepath.Join(*root, nodeUserCAPath), filepath.Join(*root, nodeKRLPath)
+	if reg.UserCAKeys != "" && len(reg.KRL) > 0 {
+		if err := writeAtomic(ca, []byte(reg.UserCAKeys), 0o644); err != nil {
+			errs = append(errs, err)
+		} else if err := writeAtomic(krl, reg.KRL, 0o644); err != nil {
+			errs = append(errs, err)
+		} else {
+			st.ETags["user_ca"], st.ETags["krl"] = reg.ETags["user_ca"], reg.ETags["krl"]
+		}
+	} else {
+		auth := map[string]string{"X-Agent-Token": st.AgentToken}
+		for _, f := range []struct{ key, path, file string }{{"user_ca", "/v1/agent/ssh/ca-public-key", ca}, {"krl", "/v1/agent/ssh/krl", krl}} {
+			if _, err := refreshFile(ctx, c, auth, &st, f.key, f.path, f.file); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := st.save(*root); err != nil {
+		errs = append(errs, err)
 	}
 	certs, err := writeHostCerts(files, keys, reg.HostCertificates)
 	if err != nil {
-		return fmt.Errorf("node join: %w", err)
+		errs = append(errs, err)
 	}
-	if err := writeAtomic(filepath.Join(*root, nodeSSHDConf), sshdConfig(*root, certs), 0o644); err != nil {
-		return fmt.Errorf("node join: %w", err)
+	if err := writeSSHDConfig(*root, certs); err != nil {
+		errs = append(errs, err)
 	}
 	for _, w := range reg.Warnings {
 		fmt.Fprintln(out, "warning:", w)
 	}
 	fmt.Fprintf(out, "Joined as node %s (%s); %d host certificate(s) written.\n", reg.Node.Name, reg.Node.ID, len(certs))
-	if err := installRefresh(*root, out); err != nil {
-		return fmt.Errorf("node join: %w", err)
-	}
 	if reloadSSHD(*root) {
 		fmt.Fprintln(out, "Reloaded sshd.")
 	}
+	if len(errs) > 0 {
+		return fmt.Errorf("node join: joined, but %w (node refresh every minute finishes it)", errs[0])
+	}
 	return nil
+}
+
+// writeSSHDConfig writes the sshd_config.d snippet once both trust files
+// are there: a RevokedKeys file that is missing makes sshd refuse everyone.
+func writeSSHDConfig(root string, certs []string) error {
+	for _, f := range []string{nodeUserCAPath, nodeKRLPath} {
+		if fi, err := os.Stat(filepath.Join(root, f)); err != nil || !fi.Mode().IsRegular() {
+			return fmt.Errorf("sshd not configured yet: %s is not a file", filepath.Join(root, f))
+		}
+	}
+	return writeAtomic(filepath.Join(root, nodeSSHDConf), sshdConfig(root, certs), 0o644)
 }
 
 // installRefresh installs a systemd timer running node refresh every

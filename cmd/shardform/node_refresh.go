@@ -77,6 +77,15 @@ func runNodeRefresh(ctx context.Context, rootFlag string, out io.Writer) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := os.Stat(filepath.Join(*root, nodeSSHDConf)); !renewed && errors.Is(err, os.ErrNotExist) {
+		// A join that could not write the trust files: sshd is told
+		// once they are there.
+		if err := writeSSHDConfig(*root, existingCerts(st.HostKeys)); err != nil {
+			errs = append(errs, err)
+		} else {
+			renewed = true // reload sshd
+		}
+	}
 	if changed {
 		if err := st.save(*root); err != nil {
 			errs = append(errs, err)
@@ -198,5 +207,16 @@ func renewHostCerts(ctx context.Context, c *agentClient, auth map[string]string,
 		return len(certs) > 0, err
 	}
 	// The snippet names every certificate (one may be new).
-	return true, writeAtomic(filepath.Join(root, nodeSSHDConf), sshdConfig(root, certs), 0o644)
+	return true, writeSSHDConfig(root, certs)
+}
+
+// existingCerts are the host certificates beside the host keys' files.
+func existingCerts(files []string) []string {
+	var out []string
+	for _, f := range files {
+		if _, err := os.Stat(certPathOf(f)); err == nil {
+			out = append(out, certPathOf(f))
+		}
+	}
+	return out
 }

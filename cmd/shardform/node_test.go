@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -158,6 +159,86 @@ func (ns *nodeServer) regToken() string {
 	return tok.Token
 }
 
+// agentProxy forwards to the server and logs the requests it forwards
+// ("METHOD /path"), server-side of the node: what a join or refresh sent.
+type agentProxy struct {
+	URL string
+	mu  sync.Mutex
+	log []string
+}
+
+func startAgentProxy(t testing.TB, base string) *agentProxy {
+	t.Helper()
+	target, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &agentProxy{}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.log = append(p.log, r.Method+" "+r.URL.Path)
+		p.mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.URL = srv.URL
+	return p
+}
+
+// take answers the requests since the last take.
+func (p *agentProxy) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.log
+	p.log = nil
+	return out
+}
+
+// newNodeRoot is a machine's root with an ed25519 host key (and, systemd
+// set, run/systemd/system: systemd runs it).
+func newNodeRoot(t testing.TB, systemd bool) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if systemd {
+		if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sshtest.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
+	return root
+}
+
+// readFile is a file's text ("" when it cannot be read).
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("read %s: %v", path, err)
+	}
+	return string(raw)
+}
+
+// checkRefreshUnits checks the systemd service and timer a join wrote
+// under root: the service runs exec (the refresh command line, with
+// --root), the timer every minute.
+func checkRefreshUnits(t *testing.T, root, exec string) {
+	t.Helper()
+	service := readFile(t, filepath.Join(root, "etc/systemd/system/shardform-refresh.service"))
+	if !strings.Contains(service, "\nExecStart="+exec+"\n") || !strings.Contains(service, "Type=oneshot") {
+		t.Errorf("shardform-refresh.service, want ExecStart=%s:\n%s", exec, service)
+	}
+	timer := readFile(t, filepath.Join(root, "etc/systemd/system/shardform-refresh.timer"))
+	for _, want := range []string{"[Timer]", "\nOnUnitActiveSec=60s\n", "\nWantedBy=timers.target\n"} {
+		if !strings.Contains(timer, want) {
+			t.Errorf("shardform-refresh.timer lacks %q:\n%s", want, timer)
+		}
+	}
+}
+
 // nodeSSHD is a real sshd run from the configuration node join wrote under
 // root (its main sshd_config includes root's sshd_config.d).
 type nodeSSHD struct {
@@ -274,7 +355,8 @@ func TestNodeBornTrusted(t *testing.T) {
 	sshtest.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
 
 	// The node joins.
-	code, out, errOut := runCLI(t, nil, "node", "join", "--url", ns.base, "--token", ns.regToken(), "--root", root, "--labels", "rack=r1")
+	tok := ns.regToken()
+	code, out, errOut := runCLI(t, nil, "node", "join", "--url", ns.base, "--token", tok, "--root", root, "--labels", "rack=r1")
 	if code != 0 {
 		t.Fatalf("node join: %d %s %s", code, out, errOut)
 	}
@@ -292,6 +374,24 @@ func TestNodeBornTrusted(t *testing.T) {
 	conf, _ := os.ReadFile(filepath.Join(root, "etc/ssh/sshd_config.d/shardform.conf"))
 	if !strings.Contains(string(conf), "HostCertificate "+filepath.Join(root, "etc/ssh/ssh_host_ed25519_key-cert.pub")) {
 		t.Errorf("sshd snippet:\n%s", conf)
+	}
+	// No systemd here (no run/systemd/system): the cron line is printed.
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cron := "\n* * * * * root " + bin + " node refresh --root " + root + "\n"
+	if !strings.Contains(out, "No systemd: add this line to /etc/crontab") || !strings.Contains(out, cron) {
+		t.Errorf("join output without systemd, want the cron line %q:\n%s", cron, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system")); err == nil {
+		t.Error("systemd units written on a machine without systemd")
+	}
+	// A re-run with the spent token (a retry loop, or by hand) refreshes
+	// with the agent token instead of registering again.
+	code, out, errOut = runCLI(t, nil, "node", "join", "--url", ns.base, "--token", tok, "--root", root)
+	if code != 0 || !strings.Contains(out, "Already joined as node metal-1") || !strings.Contains(out, cron) {
+		t.Errorf("node join again: %d %s %s", code, out, errOut)
 	}
 	sshd := startNodeSSHD(t, root, login)
 
@@ -497,6 +597,89 @@ func certSerial(t *testing.T, path string) uint64 {
 	return pub.(*ssh.Certificate).Serial
 }
 
+// TestNodeJoinRefreshUnits: node join on a machine systemd runs writes
+// the refresh service (ExecStart with --root) and its timer (every
+// minute); the trust files come from the registration answer, so the join
+// is one request and the first refresh too; a join whose writes failed
+// after registering has its refresh installed, and a re-run with the
+// spent token finishes it.
+func TestNodeJoinRefreshUnits(t *testing.T) {
+	t.Parallel()
+	ns := startNodeServer(t)
+	p := startAgentProxy(t, ns.base)
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("systemd", func(t *testing.T) {
+		root := newNodeRoot(t, true)
+		p.take()
+		code, out, errOut := runCLI(t, nil, "node", "join", "--url", p.URL, "--token", ns.regToken(), "--root", root)
+		if code != 0 {
+			t.Fatalf("node join: %d %s %s", code, out, errOut)
+		}
+		if got := p.take(); !slices.Equal(got, []string{"POST /v1/agent/register"}) {
+			t.Errorf("join's requests: %v, want the registration alone (the trust files are in its answer)", got)
+		}
+		if strings.Contains(out, "crontab") || !strings.Contains(out, "Wrote shardform-refresh.timer in "+filepath.Join(root, "etc/systemd/system")) {
+			t.Errorf("join output with systemd:\n%s", out)
+		}
+		checkRefreshUnits(t, root, bin+" node refresh --root "+root)
+		want := string(ns.call("GET", "/v1/ssh/ca-public-key?organization_id="+ns.orgID, "", nil, nil))
+		if got := readFile(t, filepath.Join(root, "etc/ssh/shardform_user_ca.pub")); got != want || want == "" {
+			t.Errorf("user CA keys from the registration: %q, want %q", got, want)
+		}
+		if krl := readFile(t, filepath.Join(root, "etc/ssh/shardform_revoked.krl")); !strings.HasPrefix(krl, "SSHKRL\n\x00") {
+			t.Errorf("KRL from the registration: %q", krl)
+		}
+		if code, out, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != 0 || out != "" {
+			t.Fatalf("node refresh: %d %q %q", code, out, errOut)
+		}
+		if got := p.take(); !slices.Equal(got, []string{"POST /v1/agent/heartbeat"}) {
+			t.Errorf("the first refresh after the join: %v, want the heartbeat alone", got)
+		}
+	})
+
+	t.Run("rerun after a failure", func(t *testing.T) {
+		root := newNodeRoot(t, false)
+		krl := filepath.Join(root, "etc/ssh/shardform_revoked.krl")
+		if err := os.MkdirAll(filepath.Join(krl, "x"), 0o755); err != nil { // the KRL cannot be written
+			t.Fatal(err)
+		}
+		tok := ns.regToken()
+		code, out, errOut := runCLI(t, nil, "node", "join", "--url", p.URL, "--token", tok, "--root", root)
+		if code != exitFail || !strings.Contains(errOut, "joined, but") || !strings.Contains(errOut, "node refresh every minute finishes it") {
+			t.Fatalf("node join with the KRL unwritable: %d %q %q", code, out, errOut)
+		}
+		if !strings.Contains(out, "\n* * * * * root "+bin+" node refresh --root "+root+"\n") {
+			t.Errorf("the refresh was not installed before the failure:\n%s", out)
+		}
+		if !strings.Contains(readFile(t, filepath.Join(root, "etc/shardform/agent.json")), "shardform_agent_") {
+			t.Error("no agent token saved")
+		}
+		if _, err := os.Stat(filepath.Join(root, "etc/ssh/sshd_config.d/shardform.conf")); err == nil {
+			t.Error("sshd told of a RevokedKeys file that is missing")
+		}
+		if err := os.RemoveAll(krl); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = runCLI(t, nil, "node", "join", "--url", p.URL, "--token", tok, "--root", root)
+		if code != 0 || !strings.Contains(out, "Already joined as node metal-1") {
+			t.Fatalf("node join again with the spent token: %d %q %q", code, out, errOut)
+		}
+		if krl := readFile(t, krl); !strings.HasPrefix(krl, "SSHKRL\n\x00") {
+			t.Errorf("KRL after the re-run: %q", krl)
+		}
+		if conf := readFile(t, filepath.Join(root, "etc/ssh/sshd_config.d/shardform.conf")); !strings.Contains(conf, "RevokedKeys "+krl) {
+			t.Errorf("sshd snippet after the re-run:\n%s", conf)
+		}
+		if code, _, errOut := runCLI(t, nil, "node", "join", "--url", p.URL, "--token", tok, "--root", newNodeRoot(t, false)); code != exitRefused {
+			t.Errorf("the spent token on another machine: %d %q", code, errOut)
+		}
+	})
+}
+
 func TestNodeJoinUsage(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -524,9 +707,15 @@ func TestNodeJoinUsage(t *testing.T) {
 }
 
 // TestNodeBootstrapScript: GET /v1/agent/bootstrap.sh run by a plain POSIX
-// shell (dash) with the same --root option joins like node join: real
-// sshd and ssh trust both ways; the refresh it installs picks up a
-// revocation; the binary's node refresh reads the state it left.
+// shell (dash) with the same --root option joins like node join: the
+// trust files from the registration answer (no other request), real sshd
+// and ssh trust both ways; the refresh it installs sends the inventory
+// (GET /v1/nodes/{id}/inventory/* show it), picks up a revocation and is
+// one request when nothing changed (the ETags kept in agent.json); the
+// binary's node refresh reads the state it left; a re-run with the spent
+// token refreshes; with systemd it writes the service and timer, without
+// it prints the cron line; a join whose writes failed after registering
+// has its refresh installed, and a re-run finishes it.
 func TestNodeBootstrapScript(t *testing.T) {
 	t.Parallel()
 	ns := startNodeServer(t)
@@ -538,20 +727,21 @@ func TestNodeBootstrapScript(t *testing.T) {
 		t.Skip("sshd must run as root here to log in as root")
 	}
 	shell := sshtest.Tool(t, "dash")
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sshtest.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
+	p := startAgentProxy(t, ns.base)
+	root := newNodeRoot(t, false)
 	script := ns.call("GET", "/v1/agent/bootstrap.sh", "", nil, nil)
 	if bytes.Contains(script, []byte("shardform_reg_")) && !bytes.Contains(script, []byte("--token shardform_reg_...")) {
 		t.Error("the script holds a token")
 	}
+	var path []string // PATH=, when set
 	sh := func(stdin []byte, args ...string) (int, string) {
 		t.Helper()
 		cmd := exec.Command(shell, args...)
 		if stdin != nil {
 			cmd.Stdin = bytes.NewReader(stdin)
+		}
+		if path != nil {
+			cmd.Env = append(os.Environ(), "PATH="+strings.Join(path, ":"))
 		}
 		out, err := cmd.CombinedOutput()
 		code := 0
@@ -562,20 +752,134 @@ func TestNodeBootstrapScript(t *testing.T) {
 		}
 		return code, string(out)
 	}
-	tok := ns.regToken()
-	args := []string{"-s", "--", "--url", ns.base, "--token", tok, "--root", root}
-	if _, err := exec.LookPath("ip"); err != nil {
-		args = append(args, "--ipv4", "127.0.0.1") // no ip(8) to find the address the server is reached from
+	join := func(root, tok string) (int, string) {
+		t.Helper()
+		args := []string{"-s", "--", "--url", p.URL, "--token", tok, "--root", root, "--labels", "rack=r1,role=a \"b\\"}
+		if _, err := exec.LookPath("ip"); err != nil {
+			args = append(args, "--ipv4", "127.0.0.1") // no ip(8) to find the address the server is reached from
+		}
+		return sh(script, args...)
 	}
-	if code, out := sh(script, args...); code != 0 || !strings.Contains(out, "Joined as node") {
+	var node string
+	nodeRefresh := func(want ...string) {
+		t.Helper()
+		p.take()
+		if code, out := sh(nil, node, "refresh", "--root", root); code != 0 || out != "" {
+			t.Fatalf("shardform-node refresh: %d %q", code, out)
+		}
+		if want != nil {
+			if got := p.take(); !slices.Equal(got, want) {
+				t.Errorf("shardform-node refresh sent %v, want %v", got, want)
+			}
+		}
+	}
+	heartbeat := "POST /v1/agent/heartbeat"
+
+	node = filepath.Join(root, "usr/local/sbin/shardform-node")
+	tok := ns.regToken()
+	p.take()
+	code, out := join(root, tok)
+	if code != 0 || !strings.Contains(out, "Joined as node metal-1.") {
 		t.Fatalf("bootstrap.sh: %d\n%s", code, out)
 	}
-	if code, out := sh(script, "-s", "--", "--url", ns.base, "--token", tok, "--root", root); code != exitRefused {
-		t.Errorf("bootstrap.sh with a used token: %d\n%s", code, out)
+	if got := p.take(); !slices.Equal(got, []string{"GET /v1/agent/bootstrap.sh", "POST /v1/agent/register"}) {
+		t.Errorf("the join sent %v, want the script and the registration alone (the trust files are in its answer)", got)
 	}
-	if fi, err := os.Stat(filepath.Join(root, "etc/shardform/agent.json")); err != nil || fi.Mode().Perm() != 0o600 {
+	want := string(ns.call("GET", "/v1/ssh/ca-public-key?organization_id="+ns.orgID, "", nil, nil))
+	if got := readFile(t, filepath.Join(root, "etc/ssh/shardform_user_ca.pub")); got != want || want == "" {
+		t.Errorf("user CA keys from the registration: %q, want %q", got, want)
+	}
+	if krl := readFile(t, filepath.Join(root, "etc/ssh/shardform_revoked.krl")); !strings.HasPrefix(krl, "SSHKRL\n\x00") {
+		t.Errorf("KRL from the registration: %q", krl)
+	}
+	cron := "\n* * * * * root " + node + " refresh --root " + root + "/\n"
+	if !strings.Contains(out, "No systemd: add this line to /etc/crontab") || !strings.Contains(out, cron) {
+		t.Errorf("join output without systemd, want the cron line %q:\n%s", cron, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system")); err == nil {
+		t.Error("systemd units written on a machine without systemd")
+	}
+	var labels, nodeID string
+	if err := ns.pool.QueryRow(context.Background(), "SELECT id::text, labels::text FROM nodes WHERE organization_id = $1", ns.orgID).Scan(&nodeID, &labels); err != nil {
+		t.Fatal(err)
+	}
+	if labels != `{"rack": "r1", "role": "a \"b\\"}` {
+		t.Errorf("labels from --labels: %s", labels)
+	}
+	state := filepath.Join(root, "etc/shardform/agent.json")
+	if fi, err := os.Stat(state); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("agent.json: %v %v", fi, err)
 	}
+	var st nodeState
+	if err := json.Unmarshal([]byte(readFile(t, state)), &st); err != nil || st.NodeID != nodeID || st.NodeName != "metal-1" || st.OrganizationID != ns.orgID ||
+		!strings.HasPrefix(st.AgentToken, "shardform_agent_") || st.URL != p.URL || len(st.ETags["user_ca"]) != 34 || len(st.ETags["krl"]) != 34 {
+		t.Errorf("agent.json: %+v %v", st, err)
+	}
+	// A re-run with the spent token (cloud-init's retry loop) refreshes
+	// with the agent token: the heartbeat alone, the ETags of the
+	// registration being current.
+	if code, out := join(root, tok); code != 0 || !strings.Contains(out, "Already joined as node metal-1: refreshed.") || !strings.Contains(out, cron) {
+		t.Errorf("bootstrap.sh again with the spent token: %d\n%s", code, out)
+	}
+	if got := p.take(); !slices.Equal(got, []string{heartbeat}) {
+		t.Errorf("the re-run sent %v, want the heartbeat alone", got)
+	}
+	if code, out := join(newNodeRoot(t, false), tok); code != exitRefused {
+		t.Errorf("bootstrap.sh with a used token on another machine: %d\n%s", code, out)
+	}
+
+	// The inventory of the refresh's heartbeat.
+	type inventory struct {
+		Version   string `json:"version"`
+		Inventory struct {
+			System struct {
+				Arch           string   `json:"arch"`
+				CPUs           int      `json:"cpus"`
+				OS             string   `json:"os"`
+				Kernel         string   `json:"kernel"`
+				MemoryTotalMiB int      `json:"memory_total_mib"`
+				Load           []string `json:"load"`
+			} `json:"system"`
+			Network []struct {
+				Name      string   `json:"name"`
+				MTU       int      `json:"mtu"`
+				Up        bool     `json:"up"`
+				Addresses []string `json:"addresses"`
+			} `json:"network"`
+			Disks []struct {
+				Mount    string `json:"mount"`
+				TotalGiB int    `json:"total_gib"`
+			} `json:"disks"`
+		} `json:"inventory"`
+	}
+	var inv inventory
+	ns.call("GET", "/v1/nodes/"+nodeID+"/inventory", ns.access, nil, &inv)
+	sys := inv.Inventory.System
+	if inv.Version != "bootstrap.sh" || sys.Arch == "" || sys.CPUs < 1 || sys.OS == "" || sys.Kernel == "" || sys.MemoryTotalMiB < 1 || len(sys.Load) != 3 {
+		t.Errorf("inventory system: %+v (version %q)", sys, inv.Version)
+	}
+	if d := inv.Inventory.Disks; len(d) != 1 || d[0].Mount != "/" || d[0].TotalGiB < 1 {
+		t.Errorf("inventory disks: %+v", d)
+	}
+	if _, err := exec.LookPath("ip"); err == nil {
+		lo := false
+		for _, n := range inv.Inventory.Network {
+			lo = lo || n.Name == "lo" && n.Up && n.MTU > 0 && slices.Contains(n.Addresses, "127.0.0.1/8")
+		}
+		if !lo {
+			t.Errorf("inventory network without lo 127.0.0.1/8: %+v", inv.Inventory.Network)
+		}
+	}
+	for _, part := range []string{"system", "network", "disks"} {
+		var one struct {
+			Inventory map[string]json.RawMessage `json:"inventory"`
+		}
+		ns.call("GET", "/v1/nodes/"+nodeID+"/inventory/"+part, ns.access, nil, &one)
+		if v := string(one.Inventory[part]); len(one.Inventory) != 1 || v == "" || v == "null" || v == "[]" {
+			t.Errorf("GET inventory/%s: %v", part, one.Inventory)
+		}
+	}
+
 	sshd := startNodeSSHD(t, root, "root")
 	home := t.TempDir()
 	known := filepath.Join(home, "known_hosts")
@@ -591,7 +895,9 @@ func TestNodeBootstrapScript(t *testing.T) {
 	if ok, msg := sshd.Connect(t, "root", key, cert, known); !ok {
 		t.Fatalf("born trusted by bootstrap.sh: ssh refused: %s", msg)
 	}
-	// Revoke; the installed refresh (the same script) makes sshd refuse it.
+	// Revoke; the installed refresh (the same script) fetches the KRL
+	// alone (the CA keys are unchanged) and sshd refuses it; the next
+	// refresh, nothing changed, is the heartbeat alone.
 	var certs struct {
 		Data []struct {
 			ID string `json:"id"`
@@ -599,15 +905,17 @@ func TestNodeBootstrapScript(t *testing.T) {
 	}
 	ns.call("GET", "/v1/ssh/certificates", ns.access, nil, &certs)
 	ns.call("POST", "/v1/ssh/certificates/"+certs.Data[0].ID+"/revoke", ns.access, nil, nil)
-	if code, out := sh(nil, filepath.Join(root, "usr/local/sbin/shardform-node"), "refresh", "--root", root); code != 0 || out != "" {
-		t.Fatalf("shardform-node refresh: %d %q", code, out)
-	}
+	nodeRefresh(heartbeat, "GET /v1/agent/ssh/krl")
 	if ok, msg := sshd.Connect(t, "root", key, cert, known); ok {
 		t.Errorf("revoked certificate logged in: %s", msg)
 	}
-	// The binary reads the state the script left.
+	nodeRefresh(heartbeat)
+	// The binary reads the state the script left, ETags included.
 	if code, out, errOut := runCLI(t, nil, "node", "refresh", "--root", root); code != 0 {
 		t.Errorf("node refresh after bootstrap.sh: %d %q %q", code, out, errOut)
+	}
+	if got := p.take(); !slices.Equal(got, []string{heartbeat}) {
+		t.Errorf("node refresh after bootstrap.sh sent %v, want the heartbeat alone", got)
 	}
 	// The node's address changed (a power cycle gave it a new public
 	// IPv4): the script's next refresh renews the host certificate for
@@ -618,14 +926,89 @@ func TestNodeBootstrapScript(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if code, out := sh(nil, filepath.Join(root, "usr/local/sbin/shardform-node"), "refresh", "--root", root); code != 0 || out != "" {
-			t.Fatalf("shardform-node refresh: %d %q", code, out)
-		}
+		nodeRefresh()
 		got := certPrincipals(t, hostCert)
 		if !slices.Contains(got, "192.0.2.98") || i == 0 && certSerial(t, hostCert) == serial || i == 1 && certSerial(t, hostCert) != serial {
 			t.Errorf("refresh %d after the address changed: principals %v, serial %d (before %d)", i+1, got, certSerial(t, hostCert), serial)
 		}
 		serial = certSerial(t, hostCert)
+	}
+
+	// A machine systemd runs, whose user CA file cannot be written at the
+	// join: the refresh is installed all the same (service and timer), sshd
+	// is not told of trust files that are missing, and a re-run with the
+	// spent token finishes the join.
+	root2 := newNodeRoot(t, true)
+	blocked := filepath.Join(root2, "etc/ssh/shardform_user_ca.pub.new")
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tok2 := ns.regToken()
+	code, out = join(root2, tok2)
+	if code != exitFail || !strings.Contains(out, "the refresh every minute finishes it") || strings.Contains(out, "crontab") ||
+		!strings.Contains(out, "Wrote shardform-refresh.timer in "+filepath.Join(root2, "etc/systemd/system")) {
+		t.Errorf("bootstrap.sh with the user CA file unwritable: %d\n%s", code, out)
+	}
+	checkRefreshUnits(t, root2, filepath.Join(root2, "usr/local/sbin/shardform-node")+" refresh --root "+root2+"/")
+	if _, err := os.Stat(filepath.Join(root2, "etc/ssh/sshd_config.d/shardform.conf")); err == nil {
+		t.Error("sshd told of a user CA file that is missing")
+	}
+	if err := os.RemoveAll(blocked); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := join(root2, tok2); code != 0 || !strings.Contains(out, "Already joined as node metal-1: refreshed.") {
+		t.Errorf("bootstrap.sh again with the spent token: %d\n%s", code, out)
+	}
+	if got := readFile(t, filepath.Join(root2, "etc/ssh/shardform_user_ca.pub")); got != want {
+		t.Errorf("user CA keys after the re-run: %q, want %q", got, want)
+	}
+	if conf := readFile(t, filepath.Join(root2, "etc/ssh/sshd_config.d/shardform.conf")); !strings.Contains(conf, "TrustedUserCAKeys "+filepath.Join(root2, "etc/ssh/shardform_user_ca.pub")) {
+		t.Errorf("sshd snippet after the re-run:\n%s", conf)
+	}
+
+	// The same join and refresh by busybox's sh and tools alone (beside
+	// curl and ssh-keygen), where busybox is installed.
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Log("no busybox: the join by busybox's sh and tools is not tried")
+		return
+	}
+	bin := t.TempDir()
+	for _, a := range []string{"sh", "sed", "grep", "tr", "awk", "cut", "ls", "head", "sort", "base64", "df", "mv", "chmod", "mkdir", "rm", "cat", "find", "date", "hostname", "uname", "ip", "kill"} {
+		if err := os.Symlink(bb, filepath.Join(bin, a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tool := range []string{"curl", "ssh-keygen"} {
+		if err := os.Symlink(sshtest.Tool(t, tool), filepath.Join(bin, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root = newNodeRoot(t, false)
+	node = filepath.Join(root, "usr/local/sbin/shardform-node")
+	shell, path = filepath.Join(bin, "sh"), []string{bin}
+	p.take()
+	if code, out := join(root, ns.regToken()); code != 0 || !strings.Contains(out, "Joined as node metal-1.") {
+		t.Fatalf("bootstrap.sh by busybox: %d\n%s", code, out)
+	}
+	if got := p.take(); !slices.Equal(got, []string{"GET /v1/agent/bootstrap.sh", "POST /v1/agent/register"}) {
+		t.Errorf("the join by busybox sent %v", got)
+	}
+	if got := readFile(t, filepath.Join(root, "etc/ssh/shardform_user_ca.pub")); got != want {
+		t.Errorf("user CA keys from the registration, by busybox: %q, want %q", got, want)
+	}
+	if krl := readFile(t, filepath.Join(root, "etc/ssh/shardform_revoked.krl")); !strings.HasPrefix(krl, "SSHKRL\n\x00") {
+		t.Errorf("KRL from the registration, by busybox: %q", krl)
+	}
+	nodeRefresh(heartbeat)
+	var bst nodeState
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(root, "etc/shardform/agent.json"))), &bst); err != nil {
+		t.Fatal(err)
+	}
+	var binv inventory
+	ns.call("GET", "/v1/nodes/"+bst.NodeID+"/inventory", ns.access, nil, &binv)
+	if sys := binv.Inventory.System; binv.Version != "bootstrap.sh" || sys.CPUs < 1 || sys.MemoryTotalMiB < 1 || len(binv.Inventory.Disks) != 1 || len(binv.Inventory.Network) == 0 {
+		t.Errorf("inventory sent by busybox: %+v", binv)
 	}
 }
 
@@ -635,33 +1018,19 @@ func TestNodeBootstrapScript(t *testing.T) {
 // per refresh and the HTTP requests it makes (a proxy counts them).
 func BenchmarkNodeRefresh(b *testing.B) {
 	ns := startNodeServer(b)
-	target, err := url.Parse(ns.base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var requests atomic.Int64
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		proxy.ServeHTTP(w, r)
-	}))
-	b.Cleanup(counting.Close)
-	root := b.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc/ssh"), 0o755); err != nil {
-		b.Fatal(err)
-	}
-	sshtest.Run(b, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "host", "-f", filepath.Join(root, "etc/ssh/ssh_host_ed25519_key"))
-	if code, out, errOut := runCLI(b, nil, "node", "join", "--url", counting.URL, "--token", ns.regToken(), "--root", root); code != 0 {
+	p := startAgentProxy(b, ns.base)
+	root := newNodeRoot(b, false)
+	if code, out, errOut := runCLI(b, nil, "node", "join", "--url", p.URL, "--token", ns.regToken(), "--root", root); code != 0 {
 		b.Fatalf("node join: %d %s %s", code, out, errOut)
 	}
-	if code, _, errOut := runCLI(b, nil, "node", "refresh", "--root", root); code != 0 { // the ETags are known from here on
+	if code, _, errOut := runCLI(b, nil, "node", "refresh", "--root", root); code != 0 { // the ETags are known since the join; warm up
 		b.Fatalf("node refresh: %d %s", code, errOut)
 	}
-	requests.Store(0)
+	p.take()
 	for b.Loop() {
 		if code, _, errOut := runCLI(b, nil, "node", "refresh", "--root", root); code != 0 {
 			b.Fatalf("node refresh: %d %s", code, errOut)
 		}
 	}
-	b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/refresh")
+	b.ReportMetric(float64(len(p.take()))/float64(b.N), "requests/refresh")
 }
