@@ -382,11 +382,15 @@ fi
 URL="${URL%/}"
 printf '%s' "$URL" | grep -Eq '^https?://[][A-Za-z0-9._~:/%@+=,-]+$' || usage "--url must be an http:// or https:// address"
 [ -n "$TOKEN" ] || usage "--token is required"
+case "$TOKEN" in
+*[!A-Za-z0-9_-]*) usage "--token must be a registration token (shardform_reg_...)" ;;
+esac
 labels="" sep=""
 set -f
 oldifs=$IFS
 IFS=,
 for l in $LABELS; do
+	l=$(printf '%s' "$l" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')
 	[ -n "$l" ] || continue
 	case "$l" in
 	?*=*) labels="$labels$sep$(json_str "${l%%=*}"):$(json_str "${l#*=}")"; sep="," ;;

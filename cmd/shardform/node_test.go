@@ -774,6 +774,19 @@ func TestNodeBootstrapScript(t *testing.T) {
 		}
 	}
 	heartbeat := "POST /v1/agent/heartbeat"
+	for _, bad := range [][]string{
+		{"--url", p.URL, "--token", "shardform_reg_x\r\nX-Injected: 1", "--root", root},
+		{"--url", p.URL, "--token", "shardform_reg_x", "--root", root, "--labels", "rack=r1,nokv"},
+		{"--url", "http://\"127.0.0.1", "--token", "shardform_reg_x", "--root", root},
+		{"--url", p.URL, "--token"},
+	} {
+		if code, out := sh(script, append([]string{"-s", "--"}, bad...)...); code != exitUsage {
+			t.Errorf("bootstrap.sh %q: %d, want %d (usage)\n%s", bad, code, exitUsage, out)
+		}
+	}
+	if got := p.take(); len(got) != 0 {
+		t.Errorf("wrong usage sent %v", got)
+	}
 
 	node = filepath.Join(root, "usr/local/sbin/shardform-node")
 	tok := ns.regToken()
