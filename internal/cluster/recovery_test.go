@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -254,15 +256,32 @@ func TestManyRequestsEightWorkers(t *testing.T) {
 
 // TestLivenessLostWhileAlive: the worker applying a request loses its
 // liveness session (pg_terminate_backend) while it lives on. Its
-// Terraform is killed at once, not after a grace period (the slow apply's
-// sleep would outlast the retry), before the run is retried; the request
-// ends applied with one node and one succeeded apply run, and the stale
-// attempt's end did not overwrite the retry's job.
+// Terraform is killed at once, before the run is retried, not after the
+// cancel grace period: the workers' Terraform is a wrapper deaf to SIGINT
+// (the real terraform is its child, killed with it by a parent-death
+// signal), so only a kill stops it. The request ends applied with one
+// node and one succeeded apply run, and the live holder gave its job back
+// itself.
 func TestLivenessLostWhileAlive(t *testing.T) {
 	c := newCluster(t)
 	api := c.start("api", "api-1")
-	slow := "SHARDFORM_LOCAL_APPLY_DELAY=20s"
-	workers := map[string]*proc{"worker-1": c.start("worker", "worker-1", slow), "worker-2": c.start("worker", "worker-2", slow)}
+	real, err := exec.LookPath("terraform")
+	if err != nil {
+		t.Skip(err)
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skipf("setpriv (util-linux) is not installed: %v", err)
+	}
+	deaf := filepath.Join(c.dir, "deaf", "terraform")
+	if err := os.MkdirAll(filepath.Dir(deaf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\ntrap '' INT\nsetpriv --pdeathsig KILL -- " + real + " \"$@\" &\nwait $!\n"
+	if err := os.WriteFile(deaf, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	slow := []string{"SHARDFORM_LOCAL_APPLY_DELAY=20s", "SHARDFORM_TERRAFORM_PATH=" + deaf}
+	workers := map[string]*proc{"worker-1": c.start("worker", "worker-1", slow...), "worker-2": c.start("worker", "worker-2", slow...)}
 	cl := c.client(api, signIn(t, c.client(api, "")))
 	ids := createAndPlan(t, []*client{cl}, 1)
 	id := ids[0]
@@ -288,6 +307,12 @@ func TestLivenessLostWhileAlive(t *testing.T) {
 	if len(tf) != 1 {
 		t.Fatalf("%s runs %d terraform processes, want 1 (the apply)", holder, len(tf))
 	}
+	inner := childrenNamed(t, tf[0], "terraform")
+	if len(inner) != 1 {
+		t.Fatalf("the wrapper runs %d terraform processes, want 1", len(inner))
+	}
+	tf = append(tf, inner[0])
+	anyAlive := func() bool { return alive(tf[0]) || alive(tf[1]) }
 
 	// The holder's liveness session ends; the holder lives on.
 	var ended int
@@ -298,7 +323,7 @@ func TestLivenessLostWhileAlive(t *testing.T) {
 	lost := time.Now()
 	var gone time.Duration
 	for c.count("SELECT count(*) FROM provision_runs WHERE id = $1 AND attempt >= 2", runID) == 0 {
-		if gone == 0 && !alive(tf[0]) {
+		if gone == 0 && !anyAlive() {
 			gone = time.Since(lost)
 		}
 		if time.Since(lost) > time.Minute {
@@ -307,11 +332,11 @@ func TestLivenessLostWhileAlive(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	retried := time.Since(lost)
-	if gone == 0 && !alive(tf[0]) {
+	if gone == 0 && !anyAlive() {
 		gone = time.Since(lost)
 	}
 	if gone == 0 || gone > retried {
-		t.Fatalf("the first attempt's terraform (pid %d) was still running when the retry started %v after the liveness loss", tf[0], retried.Round(time.Millisecond))
+		t.Fatalf("the first attempt's terraform (pids %v) was still running when the retry started %v after the liveness loss", tf, retried.Round(time.Millisecond))
 	}
 	t.Logf("liveness lost: terraform gone within %v, run retried after %v", gone.Round(time.Millisecond), retried.Round(time.Millisecond))
 	if p := workers[holder]; func() bool {
@@ -342,6 +367,11 @@ func TestLivenessLostWhileAlive(t *testing.T) {
 	}
 	if got := c.count("SELECT count(*) FROM river_job WHERE kind = 'provision_apply' AND state = 'completed' AND attempt >= 2"); got != 1 {
 		t.Errorf("%d apply jobs completed on a retry, want 1", got)
+	}
+	// The live holder gave its job back itself (the rescuer had nothing
+	// to retry).
+	if got := c.count("SELECT count(*) FROM river_job WHERE kind = 'provision_apply' AND array_to_string(errors, ' ') LIKE '%lost its liveness session during attempt 1%'"); got != 1 {
+		t.Errorf("%d apply jobs given back by their holder, want 1", got)
 	}
 }
 
