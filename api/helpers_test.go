@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,13 @@ type setupOpts struct {
 	metrics *prometheus.Registry
 	// unavailable: queues this process cannot run (api.Config.Unavailable).
 	unavailable map[string]string
+	// terraformWrap, when set, is shell run before each Terraform command
+	// of the provisioning workers ("$@" are its arguments), which then
+	// runs: a test's way to make a run slow or deaf to SIGINT.
+	terraformWrap string
+	// cancelGrace is how long a cancelled Terraform command may take to
+	// stop before it is killed (SHARDFORM_CANCEL_GRACE; 0: 5 s).
+	cancelGrace time.Duration
 	// followHeartbeat is the live log streams' heartbeat (0: the default).
 	followHeartbeat time.Duration
 	// agentOptions tune the agents' service (served with ssh).
@@ -157,7 +165,7 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	var prov api.Provisioning
 	var provSvc *provision.Service
 	if o.provisioning {
-		provSvc = startProvisioning(t, pool, key, o.drivers, !o.externalWorkers, o.driftInterval, dnsSvc)
+		provSvc = startProvisioning(t, pool, key, o, dnsSvc)
 		prov = provSvc
 	}
 	var nodeOps api.NodeOps
@@ -433,10 +441,11 @@ func (b *bundle) listen() string {
 
 // startProvisioning builds the provisioning service with real Terraform
 // (state in this test's database) and starts River workers for it.
-func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, extra []providers.Driver, work bool, driftInterval time.Duration, dnsSvc *dns.Service) *provision.Service {
+func startProvisioning(t *testing.T, pool *pgxpool.Pool, key []byte, o setupOpts, dnsSvc *dns.Service) *provision.Service {
 	t.Helper()
+	extra, work, driftInterval := o.drivers, !o.externalWorkers, o.driftInterval
 	ctx := context.Background()
-	runner := newRunner(t, pool)
+	runner := newRunnerWith(t, o.terraformWrap, o.cancelGrace)
 	sealer, err := seal.New(key)
 	if err != nil {
 		t.Fatal(err)
@@ -518,12 +527,29 @@ func serveState(t testing.TB, pool *pgxpool.Pool, sealer *seal.Sealer, svc *prov
 // providers from SHARDFORM_TF_PLUGIN_MIRROR when set.
 func newRunner(t *testing.T, pool *pgxpool.Pool) *terraform.Runner {
 	t.Helper()
+	return newRunnerWith(t, "", 0)
+}
+
+// newRunnerWith is a runner whose commands run through a shell wrapper
+// running wrap first (none when ""), with a grace period (0: 5 s).
+func newRunnerWith(t *testing.T, wrap string, grace time.Duration) *terraform.Runner {
+	t.Helper()
 	bin, err := terraform.FindBinary(context.Background(), "", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if wrap != "" {
+		wrapper := filepath.Join(t.TempDir(), "terraform")
+		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\n"+wrap+"\nexec "+bin+" \"$@\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		bin = wrapper
+	}
+	if grace == 0 {
+		grace = 5 * time.Second
+	}
 	runner, err := terraform.NewRunner(terraform.Config{Binary: bin, DataDir: t.TempDir(),
-		LockTimeout: 10 * time.Second, GracePeriod: 5 * time.Second, PluginMirror: os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")})
+		LockTimeout: 10 * time.Second, GracePeriod: grace, PluginMirror: os.Getenv("SHARDFORM_TF_PLUGIN_MIRROR")})
 	if err != nil {
 		t.Fatal(err)
 	}

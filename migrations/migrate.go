@@ -35,6 +35,14 @@ func FS() fs.FS { return files }
 
 // Up applies River's migrations and then the app's, holding an advisory lock.
 func Up(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
+	return UpThen(ctx, pool, nil)
+}
+
+// UpThen is Up, then runs then (unless nil) still under the advisory lock:
+// a migration step in Go after the SQL ones, run by one process at a time
+// (the import of the old pg backend's states, which needs the master key
+// to seal them).
+func UpThen(ctx context.Context, pool *pgxpool.Pool, then func(context.Context) error) (Result, error) {
 	var res Result
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -73,6 +81,11 @@ func Up(ctx context.Context, pool *pgxpool.Pool) (Result, error) {
 	}
 	for _, r := range results {
 		res.App = append(res.App, r.Source.Path)
+	}
+	if then != nil {
+		if err := then(ctx); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

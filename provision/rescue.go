@@ -21,25 +21,79 @@ const DefaultRescueInterval = 5 * time.Second
 // run within milliseconds of fetching the job).
 const orphanStartGrace = 15 * time.Second
 
+// holderGoneGrace is how long a run's liveness lock must have been free
+// before the rescuer retries the run. A worker that lost its liveness
+// session while alive notices within a ping (livenessPing, and the ping's
+// own timeout as long again), kills its Terraform at once and gives the job
+// back itself; the rescuer leaves it that time and a margin, so two
+// Terraform processes never work on the same infrastructure and the stale
+// attempt's last write comes before the retry starts.
+const holderGoneGrace = 2*livenessPing + time.Second
+
 // Watch runs the rescuer every interval until ctx ends (each worker
-// process runs one), then closes this process's liveness session.
+// process runs one), then closes this process's liveness session. A run
+// found without its holder is looked at again as soon as its
+// holderGoneGrace is over, not a whole interval later.
 func (s *Service) Watch(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = DefaultRescueInterval
 	}
 	defer s.live.close()
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		if _, err := s.RescueRuns(ctx); err != nil && ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "run rescuer failed: trying again", slog.Any("error", err), slog.Duration("retry_in", interval))
 		}
+		next := interval
+		if due, ok := s.rescueDue(); ok {
+			next = min(next, max(due.Sub(s.now()), 10*time.Millisecond))
+		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// holderGone records when this rescuer first found run id's liveness lock
+// free, and says whether that was holderGoneGrace ago or more.
+func (s *Service) holderGone(id uuid.UUID, now time.Time) bool {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	first, seen := s.gone[id]
+	if !seen {
+		s.gone[id] = now
+		return false
+	}
+	return now.Sub(first) >= holderGoneGrace
+}
+
+// forgetGone drops what the rescuer noted about runs no longer running or
+// whose holder is back (keep: the runs it saw free this time).
+func (s *Service) forgetGone(keep map[uuid.UUID]bool) {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	for id := range s.gone {
+		if !keep[id] {
+			delete(s.gone, id)
+		}
+	}
+}
+
+// rescueDue is the earliest time a run found without its holder may be
+// retried; ok is false when there is none.
+func (s *Service) rescueDue() (due time.Time, ok bool) {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	for _, first := range s.gone {
+		if d := first.Add(holderGoneGrace); !ok || d.Before(due) {
+			due, ok = d, true
+		}
+	}
+	return due, ok
 }
 
 // RescueRuns finds the running runs whose worker is gone (no session holds
@@ -53,6 +107,7 @@ func (s *Service) RescueRuns(ctx context.Context) (int, error) {
 		worker              string
 	}
 	var rescued []dead
+	seenFree := map[uuid.UUID]bool{}
 	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
 		rows, err := s.q.RunningRuns(ctx, tx)
 		if err != nil {
@@ -68,6 +123,10 @@ func (s *Service) RescueRuns(ctx context.Context) (int, error) {
 			}
 			if !free {
 				continue // its worker is alive
+			}
+			seenFree[r.ID] = true
+			if !s.holderGone(r.ID, s.now()) {
+				continue // its worker may be alive still, stopping the run: see holderGoneGrace
 			}
 			reason := fmt.Sprintf("worker %s stopped during attempt %d (its liveness session ended): the run is retried", r.Worker, r.Attempt)
 			ok, err := store.RetryJob(ctx, tx, r.JobID.Int64, reason)
@@ -87,6 +146,7 @@ func (s *Service) RescueRuns(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	s.forgetGone(seenFree)
 	for _, d := range rescued {
 		s.log.WarnContext(ctx, "run of a dead worker retried", slog.String("run_id", d.run.String()),
 			slog.String("provision_id", d.provision.String()), slog.String("worker", d.worker))

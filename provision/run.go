@@ -210,6 +210,7 @@ func (s *Service) finish(ctx context.Context, a *active, o outcome, write func(t
 	if errors.Is(err, errRunTaken) {
 		a.ended = true // the other attempt owns it: nothing to put back
 		s.log.WarnContext(ctx, "run taken over by another attempt: this attempt's outcome is dropped", slog.String("run_id", a.run.ID.String()))
+		s.yield(ctx, a)
 		return nil
 	}
 	if err == nil {
@@ -313,8 +314,12 @@ func (s *Service) keepLease(ctx context.Context, runID uuid.UUID) (stop func()) 
 const forcePoll = 250 * time.Millisecond
 
 // watchForce returns a context that ends when the run is cancelled with
-// force (POST .../cancel?force=true, at once or after a plain cancel): its
-// commands are then killed without the grace period. stop ends the watch.
+// force (POST .../cancel?force=true, at once or after a plain cancel), or
+// when this worker lost its liveness session: its commands are then killed
+// without the grace period. A run whose liveness is lost may be retried by
+// another worker a few seconds later (RescueRuns waits holderGoneGrace), so
+// its Terraform must not go on for a grace period beside the retry's.
+// stop ends the watch.
 func (s *Service) watchForce(ctx context.Context, runID uuid.UUID) (context.Context, func()) {
 	force, kill := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
@@ -323,6 +328,10 @@ func (s *Service) watchForce(ctx context.Context, runID uuid.UUID) (context.Cont
 		case <-done:
 			return
 		case <-ctx.Done():
+		}
+		if errors.Is(context.Cause(ctx), ErrLivenessLost) {
+			kill()
+			return
 		}
 		if !errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
 			return
@@ -410,11 +419,86 @@ func (s *Service) failOrRetry(ctx context.Context, a *active, err error) error {
 	if errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely) {
 		return s.cancelled(ctx, a, err)
 	}
+	if errors.Is(context.Cause(ctx), ErrLivenessLost) && a.j.Attempt < a.j.MaxAttempts {
+		return s.handBack(ctx, a, err)
+	}
 	if ctx.Err() != nil && a.j.Attempt < a.j.MaxAttempts {
 		a.logs.Note(fmt.Sprintf("attempt %d interrupted (%v): River retries the run", a.j.Attempt, context.Cause(ctx)))
 		return err
 	}
 	return s.fail(ctx, a, err)
+}
+
+// lostRetryDelay is how long after a liveness loss the attempt's job waits
+// before River runs it again: River's completer writes the stale
+// attempt's end just after, and must find the job not running yet.
+const lostRetryDelay = time.Second
+
+// handBack ends an attempt whose worker lost its liveness session (its
+// Terraform was killed at once, see watchForce): the job goes back to
+// River for a retry, written here only while the job is still this
+// attempt's; River's own write after Work returns then finds it not running
+// and changes nothing. Should a rescuer have retried the run already, the
+// attempt waits for the newer one to end first (yield).
+func (s *Service) handBack(ctx context.Context, a *active, cause error) error {
+	bg := context.WithoutCancel(ctx)
+	a.logs.Note(fmt.Sprintf("attempt %d interrupted (%v): River retries the run", a.j.Attempt, context.Cause(ctx)))
+	if a.j.JobID == 0 {
+		return cause
+	}
+	reason := fmt.Sprintf("worker %s lost its liveness session during attempt %d: the run is retried", s.worker, a.j.Attempt)
+	deadline := s.now().Add(yieldLimit)
+	for {
+		holder, err := store.GiveBackJob(bg, s.st.Pool, a.j.JobID, a.j.Attempt, reason, s.now().Add(lostRetryDelay))
+		switch {
+		case err == nil && holder == store.JobGivenBack:
+			if rerr := s.q.RequeueRun(bg, s.st.Pool, store.RequeueRunParams{ID: a.run.ID, Attempt: a.run.Attempt, Error: reason}); rerr != nil {
+				s.log.WarnContext(bg, "could not put an interrupted run back in the queue", slog.String("run_id", a.run.ID.String()), slog.Any("error", rerr))
+			} else {
+				a.ended = true
+			}
+			return cause
+		case err == nil && holder == store.JobNotRunning:
+			return cause
+		case err == nil:
+			a.ended = true // a newer attempt holds the run
+			s.yield(ctx, a)
+			return cause
+		}
+		// Postgres is out of reach (the likely reason the session was
+		// lost): try again until it answers.
+		if !s.now().Before(deadline) {
+			s.log.ErrorContext(bg, "could not give an interrupted run's job back", slog.String("run_id", a.run.ID.String()), slog.Any("error", err))
+			return cause
+		}
+		time.Sleep(livenessPing)
+	}
+}
+
+// yieldLimit bounds how long a stale attempt waits for a newer one.
+const yieldLimit = time.Hour
+
+// yield waits, when a newer attempt runs this attempt's job, for that
+// attempt to end: once this one returns, River's completer sets the job's
+// state wherever it is running, and would overwrite the newer attempt's.
+func (s *Service) yield(ctx context.Context, a *active) {
+	if a.j.JobID == 0 {
+		return
+	}
+	bg := context.WithoutCancel(ctx)
+	deadline := s.now().Add(yieldLimit)
+	logged := false
+	for s.now().Before(deadline) {
+		newer, err := store.NewerAttemptRunning(bg, s.st.Pool, a.j.JobID, a.j.Attempt)
+		if err == nil && !newer {
+			return
+		}
+		if !logged {
+			s.log.WarnContext(bg, "a newer attempt runs this job: waiting for it to end before returning", slog.String("run_id", a.run.ID.String()), slog.Int64("job_id", a.j.JobID))
+			logged = true
+		}
+		time.Sleep(livenessPing)
+	}
 }
 
 // retryOrFail is for an infrastructure error (Postgres, the sealer): River

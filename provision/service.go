@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -70,6 +71,10 @@ type Service struct {
 	dns         DNS              // auto-DNS of registered nodes (nil: none)
 	joins       JoinTokens       // nil: provisioned nodes do not join by themselves
 	joinURL     string           // the API's address the nodes reach
+	// gone: the runs this process's rescuer found without their holder,
+	// and since when (see holderGoneGrace).
+	goneMu sync.Mutex
+	gone   map[uuid.UUID]time.Time
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:
@@ -82,6 +87,7 @@ func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runn
 	s.feed = newLogFeed(log, func() *pgx.ConnConfig { return s.sessionConfig(feedApplicationName) })
 	s.live = newLiveness(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
 	s.worker = defaultWorkerName()
+	s.gone = map[uuid.UUID]time.Time{}
 	return s
 }
 

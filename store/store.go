@@ -156,6 +156,63 @@ func RetryJob(ctx context.Context, db DBTX, jobID int64, reason string) (bool, e
 	return tag.RowsAffected() == 1, nil
 }
 
+// JobHolder says who holds a River job now, for an attempt that lost its
+// claim to it (see GiveBackJob).
+type JobHolder int
+
+const (
+	// JobGivenBack: the job was this attempt's and is retryable now.
+	JobGivenBack JobHolder = iota
+	// JobNewerAttempt: a later attempt is running the job.
+	JobNewerAttempt
+	// JobNotRunning: the job is not running (retrying, or ended).
+	JobNotRunning
+)
+
+// GiveBackJob makes job jobID retryable at retryAt when it is still
+// running attempt (recording reason as the attempt's error), and otherwise
+// says who holds it. An attempt whose worker lost its liveness session
+// calls it before returning to River: River's completer then finds the job
+// no longer running and changes nothing, where it would otherwise set the
+// state of whichever attempt runs the job by then.
+func GiveBackJob(ctx context.Context, db DBTX, jobID int64, attempt int, reason string, retryAt time.Time) (JobHolder, error) {
+	var state string
+	var current int
+	err := db.QueryRow(ctx, `WITH j AS (SELECT id, state, attempt FROM river_job WHERE id = $1 FOR UPDATE),
+		upd AS (
+			UPDATE river_job SET state = 'retryable', scheduled_at = $4,
+			    errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', river_job.attempt, 'error', $3::text, 'trace', ''))
+			FROM j WHERE river_job.id = j.id AND j.state = 'running' AND j.attempt = $2
+			RETURNING river_job.id)
+		SELECT CASE WHEN EXISTS (SELECT 1 FROM upd) THEN 'given back' ELSE j.state::text END, j.attempt FROM j`,
+		jobID, attempt, reason, retryAt).Scan(&state, &current)
+	if IsNoRows(err) {
+		return JobNotRunning, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case state == "given back":
+		return JobGivenBack, nil
+	case state == "running" && current > attempt:
+		return JobNewerAttempt, nil
+	default:
+		return JobNotRunning, nil
+	}
+}
+
+// NewerAttemptRunning says whether a later attempt than attempt is running
+// River job jobID.
+func NewerAttemptRunning(ctx context.Context, db DBTX, jobID int64, attempt int) (bool, error) {
+	var running bool
+	err := db.QueryRow(ctx, `SELECT state = 'running' AND attempt > $2 FROM river_job WHERE id = $1`, jobID, attempt).Scan(&running)
+	if IsNoRows(err) {
+		return false, nil
+	}
+	return running, err
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.Pool.Ping(ctx) }
 

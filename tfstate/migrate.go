@@ -64,12 +64,16 @@ func (s *Service) ImportPG(ctx context.Context, orgID, provisionID uuid.UUID, da
 // MigrateFromPG imports the old pg backend's states into versioned, sealed
 // rows: every workspace of schema.states (schema "" is DefaultPGSchema)
 // named after a provision request's id, whose state has no version yet,
-// becomes version 1 of that request's state (ImportPG). Workspaces named
-// otherwise, and empty ones, are left alone; the old table is not changed.
+// becomes version 1 of that request's state (ImportPG). Once the request's
+// state is sealed and verified (its latest version opens and matches its
+// checksum, and is the imported state itself or one the http backend wrote
+// since), the plain-text row is deleted: no state stays in plain text.
+// Workspaces named otherwise are left alone, and empty ones are deleted.
 // Without the schema it does nothing. It may run at every start and from
-// many processes at once: a state is imported once. It returns how many
-// states it imported; a state that cannot be imported (not a state file)
-// does not stop the others and is reported in the joined error.
+// many processes at once (the processes run it under the migration lock):
+// a state is imported once. It returns how many states it imported; a
+// state that cannot be imported (not a state file) does not stop the
+// others, keeps its row, and is reported in the joined error.
 func (s *Service) MigrateFromPG(ctx context.Context, schema string) (int, error) {
 	if schema == "" {
 		schema = DefaultPGSchema
@@ -90,8 +94,6 @@ func (s *Service) MigrateFromPG(ctx context.Context, schema string) (int, error)
 SELECT o.id, p.organization_id, p.id
 FROM `+table+` o
 JOIN provision_requests p ON p.id::text = o.name
-WHERE coalesce(o.data, '') <> ''
-  AND NOT EXISTS (SELECT 1 FROM tf_states t JOIN tf_state_versions v ON v.state_id = t.id WHERE t.provision_id = p.id)
 ORDER BY o.id`)
 	if err != nil {
 		return 0, fmt.Errorf("migrate pg states: %w", err)
@@ -117,20 +119,62 @@ ORDER BY o.id`)
 			}
 			return imported, fmt.Errorf("migrate pg states: %w", err)
 		}
-		ok, err := s.ImportPG(ctx, c.org, c.provisionID, []byte(data))
-		if err != nil {
+		ok := false
+		if data != "" {
+			ok, err = s.ImportPG(ctx, c.org, c.provisionID, []byte(data))
+			if err != nil {
+				if ctx.Err() != nil {
+					return imported, err
+				}
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if ok {
+			imported++
+		}
+		if err := s.dropPlain(ctx, table, c.rowID, c.org, c.provisionID, []byte(data), ok); err != nil {
 			if ctx.Err() != nil {
 				return imported, err
 			}
 			errs = append(errs, err)
-			continue
-		}
-		if ok {
-			imported++
 		}
 	}
 	if len(errs) > 0 {
 		return imported, fmt.Errorf("migrate pg states: %w", errors.Join(errs...))
 	}
 	return imported, nil
+}
+
+// dropPlain deletes row rowID of the old table (a request's state in plain
+// text, data) once the request's state is sealed and verified: its latest
+// version opens and its content matches its checksum, and it is the state
+// just imported (justImported: the same checksum) or any version, when the
+// state was imported before or written by the http backend since. An
+// empty row has nothing to keep.
+func (s *Service) dropPlain(ctx context.Context, table string, rowID int64, orgID, provisionID uuid.UUID, data []byte, justImported bool) error {
+	if len(data) > 0 {
+		id, err := s.existingProvisionState(ctx, orgID, provisionID)
+		if err != nil {
+			return fmt.Errorf("verify state of provision %s: %w", provisionID, err)
+		}
+		if id == uuid.Nil {
+			return fmt.Errorf("verify state of provision %s: no sealed state: the plain-text row is kept", provisionID)
+		}
+		v, err := s.st.Q.LatestTFStateVersion(ctx, s.st.Pool, store.LatestTFStateVersionParams{OrganizationID: orgID, StateID: id})
+		if err != nil {
+			return fmt.Errorf("verify state of provision %s: %w (the plain-text row is kept)", provisionID, err)
+		}
+		opened, err := s.sealer.Open(v.Sealed, sealContext(id, v.Version))
+		if err != nil {
+			return fmt.Errorf("verify state of provision %s: version %d does not open: %w (the plain-text row is kept)", provisionID, v.Version, err)
+		}
+		if Checksum(opened) != v.Checksum || (justImported && v.Checksum != Checksum(data)) {
+			return fmt.Errorf("verify state of provision %s: version %d does not match its checksum (the plain-text row is kept)", provisionID, v.Version)
+		}
+	}
+	if _, err := s.st.Pool.Exec(ctx, "DELETE FROM "+table+" WHERE id = $1", rowID); err != nil {
+		return fmt.Errorf("delete the plain-text state of provision %s: %w", provisionID, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package tfstate_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,16 @@ func (b *bundle) pgState(t *testing.T, name, data string) {
 	}
 }
 
+// plainRows names the old table's rows, in order, comma-separated.
+func (b *bundle) plainRows(t *testing.T) string {
+	t.Helper()
+	var names string
+	if err := b.pool.QueryRow(context.Background(), "SELECT coalesce(string_agg(name, ',' ORDER BY name COLLATE \"C\"), '') FROM terraform_state.states").Scan(&names); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
 func TestMigrateFromPG(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -55,7 +66,8 @@ func TestMigrateFromPG(t *testing.T) {
 		b.pgState(t, p2.String(), string(s2))
 		b.pgState(t, empty.String(), "")
 		b.pgState(t, "default", string(stateFile(1, "lin-d", "")))
-		b.pgState(t, uuid.NewString(), string(stateFile(1, "lin-gone", ""))) // no such request
+		goneName := uuid.NewString()
+		b.pgState(t, goneName, string(stateFile(1, "lin-gone", ""))) // no such request
 		// A request whose state the http backend wrote already keeps it.
 		g, _, _ := b.runGrant(t, org, written)
 		newer := stateFile(9, "lin-new", "")
@@ -93,6 +105,11 @@ func TestMigrateFromPG(t *testing.T) {
 		if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM tf_states").Scan(&states); err != nil || states != 3 {
 			t.Fatalf("%d states (%v), want 3", states, err)
 		}
+		// The imported and superseded states are no longer in plain text;
+		// the workspaces of no request are not shardform's to delete.
+		if got, want := b.plainRows(t), strings.Join(slices.Sorted(slices.Values([]string{"default", goneName})), ","); got != want {
+			t.Fatalf("plain-text rows left: %s, want %s", got, want)
+		}
 		// ImportPG itself is idempotent too.
 		if ok, err := b.svc.ImportPG(ctx, org, p1, stateFile(4, "lin-1", "")); err != nil || ok {
 			t.Fatalf("ImportPG of an imported state = %v, %v", ok, err)
@@ -110,6 +127,9 @@ func TestMigrateFromPG(t *testing.T) {
 		n, err := b.svc.MigrateFromPG(ctx, "")
 		if n != 1 || err == nil || !strings.Contains(err.Error(), bad.String()) {
 			t.Fatalf("MigrateFromPG = %d, %v; want 1 and an error naming %s", n, err, bad)
+		}
+		if got := b.plainRows(t); got != bad.String() {
+			t.Fatalf("plain-text rows left: %s, want only the bad one", got)
 		}
 	})
 

@@ -309,6 +309,9 @@ func TestTerraformFromPGBackend(t *testing.T) {
 	if err != nil || len(vs) != 1 || vs[0].Version != 1 || vs[0].Serial != oldMeta.Serial || vs[0].Lineage != oldMeta.Lineage || vs[0].RunID.Valid {
 		t.Fatalf("versions after the migration: %+v, %v", vs, err)
 	}
+	if got := b.plainRows(t); got != "" {
+		t.Fatalf("plain-text states left after the migration: %s", got)
+	}
 
 	state, err := b.svc.ProvisionState(ctx, org, prov)
 	if err != nil {

@@ -99,24 +99,53 @@ func openDatabase(ctx context.Context, cfg *Config, withKey bool, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	res, err := migrations.Up(ctx, pool)
+	var then func(context.Context) error
+	if withKey {
+		if err := loadMasterKey(cfg, log); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		// Under the migration lock, after the SQL migrations: the key is
+		// checked, then the pg backend's plain-text states are sealed
+		// (sealing needs the key, which SQL has not).
+		then = func(ctx context.Context) error {
+			if err := checkMasterKey(ctx, pool, cfg.MasterKey); err != nil {
+				return err
+			}
+			return importPGStates(ctx, pool, cfg.MasterKey, log)
+		}
+	}
+	res, err := migrations.UpThen(ctx, pool, then)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	log.Info("migrations applied", slog.Any("app", res.App), slog.Any("river", res.River))
-	if !withKey {
-		return pool, nil
-	}
-	if err := loadMasterKey(cfg, log); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	if err := checkMasterKey(ctx, pool, cfg.MasterKey); err != nil {
-		pool.Close()
-		return nil, err
-	}
 	return pool, nil
+}
+
+// importPGStates moves the old pg backend's states (terraform_state.states)
+// into versioned, sealed states and deletes the plain-text rows once
+// verified (tfstate.MigrateFromPG). A state that cannot be imported is
+// logged and keeps its row; the process starts all the same, and the next
+// start tries again.
+func importPGStates(ctx context.Context, pool *pgxpool.Pool, key []byte, log *slog.Logger) error {
+	sealer, err := seal.New(key)
+	if err != nil {
+		return err
+	}
+	svc := tfstate.New(store.NewStore(pool), sealer, time.Now, tfstate.Options{Logger: log.With(slog.String("subsystem", "tfstate"))})
+	n, err := svc.MigrateFromPG(ctx, "")
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("import Terraform states of the pg backend: %w", err)
+		}
+		log.Error("some Terraform states of the pg backend were not imported: they stay in terraform_state.states", slog.Any("error", err))
+	}
+	if n > 0 {
+		log.Info("imported Terraform states of the pg backend and deleted their plain-text rows", slog.Int("states", n))
+	}
+	return nil
 }
 
 // errMasterKeyMismatch is the one line a process started with the wrong key prints.
@@ -177,13 +206,6 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	}
 	stateSvc := tfstate.New(st, sealer, time.Now, tfstate.Options{KeepVersions: cfg.StateVersions, Logger: log.With(slog.String("subsystem", "tfstate"))})
 	if runWorkers && runner != nil {
-		// The pg backend's states of earlier versions become versioned,
-		// sealed states (once; later starts find nothing to import).
-		if n, err := stateSvc.MigrateFromPG(ctx, ""); err != nil {
-			return fmt.Errorf("import Terraform states of the pg backend: %w", err)
-		} else if n > 0 {
-			log.Info("imported Terraform states of the pg backend", slog.Int("states", n))
-		}
 		// This process's runs reach the state store on loopback.
 		lb, err := tfstate.ServeLoopback(ctx, stateSvc)
 		if err != nil {

@@ -117,7 +117,7 @@ echo walk-through-complete
 	if err != nil {
 		t.Fatalf("the README's walk-throughs failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, "apply succeeded exit=0",
+	for _, want := range []string{`"needs_bootstrap":true`, `"kind":"plan","status":"succeeded","exit_code":0`, `"actions":["create"]`, `"kind":"refresh","status":"succeeded","drifted":false,"drift":[]`, `{"status":"cancelled","error":"cancelled before it ran","started_at":null}`, "\n409\n", "apply succeeded exit=0",
 		`{"instance_type":"local-medium","vcpu":2,"memory_mb":4096}`, "udp 2456-2458 valheim", `"name":"web-1","provider":"local"`, "valheim", "hetzner/fsn1/",
 		`"type":"SRV","name":"_minecraft._tcp.play.example.com","content":"5 25565 play.example.com","status":"synced"`,
 		"the name is taken by a record shardform does not manage: A mail.example.com 192.0.2.25", `"content":"192.0.2.27","status":"deleted"`,
