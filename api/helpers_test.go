@@ -100,8 +100,11 @@ type setupOpts struct {
 	// clients, stopTimeout its graceful-stop timeout.
 	nodeOps         bool
 	nodeOpsNoWorker bool
-	clouds          map[string]nodeops.Power
-	stopTimeout     time.Duration
+	// workerLostAfter and addressRetry are nodeops' lost-worker bound and
+	// address-read backoff (0: the defaults).
+	workerLostAfter, addressRetry time.Duration
+	clouds                        map[string]nodeops.Power
+	stopTimeout                   time.Duration
 	// drains runs node_drain jobs on an in-process River worker
 	// (migrations_test.go); drainQueue only inserts them.
 	drains, drainQueue bool
@@ -170,7 +173,11 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	}
 	var nodeOps api.NodeOps
 	if o.nodeOps {
-		nodeOps = startNodeOps(t, pool, key, o, dnsSvc) // nodeops_test.go
+		svc := startNodeOps(t, pool, key, o, dnsSvc) // nodeops_test.go
+		nodeOps = svc
+		if provSvc != nil {
+			provSvc.UsePower(svc)
+		}
 	}
 	var sshCA api.SSHCA
 	var agents api.Agents

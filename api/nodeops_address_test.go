@@ -46,14 +46,15 @@ func (f flakyDescribe) PowerStatus(ctx context.Context, m providers.Machine) (pr
 // records at Cloudflare (the local fake). A stop and a start record the
 // new IPv4 on the node and move its A record at Cloudflare, its AAAA (the
 // IPv6, kept by EC2) untouched; a reboot that keeps the address queues no
-// DNS job; a start whose address read fails still succeeds, and the next
-// status read records the address and moves the record.
+// DNS job; a start whose address read fails still succeeds: the read is
+// retried inside the job, and when it keeps failing a node_addresses job
+// records the address and moves the record, without any status read.
 func TestPowerAWSNewAddressUpdatesDNS(t *testing.T) {
 	t.Parallel()
 	fake := awsfake.New(t)
 	fake.Allow(awsKeyID, awsSecret)
 	fail := &atomic.Int32{}
-	d := dnsSetup(t, setupOpts{provisioning: true, nodeOps: true, stopTimeout: 200 * time.Millisecond,
+	d := dnsSetup(t, setupOpts{provisioning: true, nodeOps: true, stopTimeout: 200 * time.Millisecond, addressRetry: 5 * time.Millisecond,
 		clouds: map[string]nodeops.Power{"aws": flakyDescribe{providers.AWSPower{Endpoint: fake.URL, PollInterval: 5 * time.Millisecond}, fail}}})
 	tok := d.a.access
 	ctx := context.Background()
@@ -175,29 +176,69 @@ func TestPowerAWSNewAddressUpdatesDNS(t *testing.T) {
 		}
 	})
 
-	t.Run("a failed address read: the start succeeds, the status read catches up", func(t *testing.T) {
+	t.Run("an address read that fails twice is retried inside the job", func(t *testing.T) {
 		d := d.on(t)
-		before := ipv4(t)
+		before, audits := ipv4(t), addressAudits(t)
 		d.powerOK(tok, node, "stop")
-		fail.Store(1)
-		d.powerOK(tok, node, "start") // succeeded, although the address read failed
+		fail.Store(2)
+		d.powerOK(tok, node, "start")
 		now := instance(t).PublicIP
 		if now == before || fail.Load() != 0 {
 			t.Fatalf("EC2 fake gave %q (was %q); failures left %d", now, before, fail.Load())
 		}
-		if got := ipv4(t); got != before {
-			t.Errorf("node address %q after a start whose read failed, want the old %q", got, before)
+		// Recorded with the action's outcome: no follow-up job, no status read.
+		if got := ipv4(t); got != now || addressAudits(t) != audits+1 {
+			t.Errorf("node address %q after the start, EC2 says %q; %d node.address audits (were %d)", got, now, addressAudits(t), audits)
 		}
-		st := d.expect(req{method: "GET", path: "/v1/nodes/" + node + "/power/status", token: tok}, 200)
-		if st.str("power_state") != "running" || st.str("error") != "" {
-			t.Fatalf("power status %s", st.Raw)
-		}
-		if got := ipv4(t); got != now {
-			t.Errorf("node address %q after the status read, EC2 says %q", got, now)
+		if n := count(t, "SELECT count(*) FROM river_job WHERE kind = 'node_addresses'"); n != 0 {
+			t.Errorf("%d node_addresses jobs after a read that succeeded on its third try", n)
 		}
 		waitA(t, now)
-		if addressAudits(t) != 2 {
-			t.Errorf("%d node.address audit entries, want 2", addressAudits(t))
+	})
+
+	t.Run("an address read that keeps failing: a follow-up job catches up without a status read", func(t *testing.T) {
+		d := d.on(t)
+		before, audits := ipv4(t), addressAudits(t)
+		d.powerOK(tok, node, "stop")
+		fail.Store(4)                 // the job's 3 tries, and the follow-up job's first attempt
+		d.powerOK(tok, node, "start") // succeeded, although the address read failed
+		now := instance(t).PublicIP
+		if now == before {
+			t.Fatalf("EC2 fake gave %q (was %q)", now, before)
+		}
+		// Nobody reads the power status: the node_addresses job (its
+		// second attempt, after River's backoff) records the address and
+		// moves the A record.
+		deadline := time.Now().Add(time.Minute)
+		for ipv4(t) != now {
+			if time.Now().After(deadline) {
+				t.Fatalf("node address %q a minute after the start, EC2 says %q", ipv4(t), now)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if fail.Load() != 0 {
+			t.Errorf("failures left %d: the follow-up job's failed attempt was not retried", fail.Load())
+		}
+		if n := count(t, "SELECT count(*) FROM river_job WHERE kind = 'node_action' AND attempt > 1"); n != 0 {
+			t.Errorf("%d power action jobs needed a second attempt", n)
+		}
+		// River records the job's completion after its work returned.
+		for count(t, "SELECT count(*) FROM river_job WHERE kind = 'node_addresses' AND state = 'completed'") != 1 {
+			if time.Now().After(deadline) {
+				var state string
+				var attempt int
+				var errs []string
+				_ = d.pool.QueryRow(ctx, "SELECT state::text, attempt, coalesce(errors::text[], '{}') FROM river_job WHERE kind = 'node_addresses'").Scan(&state, &attempt, &errs)
+				t.Fatalf("the node_addresses job never completed: %s, attempt %d, errors %v", state, attempt, errs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := count(t, "SELECT count(*) FROM river_job WHERE kind = 'node_addresses' AND attempt = 2"); n != 1 {
+			t.Errorf("%d node_addresses jobs completed on their second attempt, want 1", n)
+		}
+		waitA(t, now)
+		if addressAudits(t) != audits+1 {
+			t.Errorf("%d node.address audit entries, want %d", addressAudits(t), audits+1)
 		}
 	})
 }

@@ -34,7 +34,8 @@ func startNodeOps(t *testing.T, pool *pgxpool.Pool, key []byte, o setupOpts, dns
 		t.Fatal(err)
 	}
 	st := store.NewStore(pool)
-	svc := nodeops.New(st, sealer, nodeops.Config{Clouds: o.clouds, StopTimeout: o.stopTimeout})
+	svc := nodeops.New(st, sealer, nodeops.Config{Clouds: o.clouds, StopTimeout: o.stopTimeout,
+		WorkerLostAfter: o.workerLostAfter, AddressRetry: o.addressRetry})
 	if dnsSvc != nil {
 		svc.UseDNS(dnsSvc)
 	}
@@ -237,7 +238,7 @@ func TestPowerLocalEndToEnd(t *testing.T) {
 // naming it; nothing new is recorded or queued.
 func TestPowerBusyNode(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{nodeOps: true, nodeOpsNoWorker: true})
+	b := setup(t, setupOpts{nodeOps: true, nodeOpsNoWorker: true, workerLostAfter: time.Minute})
 	a := b.bootstrap("ops@example.com")
 	node := b.insertNode(a.orgID, "game-1", "local", "local", "", "")
 	first := b.power(a.access, node, "stop", 202)
@@ -268,16 +269,35 @@ func TestPowerBusyNode(t *testing.T) {
 		t.Errorf("actions after the orphan: %v", acts)
 	}
 
-	// A job running far longer than its timeout lost its worker: the next
-	// request on the node (still 409) makes it available again at once.
+	// A job that is running with a recent heartbeat is not lost: still 409.
 	if _, err := b.pool.Exec(context.Background(), `UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '2 hours'
 		WHERE id = (SELECT job_id FROM node_actions WHERE id = $1)`, start.str("id")); err != nil {
 		t.Fatal(err)
 	}
-	b.power(a.access, node, "stop", 409)
-	if n := b.count(`SELECT count(*) FROM river_job WHERE state = 'available' AND id = (SELECT job_id FROM node_actions WHERE id = $1)`, start.str("id")); n != 1 {
-		t.Errorf("the stale job was not made available again")
+	if _, err := b.pool.Exec(context.Background(), "UPDATE node_actions SET status = 'running', heartbeat_at = now() WHERE id = $1", start.str("id")); err != nil {
+		t.Fatal(err)
 	}
+	b.power(a.access, node, "stop", 409)
+	b.expect(req{method: "GET", path: "/v1/nodes/" + node + "/power/status", token: a.access}, 200)
+	if n := b.count("SELECT count(*) FROM node_actions WHERE id = $1 AND status = 'running'", start.str("id")); n != 1 {
+		t.Fatalf("an action whose worker beats was ended")
+	}
+
+	// Its worker stops beating (it died mid-action): the status read ends
+	// the action failed ("worker lost") and cancels its job, so the node
+	// takes its next action at once.
+	if _, err := b.pool.Exec(context.Background(), "UPDATE node_actions SET heartbeat_at = now() - interval '2 minutes' WHERE id = $1", start.str("id")); err != nil {
+		t.Fatal(err)
+	}
+	st := b.expect(req{method: "GET", path: "/v1/nodes/" + node + "/power/status", token: a.access}, 200)
+	act, _ := st.Body["action"].(map[string]any)
+	if act["id"] != start.str("id") || act["status"] != "failed" || !strings.Contains(act["error"].(string), "worker lost") {
+		t.Errorf("power status after the worker was lost: %s", st.Raw)
+	}
+	if n := b.count(`SELECT count(*) FROM river_job WHERE state = 'cancelled' AND id = (SELECT job_id FROM node_actions WHERE id = $1)`, start.str("id")); n != 1 {
+		t.Errorf("the lost action's job was not cancelled")
+	}
+	b.power(a.access, node, "stop", 202)
 }
 
 // TestPowerRefused: bad input, missing permissions, another

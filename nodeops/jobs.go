@@ -58,3 +58,34 @@ type Job struct {
 	// action's outcome and the job's completion are one commit.
 	Complete func(ctx context.Context, tx pgx.Tx) error
 }
+
+// KindNodeAddresses is the job kind that records a started or rebooted
+// node's addresses when the power action could not read them.
+const KindNodeAddresses = "node_addresses"
+
+// addressAttempts bounds a node_addresses job's attempts (River's backoff
+// between them: 1 s, 16 s, 81 s, 256 s).
+const addressAttempts = 5
+
+// AddressesArgs are the args of a node_addresses job (unique per node
+// while one waits or runs: River requires the running state in a unique
+// job's states).
+type AddressesArgs struct {
+	OrganizationID uuid.UUID `json:"organization_id" river:"unique"`
+	NodeID         uuid.UUID `json:"node_id" river:"unique"`
+}
+
+// Kind implements river.JobArgs.
+func (AddressesArgs) Kind() string { return KindNodeAddresses }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (AddressesArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:       QueueNodes,
+		MaxAttempts: addressAttempts,
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+			rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+		}},
+	}
+}

@@ -45,6 +45,19 @@ const (
 // is powered off (SHARDFORM_STOP_TIMEOUT).
 const DefaultStopTimeout = 60 * time.Second
 
+// DefaultWorkerLostAfter is how long a running action's worker may go
+// without a heartbeat before the action is ended failed ("worker lost");
+// the worker beats every fifth of it.
+const DefaultWorkerLostAfter = 30 * time.Second
+
+// DefaultAddressRetry is the first pause between the tries of the address
+// read after a start or reboot (3 tries: after 0, 2 and 6 s by default).
+const DefaultAddressRetry = 2 * time.Second
+
+// addressTries bounds the address reads inside a power action's job; a
+// node_addresses job (retried by River) takes over after them.
+const addressTries = 3
+
 // Power is one cloud's power client (providers.HetznerPower, providers.AWSPower).
 type Power interface {
 	PowerStatus(ctx context.Context, m providers.Machine) (providers.PowerStatus, error)
@@ -72,8 +85,12 @@ type Config struct {
 	Clouds map[string]Power
 	// StopTimeout: see DefaultStopTimeout (0: the default).
 	StopTimeout time.Duration
-	Logger      *slog.Logger     // nil: discard
-	Now         func() time.Time // nil: time.Now
+	// WorkerLostAfter: see DefaultWorkerLostAfter (0: the default).
+	WorkerLostAfter time.Duration
+	// AddressRetry: see DefaultAddressRetry (0: the default).
+	AddressRetry time.Duration
+	Logger       *slog.Logger     // nil: discard
+	Now          func() time.Time // nil: time.Now
 }
 
 // Service records and carries out node actions.
@@ -83,6 +100,8 @@ type Service struct {
 	sealer      *seal.Sealer
 	clouds      map[string]Power
 	stopTimeout time.Duration
+	lostAfter   time.Duration
+	addrRetry   time.Duration
 	queue       Queue
 	dns         DNS
 	log         *slog.Logger
@@ -94,13 +113,20 @@ func New(st *store.Store, sealer *seal.Sealer, cfg Config) *Service {
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = DefaultStopTimeout
 	}
+	if cfg.WorkerLostAfter <= 0 {
+		cfg.WorkerLostAfter = DefaultWorkerLostAfter
+	}
+	if cfg.AddressRetry <= 0 {
+		cfg.AddressRetry = DefaultAddressRetry
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{st: st, q: st.Q, sealer: sealer, clouds: cfg.Clouds, stopTimeout: cfg.StopTimeout, log: cfg.Logger, now: cfg.Now}
+	return &Service{st: st, q: st.Q, sealer: sealer, clouds: cfg.Clouds, stopTimeout: cfg.StopTimeout, lostAfter: cfg.WorkerLostAfter,
+		addrRetry: cfg.AddressRetry, log: cfg.Logger, now: cfg.Now}
 }
 
 // UseQueue sets the job queue (the River client, built after its workers).
@@ -227,8 +253,10 @@ func (s *Service) canOperate(n store.Node) error {
 
 // Request records a power action on a node and queues its job (202):
 // nodes:write; force only with a stop; 409 naming the action when the
-// node has one queued or running, or when a reboot is asked of a node
-// shardform records as stopped.
+// node has one queued or running, naming the run when a Terraform run of
+// its provision request is queued or running (a resize's apply may stop
+// and start the machine), or when a reboot is asked of a node shardform
+// records as stopped.
 func (s *Service) Request(ctx context.Context, p *domain.Principal, nodeID uuid.UUID, kind string, force bool) (Action, error) {
 	if err := need(p, domain.PermNodesWrite); err != nil {
 		return Action{}, err
@@ -262,6 +290,9 @@ func (s *Service) Request(ctx context.Context, p *domain.Principal, nodeID uuid.
 	}
 	var out Action
 	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.noRun(ctx, tx, n); err != nil {
+			return err
+		}
 		insert := store.InsertNodeActionParams{OrganizationID: p.OrgID, NodeID: n.ID, Kind: kind, Force: force,
 			CreatedBy: uuid.NullUUID{UUID: p.UserID, Valid: p.UserID != uuid.Nil}}
 		a, err := s.q.InsertNodeAction(ctx, tx, insert)
@@ -298,8 +329,36 @@ func (s *Service) Request(ctx context.Context, p *domain.Principal, nodeID uuid.
 	return out, err
 }
 
-// endOrphan fails the node's action in progress when its job ended
-// without recording an outcome, and reports whether it did.
+// noRun is the 409 naming the Terraform run of the node's provision
+// request that is queued or running. It locks the request (as every new
+// run does), so a run queued meanwhile waits for this transaction and sees
+// its action (provision refuses a run while a power action is going).
+func (s *Service) noRun(ctx context.Context, tx pgx.Tx, n store.Node) error {
+	if !n.ProvisionID.Valid {
+		return nil
+	}
+	_, err := s.q.GetProvisionRequestForUpdate(ctx, tx, store.GetProvisionRequestForUpdateParams{OrganizationID: n.OrganizationID, ID: n.ProvisionID.UUID})
+	if store.IsNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: lock its provision request: %w", n.ID, err)
+	}
+	run, err := s.q.ActiveRunOf(ctx, tx, store.ActiveRunOfParams{OrganizationID: n.OrganizationID, ProvisionID: n.ProvisionID.UUID})
+	if store.IsNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("node %s: read the runs of its provision request: %w", n.ID, err)
+	}
+	return domain.Conflict("node %s has a %s run in progress (%s, %s): wait for it to finish (GET /v1/runs/%s) before a power action",
+		n.Name, run.Kind, run.ID, run.Status, run.ID)
+}
+
+// endOrphan fails ("worker lost") the node's action in progress when no
+// live worker will carry it out: its job ended without recording an
+// outcome, or is running without a heartbeat for longer than the
+// lost-worker bound. It reports whether it did.
 func (s *Service) endOrphan(ctx context.Context, db store.DBTX, n store.Node) (bool, error) {
 	a, err := s.q.GetActiveNodeAction(ctx, db, store.GetActiveNodeActionParams{OrganizationID: n.OrganizationID, NodeID: n.ID})
 	if store.IsNoRows(err) {
@@ -308,28 +367,12 @@ func (s *Service) endOrphan(ctx context.Context, db store.DBTX, n store.Node) (b
 	if err != nil {
 		return false, fmt.Errorf("node %s: read its action in progress: %w", n.ID, err)
 	}
-	ended, err := store.EndOrphanNodeAction(ctx, db, a.ID)
+	ended, err := store.EndOrphanNodeAction(ctx, db, a.ID, s.lostAfter)
 	if err != nil {
 		return false, fmt.Errorf("node %s: end action %s: %w", n.ID, a.ID, err)
 	}
-	if !ended && a.JobID.Valid {
-		// A job running for longer than its timeout lost its worker (River
-		// would have cancelled it): run it again now rather than after
-		// River's rescue of stuck jobs, which waits for the longest
-		// Terraform run. On the pool, not in the caller's transaction,
-		// which the 409 that follows rolls back.
-		retried, err := store.RetryStaleJob(ctx, s.st.Pool, a.JobID.Int64, s.Timeout()+time.Minute,
-			"the worker running this power action stopped answering: retried by the next request on the node")
-		if err != nil {
-			return false, fmt.Errorf("node %s: retry the job of action %s: %w", n.ID, a.ID, err)
-		}
-		if retried {
-			s.log.WarnContext(ctx, "a power action's job outlived its timeout: retried", slog.String("action_id", a.ID.String()),
-				slog.Int64("job_id", a.JobID.Int64), slog.String("organization_id", n.OrganizationID.String()))
-		}
-	}
 	if ended {
-		s.log.WarnContext(ctx, "a power action's job ended without an outcome: the action is failed", slog.String("action_id", a.ID.String()),
+		s.log.WarnContext(ctx, "a power action lost its worker: the action is failed", slog.String("action_id", a.ID.String()),
 			slog.String("node_id", n.ID.String()), slog.String("organization_id", n.OrganizationID.String()))
 	}
 	return ended, nil
@@ -384,6 +427,11 @@ func (s *Service) Status(ctx context.Context, p *domain.Principal, nodeID uuid.U
 		return PowerStatus{}, err
 	}
 	if err := s.canOperate(n); err != nil {
+		return PowerStatus{}, err
+	}
+	// An action whose worker was lost ends here, so the node is not
+	// blocked until its next power request.
+	if _, err := s.endOrphan(ctx, s.st.Pool, n); err != nil {
 		return PowerStatus{}, err
 	}
 	out := PowerStatus{NodeID: n.ID, RecordedPowerState: n.PowerState, PowerState: providers.PowerUnknown}

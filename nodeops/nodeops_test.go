@@ -222,3 +222,58 @@ func TestRequestValidates(t *testing.T) {
 		t.Errorf("%d actions recorded (%v)", n, err)
 	}
 }
+
+// TestRunHetznerBusyAndFailedAction: a Hetzner server locked past the
+// client's own retries leaves the action running with the error noted and
+// the job returned for River to retry (never failed at once as a final
+// state error); the next attempt, once the lock is gone, succeeds. An
+// action Hetzner ends with status "error" is retried the same way.
+func TestRunHetznerBusyAndFailedAction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.fake.SetServerStatus(b.server, hcloudfake.StatusOff)
+	a, err := b.svc.Request(ctx, b.p, b.node, nodeops.KindStart, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fake.LockNextActions(1000)
+	job, jobState := b.job(t, a, 1)
+	if err := b.svc.Run(ctx, job); !errors.Is(err, providers.ErrCloudBusy) {
+		t.Fatalf("attempt on a locked server: %v", err)
+	}
+	if got := b.action(t, a.ID); got.Status != nodeops.StatusRunning || !strings.Contains(got.Error, "locked") {
+		t.Fatalf("after a locked attempt: %+v", got)
+	}
+	if s := jobState(); s != "running" {
+		t.Errorf("the job is %s: River retries it", s)
+	}
+	b.fake.LockNextActions(2) // the client's own retries get past these
+	job, jobState = b.job(t, a, 2)
+	if err := b.svc.Run(ctx, job); err != nil {
+		t.Fatalf("attempt once the lock goes: %v", err)
+	}
+	if got := b.action(t, a.ID); got.Status != nodeops.StatusSucceeded || jobState() != "completed" || b.fake.ServerStatus(b.server) != hcloudfake.StatusRunning {
+		t.Fatalf("after the lock: %+v, job %s, server %s", got, jobState(), b.fake.ServerStatus(b.server))
+	}
+
+	a, err = b.svc.Request(ctx, b.p, b.node, nodeops.KindStop, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fake.FailNextActionResults(1)
+	job, _ = b.job(t, a, 1)
+	if err := b.svc.Run(ctx, job); err == nil || !strings.Contains(err.Error(), "the action failed") {
+		t.Fatalf("attempt whose action ends in error: %v", err)
+	}
+	if got := b.action(t, a.ID); got.Status != nodeops.StatusRunning || !strings.Contains(got.Error, "action_failed") {
+		t.Fatalf("after the failed action: %+v", got)
+	}
+	job, _ = b.job(t, a, 2)
+	if err := b.svc.Run(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.action(t, a.ID); got.Status != nodeops.StatusSucceeded || b.fake.ServerStatus(b.server) != hcloudfake.StatusOff {
+		t.Fatalf("stop after the failed action: %+v, server %s", got, b.fake.ServerStatus(b.server))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -41,6 +42,10 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 	}
 	log := s.log.With(slog.String("action_id", a.ID.String()), slog.String("node_id", a.NodeID.String()),
 		slog.String("organization_id", a.OrganizationID.String()), slog.String("kind", a.Kind))
+	// The heartbeat proves this worker alive while it works: without it
+	// for WorkerLostAfter, the action is ended failed ("worker lost").
+	stopBeat := s.heartbeat(ctx, a, log)
+	defer stopBeat()
 	n, err := s.node(ctx, s.st.Pool, args.OrganizationID, args.NodeID)
 	if errors.Is(err, domain.ErrNotFound) {
 		return s.complete(ctx, job, nil) // the node was deleted: its actions went with it
@@ -82,7 +87,40 @@ func (s *Service) Run(ctx context.Context, job Job) error {
 		return s.finish(fctx, job, n, StatusFailed, domain.Truncate(err.Error(), 2000), state, addr)
 	}
 	log.InfoContext(ctx, "power action succeeded", slog.Bool("powered_off", out.hard))
+	if out.addrUnread {
+		// The addresses could not be read: a node_addresses job (River
+		// retries it with backoff) records them, in the same commit.
+		return s.complete(ctx, job, func(tx pgx.Tx) error {
+			if err := s.finishTx(ctx, tx, n, job.Args.ActionID, StatusSucceeded, "", state, out.addr); err != nil {
+				return err
+			}
+			return s.queueAddresses(ctx, tx, n)
+		})
+	}
 	return s.finish(ctx, job, n, StatusSucceeded, "", state, out.addr)
+}
+
+// heartbeat marks the action's worker alive every fifth of the
+// lost-worker bound until the returned stop is called.
+func (s *Service) heartbeat(ctx context.Context, a store.NodeAction, log *slog.Logger) (stop func()) {
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.lostAfter / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-t.C:
+				if err := s.q.HeartbeatNodeAction(bctx, s.st.Pool, store.HeartbeatNodeActionParams{OrganizationID: a.OrganizationID, ID: a.ID}); err != nil && bctx.Err() == nil {
+					log.WarnContext(bctx, "could not record a power action's heartbeat", slog.Any("error", err))
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // addresses are a running machine's public addresses as its cloud reports
@@ -96,11 +134,15 @@ type addresses struct {
 // job, in one transaction.
 func (s *Service) finish(ctx context.Context, job Job, n store.Node, status, msg, state string, addr addresses) error {
 	return s.complete(ctx, job, func(tx pgx.Tx) error {
-		if _, err := s.q.FinishNodeAction(ctx, tx, store.FinishNodeActionParams{OrganizationID: n.OrganizationID, ID: job.Args.ActionID, Status: status, Error: msg}); err != nil && !store.IsNoRows(err) {
-			return fmt.Errorf("record the outcome of action %s: %w", job.Args.ActionID, err)
-		}
-		return s.record(ctx, tx, n, state, addr)
+		return s.finishTx(ctx, tx, n, job.Args.ActionID, status, msg, state, addr)
 	})
+}
+
+func (s *Service) finishTx(ctx context.Context, tx pgx.Tx, n store.Node, actionID uuid.UUID, status, msg, state string, addr addresses) error {
+	if _, err := s.q.FinishNodeAction(ctx, tx, store.FinishNodeActionParams{OrganizationID: n.OrganizationID, ID: actionID, Status: status, Error: msg}); err != nil && !store.IsNoRows(err) {
+		return fmt.Errorf("record the outcome of action %s: %w", actionID, err)
+	}
+	return s.record(ctx, tx, n, state, addr)
 }
 
 // record sets the node's power state when given and different, and its
@@ -164,9 +206,10 @@ func (s *Service) complete(ctx context.Context, job Job, fn func(tx pgx.Tx) erro
 
 // outcome is what a carried-out action leaves to record.
 type outcome struct {
-	state string    // the power state
-	addr  addresses // the addresses after a start or reboot (empty: unknown)
-	hard  bool      // a stop had to power the node off
+	state      string    // the power state
+	addr       addresses // the addresses after a start or reboot (empty: unknown)
+	addrUnread bool      // the addresses could not be read after a start or reboot
+	hard       bool      // a stop had to power the node off
 }
 
 // carryOut does the action.
@@ -196,15 +239,17 @@ func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction
 		}
 		// A start may have given the machine a new public address (EC2
 		// without an Elastic IP); a reboot keeps it, but the read is cheap.
-		// The action succeeded whatever the read says: a failed read is
-		// logged, and the next status read (GET .../power/status) records
-		// the addresses.
-		st, err := p.PowerStatus(ctx, m)
+		// The action succeeded whatever the read says: the read is tried
+		// a few times with a short backoff, and if it still fails a
+		// node_addresses job records the addresses (and moves the node's
+		// DNS) without waiting for anyone to read the power status.
+		st, err := s.readAddresses(ctx, p, m)
 		switch {
 		case err != nil:
-			s.log.WarnContext(ctx, "power action succeeded but the machine's addresses could not be read: the next status read records them",
+			s.log.WarnContext(ctx, "power action succeeded but the machine's addresses could not be read: a node_addresses job records them",
 				slog.String("node_id", n.ID.String()), slog.String("organization_id", n.OrganizationID.String()),
 				slog.String("kind", a.Kind), slog.Any("error", err))
+			out.addrUnread = true
 		case st.State == providers.PowerRunning:
 			out.addr = addresses{ipv4: st.IPv4, ipv6: st.IPv6}
 		}
@@ -214,6 +259,30 @@ func (s *Service) carryOut(ctx context.Context, n store.Node, a store.NodeAction
 		return outcome{state: recordedStopped, hard: hard}, err
 	}
 	return outcome{}, fmt.Errorf("action %s: unknown kind %q: %w", a.ID, a.Kind, domain.ErrUnprocessable)
+}
+
+// readAddresses reads the machine's status up to addressTries times,
+// pausing addrRetry, then twice as long, between the tries.
+func (s *Service) readAddresses(ctx context.Context, p Power, m providers.Machine) (providers.PowerStatus, error) {
+	pause := s.addrRetry
+	var err error
+	for try := 1; ; try++ {
+		var st providers.PowerStatus
+		if st, err = p.PowerStatus(ctx, m); err == nil {
+			return st, nil
+		}
+		if try == addressTries {
+			return providers.PowerStatus{}, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return providers.PowerStatus{}, err
+		case <-t.C:
+		}
+		pause *= 2
+	}
 }
 
 // localStatus is a local node's machine: running unless a stop left it off.

@@ -52,12 +52,13 @@ type AWS struct {
 	regions  []Region
 	types    []InstanceType
 	byName   map[string]awsType
+	inRegion map[string]map[string]bool // region → the type names sold there
 }
 
 // NewAWS builds the driver from the AWS part of a pricing catalog, leaving
 // out types that can no longer be ordered at now.
 func NewAWS(c planner.Catalog, now time.Time) *AWS {
-	a := &AWS{byName: map[string]awsType{}}
+	a := &AWS{byName: map[string]awsType{}, inRegion: map[string]map[string]bool{}}
 	seenRegion := map[string]bool{}
 	addRegion := func(name string) {
 		if !seenRegion[name] {
@@ -75,6 +76,7 @@ func NewAWS(c planner.Catalog, now time.Time) *AWS {
 			continue
 		}
 		addRegion(t.Region)
+		addInRegion(a.inRegion, t.Region, t.Name)
 		if _, seen := a.byName[t.Name]; seen {
 			continue
 		}
@@ -97,6 +99,12 @@ func (a *AWS) Regions() []Region { return a.regions }
 
 // InstanceTypes implements Driver.
 func (a *AWS) InstanceTypes() []InstanceType { return a.types }
+
+// InstanceTypesIn implements RegionalTypes: the types the catalog sells in
+// region.
+func (a *AWS) InstanceTypesIn(region string) []InstanceType {
+	return typesIn(a.types, a.inRegion[region])
+}
 
 // CredentialProvider implements Credentialed: an aws credential
 // ({access_key_id, secret_access_key}).

@@ -167,6 +167,67 @@ func FindInstanceType(d Driver, name string) (InstanceType, bool) {
 	return d.InstanceTypes()[i], true
 }
 
+// RegionalTypes is implemented by drivers whose catalog sells some types
+// only in some regions (Hetzner's cx and cax only in its EU locations): the
+// types d offers in region. A driver without it offers every type in each
+// of its regions.
+type RegionalTypes interface {
+	InstanceTypesIn(region string) []InstanceType
+}
+
+// InstanceTypesIn lists the instance types d offers in region.
+func InstanceTypesIn(d Driver, region string) []InstanceType {
+	if rt, ok := d.(RegionalTypes); ok {
+		return rt.InstanceTypesIn(region)
+	}
+	if !HasRegion(d, region) {
+		return nil
+	}
+	return d.InstanceTypes()
+}
+
+// FindInstanceTypeIn looks up an instance type d offers in region.
+func FindInstanceTypeIn(d Driver, region, name string) (InstanceType, bool) {
+	types := InstanceTypesIn(d, region)
+	i := slices.IndexFunc(types, func(t InstanceType) bool { return t.Name == name })
+	if i < 0 {
+		return InstanceType{}, false
+	}
+	return types[i], true
+}
+
+// InstanceTypeNamesIn lists the types d offers in region, comma-separated
+// ("none" when the catalog sells none there).
+func InstanceTypeNamesIn(d Driver, region string) string {
+	var names []string
+	for _, t := range InstanceTypesIn(d, region) {
+		names = append(names, t.Name)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// addInRegion records that region sells the type name.
+func addInRegion(in map[string]map[string]bool, region, name string) {
+	if in[region] == nil {
+		in[region] = map[string]bool{}
+	}
+	in[region][name] = true
+}
+
+// typesIn is the types whose names are in names, in types' order.
+func typesIn(types []InstanceType, names map[string]bool) []InstanceType {
+	var out []InstanceType
+	for _, t := range types {
+		if names[t.Name] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // HasRegion reports whether d offers the region.
 func HasRegion(d Driver, name string) bool {
 	return slices.ContainsFunc(d.Regions(), func(r Region) bool { return r.Name == name })

@@ -26,12 +26,13 @@ type Hetzner struct {
 	Endpoint string
 	regions  []Region
 	types    []InstanceType
+	inRegion map[string]map[string]bool // region → the type names sold there
 }
 
 // NewHetzner builds the driver from the Hetzner part of a pricing catalog,
 // leaving out types that can no longer be ordered at now.
 func NewHetzner(c planner.Catalog, now time.Time) *Hetzner {
-	h := &Hetzner{}
+	h := &Hetzner{inRegion: map[string]map[string]bool{}}
 	seenRegion := map[string]bool{}
 	for _, l := range c.Locations {
 		if l.Provider == "hetzner" && !seenRegion[l.Region] {
@@ -41,12 +42,16 @@ func NewHetzner(c planner.Catalog, now time.Time) *Hetzner {
 	}
 	seenType := map[string]bool{}
 	for _, t := range c.Types {
-		if t.Provider != "hetzner" || seenType[t.Name] || t.StatusAt(now) == planner.StatusUnavailable {
+		if t.Provider != "hetzner" || t.StatusAt(now) == planner.StatusUnavailable {
 			continue
 		}
 		if !seenRegion[t.Region] {
 			seenRegion[t.Region] = true
 			h.regions = append(h.regions, Region{Name: t.Region, Description: "Hetzner " + t.Region})
+		}
+		addInRegion(h.inRegion, t.Region, t.Name)
+		if seenType[t.Name] {
+			continue
 		}
 		seenType[t.Name] = true
 		h.types = append(h.types, InstanceType{
@@ -67,6 +72,12 @@ func (h *Hetzner) Regions() []Region { return h.regions }
 
 // InstanceTypes implements Driver.
 func (h *Hetzner) InstanceTypes() []InstanceType { return h.types }
+
+// InstanceTypesIn implements RegionalTypes: the types the catalog sells in
+// region (cx and cax only in the EU locations).
+func (h *Hetzner) InstanceTypesIn(region string) []InstanceType {
+	return typesIn(h.types, h.inRegion[region])
+}
 
 // CredentialProvider implements Credentialed: a hetzner credential ({token}).
 func (*Hetzner) CredentialProvider() string { return "hetzner" }

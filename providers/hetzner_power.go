@@ -78,18 +78,38 @@ func (h HetznerPower) PowerStatus(ctx context.Context, m Machine) (PowerStatus, 
 	return h.status(ctx, c, id)
 }
 
-// act runs one server action and waits for it to finish.
+// act runs one server action and waits for it to finish. Hetzner's
+// conflict and locked answers are temporary (the server changed during the
+// request; another action holds it): the call is tried again, busyTries
+// times at most with a doubling pause, and then fails with ErrCloudBusy
+// (the job's next attempt retries it).
 func (h HetznerPower) act(ctx context.Context, c *hcloud.Client, id int64, name string,
 	call func(context.Context, *hcloud.Server) (*hcloud.Action, *hcloud.Response, error)) error {
-	a, _, err := call(ctx, &hcloud.Server{ID: id})
-	if err != nil {
+	pause := h.poll()
+	var a *hcloud.Action
+	for try := 1; ; try++ {
+		var err error
+		a, _, err = call(ctx, &hcloud.Server{ID: id})
+		if err == nil {
+			break
+		}
 		if hcloud.IsError(err, hcloud.ErrorCodeNotFound) {
 			return fmt.Errorf("hetzner: %s server %d: %w", name, id, ErrMachineNotFound)
 		}
-		if hcloud.IsError(err, hcloud.ErrorCodeConflict, hcloud.ErrorCodeLocked) {
-			return fmt.Errorf("hetzner: %s server %d: %w: %w", name, id, ErrIncorrectState, err)
+		if !hcloud.IsError(err, hcloud.ErrorCodeConflict, hcloud.ErrorCodeLocked) {
+			return hcloudError(name+" server", err)
 		}
-		return hcloudError(name+" server", err)
+		if try == busyTries {
+			return fmt.Errorf("hetzner: %s server %d: still busy after %d tries: %w: %w", name, id, busyTries, ErrCloudBusy, err)
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("hetzner: %s server %d: %w: %w", name, id, ErrCloudBusy, err)
+		case <-t.C:
+		}
+		pause *= 2
 	}
 	if err := c.Action.WaitFor(ctx, a); err != nil {
 		var ae hcloud.ActionError

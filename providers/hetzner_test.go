@@ -132,3 +132,52 @@ func TestHetznerNode(t *testing.T) {
 		t.Error("missing outputs accepted")
 	}
 }
+
+// TestInstanceTypesByRegion: a type is offered only where the catalog
+// sells it: Hetzner's cx and cax in the EU locations, not in ash (whose
+// snapshot has no priced type); aws types in each of its regions; local's
+// in its one region.
+func TestInstanceTypesByRegion(t *testing.T) {
+	t.Parallel()
+	h := hetzner(t)
+	if _, ok := providers.FindInstanceTypeIn(h, "fsn1", "cx23"); !ok {
+		t.Error("cx23 is not offered in fsn1")
+	}
+	if _, ok := providers.FindInstanceTypeIn(h, "fsn1", "cax11"); !ok {
+		t.Error("cax11 is not offered in fsn1")
+	}
+	if !providers.HasRegion(h, "ash") {
+		t.Fatal("ash is not a hetzner region")
+	}
+	for _, name := range []string{"cx23", "cax11"} {
+		if _, ok := providers.FindInstanceTypeIn(h, "ash", name); ok {
+			t.Errorf("%s is offered in ash", name)
+		}
+	}
+	if got := providers.InstanceTypeNamesIn(h, "ash"); got != "none" {
+		t.Errorf("types in ash: %q", got)
+	}
+	if got := providers.InstanceTypeNamesIn(h, "nbg1"); !strings.Contains(got, "cx23") || !strings.Contains(got, "ccx13") {
+		t.Errorf("types in nbg1: %q", got)
+	}
+	if _, ok := providers.FindInstanceTypeIn(h, "fsn1", "cx22"); ok {
+		t.Error("deprecated, unavailable cx22 is offered in fsn1")
+	}
+	cat, err := planner.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := providers.NewAWS(cat, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC))
+	if _, ok := providers.FindInstanceTypeIn(a, "eu-west-1", "t3.small"); !ok {
+		t.Error("t3.small is not offered in eu-west-1")
+	}
+	if _, ok := providers.FindInstanceTypeIn(a, "fsn1", "t3.small"); ok {
+		t.Error("aws offers t3.small in fsn1")
+	}
+	if _, ok := providers.FindInstanceTypeIn(providers.Local{}, "local", "local-small"); !ok {
+		t.Error("local-small is not offered in local")
+	}
+	if _, ok := providers.FindInstanceTypeIn(providers.Local{}, "elsewhere", "local-small"); ok {
+		t.Error("local offers local-small outside its region")
+	}
+}

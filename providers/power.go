@@ -25,6 +25,16 @@ var ErrMachineNotFound = errors.New("the cloud has no such server")
 // one): retrying will not help.
 var ErrIncorrectState = errors.New("the server is not in a state that allows it")
 
+// ErrCloudBusy reports that the cloud refused the action for now (Hetzner's
+// conflict and locked errors: the server changed during the request, or
+// another action holds it): it is temporary, so it is retried, first
+// within the call (busyTries, with backoff), then by the job's next attempt.
+var ErrCloudBusy = errors.New("the server is busy with another change: retry")
+
+// busyTries bounds the tries of an action the cloud answers busy; the
+// pauses between them double from the poll interval (1 s: 1+2+4+8 s).
+const busyTries = 5
+
 // Machine is a node's server as a power action addresses it.
 type Machine struct {
 	ServerID string            // the cloud's id (a node's server_id)

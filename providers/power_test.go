@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hetznercloud/hcloud-go/v2/hcloud"
+
 	"github.com/shardform/shardform/internal/fake/awsfake"
 	"github.com/shardform/shardform/internal/fake/hcloudfake"
 	"github.com/shardform/shardform/providers"
@@ -221,6 +223,69 @@ func TestPowerAddresses(t *testing.T) {
 		}
 		if st, err := c.power.PowerStatus(ctx, c.machine); err != nil || st.IPv4 != "" || st.IPv6 != "" {
 			t.Fatalf("status after the start %+v, %v", st, err)
+		}
+	})
+}
+
+// TestHetznerPowerBusyAndFailedActions: Hetzner's locked (and conflict)
+// answers are temporary: an action locked a few times is tried again and
+// succeeds; one locked past the bound fails with ErrCloudBusy (retried by
+// the job, never the final ErrIncorrectState). An action that starts and
+// then ends with status "error" fails with hcloud's ActionError.
+func TestHetznerPowerBusyAndFailedActions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	setup := func(t *testing.T) (*hcloudfake.Server, int64, providers.HetznerPower, providers.Machine) {
+		fake := hcloudfake.New(t, hcloudfake.Options{})
+		id := fake.AddServer("game-1")
+		fake.SetServerStatus(id, hcloudfake.StatusOff)
+		return fake, id, providers.HetznerPower{Endpoint: fake.URL, PollInterval: time.Millisecond},
+			providers.Machine{ServerID: strconv.FormatInt(id, 10), Region: "fsn1", Secret: map[string]string{"token": hcloudfake.Token}}
+	}
+	t.Run("locked, then free", func(t *testing.T) {
+		t.Parallel()
+		fake, id, p, m := setup(t)
+		fake.LockNextActions(3)
+		if err := p.Start(ctx, m); err != nil {
+			t.Fatalf("start of a server locked 3 times: %v", err)
+		}
+		if got := fake.ServerStatus(id); got != hcloudfake.StatusRunning {
+			t.Errorf("after the start the server is %q", got)
+		}
+		if got := fake.ActionCalls()["poweron"]; got != 1 {
+			t.Errorf("%d power-on actions started, want 1 (the locked answers start none)", got)
+		}
+	})
+	t.Run("locked past the bound", func(t *testing.T) {
+		t.Parallel()
+		fake, id, p, m := setup(t)
+		fake.LockNextActions(100)
+		err := p.Start(ctx, m)
+		if !errors.Is(err, providers.ErrCloudBusy) || errors.Is(err, providers.ErrIncorrectState) || !strings.Contains(err.Error(), "locked") {
+			t.Fatalf("start of a server that stays locked: %v", err)
+		}
+		if got := fake.ServerStatus(id); got != hcloudfake.StatusOff {
+			t.Errorf("the server is %q", got)
+		}
+		fake.LockNextActions(0)
+		if err := p.Start(ctx, m); err != nil {
+			t.Fatalf("start once the lock is gone: %v", err)
+		}
+	})
+	t.Run("action ends in error", func(t *testing.T) {
+		t.Parallel()
+		fake, id, p, m := setup(t)
+		fake.FailNextActionResults(1)
+		err := p.Start(ctx, m)
+		var ae hcloud.ActionError
+		if !errors.As(err, &ae) || ae.Code != "action_failed" || !strings.Contains(err.Error(), "the action failed") {
+			t.Fatalf("start whose action ends in error: %v", err)
+		}
+		if errors.Is(err, providers.ErrIncorrectState) || errors.Is(err, providers.ErrMachineNotFound) {
+			t.Errorf("a failed action is not final: %v", err)
+		}
+		if got := fake.ServerStatus(id); got != hcloudfake.StatusOff {
+			t.Errorf("after the failed action the server is %q", got)
 		}
 	})
 }

@@ -192,12 +192,18 @@ func (s *Service) Resize(ctx context.Context, p *domain.Principal, nodeID uuid.U
 		if !ok {
 			return domain.Conflict("provider %q is not configured on this server", r.Provider)
 		}
-		it, ok := providers.FindInstanceType(d, req.InstanceType)
+		it, ok := providers.FindInstanceTypeIn(d, r.Region, req.InstanceType)
 		if !ok {
-			return domain.Invalid("instance_type", "must be one of %s's instance types: %s", d.Name(), providers.InstanceTypeNames(d))
+			return domain.Invalid("instance_type", "must be one of the instance types %s offers in %s: %s", d.Name(), r.Region, providers.InstanceTypeNamesIn(d, r.Region))
 		}
 		if r.InstanceType == req.InstanceType {
 			return domain.Conflict("node %s is already %s", n.Name, req.InstanceType)
+		}
+		if r.Provider == "hetzner" && it.DiskGB < int(n.DiskGb) {
+			// Hetzner changes a server's type in place only while its disk
+			// stays: it refuses to shrink a disk.
+			return domain.Conflict("disk: node %s has a %d GB disk and %s has %d GB: Hetzner cannot shrink a server's disk (pick a type with at least %d GB)",
+				n.Name, n.DiskGb, it.Name, it.DiskGB, n.DiskGb)
 		}
 		if short := resizeShortfall(n, it); len(short) > 0 {
 			return domain.Conflict("node %s cannot become %s: its instances would not fit: %s", n.Name, it.Name, strings.Join(short, "; "))

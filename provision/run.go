@@ -621,6 +621,10 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		// placement refuse everything on it, silently.
 		return s.fail(ctx, a, fmt.Errorf("the server was created but not registered as a node: instance type %q is not in this worker's %s catalog (or has no capacity there), so its capacity is unknown: destroy this request, or add the type to the catalog and plan again", r.InstanceType, r.Provider))
 	}
+	// An apply of an existing node may have powered it on or off (the aws
+	// provider starts a stopped instance to change its type): record what
+	// its cloud says now.
+	power := s.appliedPowerState(ctx, a, r)
 	err = s.finish(ctx, a, outcome{status: RunSucceeded, exit: exitOK, changes: r.PlanSummary}, func(tx pgx.Tx) error {
 		// The request first, then its node: the order a change of the
 		// node's configuration (resize, firewall) takes them in.
@@ -638,6 +642,11 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 		}
 		if err := s.nodeRegistered(ctx, tx, n); err != nil {
 			return err
+		}
+		if power != "" {
+			if err := s.q.SetNodePowerState(ctx, tx, store.SetNodePowerStateParams{OrganizationID: r.OrganizationID, ID: n.ID, PowerState: power}); err != nil {
+				return fmt.Errorf("record the power state of node %s: %w", n.ID, err)
+			}
 		}
 		return s.q.SetProvisionApplied(ctx, tx, store.SetProvisionAppliedParams{OrganizationID: r.OrganizationID, ID: r.ID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
 	})

@@ -183,6 +183,9 @@ func (s *Service) newRunTx(ctx context.Context, tx pgx.Tx, p *domain.Principal, 
 	} else if !store.IsNoRows(err) {
 		return store.ProvisionRun{}, fmt.Errorf("provision %s: %w", r.ID, err)
 	}
+	if err := s.noPowerAction(ctx, tx, r); err != nil {
+		return store.ProvisionRun{}, err
+	}
 	var by uuid.NullUUID
 	if p != nil && p.UserID != uuid.Nil {
 		by = uuid.NullUUID{UUID: p.UserID, Valid: true}

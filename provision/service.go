@@ -71,6 +71,7 @@ type Service struct {
 	dns         DNS              // auto-DNS of registered nodes (nil: none)
 	joins       JoinTokens       // nil: provisioned nodes do not join by themselves
 	joinURL     string           // the API's address the nodes reach
+	power       Power            // reads a node's power state after an apply (nil: not read)
 	// gone: the runs this process's rescuer found without their holder,
 	// and since when (see holderGoneGrace).
 	goneMu sync.Mutex
@@ -225,8 +226,8 @@ func (s *Service) validate(req CreateRequest) (providers.Driver, error) {
 	if !providers.HasRegion(d, req.Region) {
 		return nil, domain.Invalid("region", "must be one of %s's regions: %s", d.Name(), providers.RegionNames(d))
 	}
-	if _, ok := providers.FindInstanceType(d, req.InstanceType); !ok {
-		return nil, domain.Invalid("instance_type", "must be one of %s's instance types: %s", d.Name(), providers.InstanceTypeNames(d))
+	if _, ok := providers.FindInstanceTypeIn(d, req.Region, req.InstanceType); !ok {
+		return nil, domain.Invalid("instance_type", "must be one of the instance types %s offers in %s: %s", d.Name(), req.Region, providers.InstanceTypeNamesIn(d, req.Region))
 	}
 	if !dnsLabel.MatchString(req.Name) {
 		return nil, domain.Invalid("name", "must be a DNS label: 1-63 lowercase letters, digits and hyphens, not starting or ending with a hyphen")

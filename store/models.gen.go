@@ -300,6 +300,7 @@ type NodeAction struct {
 	CreatedAt      time.Time
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
+	HeartbeatAt    *time.Time
 }
 
 type NodeAgent struct {

@@ -35,9 +35,14 @@ LIMIT 1;
 -- The worker takes the action (again, on a retried attempt); no row when it
 -- has finished.
 UPDATE node_actions
-SET status = 'running', attempt = @attempt, started_at = coalesce(started_at, now()), error = ''
+SET status = 'running', attempt = @attempt, started_at = coalesce(started_at, now()), error = '', heartbeat_at = now()
 WHERE organization_id = @organization_id AND id = @id AND status IN ('queued', 'running')
 RETURNING *;
+
+-- name: HeartbeatNodeAction :exec
+-- The worker carrying out a running action is alive.
+UPDATE node_actions SET heartbeat_at = now()
+WHERE organization_id = @organization_id AND id = @id AND status = 'running';
 
 -- name: NoteNodeActionError :exec
 -- A failed attempt that will be retried: its error stays visible meanwhile.
@@ -84,3 +89,9 @@ DELETE FROM node_actions a
 WHERE a.status IN ('succeeded', 'failed') AND a.finished_at < now() - make_interval(days => @days::int)
   AND EXISTS (SELECT 1 FROM node_actions b
               WHERE b.organization_id = a.organization_id AND b.node_id = a.node_id AND b.created_at > a.created_at);
+
+-- name: GetActiveNodeActionOfProvision :one
+-- The power action queued or running on the node of a provision request
+-- (a Terraform run of the request waits for it).
+SELECT a.* FROM node_actions a JOIN nodes n ON n.id = a.node_id AND n.organization_id = a.organization_id
+WHERE a.organization_id = @organization_id AND n.provision_id = @provision_id AND a.status IN ('queued', 'running');

@@ -48,7 +48,7 @@ func (q *Queries) DeleteOldNodeActions(ctx context.Context, db DBTX, days int32)
 const finishNodeAction = `-- name: FinishNodeAction :one
 UPDATE node_actions SET status = $1, error = $2, finished_at = now()
 WHERE organization_id = $3 AND id = $4 AND status IN ('queued', 'running')
-RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at
+RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at
 `
 
 type FinishNodeActionParams struct {
@@ -80,12 +80,13 @@ func (q *Queries) FinishNodeAction(ctx context.Context, db DBTX, arg FinishNodeA
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }
 
 const getActiveNodeAction = `-- name: GetActiveNodeAction :one
-SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at FROM node_actions
+SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at FROM node_actions
 WHERE organization_id = $1 AND node_id = $2 AND status IN ('queued', 'running')
 `
 
@@ -111,6 +112,41 @@ func (q *Queries) GetActiveNodeAction(ctx context.Context, db DBTX, arg GetActiv
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
+	)
+	return i, err
+}
+
+const getActiveNodeActionOfProvision = `-- name: GetActiveNodeActionOfProvision :one
+SELECT a.id, a.organization_id, a.node_id, a.kind, a.force, a.status, a.error, a.created_by, a.job_id, a.attempt, a.created_at, a.started_at, a.finished_at, a.heartbeat_at FROM node_actions a JOIN nodes n ON n.id = a.node_id AND n.organization_id = a.organization_id
+WHERE a.organization_id = $1 AND n.provision_id = $2 AND a.status IN ('queued', 'running')
+`
+
+type GetActiveNodeActionOfProvisionParams struct {
+	OrganizationID uuid.UUID
+	ProvisionID    uuid.NullUUID
+}
+
+// The power action queued or running on the node of a provision request
+// (a Terraform run of the request waits for it).
+func (q *Queries) GetActiveNodeActionOfProvision(ctx context.Context, db DBTX, arg GetActiveNodeActionOfProvisionParams) (NodeAction, error) {
+	row := db.QueryRow(ctx, getActiveNodeActionOfProvision, arg.OrganizationID, arg.ProvisionID)
+	var i NodeAction
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.NodeID,
+		&i.Kind,
+		&i.Force,
+		&i.Status,
+		&i.Error,
+		&i.CreatedBy,
+		&i.JobID,
+		&i.Attempt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }
@@ -132,7 +168,7 @@ func (q *Queries) GetLocalMachine(ctx context.Context, db DBTX, nodeID uuid.UUID
 }
 
 const getNodeAction = `-- name: GetNodeAction :one
-SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at FROM node_actions WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at FROM node_actions WHERE organization_id = $1 AND id = $2
 `
 
 type GetNodeActionParams struct {
@@ -157,6 +193,7 @@ func (q *Queries) GetNodeAction(ctx context.Context, db DBTX, arg GetNodeActionP
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }
@@ -177,11 +214,27 @@ func (q *Queries) GetProvisionCredentialID(ctx context.Context, db DBTX, arg Get
 	return credential_id, err
 }
 
+const heartbeatNodeAction = `-- name: HeartbeatNodeAction :exec
+UPDATE node_actions SET heartbeat_at = now()
+WHERE organization_id = $1 AND id = $2 AND status = 'running'
+`
+
+type HeartbeatNodeActionParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+// The worker carrying out a running action is alive.
+func (q *Queries) HeartbeatNodeAction(ctx context.Context, db DBTX, arg HeartbeatNodeActionParams) error {
+	_, err := db.Exec(ctx, heartbeatNodeAction, arg.OrganizationID, arg.ID)
+	return err
+}
+
 const insertNodeAction = `-- name: InsertNodeAction :one
 INSERT INTO node_actions (organization_id, node_id, kind, force, created_by)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (node_id) WHERE status IN ('queued', 'running') DO NOTHING
-RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at
+RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at
 `
 
 type InsertNodeActionParams struct {
@@ -217,12 +270,13 @@ func (q *Queries) InsertNodeAction(ctx context.Context, db DBTX, arg InsertNodeA
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }
 
 const latestNodeAction = `-- name: LatestNodeAction :one
-SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at FROM node_actions
+SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at FROM node_actions
 WHERE organization_id = $1 AND node_id = $2
 ORDER BY created_at DESC, id DESC
 LIMIT 1
@@ -250,12 +304,13 @@ func (q *Queries) LatestNodeAction(ctx context.Context, db DBTX, arg LatestNodeA
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }
 
 const listNodeActions = `-- name: ListNodeActions :many
-SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at FROM node_actions
+SELECT id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at FROM node_actions
 WHERE organization_id = $1 AND node_id = $2
 ORDER BY created_at DESC, id DESC
 LIMIT $4 OFFSET $3
@@ -296,6 +351,7 @@ func (q *Queries) ListNodeActions(ctx context.Context, db DBTX, arg ListNodeActi
 			&i.CreatedAt,
 			&i.StartedAt,
 			&i.FinishedAt,
+			&i.HeartbeatAt,
 		); err != nil {
 			return nil, err
 		}
@@ -437,9 +493,9 @@ func (q *Queries) SetNodePowerState(ctx context.Context, db DBTX, arg SetNodePow
 
 const startNodeAction = `-- name: StartNodeAction :one
 UPDATE node_actions
-SET status = 'running', attempt = $1, started_at = coalesce(started_at, now()), error = ''
+SET status = 'running', attempt = $1, started_at = coalesce(started_at, now()), error = '', heartbeat_at = now()
 WHERE organization_id = $2 AND id = $3 AND status IN ('queued', 'running')
-RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at
+RETURNING id, organization_id, node_id, kind, force, status, error, created_by, job_id, attempt, created_at, started_at, finished_at, heartbeat_at
 `
 
 type StartNodeActionParams struct {
@@ -467,6 +523,7 @@ func (q *Queries) StartNodeAction(ctx context.Context, db DBTX, arg StartNodeAct
 		&i.CreatedAt,
 		&i.StartedAt,
 		&i.FinishedAt,
+		&i.HeartbeatAt,
 	)
 	return i, err
 }

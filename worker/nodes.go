@@ -32,3 +32,15 @@ func (w *NodeActionWorker) Work(ctx context.Context, job *river.Job[nodeops.Acti
 		},
 	})
 }
+
+// NodeAddressesWorker runs node_addresses jobs: the addresses a power
+// action could not read after a start or reboot.
+type NodeAddressesWorker struct {
+	river.WorkerDefaults[nodeops.AddressesArgs]
+	svc *nodeops.Service
+}
+
+// Work implements river.Worker.
+func (w *NodeAddressesWorker) Work(ctx context.Context, job *river.Job[nodeops.AddressesArgs]) error {
+	return w.svc.RunAddresses(ctx, job.Args)
+}

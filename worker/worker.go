@@ -192,6 +192,7 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 	}
 	if opts.NodeOps != nil {
 		river.AddWorker(workers, &NodeActionWorker{svc: opts.NodeOps})
+		river.AddWorker(workers, &NodeAddressesWorker{svc: opts.NodeOps})
 		if opts.NodeWorkers == 0 {
 			opts.NodeWorkers = 10
 		}

@@ -223,6 +223,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	dnsSvc := dns.New(st, creds, dns.Options{Endpoint: cfg.CloudflareEndpoint, RateLimit: cfg.DNSRateLimit,
 		Logger: log.With(slog.String("subsystem", "dns"))})
 	prov.UseDNS(dnsSvc)
+	prov.UsePower(nodeOps)
 	nodeOps.UseDNS(dnsSvc)
 	// This process's metrics: what the API serves at /metrics, or a
 	// worker-only process at SHARDFORM_METRICS_ADDR.

@@ -26,6 +26,8 @@ type machines struct {
 	calls   map[string]int // action command → how many were asked for
 	seq     int64
 	failing int // the next server actions that answer 503
+	locking int // the next server actions that answer 423 locked
+	erring  int // the next server actions that end with status "error"
 }
 
 type machine struct {
@@ -48,6 +50,7 @@ type machine struct {
 type action struct {
 	schema.Action
 	done func()
+	fail bool // ends with status "error", without its effect
 }
 
 // AddServer registers a running server and returns its id (a node's
@@ -116,6 +119,26 @@ func (s *Server) FailNextActions(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.failing = n
+}
+
+// LockNextActions makes the next n server actions answer 423 (locked), as
+// Hetzner does while another action holds the server: temporary, the
+// client should try again.
+func (s *Server) LockNextActions(n int) {
+	m := &s.machines
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.locking = n
+}
+
+// FailNextActionResults makes the next n server actions start (201) and
+// then end with status "error" (action_failed) at their first poll,
+// without their effect on the server.
+func (s *Server) FailNextActionResults(n int) {
+	m := &s.machines
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.erring = n
 }
 
 // ActionCalls is how many actions of each command (poweron, shutdown,
@@ -191,7 +214,13 @@ func (s *Server) serverAction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "service_error", "the service is unavailable, try again later")
 		return
 	}
+	if m.locking > 0 {
+		m.locking--
+		writeError(w, http.StatusLocked, "locked", "server is locked by another action")
+		return
+	}
 	var done func()
+	prev := v.status
 	switch cmd {
 	case "poweron":
 		if v.status == StatusOff {
@@ -229,6 +258,11 @@ func (s *Server) serverAction(w http.ResponseWriter, r *http.Request) {
 	m.seq++
 	a := &action{Action: schema.Action{ID: 9_000_000 + m.seq, Status: "running", Command: cmd + "_server", Started: time.Now().UTC(),
 		Resources: []schema.ActionResourceReference{{ID: v.id, Type: "server"}}}, done: done}
+	if m.erring > 0 {
+		// The action fails: the server stays as it was.
+		m.erring--
+		a.fail, v.status = true, prev
+	}
 	m.actions[a.ID] = a
 	writeJSON(w, http.StatusCreated, schema.ServerActionPoweronResponse{Action: a.Action})
 }
@@ -237,6 +271,11 @@ func (s *Server) serverAction(w http.ResponseWriter, r *http.Request) {
 func (a *action) read() schema.Action {
 	if a.Status == "running" {
 		now := time.Now().UTC()
+		if a.fail {
+			a.Status, a.Progress, a.Finished = "error", 100, &now
+			a.Error = &schema.ActionError{Code: "action_failed", Message: a.Command + " failed on the host"}
+			return a.Action
+		}
 		a.Status, a.Progress, a.Finished = "success", 100, &now
 		a.done()
 	}
