@@ -22,6 +22,17 @@ type Catalog struct {
 	ReadAt    time.Time      `json:"read_at"` // the snapshot's as-of date, or the time of the oldest live read
 	Types     []InstanceType `json:"types"`   // sorted by provider, region, name
 	Locations []Location     `json:"locations"`
+	// Unpriced: types sold in a region whose price the catalog does not
+	// know (the snapshot's US Hetzner locations): a driver may offer them
+	// there, the planner cannot price them.
+	Unpriced []Offer `json:"unpriced,omitempty"`
+}
+
+// Offer is a type sold in a region.
+type Offer struct {
+	Provider string `json:"provider"`
+	Region   string `json:"region"`
+	Name     string `json:"name"`
 }
 
 // NewCatalog validates types and builds a catalog. extra names locations

@@ -41,7 +41,10 @@ type snapshotType struct {
 		Announced        string `json:"announced"`
 		UnavailableAfter string `json:"unavailable_after"`
 	} `json:"deprecation"`
-	Prices []struct {
+	// SoldWithoutPrice: regions where the type is sold but whose price the
+	// snapshot does not know (a live read gives it).
+	SoldWithoutPrice []string `json:"sold_without_price"`
+	Prices           []struct {
 		Regions []string `json:"regions"`
 		Hourly  string   `json:"hourly"`
 		Monthly string   `json:"monthly"` // empty: hourly × 730 (+ block storage)
@@ -77,6 +80,7 @@ func parseSnapshot(data []byte) (Catalog, error) {
 	}
 	var types []InstanceType
 	var locs []Location
+	var unpriced []Offer
 	for _, p := range f.Providers {
 		for _, r := range p.Regions {
 			locs = append(locs, Location{p.Provider, r})
@@ -87,12 +91,16 @@ func parseSnapshot(data []byte) (Catalog, error) {
 				return Catalog{}, fmt.Errorf("parse pricing snapshot: %s %s: %w", p.Provider, st.Name, err)
 			}
 			types = append(types, ts...)
+			for _, r := range st.SoldWithoutPrice {
+				unpriced = append(unpriced, Offer{Provider: p.Provider, Region: r, Name: st.Name})
+			}
 		}
 	}
 	c, err := NewCatalog(SourceSnapshot, asOf, types, locs...)
 	if err != nil {
 		return Catalog{}, fmt.Errorf("parse pricing snapshot: %w", err)
 	}
+	c.Unpriced = unpriced
 	return c, nil
 }
 

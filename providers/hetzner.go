@@ -59,6 +59,11 @@ func NewHetzner(c planner.Catalog, now time.Time) *Hetzner {
 			MonthlyPrice: t.Monthly.Amount(), Currency: t.Monthly.Currency,
 		})
 	}
+	for _, o := range c.Unpriced {
+		if o.Provider == "hetzner" && seenType[o.Name] && seenRegion[o.Region] {
+			addInRegion(h.inRegion, o.Region, o.Name)
+		}
+	}
 	sort.Slice(h.regions, func(i, j int) bool { return h.regions[i].Name < h.regions[j].Name })
 	sort.Slice(h.types, func(i, j int) bool { return h.types[i].Name < h.types[j].Name })
 	return h

@@ -134,8 +134,8 @@ func TestHetznerNode(t *testing.T) {
 }
 
 // TestInstanceTypesByRegion: a type is offered only where the catalog
-// sells it: Hetzner's cx and cax in the EU locations, not in ash (whose
-// snapshot has no priced type); aws types in each of its regions; local's
+// sells it: Hetzner's cx and cax in the EU locations only, its cpx and ccx
+// also in ash (sold there, unpriced in the snapshot); aws types in each of its regions; local's
 // in its one region.
 func TestInstanceTypesByRegion(t *testing.T) {
 	t.Parallel()
@@ -154,8 +154,15 @@ func TestInstanceTypesByRegion(t *testing.T) {
 			t.Errorf("%s is offered in ash", name)
 		}
 	}
-	if got := providers.InstanceTypeNamesIn(h, "ash"); got != "none" {
-		t.Errorf("types in ash: %q", got)
+	for _, name := range []string{"cpx22", "ccx13"} {
+		if _, ok := providers.FindInstanceTypeIn(h, "ash", name); !ok {
+			t.Errorf("%s is not offered in ash", name)
+		}
+	}
+	for _, name := range strings.Split(providers.InstanceTypeNamesIn(h, "ash"), ", ") {
+		if !strings.HasPrefix(name, "cpx") && !strings.HasPrefix(name, "ccx") || name == "cpx11" {
+			t.Errorf("ash offers %s (only cpx and ccx are sold there; cpx11 no longer)", name)
+		}
 	}
 	if got := providers.InstanceTypeNamesIn(h, "nbg1"); !strings.Contains(got, "cx23") || !strings.Contains(got, "ccx13") {
 		t.Errorf("types in nbg1: %q", got)
