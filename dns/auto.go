@@ -299,9 +299,16 @@ func (s *Service) NodeRemoved(ctx context.Context, tx pgx.Tx, orgID, provisionID
 	if err != nil {
 		return fmt.Errorf("auto-dns of provision %s: %w", provisionID, err)
 	}
-	recs, err := s.q.ListAutoDNSRecordsOfNode(ctx, tx, store.ListAutoDNSRecordsOfNodeParams{OrganizationID: orgID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
+	return s.NodeDeleted(ctx, tx, orgID, n.ID)
+}
+
+// NodeDeleted deletes the auto-DNS records of a node being deleted (a
+// machine brought with node join: DELETE /v1/nodes/{id}), inside the
+// deleting transaction, each by a dns_sync job inserted in tx.
+func (s *Service) NodeDeleted(ctx context.Context, tx pgx.Tx, orgID, nodeID uuid.UUID) error {
+	recs, err := s.q.ListAutoDNSRecordsOfNode(ctx, tx, store.ListAutoDNSRecordsOfNodeParams{OrganizationID: orgID, NodeID: uuid.NullUUID{UUID: nodeID, Valid: true}})
 	if err != nil {
-		return fmt.Errorf("auto-dns of node %s: %w", n.ID, err)
+		return fmt.Errorf("auto-dns of node %s: %w", nodeID, err)
 	}
 	for _, r := range recs {
 		if r.Status == StatusDeleting {
