@@ -16,8 +16,9 @@ import (
 )
 
 // AutoConfig is an organization's auto-DNS setting: with it enabled, every
-// node an apply registers gets an A record (and an AAAA record when it has
-// IPv6 and ipv6 is on) named by the template in the zone.
+// node an apply registers, or that joins with a registration token, gets
+// an A record (and an AAAA record when it has IPv6 and ipv6 is on) named
+// by the template in the zone.
 type AutoConfig struct {
 	Enabled      bool       `json:"enabled"`
 	CredentialID *uuid.UUID `json:"credential_id"`
@@ -156,8 +157,8 @@ func (s *Service) PutAutoConfig(ctx context.Context, p *domain.Principal, in Aut
 	return autoView(c), nil
 }
 
-// NodeRegistered gives a node registered by an apply its auto-DNS records,
-// inside the apply's transaction: an A record (and AAAA), created, or
+// NodeRegistered gives a node registered by an apply (or by an agent's
+// registration) its auto-DNS records, inside that transaction: an A record (and AAAA), created, or
 // updated when the node's address changed, each by a dns_sync job inserted
 // in tx. It fails only when the database does: a name problem becomes a
 // failed record, never a failed apply.
