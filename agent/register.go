@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -257,6 +258,15 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 				return fmt.Errorf("register: create node: %w", err)
 			}
 		}
+		// Auto-DNS names the node in this transaction, before its host
+		// keys are signed: the certificates carry the fqdn. (A
+		// provisioned node has its records from the apply; this only
+		// adds what the addresses it reported make possible.)
+		if s.dns != nil {
+			if err := s.dns.NodeRegistered(ctx, tx, node); err != nil {
+				return fmt.Errorf("register: %w", err)
+			}
+		}
 		_, err = s.q.UpsertNodeAgent(ctx, tx, store.UpsertNodeAgentParams{
 			NodeID: node.ID, OrganizationID: node.OrganizationID, TokenHash: agentHash,
 			DisplayPrefix: displayPrefix(agentToken, AgentTokenPrefix), RegistrationTokenID: uuid.NullUUID{UUID: tok.ID, Valid: true},
@@ -275,7 +285,7 @@ func (s *Service) Register(ctx context.Context, token string, req RegisterReques
 	// The node is registered: what fails from here is retried by node
 	// refresh with the agent token, so it is a warning, not a failure.
 	out.HostCertificates, out.Warnings = s.signAll(ctx, node.OrganizationID, node.ID, req.HostPublicKeys)
-	trust, err := s.trust(ctx, node.OrganizationID)
+	trust, err := s.trust(ctx, node.OrganizationID, out.HostCertificates)
 	if err != nil {
 		out.Warnings = append(out.Warnings, "SSH trust files: "+publicMessage(err))
 	}
@@ -310,13 +320,36 @@ func (s *Service) signAll(ctx context.Context, org, nodeID uuid.UUID, keys []str
 	return certs, warnings
 }
 
-func sshdConfig() SSHD {
-	return SSHD{TrustedUserCAKeys: UserCAPath, RevokedKeys: RevokedKeyPath,
-		Config: "TrustedUserCAKeys " + UserCAPath + "\nRevokedKeys " + RevokedKeyPath + "\n"}
+// hostCertPath is where node join writes the certificate of a host key of
+// that type: beside the key OpenSSH's ssh-keygen -A makes for it.
+func hostCertPath(keyType string) string {
+	kind := strings.TrimPrefix(keyType, "ssh-")
+	switch {
+	case strings.HasPrefix(keyType, "ecdsa-sha2-"):
+		kind = "ecdsa"
+	case keyType == "ssh-dss":
+		kind = "dsa"
+	}
+	return "/etc/ssh/ssh_host_" + kind + "_key-cert.pub"
 }
 
-func (s *Service) trust(ctx context.Context, org uuid.UUID) (Trust, error) {
-	t := Trust{SSHD: sshdConfig(), ETags: map[string]string{}}
+// sshdConfig is the snippet for the default paths: the trust files and a
+// HostCertificate line for each signed host key.
+func sshdConfig(certs []HostCertificate) SSHD {
+	var b strings.Builder
+	b.WriteString("TrustedUserCAKeys " + UserCAPath + "\nRevokedKeys " + RevokedKeyPath + "\n")
+	var seen []string
+	for _, c := range certs {
+		if p := hostCertPath(c.KeyType); !slices.Contains(seen, p) {
+			seen = append(seen, p)
+			b.WriteString("HostCertificate " + p + "\n")
+		}
+	}
+	return SSHD{TrustedUserCAKeys: UserCAPath, RevokedKeys: RevokedKeyPath, Config: b.String()}
+}
+
+func (s *Service) trust(ctx context.Context, org uuid.UUID, certs []HostCertificate) (Trust, error) {
+	t := Trust{SSHD: sshdConfig(certs), ETags: map[string]string{}}
 	var err error
 	if t.UserCAKeys, err = s.ca.TrustedCAKeys(ctx, org); err != nil {
 		return t, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/sshsign"
@@ -53,6 +54,13 @@ type CA interface {
 	HostPrincipals(ctx context.Context, org, nodeID uuid.UUID) ([]string, error)
 }
 
+// DNS gives a node its auto-DNS records (dns.Service, as for the nodes an
+// apply registers): called inside the registration's transaction, so a
+// node's records are queued with the node or not at all.
+type DNS interface {
+	NodeRegistered(ctx context.Context, tx pgx.Tx, n store.Node) error
+}
+
 // Options tune a Service.
 type Options struct {
 	Now func() time.Time // default time.Now
@@ -69,9 +77,15 @@ type Service struct {
 	st   *store.Store
 	q    *store.Queries
 	ca   CA
+	dns  DNS
 	now  func() time.Time
 	opts Options
 }
+
+// UseDNS turns auto-DNS on for the nodes that register: a machine brought
+// with node join gets its name (and its host certificate the fqdn) as a
+// provisioned node does.
+func (s *Service) UseDNS(d DNS) { s.dns = d }
 
 // New returns the service.
 func New(st *store.Store, ca CA, opts Options) *Service {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
@@ -66,6 +67,12 @@ func TestAgentRegistrationTokens(t *testing.T) {
 	}
 	if n := b.count(`SELECT count(*) FROM node_registration_tokens WHERE token_hash = sha256($1::bytea)`, secret); n != 1 {
 		t.Errorf("token not stored hashed (%d rows match its hash)", n)
+	}
+	// Without expires_in it is valid for an hour from its creation.
+	notBefore, err1 := time.Parse(time.RFC3339Nano, tok.str("not_before"))
+	expires, err2 := time.Parse(time.RFC3339Nano, tok.str("expires_at"))
+	if err1 != nil || err2 != nil || expires.Sub(notBefore) != time.Hour {
+		t.Errorf("default window %s .. %s (%v %v), want one hour", tok.str("not_before"), tok.str("expires_at"), err1, err2)
 	}
 	listed := b.expect(req{method: "GET", path: "/v1/nodes/register-tokens", token: a.access}, 200)
 	if l := listed.list(); len(l) != 1 || l[0]["token"] != nil || l[0]["name"] != "metal-1" {
@@ -160,8 +167,8 @@ func TestAgentRegister(t *testing.T) {
 		t.Errorf("krl %q: %v", reg.str("krl"), err)
 	}
 	sshd, _ := reg.Body["sshd"].(map[string]any)
-	if !strings.Contains(sshd["config"].(string), "TrustedUserCAKeys /etc/ssh/shardform_user_ca.pub") ||
-		!strings.Contains(sshd["config"].(string), "RevokedKeys /etc/ssh/shardform_revoked.krl") {
+	if sshd["config"] != "TrustedUserCAKeys /etc/ssh/shardform_user_ca.pub\nRevokedKeys /etc/ssh/shardform_revoked.krl\n"+
+		"HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub\n" {
 		t.Errorf("sshd %v", sshd)
 	}
 	// With the files' ETags as the file endpoints send them: a node that
@@ -532,5 +539,79 @@ func TestAgentUnreachable(t *testing.T) {
 	}
 	if n := b.count(`SELECT count(*) FROM nodes WHERE id = $1 AND status = 'cordoned'`, cordoned); n != 1 {
 		t.Error("the cordoned node changed status")
+	}
+}
+
+// TestAgentRegisterAutoDNS: with auto-DNS on, a machine brought with node
+// join gets its A and AAAA records in the registration (synced to
+// Cloudflare by the dns queue), its host certificate names the fqdn, and
+// deleting the node deletes the records.
+func TestAgentRegisterAutoDNS(t *testing.T) {
+	t.Parallel()
+	d := dnsSetup(t, setupOpts{ssh: true, provisioning: true})
+	d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access,
+		body: map[string]any{"enabled": true, "zone_id": zoneCom, "name_template": "{name}"}}, 200)
+	tok := d.regToken(d.a, nil).str("token")
+	body := registerBody("metal-1", hostKey(t), hostKey(t))
+	body["ipv6"] = "2001:db8::10"
+	reg := d.expect(req{method: "POST", path: "/v1/agent/register", token: tok, body: body}, 201)
+	nodeID := reg.Body["node"].(map[string]any)["id"].(string)
+
+	certs, _ := reg.Body["host_certificates"].([]any)
+	if len(certs) != 2 {
+		t.Fatalf("host certificates %s", reg.Raw)
+	}
+	for _, c := range certs {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.(map[string]any)["certificate"].(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pub.(*ssh.Certificate).ValidPrincipals; !slices.Equal(got, []string{"metal-1", "metal-1.example.com", "192.0.2.10", "2001:db8::10"}) {
+			t.Errorf("host certificate principals %v, want the fqdn among them", got)
+		}
+	}
+	// One HostCertificate line per path, though two keys of a type.
+	if cfg := reg.Body["sshd"].(map[string]any)["config"].(string); strings.Count(cfg, "HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub\n") != 1 {
+		t.Errorf("sshd config %q", cfg)
+	}
+
+	node := d.expect(req{method: "GET", path: "/v1/nodes/" + nodeID, token: d.a.access}, 200)
+	ids, _ := node.Body["dns_record_ids"].([]any)
+	if node.str("fqdn") != "metal-1.example.com" || len(ids) != 2 {
+		t.Fatalf("node %s", node.Raw)
+	}
+	for _, id := range ids {
+		rec := d.waitSynced(d.a.access, id.(string))
+		want := map[string]string{"A": "192.0.2.10", "AAAA": "2001:db8::10"}[rec.str("type")]
+		cf := d.cf.Find(zoneCom, "metal-1.example.com", rec.str("type"))
+		if rec.Body["auto"] != true || rec.str("content") != want || len(cf) != 1 || cf[0].Content != want || cf[0].Comment != marker(d.a.orgID, rec.str("id")) {
+			t.Errorf("record %s; Cloudflare has %+v", rec.Raw, cf)
+		}
+	}
+	// The heartbeat names the same principals: no renewal loop.
+	hb := d.expect(req{method: "POST", path: "/v1/agent/heartbeat", header: agentHeader(reg.str("agent_token")), body: map[string]any{"version": "test"}}, 200)
+	if got := hb.Body["host_principals"].([]any); len(got) != 4 || got[1] != "metal-1.example.com" {
+		t.Errorf("heartbeat principals %v", got)
+	}
+
+	// Deleting the node deletes its records, in Cloudflare too.
+	d.expect(req{method: "DELETE", path: "/v1/nodes/" + nodeID, token: d.a.access}, 204)
+	for _, id := range ids {
+		if r := d.wait(d.a.access, id.(string)); r.str("status") != "deleted" {
+			t.Errorf("after the node's deletion the record is %s", r.Raw)
+		}
+	}
+	if cf := append(d.cf.Find(zoneCom, "metal-1.example.com", "A"), d.cf.Find(zoneCom, "metal-1.example.com", "AAAA")...); len(cf) != 0 {
+		t.Errorf("Cloudflare still has %+v", cf)
+	}
+
+	// Auto-DNS off: a node that registers gets no record and no fqdn.
+	d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access, body: map[string]any{"enabled": false}}, 200)
+	off := d.expect(req{method: "POST", path: "/v1/agent/register", token: d.regToken(d.a, nil).str("token"), body: registerBody("metal-2", hostKey(t))}, 201)
+	if got := off.Body["host_certificates"].([]any)[0].(map[string]any)["principals"].([]any); len(got) != 2 || got[0] != "metal-2" || got[1] != "192.0.2.10" {
+		t.Errorf("principals without auto-DNS %v", got)
+	}
+	if n := d.count(`SELECT count(*) FROM dns_records WHERE node_id = $1`, off.Body["node"].(map[string]any)["id"]); n != 0 {
+		t.Errorf("%d records of a node registered with auto-DNS off", n)
 	}
 }

@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/base64"
+	"io"
 	"os"
 	"regexp"
 	"slices"
@@ -10,14 +13,57 @@ import (
 	"time"
 
 	"github.com/shardform/shardform/internal/fake/awsfake"
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/providers"
+	"github.com/shardform/shardform/seal"
 )
 
 const (
 	awsKeyID  = "AKIASHARDFORMTEST001"
 	awsSecret = "aws-test-secret-key-0123456789abcdef"
 )
+
+var regTokenPattern = regexp.MustCompile(`shardform_reg_[A-Za-z0-9_-]{43}`)
+
+// tokenOfPlan is the registration token in the variables of the request's
+// stored plan (sealed with the tests' master key; a Terraform plan file is
+// a zip whose tfplan holds the variables' values).
+func tokenOfPlan(t *testing.T, b *bundle, id string) string {
+	t.Helper()
+	var sealed []byte
+	if err := b.pool.QueryRow(t.Context(), "SELECT plan_file FROM provision_requests WHERE id = $1", id).Scan(&sealed); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(bytes.Repeat([]byte{42}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := sealer.Open(sealed, "plan:"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(plan), int64(len(plan)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok := regTokenPattern.FindString(string(raw)); tok != "" {
+			return tok
+		}
+	}
+	t.Fatal("no registration token in the plan file")
+	return ""
+}
 
 // TestProvisionAWSEndToEnd provisions through the HTTP API with the real
 // hashicorp/aws provider (from the filesystem mirror) against a local fake
@@ -37,9 +83,16 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	}
 	driver := providers.NewAWS(catalog, catalog.ReadAt)
 	driver.Endpoint = fake.URL
-	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL, ssh: true, joinURL: "https://shardform.example.com"})
+	// Auto-DNS on (against the Cloudflare fake): the node joins with its name.
+	cf := cffake.New(t)
+	cf.AddZone(zoneCom, "example.com")
+	cf.AddToken(cfToken)
+	b := setup(t, setupOpts{provisioning: true, drivers: []providers.Driver{driver}, awsEndpoint: fake.URL, ssh: true, joinURL: "https://shardform.example.com",
+		cloudflare: cf.URL, rateLimit: 100000})
 	a := b.bootstrap("ops@example.com")
 	tok := a.access
+	b.createCredential(tok, "cloudflare", "cloudflare", map[string]string{"api_token": cfToken})
+	b.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: tok, body: map[string]any{"enabled": true, "zone_id": zoneCom}}, 200)
 
 	cred := b.createCredential(tok, "aws main", "aws", map[string]string{"access_key_id": awsKeyID, "secret_access_key": awsSecret})
 	v := b.expect(req{method: "POST", path: "/v1/credentials/" + cred.str("id") + "/verify", token: tok, timeout: 5 * time.Minute}, 200)
@@ -71,6 +124,11 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 		t.Errorf("plan summary %v", sum)
 	}
 
+	// The plan minted the request's token (it is in the plan file, as in
+	// every Terraform plan's variables): not valid before the apply.
+	planToken := tokenOfPlan(t, b, id)
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: planToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 401)
+
 	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202)
 	applied := b.waitStatusFor(tok, id, 8*time.Minute)
 	if applied.str("status") != "applied" {
@@ -100,7 +158,7 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	regToken := regexp.MustCompile(`shardform_reg_[A-Za-z0-9_-]{43}`).FindString(string(raw))
+	regToken := regTokenPattern.FindString(string(raw))
 	if !strings.Contains(string(raw), `"https://shardform.example.com", "`+regToken+`"]`) || !strings.Contains(string(raw), "/v1/agent/bootstrap.sh") || regToken == "" {
 		t.Fatalf("user data without the bootstrap and its token:\n%s", raw)
 	}
@@ -108,9 +166,27 @@ func TestProvisionAWSEndToEnd(t *testing.T) {
 		AND not_before <= now() AND expires_at BETWEEN now() + interval '50 minutes' AND now() + interval '61 minutes'`, id); n != 1 {
 		t.Errorf("%d tokens of the request open from the apply until an hour after it", n)
 	}
+	if regToken != planToken {
+		t.Errorf("the user data's token is not the one the plan minted")
+	}
+	// After its window (an hour after the apply) it is refused, unspent.
+	setExpiry := func(at string) {
+		t.Helper()
+		if _, err := b.pool.Exec(t.Context(), `UPDATE node_registration_tokens SET expires_at = `+at+` WHERE provision_id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setExpiry("now() - interval '1 second'")
+	b.expect(req{method: "POST", path: "/v1/agent/register", token: regToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 401)
+	setExpiry("now() + interval '1 hour'")
 	joined := b.expect(req{method: "POST", path: "/v1/agent/register", token: regToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 201)
 	if jn := joined.Body["node"].(map[string]any); jn["id"] != applied.str("node_id") || jn["name"] != "game-1" || jn["provider"] != "aws" {
 		t.Errorf("the joined node is not the applied one: %v", jn)
+	}
+	// Auto-DNS named the node at the apply: its host certificate carries the fqdn.
+	if jc, _ := joined.Body["host_certificates"].([]any); len(jc) != 1 ||
+		!slices.Contains(jc[0].(map[string]any)["principals"].([]any), any("game-1.example.com")) {
+		t.Errorf("the joined node's host certificates %v lack its fqdn game-1.example.com", jc)
 	}
 	b.expect(req{method: "POST", path: "/v1/agent/register", token: regToken, body: registerBody("ip-10-0-0-1", hostKey(t))}, 401)
 	plannedTokens := b.count(`SELECT count(*) FROM node_registration_tokens WHERE provision_id = $1`, id)

@@ -185,6 +185,9 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 		svc := startSSH(t, pool, key) // ssh_test.go
 		sshCA = svc
 		agentSvc := agent.New(st, svc, o.agentOptions)
+		if dnsSvc != nil {
+			agentSvc.UseDNS(dnsSvc)
+		}
 		agents = agentSvc
 		if o.joinURL != "" && provSvc != nil {
 			provSvc.UseJoin(agentSvc, o.joinURL)

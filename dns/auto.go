@@ -16,8 +16,9 @@ import (
 )
 
 // AutoConfig is an organization's auto-DNS setting: with it enabled, every
-// node an apply registers gets an A record (and an AAAA record when it has
-// IPv6 and ipv6 is on) named by the template in the zone.
+// node an apply registers, or that joins with a registration token, gets
+// an A record (and an AAAA record when it has IPv6 and ipv6 is on) named
+// by the template in the zone.
 type AutoConfig struct {
 	Enabled      bool       `json:"enabled"`
 	CredentialID *uuid.UUID `json:"credential_id"`
@@ -156,8 +157,8 @@ func (s *Service) PutAutoConfig(ctx context.Context, p *domain.Principal, in Aut
 	return autoView(c), nil
 }
 
-// NodeRegistered gives a node registered by an apply its auto-DNS records,
-// inside the apply's transaction: an A record (and AAAA), created, or
+// NodeRegistered gives a node registered by an apply (or by an agent's
+// registration) its auto-DNS records, inside that transaction: an A record (and AAAA), created, or
 // updated when the node's address changed, each by a dns_sync job inserted
 // in tx. It fails only when the database does: a name problem becomes a
 // failed record, never a failed apply.
@@ -299,9 +300,16 @@ func (s *Service) NodeRemoved(ctx context.Context, tx pgx.Tx, orgID, provisionID
 	if err != nil {
 		return fmt.Errorf("auto-dns of provision %s: %w", provisionID, err)
 	}
-	recs, err := s.q.ListAutoDNSRecordsOfNode(ctx, tx, store.ListAutoDNSRecordsOfNodeParams{OrganizationID: orgID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
+	return s.NodeDeleted(ctx, tx, orgID, n.ID)
+}
+
+// NodeDeleted deletes the auto-DNS records of a node being deleted (a
+// machine brought with node join: DELETE /v1/nodes/{id}), inside the
+// deleting transaction, each by a dns_sync job inserted in tx.
+func (s *Service) NodeDeleted(ctx context.Context, tx pgx.Tx, orgID, nodeID uuid.UUID) error {
+	recs, err := s.q.ListAutoDNSRecordsOfNode(ctx, tx, store.ListAutoDNSRecordsOfNodeParams{OrganizationID: orgID, NodeID: uuid.NullUUID{UUID: nodeID, Valid: true}})
 	if err != nil {
-		return fmt.Errorf("auto-dns of node %s: %w", n.ID, err)
+		return fmt.Errorf("auto-dns of node %s: %w", nodeID, err)
 	}
 	for _, r := range recs {
 		if r.Status == StatusDeleting {

@@ -16,6 +16,7 @@ import (
 type DNS interface {
 	NodeRegistered(ctx context.Context, tx pgx.Tx, n store.Node) error
 	NodeRemoved(ctx context.Context, tx pgx.Tx, orgID, provisionID uuid.UUID) error
+	NodeDeleted(ctx context.Context, tx pgx.Tx, orgID, nodeID uuid.UUID) error
 }
 
 // UseDNS turns auto-DNS on for the nodes this service registers.
@@ -35,6 +36,15 @@ func (s *Service) nodeRemoved(ctx context.Context, tx pgx.Tx, orgID, provisionID
 		return nil
 	}
 	return s.dns.NodeRemoved(ctx, tx, orgID, provisionID)
+}
+
+// nodeDeleted tells auto-DNS that a node (of no provision request) is
+// being deleted.
+func (s *Service) nodeDeleted(ctx context.Context, tx pgx.Tx, orgID, nodeID uuid.UUID) error {
+	if s.dns == nil {
+		return nil
+	}
+	return s.dns.NodeDeleted(ctx, tx, orgID, nodeID)
 }
 
 // withDNS fills the nodes' DNS names and record ids (one query).

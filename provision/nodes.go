@@ -209,6 +209,11 @@ func (s *Service) DeleteNode(ctx context.Context, p *domain.Principal, id uuid.U
 		if locked.InstanceCount > 0 && !force {
 			return holdsInstances(locked.Name, id, locked.InstanceCount, "DELETE /v1/nodes/"+id.String())
 		}
+		// Its auto-DNS records go with it (a destroy does the same for
+		// the nodes of provision requests).
+		if err := s.nodeDeleted(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
 		_, err = s.q.DeleteNode(ctx, tx, store.DeleteNodeParams{OrganizationID: p.OrgID, ID: id})
 		return err
 	})

@@ -237,6 +237,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	defer sshSvc.Close()
 	place := placement.New(st, placement.Config{})
 	agents := agent.New(st, sshSvc, agent.Options{})
+	agents.UseDNS(dnsSvc)
 	if cfg.PublicURL != "" {
 		prov.UseJoin(agents, cfg.PublicURL)
 	}
