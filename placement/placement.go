@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/liveness"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/store"
 )
@@ -44,6 +46,8 @@ type Config struct {
 	Overhead *planner.Resources
 	// Now is the clock of the migration records (nil: time.Now).
 	Now func() time.Time
+	// Log receives what the drain rescuer cannot return (nil: discard).
+	Log *slog.Logger
 }
 
 // Service places, moves, lists and removes instances.
@@ -53,17 +57,26 @@ type Service struct {
 	overhead planner.Resources
 	queue    Queue
 	now      func() time.Time
+	log      *slog.Logger
+	live     *liveness.Session // the liveness session of this process's drains
 }
+
+// drainLivenessName names the drains' liveness session in pg_stat_activity.
+const drainLivenessName = "shardform drain liveness"
 
 // New builds the service.
 func New(st *store.Store, cfg Config) *Service {
-	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead(), now: time.Now}
+	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead(), now: time.Now, log: cfg.Log}
 	if cfg.Overhead != nil {
 		s.overhead = *cfg.Overhead
 	}
 	if cfg.Now != nil {
 		s.now = cfg.Now
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.live = liveness.New(func() *pgx.ConnConfig { return liveness.Config(st.Pool.Config().ConnConfig, drainLivenessName) }, s.log)
 	return s
 }
 

@@ -84,7 +84,7 @@ func (s *Service) begin(ctx context.Context, j Job, status string) (context.Cont
 		j.RunID = id
 	}
 	ctx, stop := context.WithCancelCause(ctx)
-	release, err := s.live.hold(ctx, j.RunID, stop)
+	release, err := s.live.Hold(ctx, runLockName(j.RunID), stop)
 	if err != nil {
 		stop(nil)
 		return ctx, nil, false, fmt.Errorf("run %s: %w", j.RunID, err)

@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/liveness"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
@@ -65,7 +66,7 @@ type Service struct {
 	stateBase   string           // where this process serves it to its runs
 	runTTL      time.Duration    // how long a run's state credential is valid
 	feed        *logFeed         // the log followers of this process
-	live        *liveness        // the liveness session of this process's runs
+	live        *runLiveness     // the liveness session of this process's runs
 	worker      string           // this process's name on its runs and state locks
 	dns         DNS              // auto-DNS of registered nodes (nil: none)
 	joins       JoinTokens       // nil: provisioned nodes do not join by themselves
@@ -80,7 +81,7 @@ func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runn
 	}
 	s := &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now, log: log}
 	s.feed = newLogFeed(log, func() *pgx.ConnConfig { return s.sessionConfig(feedApplicationName) })
-	s.live = newLiveness(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
+	s.live = liveness.New(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
 	s.worker = defaultWorkerName()
 	return s
 }
