@@ -245,3 +245,48 @@ func TestDeadDrainWorker(t *testing.T) {
 		t.Errorf("rescue after the end: %d %v", n, err)
 	}
 }
+
+// TestPendingResizeCounts: while a resize of a node is pending, a
+// placement, a drain's move and a migrate onto it count the smaller of its
+// current and desired sizes; an upsize pending changes nothing.
+func TestPendingResizeCounts(t *testing.T) {
+	t.Parallel()
+	b := setupDrains(t)
+	src, dst := b.node(t, "src"), b.node(t, "dst")
+	// dst: 8 cores, 16 GiB now; a downsize to 1 core, 16 GiB pending.
+	b.exec(t, "UPDATE nodes SET desired_instance_type = 'tiny', desired_vcpu = 1, desired_memory_mb = 16384, desired_disk_gb = 200 WHERE id = $1", dst)
+	two := CreateRequest{NodeID: dst.String(), Name: "two-cores", CPU: ptr(2), MemoryGB: ptr(1), DiskGB: ptr(1)}
+	if _, err := b.s.Create(b.ctx, b.p, two); !errors.Is(err, domain.ErrConflict) || !strings.Contains(err.Error(), "insufficient cpu: 900m free") ||
+		!strings.Contains(err.Error(), "a resize to tiny is pending") {
+		t.Fatalf("placement over the pending size: %v", err)
+	}
+	in, err := b.s.Create(b.ctx, b.p, CreateRequest{NodeID: src.String(), Name: "on-src", CPU: ptr(2), MemoryGB: ptr(1), DiskGB: ptr(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.s.Migrate(b.ctx, b.p, src, MigrateRequest{TargetNodeID: dst.String()}); !errors.Is(err, domain.ErrConflict) || !strings.Contains(err.Error(), "insufficient cpu") {
+		t.Fatalf("migrate over the pending size: %v", err)
+	}
+	if _, err := b.s.Move(b.ctx, b.p, in.ID, MoveRequest{NodeID: dst.String()}); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("move over the pending size: %v", err)
+	}
+	m, err := b.s.Drain(b.ctx, b.p, src, DrainRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.s.RunDrain(b.ctx, DrainArgs{OrganizationID: b.org, MigrationID: m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = b.s.GetMigration(b.ctx, b.p, m.ID); err != nil || m.Status != MigrationPartial || !strings.Contains(m.Moves[0].Reason, "insufficient_cpu 1") {
+		t.Fatalf("drain onto the pending size: %+v (%v)", m, err)
+	}
+	// An upsize pending: the current size counts.
+	b.exec(t, "UPDATE nodes SET desired_instance_type = 'huge', desired_vcpu = 32, desired_memory_mb = 65536, desired_disk_gb = 800 WHERE id = $1", dst)
+	if _, err := b.s.Create(b.ctx, b.p, two); err != nil {
+		t.Fatalf("placement with an upsize pending: %v", err)
+	}
+	big := CreateRequest{NodeID: dst.String(), Name: "too-big", CPU: ptr(7), MemoryGB: ptr(1), DiskGB: ptr(1)}
+	if _, err := b.s.Create(b.ctx, b.p, big); !errors.Is(err, domain.ErrConflict) {
+		t.Fatalf("an upsize pending counted before its apply: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
@@ -493,6 +494,13 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	}
 	defer s.end(ctx, a)
 	r, d := a.r, a.d
+	// A resize must still fit the node's instances: checked again before
+	// Terraform changes the machine.
+	if err := s.checkApplyFit(ctx, r); errors.Is(err, domain.ErrConflict) {
+		return s.refuseApply(ctx, a, err)
+	} else if err != nil {
+		return s.retryOrFail(ctx, a, err)
+	}
 	ws, done, err := s.open(ctx, a)
 	if err != nil {
 		return s.failOrRetry(ctx, a, err)

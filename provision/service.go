@@ -555,9 +555,11 @@ func (s *Service) Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (
 	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunPlan)
 }
 
-// Apply queues the apply of the saved plan (only from planned).
+// Apply queues the apply of the saved plan (only from planned). An apply
+// that would shrink the node below what its instances reserve is 409
+// naming each short resource.
 func (s *Service) Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, RunApply)
+	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, RunApply, s.applyFit)
 }
 
 // Destroy queues the destruction of everything the request created.
