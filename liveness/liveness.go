@@ -90,6 +90,11 @@ func (l *Session) Close() {
 // release gives the lock back; it must be called once the work's outcome
 // is committed. ErrHeld: another live session holds it.
 func (l *Session) Hold(ctx context.Context, name string, stop context.CancelCauseFunc) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		// Not the session's fault: a query cancelled now would close it
+		// under the other work it holds.
+		return nil, fmt.Errorf("take the liveness lock: %w", context.Cause(ctx))
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {

@@ -206,6 +206,14 @@ func TestDeadDrainWorker(t *testing.T) {
 	if err := b.s.RunDrain(b.ctx, args); !errors.Is(err, liveness.ErrHeld) {
 		t.Fatalf("a second attempt beside a live one: %v", err)
 	}
+	// As the job's last attempt: snoozed, and the live one's drain not failed.
+	var snooze *river.JobSnoozeError
+	if err := b.s.WorkDrain(b.ctx, args, true); !errors.As(err, &snooze) {
+		t.Fatalf("the last attempt beside a live one: %v, want a snooze", err)
+	}
+	if got, err := b.s.GetMigration(b.ctx, b.p, m.ID); err != nil || got.Status != MigrationRunning {
+		t.Fatalf("the live drain after a second attempt: %s (%v)", got.Status, err)
+	}
 
 	// The worker dies: its session ends, and the lock with it.
 	worker.Close()
@@ -288,5 +296,40 @@ func TestPendingResizeCounts(t *testing.T) {
 	big := CreateRequest{NodeID: dst.String(), Name: "too-big", CPU: ptr(7), MemoryGB: ptr(1), DiskGB: ptr(1)}
 	if _, err := b.s.Create(b.ctx, b.p, big); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("an upsize pending counted before its apply: %v", err)
+	}
+}
+
+// TestDrainCancelledInRiver: a drain whose job is cancelled in River UI
+// while it runs ends cancelled, its moves left cancelled.
+func TestDrainCancelledInRiver(t *testing.T) {
+	t.Parallel()
+	b := setupDrains(t)
+	src := b.node(t, "src")
+	b.node(t, "dst")
+	b.place(t, src, "a")
+	b.place(t, src, "b")
+	m, err := b.s.Drain(b.ctx, b.p, src, DrainRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(b.ctx)
+	cancel(river.ErrJobCancelledRemotely)
+	if err := b.s.WorkDrain(ctx, DrainArgs{OrganizationID: b.org, MigrationID: m.ID}, false); err == nil {
+		t.Fatal("a cancelled job's attempt answered no error")
+	}
+	got, err := b.s.GetMigration(b.ctx, b.p, m.ID)
+	if err != nil || got.Status != MigrationCancelled || got.Error != "its job was cancelled in River" || got.MovesCancelled != 2 {
+		t.Errorf("drain cancelled in River: %+v (%v)", got, err)
+	}
+	// The liveness session is unharmed: the next drain holds its lock.
+	m2, err := b.s.Drain(b.ctx, b.p, src, DrainRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.s.WorkDrain(b.ctx, DrainArgs{OrganizationID: b.org, MigrationID: m2.ID}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.s.GetMigration(b.ctx, b.p, m2.ID); err != nil || got.Status != MigrationSucceeded {
+		t.Errorf("the next drain: %+v (%v)", got, err)
 	}
 }
