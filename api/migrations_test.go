@@ -676,3 +676,44 @@ func TestDeleteNodeHoldingInstances(t *testing.T) {
 	}
 	b.place(tok, map[string]any{"node_id": nodeID, "name": "gs-2", "cpu": 0.1, "memory_gb": 0.1, "disk_gb": 1}, 409)
 }
+
+// TestDrainJobGone: a drain whose River job ended without recording an
+// outcome (deleted, cancelled in River UI) no longer blocks its node: the
+// uncordon, GET of the migration and the next drain end it, failed,
+// saying why.
+func TestDrainJobGone(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true, externalWorkers: true, drainQueue: true})
+	a := b.bootstrap("ops@example.com")
+	tok := b.apiToken(a, "nodes:read", "nodes:write")
+	ids := b.insertSchedNodes(a.orgID, []schedNode{
+		{"src", "hetzner", "fsn1", "ready", 8, 16384, 160, 2},
+		{"dst", "hetzner", "fsn1", "ready", 8, 16384, 160, 0},
+	})
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := b.pool.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	src := ids["src"]
+	id := b.expect(req{method: "POST", path: "/v1/nodes/" + src + "/drain", token: tok}, 202).str("id")
+	if r := b.expect(req{method: "POST", path: "/v1/nodes/" + src + "/uncordon", token: tok}, 409); !strings.Contains(r.errMsg(), "cancel first") {
+		t.Errorf("uncordon during a drain: %q", r.errMsg())
+	}
+	exec("DELETE FROM river_job WHERE id = (SELECT job_id FROM migrations WHERE id = $1)", id)
+	if n := b.expect(req{method: "POST", path: "/v1/nodes/" + src + "/uncordon", token: tok}, 200); n.str("status") != "ready" {
+		t.Errorf("uncordon after the drain's job went: %s", n.Raw)
+	}
+	m := b.expect(req{method: "GET", path: "/v1/migrations/" + id, token: tok}, 200)
+	if m.str("status") != "failed" || !strings.Contains(m.str("error"), "is deleted without recording an outcome") || m.Body["moves_cancelled"] != float64(2) {
+		t.Errorf("drain whose job was deleted: %s", m.Raw)
+	}
+
+	id = b.expect(req{method: "POST", path: "/v1/nodes/" + src + "/drain", token: tok}, 202).str("id")
+	exec("UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = (SELECT job_id FROM migrations WHERE id = $1)", id)
+	if m := b.expect(req{method: "GET", path: "/v1/migrations/" + id, token: tok}, 200); m.str("status") != "failed" || !strings.Contains(m.str("error"), "is cancelled without recording an outcome") {
+		t.Errorf("drain whose job was cancelled: %s", m.Raw)
+	}
+	b.expect(req{method: "POST", path: "/v1/nodes/" + src + "/drain", token: tok}, 202)
+}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -191,4 +192,97 @@ func TestFirewallRules(t *testing.T) {
 	reader := b.apiToken(a, "nodes:read")
 	b.expect(req{method: "GET", path: path, token: reader}, 200)
 	b.expect(req{method: "POST", path: path, token: reader, body: map[string]any{"protocol": "tcp", "port": "80"}}, 403)
+}
+
+// TestResizeDownPending: between a downsize's request and its apply, the
+// node takes only what fits the smaller size (placement counts the smaller
+// of both sizes); the apply checks the fit again before Terraform runs
+// (refused with 409 at POST .../apply, or the apply run refused when it
+// followed its plan by itself), so the node's instances always fit its
+// size.
+func TestResizeDownPending(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true})
+	a := b.bootstrap("ops@example.com")
+	tok := a.access
+	id, nodeID := b.appliedNode(tok, "mc-1", "local-medium")
+	place := func(name string, cpu, memGB float64, status int) response {
+		return b.expect(req{method: "POST", path: "/v1/instances", token: tok, body: map[string]any{"node_id": nodeID, "name": name, "cpu": cpu, "memory_gb": memGB, "disk_gb": 1}}, status)
+	}
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := b.pool.Exec(context.Background(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	place("small", 0.5, 0.25, 201)
+
+	// Downsize to local-small (900m, 512 MiB after the OS overhead), plan only.
+	run := b.expect(req{method: "POST", path: "/v1/nodes/" + nodeID + "/resize", token: tok, body: map[string]any{"instance_type": "local-small"}}, 202)
+	if plan := b.waitRun(tok, run.str("id"), 90*time.Second); plan.str("status") != "succeeded" {
+		t.Fatalf("plan: %s", plan.Raw)
+	}
+	// 1 core fits local-medium's 1400m left, not local-small's 400m.
+	if r := place("big", 1, 1, 409); !strings.Contains(r.errMsg(), "insufficient cpu") || !strings.Contains(r.errMsg(), "a resize to local-small is pending") {
+		t.Errorf("placement during the pending downsize: %q", r.errMsg())
+	}
+	place("fits", 0.25, 0.25, 201)
+
+	// A pending resize recorded without its size (asked for before sizes
+	// were recorded): the placement goes by the current size, and the
+	// apply is refused, naming the short resource.
+	exec("UPDATE nodes SET desired_instance_type = NULL, desired_vcpu = NULL, desired_memory_mb = NULL, desired_disk_gb = NULL WHERE id = $1", nodeID)
+	big := place("big", 1, 1, 201).str("id")
+	if r := b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 409); !strings.Contains(r.errMsg(), "cpu: the instances reserve 1750m, local-small offers 900m") {
+		t.Errorf("apply over the instances: %q", r.errMsg())
+	}
+	if n := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID, token: tok}, 200); n.Body["vcpu"] != float64(2) {
+		t.Errorf("the node changed after a refused apply: %s", n.Raw)
+	}
+	b.expect(req{method: "DELETE", path: "/v1/instances/" + big, token: tok}, 204)
+	b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202)
+	if r := b.waitStatus(tok, id); r.str("status") != "applied" {
+		t.Fatalf("apply of the downsize: %s", r.Raw)
+	}
+	if n := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID, token: tok}, 200); n.Body["vcpu"] != float64(1) || n.str("instance_type") != "local-small" {
+		t.Errorf("node after the downsize: %s", n.Raw)
+	}
+	if got := b.count("SELECT count(*) FROM nodes WHERE id = $1 AND desired_instance_type IS NULL AND reserved_cpu_millis <= 900 AND reserved_memory_mb <= 512", nodeID); got != 1 {
+		t.Errorf("after the apply: the resize still pending, or the instances do not fit")
+	}
+
+	// Up again, then down with apply: true, and an instance placed by the
+	// old size before the apply's run: the run refuses before Terraform
+	// runs, and the request is planned again with the reason.
+	b.expect(req{method: "POST", path: "/v1/nodes/" + nodeID + "/resize", token: tok, body: map[string]any{"instance_type": "local-medium", "apply": true}}, 202)
+	deadline := time.Now().Add(90 * time.Second)
+	for b.count("SELECT count(*) FROM nodes WHERE id = $1 AND vcpu = 2", nodeID) != 1 || b.count("SELECT count(*) FROM provision_runs WHERE provision_id = $1 AND status IN ('queued', 'running')", id) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("upsize never applied")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.expect(req{method: "POST", path: "/v1/nodes/" + nodeID + "/resize", token: tok, body: map[string]any{"instance_type": "local-small", "apply": true}}, 202)
+	exec("UPDATE nodes SET desired_instance_type = NULL, desired_vcpu = NULL, desired_memory_mb = NULL, desired_disk_gb = NULL WHERE id = $1", nodeID)
+	place("late", 1, 1, 201)
+	for b.count("SELECT count(*) FROM provision_runs WHERE provision_id = $1 AND kind = 'apply' AND status IN ('succeeded', 'failed')", id) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the apply after the downsize's plan never ended")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r := b.waitStatus(tok, id)
+	if r.str("status") != "planned" || !strings.Contains(r.str("error"), "apply refused before Terraform ran") || !strings.Contains(r.str("error"), "cpu: the instances reserve") {
+		t.Errorf("request after the refused apply: %s", r.Raw)
+	}
+	if got := b.count("SELECT count(*) FROM provision_runs WHERE provision_id = $1 AND kind = 'apply' AND status = 'failed' AND error LIKE 'apply refused before Terraform ran%'", id); got != 1 {
+		t.Errorf("%d refused apply runs, want 1", got)
+	}
+	if n := b.expect(req{method: "GET", path: "/v1/nodes/" + nodeID, token: tok}, 200); n.Body["vcpu"] != float64(2) {
+		t.Errorf("the node was resized over its instances: %s", n.Raw)
+	}
+	// The refused type stays pending: nothing more lands by the old size.
+	if r := place("later", 1, 0.25, 409); !strings.Contains(r.errMsg(), "a resize to local-small is pending") {
+		t.Errorf("placement after the refused apply: %q", r.errMsg())
+	}
 }

@@ -225,7 +225,9 @@ func baseOperations() []operation {
 			body:        provision.CreateRequest{}, resp: provision.Request{}, status: 201, also: []int{200}, errors: []int{409, 422}},
 		{method: "GET", path: "/v1/provision/:id", summary: "Get a provision request", access: authenticated, perm: domain.PermProvisionRead, resp: provision.Request{}, status: 200},
 		{method: "POST", path: "/v1/provision/:id/plan", summary: "Queue a plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
-		{method: "POST", path: "/v1/provision/:id/apply", summary: "Queue the apply of the stored plan", access: authenticated, perm: domain.PermProvisionWrite, resp: provision.Request{}, status: 202, errors: []int{409}},
+		{method: "POST", path: "/v1/provision/:id/apply", summary: "Queue the apply of the stored plan", access: authenticated, perm: domain.PermProvisionWrite,
+			description: "409 when the request is not planned, while a run of it is going, or when the apply would make its node smaller than what the instances placed on it reserve (a downsize: naming each short resource). The apply run checks that fit again before Terraform runs; refused there, the run fails and the request is planned again with the reason.",
+			resp:        provision.Request{}, status: 202, errors: []int{409}},
 		{method: "POST", path: "/v1/provision/:id/cancel", summary: "Cancel the request's current run", access: authenticated, perm: domain.PermProvisionWrite,
 			description: "Cancels the request's queued or running run (as `POST /v1/runs/{id}/cancel`; the answer's `run` is that run). A queued run is cancelled at once and the request goes back to pending, planned or applied; a running one is interrupted (Terraform stops gracefully and releases the state lock), and killed after SHARDFORM_CANCEL_GRACE, or at once with `force=true`: back to pending or planned after a plan, failed after an apply or a destroy (the error says its resources may be partial). 409 when no run is going.",
 			resp:        provision.Request{}, status: 202, errors: []int{409},
@@ -338,7 +340,7 @@ func baseOperations() []operation {
 			description: "A cordoned node becomes `ready` (a stopped one once started); a ready node is answered unchanged. 409 for a node in maintenance, or one a drain or migration is emptying (cancel it first).",
 			resp:        provision.Node{}, status: 200, errors: []int{409}},
 		{method: "POST", path: "/v1/nodes/:id/drain", summary: "Drain a node: cordon it and move its instances to other nodes", access: authenticated, perm: domain.PermNodesWrite,
-			description: "Cordons the node and queues a `node_drain` job that moves every instance on it, largest first, to other ready nodes of the same organization, provider and region, each to the best node by suggest-fit's scoring (`strategy`: binpack, the default, or spread) under the lock and fit check of `POST /v1/instances/{id}/move`. Instances that fit nowhere stay, listed with the reason (`partial`). The answer is the migration record (202; follow it with `GET /v1/migrations/{id}`). With `dry_run: true` the answer is 200 with the plan of moves (`status: planned`, no id) and nothing changes. 409 while another drain or migration of the node is queued or running.",
+			description: "Cordons the node and queues a `node_drain` job that moves every instance on it, largest first, to other ready nodes of the same organization, provider and region, each to the best node by suggest-fit's scoring (`strategy`: binpack, the default, or spread) under the lock and fit check of `POST /v1/instances/{id}/move`. Instances that fit nowhere stay, listed with the reason (`partial`). The answer is the migration record (202; follow it with `GET /v1/migrations/{id}`). With `dry_run: true` the answer is 200 with the plan of moves (`status: planned`, no id) and nothing changes. 409 while another drain or migration of the node is queued or running (one whose job ended without an outcome — cancelled in River UI, discarded, deleted — is ended first, failed, and blocks the node no longer).",
 			body:        placement.DrainRequest{}, optionalBody: true, resp: placement.Migration{}, status: 202, also: []int{200}, errors: []int{409}},
 		{method: "POST", path: "/v1/nodes/:id/migrate", summary: "Move every instance of a node to one other node, all or nothing", access: authenticated, perm: domain.PermNodesWrite,
 			description: "In one transaction under the locks of both nodes: the target must be ready and hold all the instances together, else nothing moves and the 409 names each short resource and the instances that do not fit. The node is cordoned. The answer is the migration record, succeeded.",
@@ -351,7 +353,7 @@ func baseOperations() []operation {
 		{method: "GET", path: "/v1/migrations/:id", summary: "A drain or migration with its moves (done, left, failures)", access: authenticated, perm: domain.PermNodesRead,
 			resp: placement.Migration{}, status: 200},
 		{method: "POST", path: "/v1/migrations/:id/cancel", summary: "Cancel a drain: it stops before its next move", access: authenticated, perm: domain.PermNodesWrite,
-			description: "A queued drain is cancelled at once; a running one stops before its next move (`cancel_requested`, then `cancelled`). The moves made stay made and the node stays cordoned. 409 once it has ended.",
+			description: "A queued drain is cancelled at once; a running one stops before its next move (`cancel_requested`, then `cancelled`). The moves made stay made and the node stays cordoned. A running drain whose job ended without an outcome is cancelled at once. 409 once it has ended.",
 			resp:        placement.Migration{}, status: 202, errors: []int{409}},
 
 		// Capacity planner.

@@ -270,6 +270,12 @@ func TestSuggestFitSeesEveryChange(t *testing.T) {
 			exec(`INSERT INTO instances (organization_id, node_id, name, cpu_millis, memory_mb, disk_gb) VALUES ($1, $2, 'big', 8000, 1024, 10)`, b.org, ids[1])
 		}, 3, 1, "insufficient_cpu"},
 		{"its instance removed", func() { exec(`DELETE FROM instances WHERE node_id = $1`, ids[1]) }, 3, 2, "cordoned"},
+		{"a downsize to 4 cores pending", func() {
+			exec(`UPDATE nodes SET desired_instance_type = 'cx23', desired_vcpu = 4, desired_memory_mb = memory_mb, desired_disk_gb = disk_gb WHERE id = $1`, ids[1])
+		}, 3, 1, "insufficient_cpu"},
+		{"the downsize asked back", func() {
+			exec(`UPDATE nodes SET desired_instance_type = NULL, desired_vcpu = NULL, desired_memory_mb = NULL, desired_disk_gb = NULL WHERE id = $1`, ids[1])
+		}, 3, 2, "cordoned"},
 		{"a node deleted", func() { exec(`DELETE FROM nodes WHERE id = $1`, ids[2]) }, 2, 1, "cordoned"},
 		{"a node added", func() {
 			exec(`INSERT INTO nodes (organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, labels)

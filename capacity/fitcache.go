@@ -83,7 +83,13 @@ func (s *Service) nodes(ctx context.Context, org uuid.UUID) ([]planner.NodeCapac
 
 // nodeCapacity turns a node row into the planner's view.
 func (s *Service) nodeCapacity(n store.ListNodeCapacitiesWithLabelsRow) (planner.NodeCapacity, error) {
-	raw := planner.Resources{MilliCPU: int64(n.Vcpu) * 1000, MemoryMiB: int64(n.MemoryMb), DiskMiB: int64(n.DiskGb) * 1024}
+	// While a resize is pending, the smaller of both sizes in each
+	// resource, as placement counts it.
+	vcpu, mem, disk := n.Vcpu, n.MemoryMb, n.DiskGb
+	if n.DesiredVcpu.Valid && n.DesiredMemoryMb.Valid && n.DesiredDiskGb.Valid {
+		vcpu, mem, disk = min(vcpu, n.DesiredVcpu.Int32), min(mem, n.DesiredMemoryMb.Int32), min(disk, n.DesiredDiskGb.Int32)
+	}
+	raw := planner.Resources{MilliCPU: int64(vcpu) * 1000, MemoryMiB: int64(mem), DiskMiB: int64(disk) * 1024}
 	nc := planner.NodeCapacity{
 		ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
 		Ready:     n.Status != "maintenance" && n.Status != "unreachable",

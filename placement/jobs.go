@@ -2,11 +2,16 @@ package placement
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/shardform/shardform/liveness"
+	"github.com/shardform/shardform/store"
 )
 
 // QueuePlacement is the queue of drains: its own, so a drain never waits
@@ -41,3 +46,45 @@ func (DrainArgs) InsertOpts() river.InsertOpts {
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }
+
+// WorkDrain is a node_drain job's attempt (last: River's last one): the
+// drain's moves (RunDrain), and what the job's end needs. A drain another
+// live worker holds (its job was taken for dead while it lived) is
+// snoozed: looked at again soon, without using an attempt, and never
+// failed under the live one. A job cancelled in River UI while it ran ends
+// its drain cancelled. After the last attempt failed, the drain is
+// recorded failed with the error.
+func (s *Service) WorkDrain(ctx context.Context, args DrainArgs, last bool) error {
+	err := s.RunDrain(ctx, args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, liveness.ErrHeld):
+		return river.JobSnooze(drainStartGrace)
+	case errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely):
+		if cerr := s.cancelDrain(context.WithoutCancel(ctx), args); cerr != nil {
+			return cerr
+		}
+	case last:
+		if ferr := s.FailDrain(context.WithoutCancel(ctx), args, err); ferr != nil {
+			return ferr
+		}
+	}
+	return err
+}
+
+// cancelDrain ends a drain whose job was cancelled in River UI while it
+// ran.
+func (s *Service) cancelDrain(ctx context.Context, args DrainArgs) error {
+	m, err := s.q.GetMigration(ctx, s.st.Pool, store.GetMigrationParams{OrganizationID: args.OrganizationID, ID: args.MigrationID})
+	if store.IsNoRows(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drain %s: %w", args.MigrationID, err)
+	}
+	if m.Status != MigrationQueued && m.Status != MigrationRunning {
+		return nil
+	}
+	return s.finishDrain(ctx, m, MigrationCancelled, "its job was cancelled in River", "cancelled")
+}

@@ -333,8 +333,12 @@ func (s *Service) holdsAll(dst, src store.LockPlacementNodeRow, insts []store.Li
 }
 
 // notBusy refuses a second drain or migration of a locked node while one is
-// queued or running.
+// queued or running; one whose job ended without an outcome is ended
+// first (failed), so it blocks the node no longer.
 func (s *Service) notBusy(ctx context.Context, tx pgx.Tx, org uuid.UUID, n store.LockPlacementNodeRow) error {
+	if err := s.endOrphans(ctx, tx, org, uuid.NullUUID{UUID: n.ID, Valid: true}, uuid.NullUUID{}); err != nil {
+		return err
+	}
 	active, err := s.q.GetActiveMigrationOfNode(ctx, tx, store.GetActiveMigrationOfNodeParams{OrganizationID: org, NodeID: n.ID})
 	if store.IsNoRows(err) {
 		return nil
@@ -369,10 +373,18 @@ func (s *Service) insertMoves(ctx context.Context, tx pgx.Tx, mid uuid.UUID, ins
 }
 
 // GetMigration returns one migration record of the caller's organization
-// with its moves.
+// with its moves. A drain whose job ended without an outcome is ended
+// (failed) first: the record says what happened.
 func (s *Service) GetMigration(ctx context.Context, p *domain.Principal, id uuid.UUID) (Migration, error) {
 	if err := need(p, domain.PermNodesRead); err != nil {
 		return Migration{}, err
+	}
+	m, err := s.getMigration(ctx, s.st.Pool, p.OrgID, id)
+	if err != nil || (m.Status != MigrationQueued && m.Status != MigrationRunning) {
+		return m, err
+	}
+	if err := s.endOrphans(ctx, s.st.Pool, p.OrgID, uuid.NullUUID{}, uuid.NullUUID{UUID: id, Valid: true}); err != nil {
+		return Migration{}, fmt.Errorf("get migration %s: %w", id, err)
 	}
 	return s.getMigration(ctx, s.st.Pool, p.OrgID, id)
 }
@@ -444,7 +456,8 @@ func (s *Service) ListMigrations(ctx context.Context, p *domain.Principal, f Mig
 
 // CancelMigration cancels a queued migration at once, or asks a running
 // drain to stop before its next move (the moves made stay made; the node
-// stays cordoned). A migration that has ended is 409.
+// stays cordoned); a running drain whose job ended without an outcome is
+// cancelled at once. A migration that has ended is 409.
 func (s *Service) CancelMigration(ctx context.Context, p *domain.Principal, id uuid.UUID) (Migration, error) {
 	if err := need(p, domain.PermNodesWrite); err != nil {
 		return Migration{}, err
@@ -468,6 +481,10 @@ func (s *Service) CancelMigration(ctx context.Context, p *domain.Principal, id u
 		case MigrationRunning:
 			if _, err := s.q.RequestMigrationCancel(ctx, tx, store.RequestMigrationCancelParams{OrganizationID: p.OrgID, ID: id}); err != nil {
 				return fmt.Errorf("cancel: %w", err)
+			}
+			// No job will see the request if its job has ended.
+			if err := s.endOrphans(ctx, tx, p.OrgID, uuid.NullUUID{}, uuid.NullUUID{UUID: id, Valid: true}); err != nil {
+				return err
 			}
 		default:
 			return domain.Conflict("migration %s is %s: there is nothing to cancel", id, m.Status)
@@ -496,9 +513,19 @@ var (
 // check. A move the target refuses (filled by a concurrent placement,
 // cordoned meanwhile) is tried on the next best node. Before each move the
 // drain stops if a cancel was asked for. Run again after a crash, it goes
-// on from the moves still pending.
+// on from the moves still pending. While it runs, the job holds the
+// drain's liveness lock, so a rescuer knows its worker is alive (see
+// RescueDrains); should this process lose its liveness session, the drain
+// stops and River retries it.
 func (s *Service) RunDrain(ctx context.Context, args DrainArgs) error {
 	org := args.OrganizationID
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	release, err := s.live.Hold(ctx, drainLockName(args.MigrationID), stop)
+	if err != nil {
+		return fmt.Errorf("drain %s: %w", args.MigrationID, err)
+	}
+	defer release()
 	m, err := s.q.StartMigration(ctx, s.st.Pool, store.StartMigrationParams{OrganizationID: org, ID: args.MigrationID})
 	if store.IsNoRows(err) {
 		return nil // cancelled while queued, or ended

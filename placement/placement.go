@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/liveness"
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/store"
 )
@@ -44,6 +46,8 @@ type Config struct {
 	Overhead *planner.Resources
 	// Now is the clock of the migration records (nil: time.Now).
 	Now func() time.Time
+	// Log receives what the drain rescuer cannot return (nil: discard).
+	Log *slog.Logger
 }
 
 // Service places, moves, lists and removes instances.
@@ -53,17 +57,26 @@ type Service struct {
 	overhead planner.Resources
 	queue    Queue
 	now      func() time.Time
+	log      *slog.Logger
+	live     *liveness.Session // the liveness session of this process's drains
 }
+
+// drainLivenessName names the drains' liveness session in pg_stat_activity.
+const drainLivenessName = "shardform drain liveness"
 
 // New builds the service.
 func New(st *store.Store, cfg Config) *Service {
-	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead(), now: time.Now}
+	s := &Service{st: st, q: st.Q, overhead: planner.DefaultOverhead(), now: time.Now, log: cfg.Log}
 	if cfg.Overhead != nil {
 		s.overhead = *cfg.Overhead
 	}
 	if cfg.Now != nil {
 		s.now = cfg.Now
 	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.live = liveness.New(func() *pgx.ConnConfig { return liveness.Config(st.Pool.Config().ConnConfig, drainLivenessName) }, s.log)
 	return s
 }
 
@@ -343,9 +356,18 @@ func (s *Service) admit(n store.LockPlacementNodeRow, need planner.Resources) er
 	}
 	free := s.capacity(n).Free()
 	if short := Shortfall(free, need); len(short) > 0 {
-		return domain.Conflict("node %s cannot hold the instance: %s", n.Name, strings.Join(short, "; "))
+		return domain.Conflict("node %s cannot hold the instance: %s%s", n.Name, strings.Join(short, "; "), resizeNote(n))
 	}
 	return nil
+}
+
+// resizeNote says why a node holds less than its size while a resize of
+// it is pending.
+func resizeNote(n store.LockPlacementNodeRow) string {
+	if n.DesiredInstanceType == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (a resize to %s is pending: until it is applied, the node counts the smaller of both sizes)", *n.DesiredInstanceType)
 }
 
 // schedulable refuses a node that takes no new instances: only a ready
@@ -368,8 +390,15 @@ func schedulable(n store.LockPlacementNodeRow) error {
 }
 
 // capacity is the node as suggest-fit sees it (capacity.Service.nodeCapacity).
+// While a resize of the node is pending (asked for, not applied yet), each
+// resource counts the smaller of the current and the desired size: what
+// is placed now must still fit once a downsize is applied.
 func (s *Service) capacity(n store.LockPlacementNodeRow) planner.NodeCapacity {
-	raw := planner.Resources{MilliCPU: int64(n.Vcpu) * 1000, MemoryMiB: int64(n.MemoryMb), DiskMiB: int64(n.DiskGb) * 1024}
+	vcpu, mem, disk := n.Vcpu, n.MemoryMb, n.DiskGb
+	if n.DesiredVcpu.Valid && n.DesiredMemoryMb.Valid && n.DesiredDiskGb.Valid {
+		vcpu, mem, disk = min(vcpu, n.DesiredVcpu.Int32), min(mem, n.DesiredMemoryMb.Int32), min(disk, n.DesiredDiskGb.Int32)
+	}
+	raw := planner.Resources{MilliCPU: int64(vcpu) * 1000, MemoryMiB: int64(mem), DiskMiB: int64(disk) * 1024}
 	return planner.NodeCapacity{
 		Capacity: planner.Usable(raw, s.overhead, 0),
 		Reserved: planner.Resources{MilliCPU: n.ReservedCpuMillis, MemoryMiB: n.ReservedMemoryMb, DiskMiB: n.ReservedDiskGb * 1024},

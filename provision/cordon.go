@@ -53,6 +53,11 @@ func (s *Service) setSchedulable(ctx context.Context, p *domain.Principal, id uu
 			return domain.Conflict("node %s is %s: it takes no new instances already (PUT /v1/nodes/%s {\"status\"} changes it)", n.Name, n.Status, id)
 		}
 		if status == "ready" {
+			// A drain whose job ended without an outcome (cancelled in
+			// River UI, discarded, deleted) holds the node no longer.
+			if _, err := store.EndOrphanMigrations(ctx, tx, p.OrgID, uuid.NullUUID{UUID: id, Valid: true}, uuid.NullUUID{}); err != nil {
+				return fmt.Errorf("end drains whose job ended: %w", err)
+			}
 			active, err := s.q.GetActiveMigrationOfNode(ctx, tx, store.GetActiveMigrationOfNodeParams{OrganizationID: p.OrgID, NodeID: id})
 			if err == nil {
 				return domain.Conflict("node %s is being emptied by %s %s (%s): POST /v1/migrations/%s/cancel first", n.Name, active.Kind, active.ID, active.Status, active.ID)

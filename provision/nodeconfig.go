@@ -211,6 +211,9 @@ func (s *Service) Resize(ctx context.Context, p *domain.Principal, nodeID uuid.U
 		if err := s.q.SetProvisionInstanceType(ctx, tx, store.SetProvisionInstanceTypeParams{OrganizationID: p.OrgID, ID: r.ID, InstanceType: it.Name}); err != nil {
 			return fmt.Errorf("resize node %s: %w", nodeID, err)
 		}
+		if err := s.pendingSize(ctx, tx, p.OrgID, n.ID, it); err != nil {
+			return fmt.Errorf("resize node %s: %w", nodeID, err)
+		}
 		r.InstanceType = it.Name
 		if out, err = s.planChange(ctx, tx, p, r); err != nil {
 			return err

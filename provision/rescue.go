@@ -38,7 +38,7 @@ func (s *Service) Watch(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = DefaultRescueInterval
 	}
-	defer s.live.close()
+	defer s.live.Close()
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/store"
 	"github.com/shardform/shardform/terraform"
@@ -84,7 +85,7 @@ func (s *Service) begin(ctx context.Context, j Job, status string) (context.Cont
 		j.RunID = id
 	}
 	ctx, stop := context.WithCancelCause(ctx)
-	release, err := s.live.hold(ctx, j.RunID, stop)
+	release, err := s.live.Hold(ctx, runLockName(j.RunID), stop)
 	if err != nil {
 		stop(nil)
 		return ctx, nil, false, fmt.Errorf("run %s: %w", j.RunID, err)
@@ -577,6 +578,13 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 	}
 	defer s.end(ctx, a)
 	r, d := a.r, a.d
+	// A resize must still fit the node's instances: checked again before
+	// Terraform changes the machine.
+	if err := s.checkApplyFit(ctx, r); errors.Is(err, domain.ErrConflict) {
+		return s.refuseApply(ctx, a, err)
+	} else if err != nil {
+		return s.retryOrFail(ctx, a, err)
+	}
 	ws, done, err := s.open(ctx, a)
 	if err != nil {
 		return s.failOrRetry(ctx, a, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/liveness"
 	"github.com/shardform/shardform/providers"
 	"github.com/shardform/shardform/seal"
 	"github.com/shardform/shardform/store"
@@ -66,7 +67,7 @@ type Service struct {
 	stateBase   string           // where this process serves it to its runs
 	runTTL      time.Duration    // how long a run's state credential is valid
 	feed        *logFeed         // the log followers of this process
-	live        *liveness        // the liveness session of this process's runs
+	live        *runLiveness     // the liveness session of this process's runs
 	worker      string           // this process's name on its runs and state locks
 	dns         DNS              // auto-DNS of registered nodes (nil: none)
 	joins       JoinTokens       // nil: provisioned nodes do not join by themselves
@@ -86,7 +87,7 @@ func New(st *store.Store, sealer *seal.Sealer, drivers *providers.Registry, runn
 	}
 	s := &Service{st: st, q: st.Q, sealer: sealer, drivers: drivers, runner: runner, now: now, log: log}
 	s.feed = newLogFeed(log, func() *pgx.ConnConfig { return s.sessionConfig(feedApplicationName) })
-	s.live = newLiveness(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
+	s.live = liveness.New(func() *pgx.ConnConfig { return s.sessionConfig(livenessApplicationName) }, log)
 	s.worker = defaultWorkerName()
 	s.gone = map[uuid.UUID]time.Time{}
 	return s
@@ -561,9 +562,11 @@ func (s *Service) Plan(ctx context.Context, p *domain.Principal, id uuid.UUID) (
 	return s.transition(ctx, p, id, StatusPlanning, []string{StatusPending, StatusPlanned, StatusApplied, StatusFailed}, RunPlan)
 }
 
-// Apply queues the apply of the saved plan (only from planned).
+// Apply queues the apply of the saved plan (only from planned). An apply
+// that would shrink the node below what its instances reserve is 409
+// naming each short resource.
 func (s *Service) Apply(ctx context.Context, p *domain.Principal, id uuid.UUID) (Request, error) {
-	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, RunApply)
+	return s.transition(ctx, p, id, StatusApplying, []string{StatusPlanned}, RunApply, s.applyFit)
 }
 
 // Destroy queues the destruction of everything the request created.

@@ -262,7 +262,7 @@ const insertBYONode = `-- name: InsertBYONode :one
 
 INSERT INTO nodes (organization_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, labels)
 VALUES ($1, $2, 'byo', '', 'byo', $3, $4, $5, $6, $7, $8)
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type InsertBYONodeParams struct {
@@ -312,6 +312,10 @@ func (q *Queries) InsertBYONode(ctx context.Context, db DBTX, arg InsertBYONodeP
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }
@@ -546,7 +550,7 @@ const updateJoinedNodeAddresses = `-- name: UpdateJoinedNodeAddresses :one
 UPDATE nodes SET ipv4 = CASE WHEN ipv4 = '' THEN $1 ELSE ipv4 END,
     ipv6 = CASE WHEN ipv6 = '' THEN $2 ELSE ipv6 END, updated_at = now()
 WHERE organization_id = $3 AND id = $4
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type UpdateJoinedNodeAddressesParams struct {
@@ -589,6 +593,10 @@ func (q *Queries) UpdateJoinedNodeAddresses(ctx context.Context, db DBTX, arg Up
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

@@ -357,7 +357,7 @@ func (q *Queries) GetDNSZoneList(ctx context.Context, db DBTX, arg GetDNSZoneLis
 }
 
 const getNodeOfProvision = `-- name: GetNodeOfProvision :one
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes WHERE organization_id = $1 AND provision_id = $2
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb FROM nodes WHERE organization_id = $1 AND provision_id = $2
 `
 
 type GetNodeOfProvisionParams struct {
@@ -391,6 +391,10 @@ func (q *Queries) GetNodeOfProvision(ctx context.Context, db DBTX, arg GetNodeOf
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

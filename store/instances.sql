@@ -3,9 +3,11 @@
 -- lock the reservation triggers take), with its size and aggregated
 -- reservations: two placements on one node are serialized, so the second
 -- sees the reservation of the first.
--- A node that is powered off reads as status "stopped".
+-- A node that is powered off reads as status "stopped". desired_*: the size
+-- of a pending resize (placement counts the smaller of both sizes).
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = @organization_id AND id = @id
 FOR NO KEY UPDATE;

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const countInstances = `-- name: CountInstances :one
@@ -353,7 +354,8 @@ func (q *Queries) LockInstance(ctx context.Context, db DBTX, arg LockInstancePar
 
 const lockPlacementNode = `-- name: LockPlacementNode :one
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = $1 AND id = $2
 FOR NO KEY UPDATE
@@ -365,23 +367,28 @@ type LockPlacementNodeParams struct {
 }
 
 type LockPlacementNodeRow struct {
-	ID                uuid.UUID
-	Name              string
-	Status            string
-	Vcpu              int32
-	MemoryMb          int32
-	DiskGb            int32
-	ReservedCpuMillis int64
-	ReservedMemoryMb  int64
-	ReservedDiskGb    int64
-	InstanceCount     int32
+	ID                  uuid.UUID
+	Name                string
+	Status              string
+	Vcpu                int32
+	MemoryMb            int32
+	DiskGb              int32
+	ReservedCpuMillis   int64
+	ReservedMemoryMb    int64
+	ReservedDiskGb      int64
+	InstanceCount       int32
+	DesiredInstanceType *string
+	DesiredVcpu         pgtype.Int4
+	DesiredMemoryMb     pgtype.Int4
+	DesiredDiskGb       pgtype.Int4
 }
 
 // The node an instance is placed on, locked until the transaction ends (the
 // lock the reservation triggers take), with its size and aggregated
 // reservations: two placements on one node are serialized, so the second
 // sees the reservation of the first.
-// A node that is powered off reads as status "stopped".
+// A node that is powered off reads as status "stopped". desired_*: the size
+// of a pending resize (placement counts the smaller of both sizes).
 func (q *Queries) LockPlacementNode(ctx context.Context, db DBTX, arg LockPlacementNodeParams) (LockPlacementNodeRow, error) {
 	row := db.QueryRow(ctx, lockPlacementNode, arg.OrganizationID, arg.ID)
 	var i LockPlacementNodeRow
@@ -396,6 +403,10 @@ func (q *Queries) LockPlacementNode(ctx context.Context, db DBTX, arg LockPlacem
 		&i.ReservedMemoryMb,
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

@@ -28,7 +28,8 @@ ORDER BY memory_mb DESC, cpu_millis DESC, disk_gb DESC, name, id;
 -- aggregated reservations: a drain's candidate targets. A node that is
 -- powered off reads as status "stopped".
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = @organization_id AND provider = @provider AND region = @region AND id <> @exclude
 ORDER BY name, id;
@@ -139,7 +140,8 @@ FOR NO KEY UPDATE;
 -- locked as they come out of the sort. A node that is powered off reads as
 -- status "stopped".
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[])
 ORDER BY id

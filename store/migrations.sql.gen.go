@@ -472,7 +472,8 @@ func (q *Queries) ListMigrations(ctx context.Context, db DBTX, arg ListMigration
 
 const listMoveTargets = `-- name: ListMoveTargets :many
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = $1 AND provider = $2 AND region = $3 AND id <> $4
 ORDER BY name, id
@@ -486,16 +487,20 @@ type ListMoveTargetsParams struct {
 }
 
 type ListMoveTargetsRow struct {
-	ID                uuid.UUID
-	Name              string
-	Status            string
-	Vcpu              int32
-	MemoryMb          int32
-	DiskGb            int32
-	ReservedCpuMillis int64
-	ReservedMemoryMb  int64
-	ReservedDiskGb    int64
-	InstanceCount     int32
+	ID                  uuid.UUID
+	Name                string
+	Status              string
+	Vcpu                int32
+	MemoryMb            int32
+	DiskGb              int32
+	ReservedCpuMillis   int64
+	ReservedMemoryMb    int64
+	ReservedDiskGb      int64
+	InstanceCount       int32
+	DesiredInstanceType *string
+	DesiredVcpu         pgtype.Int4
+	DesiredMemoryMb     pgtype.Int4
+	DesiredDiskGb       pgtype.Int4
 }
 
 // The other nodes of the organization in a provider and region, with their
@@ -526,6 +531,10 @@ func (q *Queries) ListMoveTargets(ctx context.Context, db DBTX, arg ListMoveTarg
 			&i.ReservedMemoryMb,
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
+			&i.DesiredInstanceType,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}
@@ -619,7 +628,8 @@ func (q *Queries) LockNodeOfProvision(ctx context.Context, db DBTX, arg LockNode
 
 const lockNodePair = `-- name: LockNodePair :many
 SELECT id, name, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count,
+       desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = $1 AND id = ANY($2::uuid[])
 ORDER BY id
@@ -632,16 +642,20 @@ type LockNodePairParams struct {
 }
 
 type LockNodePairRow struct {
-	ID                uuid.UUID
-	Name              string
-	Status            string
-	Vcpu              int32
-	MemoryMb          int32
-	DiskGb            int32
-	ReservedCpuMillis int64
-	ReservedMemoryMb  int64
-	ReservedDiskGb    int64
-	InstanceCount     int32
+	ID                  uuid.UUID
+	Name                string
+	Status              string
+	Vcpu                int32
+	MemoryMb            int32
+	DiskGb              int32
+	ReservedCpuMillis   int64
+	ReservedMemoryMb    int64
+	ReservedDiskGb      int64
+	InstanceCount       int32
+	DesiredInstanceType *string
+	DesiredVcpu         pgtype.Int4
+	DesiredMemoryMb     pgtype.Int4
+	DesiredDiskGb       pgtype.Int4
 }
 
 // A drain's move locks the drained node and the target in id order (the
@@ -668,6 +682,10 @@ func (q *Queries) LockNodePair(ctx context.Context, db DBTX, arg LockNodePairPar
 			&i.ReservedMemoryMb,
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
+			&i.DesiredInstanceType,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}
@@ -800,7 +818,7 @@ const setNodeSchedulable = `-- name: SetNodeSchedulable :one
 UPDATE nodes SET status = $1::text, updated_at = now()
 WHERE organization_id = $2 AND id = $3
   AND (status IN ('ready', 'cordoned') OR (status = 'unreachable' AND $1::text = 'cordoned'))
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type SetNodeSchedulableParams struct {
@@ -838,6 +856,10 @@ func (q *Queries) SetNodeSchedulable(ctx context.Context, db DBTX, arg SetNodeSc
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

@@ -262,28 +262,32 @@ type MigrationMove struct {
 }
 
 type Node struct {
-	ID                uuid.UUID
-	OrganizationID    uuid.UUID
-	ProvisionID       uuid.NullUUID
-	Name              string
-	Provider          string
-	Region            string
-	InstanceType      string
-	Vcpu              int32
-	MemoryMb          int32
-	DiskGb            int32
-	Ipv4              string
-	Ipv6              string
-	ServerID          string
-	Status            string
-	Labels            []byte
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	ReservedCpuMillis int64
-	ReservedMemoryMb  int64
-	ReservedDiskGb    int64
-	InstanceCount     int32
-	PowerState        string
+	ID                  uuid.UUID
+	OrganizationID      uuid.UUID
+	ProvisionID         uuid.NullUUID
+	Name                string
+	Provider            string
+	Region              string
+	InstanceType        string
+	Vcpu                int32
+	MemoryMb            int32
+	DiskGb              int32
+	Ipv4                string
+	Ipv6                string
+	ServerID            string
+	Status              string
+	Labels              []byte
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	ReservedCpuMillis   int64
+	ReservedMemoryMb    int64
+	ReservedDiskGb      int64
+	InstanceCount       int32
+	PowerState          string
+	DesiredInstanceType *string
+	DesiredVcpu         pgtype.Int4
+	DesiredMemoryMb     pgtype.Int4
+	DesiredDiskGb       pgtype.Int4
 }
 
 type NodeAction struct {

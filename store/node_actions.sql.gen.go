@@ -425,7 +425,7 @@ func (q *Queries) SetNodeActionJob(ctx context.Context, db DBTX, arg SetNodeActi
 const setNodeAddresses = `-- name: SetNodeAddresses :one
 UPDATE nodes SET ipv4 = $1, ipv6 = $2, updated_at = now()
 WHERE organization_id = $3 AND id = $4 AND (ipv4 <> $1 OR ipv6 <> $2)
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type SetNodeAddressesParams struct {
@@ -469,6 +469,10 @@ func (q *Queries) SetNodeAddresses(ctx context.Context, db DBTX, arg SetNodeAddr
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

@@ -33,3 +33,15 @@ WHERE organization_id = @organization_id AND id = @id;
 
 -- name: SetRunAutoApply :exec
 UPDATE provision_runs SET auto_apply = true WHERE organization_id = @organization_id AND id = @id;
+
+-- name: SetNodeDesiredSize :exec
+-- A resize of the node is pending (from its request, or checked again by
+-- its apply): placements count the smaller size until the apply. Asking
+-- for the node's own type again ends it.
+UPDATE nodes SET
+    desired_instance_type = CASE WHEN instance_type = @instance_type::text THEN NULL ELSE @instance_type::text END,
+    desired_vcpu = CASE WHEN instance_type = @instance_type::text THEN NULL ELSE @vcpu::integer END,
+    desired_memory_mb = CASE WHEN instance_type = @instance_type::text THEN NULL ELSE @memory_mb::integer END,
+    desired_disk_gb = CASE WHEN instance_type = @instance_type::text THEN NULL ELSE @disk_gb::integer END,
+    updated_at = now()
+WHERE organization_id = @organization_id AND id = @id;

@@ -198,6 +198,40 @@ func (q *Queries) SeedFirewallRules(ctx context.Context, db DBTX, arg SeedFirewa
 	return err
 }
 
+const setNodeDesiredSize = `-- name: SetNodeDesiredSize :exec
+UPDATE nodes SET
+    desired_instance_type = CASE WHEN instance_type = $1::text THEN NULL ELSE $1::text END,
+    desired_vcpu = CASE WHEN instance_type = $1::text THEN NULL ELSE $2::integer END,
+    desired_memory_mb = CASE WHEN instance_type = $1::text THEN NULL ELSE $3::integer END,
+    desired_disk_gb = CASE WHEN instance_type = $1::text THEN NULL ELSE $4::integer END,
+    updated_at = now()
+WHERE organization_id = $5 AND id = $6
+`
+
+type SetNodeDesiredSizeParams struct {
+	InstanceType   string
+	Vcpu           int32
+	MemoryMb       int32
+	DiskGb         int32
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+// A resize of the node is pending (from its request, or checked again by
+// its apply): placements count the smaller size until the apply. Asking
+// for the node's own type again ends it.
+func (q *Queries) SetNodeDesiredSize(ctx context.Context, db DBTX, arg SetNodeDesiredSizeParams) error {
+	_, err := db.Exec(ctx, setNodeDesiredSize,
+		arg.InstanceType,
+		arg.Vcpu,
+		arg.MemoryMb,
+		arg.DiskGb,
+		arg.OrganizationID,
+		arg.ID,
+	)
+	return err
+}
+
 const setProvisionInstanceType = `-- name: SetProvisionInstanceType :exec
 UPDATE provision_requests SET instance_type = $1, updated_at = now()
 WHERE organization_id = $2 AND id = $3

@@ -1,10 +1,12 @@
 -- name: InsertNodeOnce :one
 -- Registers the node of a provision request; a retried apply finds it
--- there, and a later apply (a resize) gives it its new size.
+-- there, and a later apply (a resize) gives it its new size: the resize
+-- is no longer pending.
 INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
 VALUES (@organization_id, @provision_id, @name, @provider, @region, @instance_type, @vcpu, @memory_mb, @disk_gb, @ipv4, @ipv6, @server_id, @labels)
 ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id,
-    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, updated_at = now()
+    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb,
+    desired_instance_type = NULL, desired_vcpu = NULL, desired_memory_mb = NULL, desired_disk_gb = NULL, updated_at = now()
 RETURNING *;
 
 -- name: GetNode :one

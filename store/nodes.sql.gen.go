@@ -63,7 +63,7 @@ func (q *Queries) DeleteNodeOfProvision(ctx context.Context, db DBTX, arg Delete
 }
 
 const getNode = `-- name: GetNode :one
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes WHERE organization_id = $1 AND id = $2
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb FROM nodes WHERE organization_id = $1 AND id = $2
 `
 
 type GetNodeParams struct {
@@ -97,6 +97,10 @@ func (q *Queries) GetNode(ctx context.Context, db DBTX, arg GetNodeParams) (Node
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }
@@ -105,8 +109,9 @@ const insertNodeOnce = `-- name: InsertNodeOnce :one
 INSERT INTO nodes (organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, labels)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (provision_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, server_id = excluded.server_id,
-    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb, updated_at = now()
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+    instance_type = excluded.instance_type, vcpu = excluded.vcpu, memory_mb = excluded.memory_mb, disk_gb = excluded.disk_gb,
+    desired_instance_type = NULL, desired_vcpu = NULL, desired_memory_mb = NULL, desired_disk_gb = NULL, updated_at = now()
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type InsertNodeOnceParams struct {
@@ -126,7 +131,8 @@ type InsertNodeOnceParams struct {
 }
 
 // Registers the node of a provision request; a retried apply finds it
-// there, and a later apply (a resize) gives it its new size.
+// there, and a later apply (a resize) gives it its new size: the resize
+// is no longer pending.
 func (q *Queries) InsertNodeOnce(ctx context.Context, db DBTX, arg InsertNodeOnceParams) (Node, error) {
 	row := db.QueryRow(ctx, insertNodeOnce,
 		arg.OrganizationID,
@@ -167,12 +173,16 @@ func (q *Queries) InsertNodeOnce(ctx context.Context, db DBTX, arg InsertNodeOnc
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }
 
 const listNodes = `-- name: ListNodes :many
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb FROM nodes
 WHERE organization_id = $1
   AND ($2::text IS NULL OR (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END) = $2)
   AND ($3::text IS NULL OR provider = $3)
@@ -227,6 +237,10 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
 			&i.PowerState,
+			&i.DesiredInstanceType,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}
@@ -239,7 +253,7 @@ func (q *Queries) ListNodes(ctx context.Context, db DBTX, arg ListNodesParams) (
 }
 
 const nodesByIDs = `-- name: NodesByIDs :many
-SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state FROM nodes
+SELECT id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb FROM nodes
 WHERE organization_id = $1 AND id = ANY($2::uuid[])
 `
 
@@ -281,6 +295,10 @@ func (q *Queries) NodesByIDs(ctx context.Context, db DBTX, arg NodesByIDsParams)
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
 			&i.PowerState,
+			&i.DesiredInstanceType,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}
@@ -295,7 +313,7 @@ func (q *Queries) NodesByIDs(ctx context.Context, db DBTX, arg NodesByIDsParams)
 const updateNode = `-- name: UpdateNode :one
 UPDATE nodes SET name = $1, status = $2, labels = $3, updated_at = now()
 WHERE organization_id = $4 AND id = $5
-RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state
+RETURNING id, organization_id, provision_id, name, provider, region, instance_type, vcpu, memory_mb, disk_gb, ipv4, ipv6, server_id, status, labels, created_at, updated_at, reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, power_state, desired_instance_type, desired_vcpu, desired_memory_mb, desired_disk_gb
 `
 
 type UpdateNodeParams struct {
@@ -338,6 +356,10 @@ func (q *Queries) UpdateNode(ctx context.Context, db DBTX, arg UpdateNodeParams)
 		&i.ReservedDiskGb,
 		&i.InstanceCount,
 		&i.PowerState,
+		&i.DesiredInstanceType,
+		&i.DesiredVcpu,
+		&i.DesiredMemoryMb,
+		&i.DesiredDiskGb,
 	)
 	return i, err
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const getNodeSetVersion = `-- name: GetNodeSetVersion :one
@@ -25,7 +26,8 @@ func (q *Queries) GetNodeSetVersion(ctx context.Context, db DBTX, organizationID
 
 const listNodeCapacitiesWithLabels = `-- name: ListNodeCapacitiesWithLabels :many
 SELECT id, name, provider, region, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
-       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, labels
+       reserved_cpu_millis, reserved_memory_mb, reserved_disk_gb, instance_count, labels,
+       desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = $1
 ORDER BY name, id
@@ -45,11 +47,14 @@ type ListNodeCapacitiesWithLabelsRow struct {
 	ReservedDiskGb    int64
 	InstanceCount     int32
 	Labels            []byte
+	DesiredVcpu       pgtype.Int4
+	DesiredMemoryMb   pgtype.Int4
+	DesiredDiskGb     pgtype.Int4
 }
 
 // Every node of the organization with its aggregated reservations and its
 // labels, for the in-memory suggest-fit cache (a powered-off node reads as
-// status "stopped").
+// status "stopped"; desired_*: the size of a pending resize).
 func (q *Queries) ListNodeCapacitiesWithLabels(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListNodeCapacitiesWithLabelsRow, error) {
 	rows, err := db.Query(ctx, listNodeCapacitiesWithLabels, organizationID)
 	if err != nil {
@@ -73,6 +78,9 @@ func (q *Queries) ListNodeCapacitiesWithLabels(ctx context.Context, db DBTX, org
 			&i.ReservedDiskGb,
 			&i.InstanceCount,
 			&i.Labels,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}

@@ -23,13 +23,7 @@ func (w *DrainWorker) Timeout(*river.Job[placement.DrainArgs]) time.Duration {
 
 // Work implements river.Worker. A failed attempt is retried and goes on
 // from the moves still pending; after the last one the drain is recorded
-// failed with the error.
+// failed with the error (placement.Service.WorkDrain).
 func (w *DrainWorker) Work(ctx context.Context, job *river.Job[placement.DrainArgs]) error {
-	err := w.svc.RunDrain(ctx, job.Args)
-	if err != nil && job.Attempt >= job.MaxAttempts {
-		if ferr := w.svc.FailDrain(context.WithoutCancel(ctx), job.Args, err); ferr != nil {
-			return ferr
-		}
-	}
-	return err
+	return w.svc.WorkDrain(ctx, job.Args, job.Attempt >= job.MaxAttempts)
 }

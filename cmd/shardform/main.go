@@ -235,7 +235,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		return err
 	}
 	defer sshSvc.Close()
-	place := placement.New(st, placement.Config{})
+	place := placement.New(st, placement.Config{Log: log.With(slog.String("subsystem", "placement"))})
 	agents := agent.New(st, sshSvc, agent.Options{})
 	agents.UseDNS(dnsSvc)
 	if cfg.PublicURL != "" {
@@ -284,6 +284,8 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 			// restart) are retried within seconds.
 			g.Go(func() error { return prov.Watch(gctx, cfg.RescueInterval) })
 		}
+		// So are drains (SHARDFORM_RUN_RESCUE_INTERVAL too).
+		g.Go(func() error { return place.Watch(gctx, cfg.RescueInterval) })
 		g.Go(func() error {
 			<-gctx.Done()
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
