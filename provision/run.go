@@ -473,7 +473,10 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 		if err := s.q.SetRunPlanFile(ctx, tx, store.SetRunPlanFileParams{OrganizationID: a.r.OrganizationID, ID: a.run.ID, PlanFile: sealed}); err != nil {
 			return fmt.Errorf("store plan of run %s: %w", a.run.ID, err)
 		}
-		return s.q.SetProvisionPlanRun(ctx, tx, store.SetProvisionPlanRunParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanRunID: uuid.NullUUID{UUID: a.run.ID, Valid: true}})
+		if err := s.q.SetProvisionPlanRun(ctx, tx, store.SetProvisionPlanRunParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanRunID: uuid.NullUUID{UUID: a.run.ID, Valid: true}}); err != nil {
+			return err
+		}
+		return s.queueRenderTx(ctx, tx, a.r.OrganizationID, a.run.ID)
 	})
 	if err == nil && a.ended {
 		s.autoApply(ctx, a)
