@@ -171,3 +171,64 @@ func TestPlanReviewEager(t *testing.T) {
 		t.Errorf("listed plan runs: %v", runs)
 	}
 }
+
+// TestPlanFilesDropped: a plan run's saved plan (sealed, with the
+// variables' values) is dropped once a newer plan of the request
+// supersedes it or the request is applied, except while its render job is
+// still to run (that job drops it after rendering).
+func TestPlanFilesDropped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{provisioning: true, planRender: "on-demand"})
+	a := b.bootstrap("ops@example.com")
+	tok := a.access
+	ctx := t.Context()
+	hasPlan := func(runID string) bool {
+		t.Helper()
+		var has bool
+		if err := b.pool.QueryRow(ctx, "SELECT plan_file IS NOT NULL FROM provision_runs WHERE id = $1", runID).Scan(&has); err != nil {
+			t.Fatal(err)
+		}
+		return has
+	}
+	plan := func(id string) string {
+		t.Helper()
+		runID := b.expect(req{method: "POST", path: "/v1/provision/" + id + "/plan", token: tok}, 202).Body["run"].(map[string]any)["id"].(string)
+		if r := b.waitRun(tok, runID, 90*time.Second); r.str("status") != "succeeded" {
+			t.Fatalf("plan run: %s", r.Raw)
+		}
+		return runID
+	}
+	id := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: localBody("web-1")}, 201).str("id")
+	first := plan(id)
+	if !hasPlan(first) {
+		t.Fatal("a new plan run has no saved plan")
+	}
+	second := plan(id)
+	if hasPlan(first) || !hasPlan(second) {
+		t.Errorf("after a second plan: first keeps its plan %v, second %v; want false, true", hasPlan(first), hasPlan(second))
+	}
+	b.expect(req{method: "GET", path: "/v1/runs/" + first + "/plan", token: tok}, 409)
+
+	// A render still to run keeps the plan it renders.
+	if _, err := b.pool.Exec(ctx, `INSERT INTO river_job (kind, args, queue, state, max_attempts, priority, scheduled_at)
+		VALUES ('provision_render_plan', jsonb_build_object('organization_id', $1::text, 'run_id', $2::text), 'terraform', 'scheduled', 3, 4, now() + interval '1 hour')`, a.orgID, second); err != nil {
+		t.Fatal(err)
+	}
+	third := plan(id)
+	if !hasPlan(second) {
+		t.Error("a plan waiting for its render lost its saved plan")
+	}
+	if _, err := b.pool.Exec(ctx, "DELETE FROM river_job WHERE kind = 'provision_render_plan'"); err != nil {
+		t.Fatal(err)
+	}
+
+	applyID := b.expect(req{method: "POST", path: "/v1/provision/" + id + "/apply", token: tok}, 202).Body["run"].(map[string]any)["id"].(string)
+	if r := b.waitRun(tok, applyID, 90*time.Second); r.str("status") != "succeeded" {
+		t.Fatalf("apply run: %s", r.Raw)
+	}
+	for _, run := range []string{first, second, third} {
+		if hasPlan(run) {
+			t.Errorf("plan run %s keeps its saved plan after the apply", run)
+		}
+	}
+}

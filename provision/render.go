@@ -38,7 +38,7 @@ func (s *Service) PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUI
 		return run.PlanJson, nil
 	}
 	if len(run.PlanFile) == 0 {
-		return nil, domain.Conflict("run %s has no saved plan to render", id)
+		return nil, domain.Conflict("run %s has no saved plan to render: it was dropped (applied, superseded by a newer plan, or older than %d days) before it was rendered", id, PlanFileDays)
 	}
 	if s.queue == nil {
 		return nil, fmt.Errorf("run %s: no job queue configured", id)
@@ -114,6 +114,11 @@ func (s *Service) planReadable(p *domain.Principal, run store.ProvisionRun, err 
 	}
 	return nil
 }
+
+// PlanFileDays is how long a plan run keeps its saved plan when nothing
+// (an apply, a newer plan, its render) dropped it before: the cleanup job
+// drops it then.
+const PlanFileDays = 7
 
 // RenderPlan is the provision_render_plan job: `terraform show -json` of a
 // plan run's saved plan in the request's workspace (its provider set's

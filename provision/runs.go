@@ -75,6 +75,18 @@ func (s *Service) runView(ctx context.Context, r store.ProvisionRun) Run {
 	return s.runViewOf(ctx, r, len(r.PlanJson) > 0)
 }
 
+// listedRunView is runView for a run listed without its saved and
+// rendered plans (ListRuns, LatestRunsOf): rendered says whether it was.
+func (s *Service) listedRunView(ctx context.Context, r store.ListRunsRow) Run {
+	return s.runViewOf(ctx, store.ProvisionRun{
+		ID: r.ID, OrganizationID: r.OrganizationID, ProvisionID: r.ProvisionID, Kind: r.Kind, Status: r.Status,
+		CreatedBy: r.CreatedBy, JobID: r.JobID, Attempt: r.Attempt, QueuedAt: r.QueuedAt, StartedAt: r.StartedAt,
+		FinishedAt: r.FinishedAt, Worker: r.Worker, TerraformVersion: r.TerraformVersion, ExitCode: r.ExitCode,
+		Error: r.Error, Changes: r.Changes, Drifted: r.Drifted, Drift: r.Drift, CancelRequested: r.CancelRequested,
+		AutoApply: r.AutoApply,
+	}, r.PlanRendered)
+}
+
 func (s *Service) runViewOf(ctx context.Context, r store.ProvisionRun, rendered bool) Run {
 	out := Run{ID: r.ID, ProvisionID: r.ProvisionID, Kind: r.Kind, Status: r.Status, QueuedAt: r.QueuedAt,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Worker: r.Worker, TerraformVersion: r.TerraformVersion,
@@ -131,7 +143,7 @@ func (s *Service) ListRuns(ctx context.Context, p *domain.Principal, provisionID
 	}
 	out := make([]Run, len(rows))
 	for i, r := range rows {
-		out[i] = s.runView(ctx, r)
+		out[i] = s.listedRunView(ctx, r)
 	}
 	return out, total, nil
 }
