@@ -75,8 +75,8 @@ func (s *Service) runView(ctx context.Context, r store.ProvisionRun) Run {
 	return s.runViewOf(ctx, r, len(r.PlanJson) > 0)
 }
 
-// listedRunView is runView for a run listed without its saved and
-// rendered plans (ListRuns, LatestRunsOf): rendered says whether it was.
+// listedRunView is runView for a run read without its saved and rendered
+// plans (GetRunView, ListRuns, LatestRunsOf): rendered says whether it was.
 func (s *Service) listedRunView(ctx context.Context, r store.ListRunsRow) Run {
 	return s.runViewOf(ctx, store.ProvisionRun{
 		ID: r.ID, OrganizationID: r.OrganizationID, ProvisionID: r.ProvisionID, Kind: r.Kind, Status: r.Status,
@@ -153,14 +153,14 @@ func (s *Service) GetRun(ctx context.Context, p *domain.Principal, id uuid.UUID)
 	if err := need(p, domain.PermProvisionRead); err != nil {
 		return Run{}, err
 	}
-	r, err := s.q.GetRun(ctx, s.st.Pool, store.GetRunParams{OrganizationID: p.OrgID, ID: id})
+	r, err := s.q.GetRunView(ctx, s.st.Pool, store.GetRunViewParams{OrganizationID: p.OrgID, ID: id})
 	if store.IsNoRows(err) {
 		return Run{}, domain.NotFound("run")
 	}
 	if err != nil {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
 	}
-	return s.runView(ctx, r), nil
+	return s.listedRunView(ctx, store.ListRunsRow(r)), nil
 }
 
 // RunLogs returns a run's output after log id afterID (at most

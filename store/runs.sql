@@ -9,6 +9,13 @@ UPDATE provision_runs SET job_id = sqlc.arg(job_id)::bigint WHERE organization_i
 -- name: GetRun :one
 SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id;
 
+-- name: GetRunView :one
+-- A run as the API shows it: as ListRuns, without the saved and rendered plans.
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs WHERE organization_id = @organization_id AND id = @id;
+
 -- name: GetRunForUpdate :one
 SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id FOR UPDATE;
 

@@ -335,6 +335,72 @@ func (q *Queries) GetRunForUpdate(ctx context.Context, db DBTX, arg GetRunForUpd
 	return i, err
 }
 
+const getRunView = `-- name: GetRunView :one
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs WHERE organization_id = $1 AND id = $2
+`
+
+type GetRunViewParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+type GetRunViewRow struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	ProvisionID      uuid.UUID
+	Kind             string
+	Status           string
+	CreatedBy        uuid.NullUUID
+	JobID            pgtype.Int8
+	Attempt          int32
+	QueuedAt         time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	Worker           string
+	TerraformVersion string
+	ExitCode         pgtype.Int4
+	Error            string
+	Changes          []byte
+	Drifted          pgtype.Bool
+	Drift            []byte
+	CancelRequested  string
+	AutoApply        bool
+	PlanRendered     bool
+}
+
+// A run as the API shows it: as ListRuns, without the saved and rendered plans.
+func (q *Queries) GetRunView(ctx context.Context, db DBTX, arg GetRunViewParams) (GetRunViewRow, error) {
+	row := db.QueryRow(ctx, getRunView, arg.OrganizationID, arg.ID)
+	var i GetRunViewRow
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.ProvisionID,
+		&i.Kind,
+		&i.Status,
+		&i.CreatedBy,
+		&i.JobID,
+		&i.Attempt,
+		&i.QueuedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Worker,
+		&i.TerraformVersion,
+		&i.ExitCode,
+		&i.Error,
+		&i.Changes,
+		&i.Drifted,
+		&i.Drift,
+		&i.CancelRequested,
+		&i.AutoApply,
+		&i.PlanRendered,
+	)
+	return i, err
+}
+
 const insertRun = `-- name: InsertRun :one
 INSERT INTO provision_runs (organization_id, provision_id, kind, created_by)
 VALUES ($1, $2, $3, $4)
