@@ -93,6 +93,8 @@ type setupOpts struct {
 	joinURL string
 	// driftInterval turns the periodic drift check on (worker.Options.DriftInterval).
 	driftInterval time.Duration
+	// planRender is SHARDFORM_PLAN_RENDER ("": eager, the default).
+	planRender string
 	// riverUI mounts River UI at /riverui (riverui_test.go).
 	riverUI bool
 	// nodeOps serves the power actions with a node_action River worker
@@ -169,6 +171,9 @@ func newServer(t *testing.T, pool *pgxpool.Pool, o setupOpts) *api.Server {
 	var provSvc *provision.Service
 	if o.provisioning {
 		provSvc = startProvisioning(t, pool, key, o, dnsSvc)
+		if o.planRender != "" {
+			provSvc.UsePlanRender(o.planRender)
+		}
 		prov = provSvc
 	}
 	var nodeOps api.NodeOps

@@ -12,11 +12,11 @@ import (
 
 // TestRuns: every plan, apply, destroy and refresh is a run with its own
 // status, timings, worker, Terraform version, exit code, changes and logs;
-// a plan run's JSON plan is rendered on demand; runs are the caller's
-// organization's only.
+// with SHARDFORM_PLAN_RENDER=on-demand a plan run's JSON plan is rendered
+// when first asked for; runs are the caller's organization's only.
 func TestRuns(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{provisioning: true})
+	b := setup(t, setupOpts{provisioning: true, planRender: "on-demand"})
 	a := b.bootstrap("ops@example.com")
 	tok := a.access
 	id := b.expect(req{method: "POST", path: "/v1/provision", token: tok, body: localBody("web-1")}, 201).str("id")
@@ -242,6 +242,32 @@ func TestPeriodicDriftCheck(t *testing.T) {
 	if l := b.expect(req{method: "GET", path: "/v1/provision/" + pending + "/runs", token: a.access}, 200).list(); len(l) != 0 {
 		t.Errorf("a pending request got runs: %v", l)
 	}
+	// The sweep and the refresh runs it queued wait behind users' runs
+	// (River priority 4); the user's plan and apply do not (1).
+	runs := b.expect(req{method: "GET", path: "/v1/provision/" + applied + "/runs", token: a.access}, 200).list()
+	for _, r := range runs {
+		want := 1
+		if r["kind"] == "refresh" {
+			want = 4
+		}
+		if got := b.jobPriority(r["id"].(string)); got != want {
+			t.Errorf("%s run's job has priority %d, want %d", r["kind"], got, want)
+		}
+	}
+	var sweeps, background int
+	if err := b.pool.QueryRow(t.Context(), "SELECT count(*), count(*) FILTER (WHERE priority = 4) FROM river_job WHERE kind = 'provision_drift_sweep'").Scan(&sweeps, &background); err != nil || sweeps == 0 || background != sweeps {
+		t.Errorf("drift sweep jobs %d, %d of them at priority 4 (%v)", sweeps, background, err)
+	}
+}
+
+// jobPriority is the River priority of a run's job.
+func (b *bundle) jobPriority(runID string) int {
+	b.t.Helper()
+	var p int
+	if err := b.pool.QueryRow(b.t.Context(), "SELECT j.priority FROM provision_runs r JOIN river_job j ON j.id = r.job_id WHERE r.id = $1", runID).Scan(&p); err != nil {
+		b.t.Fatalf("priority of run %s's job: %v", runID, err)
+	}
+	return p
 }
 
 // TestRunsOfOldAndLostJobs: a plan job queued before runs existed (no run

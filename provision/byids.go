@@ -84,7 +84,7 @@ func (s *Service) LatestRuns(ctx context.Context, p *domain.Principal, provision
 	}
 	out := make([]Run, len(rows))
 	for i, r := range rows {
-		out[i] = s.runView(ctx, r)
+		out[i] = s.listedRunView(ctx, store.ListRunsRow(r))
 	}
 	return out, nil
 }

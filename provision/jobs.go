@@ -20,6 +20,13 @@ const (
 	maxRunAttempts = 5
 )
 
+// PriorityBackground is the River priority of the terraform queue's work
+// nobody waits for (rendering a plan for review, the drift sweep and the
+// refresh runs it queues): River fetches by priority first (1, the
+// default, is the highest), so users' plans, applies and destroys never
+// wait behind it.
+const PriorityBackground = 4
+
 // uniqueWhileActive makes a job unique per provision request (the fields
 // tagged river:"unique") while one is waiting or running.
 func uniqueWhileActive() river.InsertOpts {
@@ -91,6 +98,7 @@ func (RenderPlanArgs) Kind() string { return KindRenderPlan }
 func (RenderPlanArgs) InsertOpts() river.InsertOpts {
 	o := uniqueWhileActive()
 	o.MaxAttempts = 3
+	o.Priority = PriorityBackground
 	return o
 }
 
@@ -105,5 +113,6 @@ func (DriftSweepArgs) Kind() string { return KindDriftSweep }
 func (DriftSweepArgs) InsertOpts() river.InsertOpts {
 	o := uniqueWhileActive()
 	o.MaxAttempts = 1
+	o.Priority = PriorityBackground
 	return o
 }

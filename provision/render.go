@@ -24,9 +24,11 @@ const renderPoll = 50 * time.Millisecond
 var ErrRendering = errors.New("the plan is being rendered: ask again in a moment")
 
 // PlanJSON returns a plan run's JSON plan (terraform show -json, sensitive
-// values masked). The first call has a worker render it (a Terraform
-// process that is not on the hot path of plan and apply) and waits up to
-// wait for it; when the wait ends first, it returns ErrRendering.
+// values masked), rendered by a worker (a Terraform process that is not on
+// the hot path of plan and apply) as the plan succeeded, or, when it is
+// not rendered yet (plans rendered on demand, or a busy queue), queued for
+// rendering now; it waits up to wait for the render, and returns
+// ErrRendering when the wait ends first.
 func (s *Service) PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUID, wait time.Duration) (json.RawMessage, error) {
 	run, err := s.q.GetRun(ctx, s.st.Pool, store.GetRunParams{OrganizationID: p.OrgID, ID: id})
 	if err := s.planReadable(p, run, err); err != nil {
@@ -36,7 +38,7 @@ func (s *Service) PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUI
 		return run.PlanJson, nil
 	}
 	if len(run.PlanFile) == 0 {
-		return nil, domain.Conflict("run %s has no saved plan to render", id)
+		return nil, domain.Conflict("run %s has no saved plan to render: it was dropped (applied, superseded by a newer plan, or older than %d days) before it was rendered", id, PlanFileDays)
 	}
 	if s.queue == nil {
 		return nil, fmt.Errorf("run %s: no job queue configured", id)
@@ -73,6 +75,25 @@ func (s *Service) PlanJSON(ctx context.Context, p *domain.Principal, id uuid.UUI
 	}
 }
 
+// queueRenderTx queues the render of a plan run that has just succeeded,
+// in the transaction that records it (unless plans are rendered on
+// demand): a third Terraform process (show -json) per plan, off the hot
+// path: the request is planned before it runs, its job's priority
+// (PriorityBackground) is below every plan and apply, and an apply never
+// waits for it.
+func (s *Service) queueRenderTx(ctx context.Context, tx pgx.Tx, orgID, runID uuid.UUID) error {
+	if s.renderOnDemand {
+		return nil
+	}
+	if s.queue == nil {
+		return fmt.Errorf("render plan of run %s: no job queue configured", runID)
+	}
+	if _, err := s.queue.InsertTx(ctx, tx, RenderPlanArgs{OrganizationID: orgID, RunID: runID}, nil); err != nil {
+		return fmt.Errorf("render plan of run %s: %w", runID, err)
+	}
+	return nil
+}
+
 // planReadable checks that run (as read, with err) is a plan run of the
 // caller's organization whose plan exists.
 func (s *Service) planReadable(p *domain.Principal, run store.ProvisionRun, err error) error {
@@ -93,6 +114,11 @@ func (s *Service) planReadable(p *domain.Principal, run store.ProvisionRun, err 
 	}
 	return nil
 }
+
+// PlanFileDays is how long a plan run keeps its saved plan when nothing
+// (an apply, a newer plan, its render) dropped it before: the cleanup job
+// drops it then.
+const PlanFileDays = 7
 
 // RenderPlan is the provision_render_plan job: `terraform show -json` of a
 // plan run's saved plan in the request's workspace (its provider set's
@@ -178,7 +204,11 @@ func (s *Service) SweepDrift(ctx context.Context) (int, error) {
 			if err != nil || r.Status != StatusApplied {
 				return err
 			}
-			_, err = s.newRunTx(ctx, tx, nil, r, RunRefresh)
+			// Below users' runs: a sweep of many requests never holds
+			// their plans and applies up.
+			opts := RefreshArgs{}.InsertOpts()
+			opts.Priority = PriorityBackground
+			_, err = s.newRunWithOptsTx(ctx, tx, nil, r, RunRefresh, &opts)
 			return err
 		})
 		var pe *domain.PublicError

@@ -558,7 +558,15 @@ func (s *Service) RunPlan(ctx context.Context, j Job) error {
 		if err := s.q.SetRunPlanFile(ctx, tx, store.SetRunPlanFileParams{OrganizationID: a.r.OrganizationID, ID: a.run.ID, PlanFile: sealed}); err != nil {
 			return fmt.Errorf("store plan of run %s: %w", a.run.ID, err)
 		}
-		return s.q.SetProvisionPlanRun(ctx, tx, store.SetProvisionPlanRunParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanRunID: uuid.NullUUID{UUID: a.run.ID, Valid: true}})
+		if err := s.q.SetProvisionPlanRun(ctx, tx, store.SetProvisionPlanRunParams{OrganizationID: a.r.OrganizationID, ID: a.r.ID, PlanRunID: uuid.NullUUID{UUID: a.run.ID, Valid: true}}); err != nil {
+			return err
+		}
+		// This plan supersedes the request's earlier ones: their saved
+		// plans go.
+		if _, err := store.ClearSpentPlanFiles(ctx, tx, a.r.OrganizationID, a.r.ID, a.run.ID); err != nil {
+			return fmt.Errorf("drop superseded plans of %s: %w", a.r.ID, err)
+		}
+		return s.queueRenderTx(ctx, tx, a.r.OrganizationID, a.run.ID)
 	})
 	if err == nil && a.ended {
 		s.autoApply(ctx, a)
@@ -656,6 +664,10 @@ func (s *Service) RunApply(ctx context.Context, j Job) error {
 				return fmt.Errorf("record the power state of node %s: %w", n.ID, err)
 			}
 		}
+		// Applied: no saved plan of the request is needed any more.
+		if _, err := store.ClearSpentPlanFiles(ctx, tx, r.OrganizationID, r.ID, uuid.Nil); err != nil {
+			return fmt.Errorf("drop applied plans of %s: %w", r.ID, err)
+		}
 		return s.q.SetProvisionApplied(ctx, tx, store.SetProvisionAppliedParams{OrganizationID: r.OrganizationID, ID: r.ID, NodeID: uuid.NullUUID{UUID: n.ID, Valid: true}})
 	})
 	if err == nil {
@@ -693,6 +705,10 @@ func (s *Service) RunDestroy(ctx context.Context, j Job) error {
 		}
 		if err := s.q.DeleteNodeOfProvision(ctx, tx, store.DeleteNodeOfProvisionParams{OrganizationID: r.OrganizationID, ProvisionID: uuid.NullUUID{UUID: r.ID, Valid: true}}); err != nil {
 			return fmt.Errorf("remove node of %s: %w", r.ID, err)
+		}
+		// Destroyed: no plan of the request can be applied any more.
+		if _, err := store.ClearSpentPlanFiles(ctx, tx, r.OrganizationID, r.ID, uuid.Nil); err != nil {
+			return fmt.Errorf("drop plans of %s: %w", r.ID, err)
 		}
 		return s.q.SetProvisionDestroyed(ctx, tx, store.SetProvisionDestroyedParams{OrganizationID: r.OrganizationID, ID: r.ID})
 	})

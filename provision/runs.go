@@ -46,8 +46,9 @@ type Run struct {
 	Error            string                 `json:"error"`
 	Attempt          int                    `json:"attempt"`
 	Changes          *terraform.PlanSummary `json:"changes"`
-	// PlanRendered: GET /v1/runs/{id}/plan has been rendered, and the
-	// changes carry their masked before and after values.
+	// PlanRendered: the plan has been rendered for review (GET
+	// /v1/runs/{id}/plan), and the changes list every resource change
+	// (no-op ones too) with its masked before and after values.
 	PlanRendered bool `json:"plan_rendered"`
 	// Drifted is a refresh run's verdict; Drift what drifted.
 	Drifted *bool            `json:"drifted"`
@@ -71,9 +72,25 @@ type DriftedChange struct {
 // runView is a stored run as the API shows it. Stored JSON that does not
 // decode is left out and logged.
 func (s *Service) runView(ctx context.Context, r store.ProvisionRun) Run {
+	return s.runViewOf(ctx, r, len(r.PlanJson) > 0)
+}
+
+// listedRunView is runView for a run read without its saved and rendered
+// plans (GetRunView, ListRuns, LatestRunsOf): rendered says whether it was.
+func (s *Service) listedRunView(ctx context.Context, r store.ListRunsRow) Run {
+	return s.runViewOf(ctx, store.ProvisionRun{
+		ID: r.ID, OrganizationID: r.OrganizationID, ProvisionID: r.ProvisionID, Kind: r.Kind, Status: r.Status,
+		CreatedBy: r.CreatedBy, JobID: r.JobID, Attempt: r.Attempt, QueuedAt: r.QueuedAt, StartedAt: r.StartedAt,
+		FinishedAt: r.FinishedAt, Worker: r.Worker, TerraformVersion: r.TerraformVersion, ExitCode: r.ExitCode,
+		Error: r.Error, Changes: r.Changes, Drifted: r.Drifted, Drift: r.Drift, CancelRequested: r.CancelRequested,
+		AutoApply: r.AutoApply,
+	}, r.PlanRendered)
+}
+
+func (s *Service) runViewOf(ctx context.Context, r store.ProvisionRun, rendered bool) Run {
 	out := Run{ID: r.ID, ProvisionID: r.ProvisionID, Kind: r.Kind, Status: r.Status, QueuedAt: r.QueuedAt,
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Worker: r.Worker, TerraformVersion: r.TerraformVersion,
-		Error: r.Error, Attempt: int(r.Attempt), PlanRendered: len(r.PlanJson) > 0, Cancel: r.CancelRequested}
+		Error: r.Error, Attempt: int(r.Attempt), PlanRendered: rendered, Cancel: r.CancelRequested}
 	if r.ExitCode.Valid {
 		c := int(r.ExitCode.Int32)
 		out.ExitCode = &c
@@ -126,7 +143,7 @@ func (s *Service) ListRuns(ctx context.Context, p *domain.Principal, provisionID
 	}
 	out := make([]Run, len(rows))
 	for i, r := range rows {
-		out[i] = s.runView(ctx, r)
+		out[i] = s.listedRunView(ctx, r)
 	}
 	return out, total, nil
 }
@@ -136,14 +153,14 @@ func (s *Service) GetRun(ctx context.Context, p *domain.Principal, id uuid.UUID)
 	if err := need(p, domain.PermProvisionRead); err != nil {
 		return Run{}, err
 	}
-	r, err := s.q.GetRun(ctx, s.st.Pool, store.GetRunParams{OrganizationID: p.OrgID, ID: id})
+	r, err := s.q.GetRunView(ctx, s.st.Pool, store.GetRunViewParams{OrganizationID: p.OrgID, ID: id})
 	if store.IsNoRows(err) {
 		return Run{}, domain.NotFound("run")
 	}
 	if err != nil {
 		return Run{}, fmt.Errorf("get run %s: %w", id, err)
 	}
-	return s.runView(ctx, r), nil
+	return s.listedRunView(ctx, store.ListRunsRow(r)), nil
 }
 
 // RunLogs returns a run's output after log id afterID (at most
@@ -178,6 +195,12 @@ func (s *Service) FollowRun(ctx context.Context, p *domain.Principal, id uuid.UU
 // inserts its job, in the caller's transaction. A request has at most one
 // run queued or running: a second is a conflict naming the first.
 func (s *Service) newRunTx(ctx context.Context, tx pgx.Tx, p *domain.Principal, r store.ProvisionRequest, kind string) (store.ProvisionRun, error) {
+	return s.newRunWithOptsTx(ctx, tx, p, r, kind, nil)
+}
+
+// newRunWithOptsTx is newRunTx with the job's insert options (nil: the
+// job kind's own).
+func (s *Service) newRunWithOptsTx(ctx context.Context, tx pgx.Tx, p *domain.Principal, r store.ProvisionRequest, kind string, opts *river.InsertOpts) (store.ProvisionRun, error) {
 	if active, err := s.q.ActiveRunOf(ctx, tx, store.ActiveRunOfParams{OrganizationID: r.OrganizationID, ProvisionID: r.ID}); err == nil {
 		return store.ProvisionRun{}, domain.Conflict("run %s (%s) of this request is still %s: wait for it or cancel it", active.ID, active.Kind, active.Status)
 	} else if !store.IsNoRows(err) {
@@ -198,7 +221,7 @@ func (s *Service) newRunTx(ctx context.Context, tx pgx.Tx, p *domain.Principal, 
 		return store.ProvisionRun{}, fmt.Errorf("provision %s: new %s run: %w", r.ID, kind, err)
 	}
 	args := RunArgs{OrganizationID: r.OrganizationID, ProvisionID: r.ID, RunID: run.ID}
-	res, err := s.queue.InsertTx(ctx, tx, runJobArgs(kind, args), nil)
+	res, err := s.queue.InsertTx(ctx, tx, runJobArgs(kind, args), opts)
 	if err != nil {
 		return store.ProvisionRun{}, fmt.Errorf("provision %s: enqueue %s: %w", r.ID, kind, err)
 	}

@@ -77,6 +77,10 @@ type Service struct {
 	// and since when (see holderGoneGrace).
 	goneMu sync.Mutex
 	gone   map[uuid.UUID]time.Time
+	// renderOnDemand: a plan is rendered for review only when GET
+	// /v1/runs/{id}/plan first asks (SHARDFORM_PLAN_RENDER=on-demand);
+	// by default a render job is queued as the plan succeeds.
+	renderOnDemand bool
 }
 
 // New builds the service. runner may be nil where no job runs; log (nil:
@@ -120,6 +124,22 @@ func (s *Service) UseState(state *tfstate.Service, base string, runTTL time.Dura
 // WithoutTerraform makes every Terraform job of this worker process fail
 // with reason (the binary was not found at start).
 func (s *Service) WithoutTerraform(reason error) { s.noTerraform = reason }
+
+// Plan review rendering modes (SHARDFORM_PLAN_RENDER).
+const (
+	// PlanRenderEager queues a plan's render job (show -json, masked) in
+	// the transaction that records the plan's success, at
+	// PriorityBackground: the run's changes carry masked values soon after,
+	// and GET /v1/runs/{id}/plan answers at once.
+	PlanRenderEager = "eager"
+	// PlanRenderOnDemand renders a plan when GET /v1/runs/{id}/plan first
+	// asks for it (and waits for the render).
+	PlanRenderOnDemand = "on-demand"
+)
+
+// UsePlanRender sets when plans are rendered for review: PlanRenderEager
+// (the default) or PlanRenderOnDemand.
+func (s *Service) UsePlanRender(mode string) { s.renderOnDemand = mode == PlanRenderOnDemand }
 
 // UseQueue sets the job queue (the River client, built after its workers).
 func (s *Service) UseQueue(q Queue) { s.queue = q }

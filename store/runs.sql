@@ -9,6 +9,13 @@ UPDATE provision_runs SET job_id = sqlc.arg(job_id)::bigint WHERE organization_i
 -- name: GetRun :one
 SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id;
 
+-- name: GetRunView :one
+-- A run as the API shows it: as ListRuns, without the saved and rendered plans.
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs WHERE organization_id = @organization_id AND id = @id;
+
 -- name: GetRunForUpdate :one
 SELECT * FROM provision_runs WHERE organization_id = @organization_id AND id = @id FOR UPDATE;
 
@@ -18,7 +25,12 @@ SELECT * FROM provision_runs
 WHERE organization_id = @organization_id AND provision_id = @provision_id AND status IN ('queued', 'running');
 
 -- name: ListRuns :many
-SELECT * FROM provision_runs
+-- Every column a run's view shows, but not the saved plan and the rendered
+-- JSON plan (large): only whether it was rendered.
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs
 WHERE organization_id = @organization_id AND provision_id = @provision_id
   AND (sqlc.narg(kind)::text IS NULL OR kind = sqlc.narg(kind))
 ORDER BY queued_at DESC, id
@@ -117,8 +129,12 @@ ORDER BY l.id
 LIMIT 1000;
 
 -- name: LatestRunsOf :many
--- Each request's newest runs (at most @per of each), for search's runs extend.
-SELECT r.* FROM provision_runs r
+-- Each request's newest runs (at most @per of each), for search's runs
+-- extend; as ListRuns, without the saved and rendered plans.
+SELECT r.id, r.organization_id, r.provision_id, r.kind, r.status, r.created_by, r.job_id, r.attempt, r.queued_at, r.started_at, r.finished_at,
+       r.worker, r.terraform_version, r.exit_code, r.error, r.changes, r.drifted, r.drift, r.cancel_requested, r.auto_apply,
+       (r.plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs r
 WHERE r.organization_id = @organization_id AND r.provision_id = ANY(@provision_ids::uuid[])
   AND r.id IN (SELECT l.id FROM provision_runs l
                WHERE l.organization_id = r.organization_id AND l.provision_id = r.provision_id
@@ -131,3 +147,10 @@ SELECT DISTINCT ON (provision_id) * FROM provision_runs
 WHERE organization_id = @organization_id AND provision_id = ANY(@provision_ids::uuid[])
   AND kind = 'refresh' AND status = 'succeeded'
 ORDER BY provision_id, finished_at DESC;
+
+-- name: ClearOldPlanFiles :execrows
+-- The retention of saved plans (sealed, they hold the variables' values):
+-- plan runs that finished more than @days days ago lose theirs, applied or
+-- not (the request keeps its own copy for an apply).
+UPDATE provision_runs SET plan_file = NULL
+WHERE kind = 'plan' AND plan_file IS NOT NULL AND finished_at < now() - make_interval(days => @days::int);

@@ -109,6 +109,22 @@ func (q *Queries) ApplicableRequestsForDrift(ctx context.Context, db DBTX, lim i
 	return items, nil
 }
 
+const clearOldPlanFiles = `-- name: ClearOldPlanFiles :execrows
+UPDATE provision_runs SET plan_file = NULL
+WHERE kind = 'plan' AND plan_file IS NOT NULL AND finished_at < now() - make_interval(days => $1::int)
+`
+
+// The retention of saved plans (sealed, they hold the variables' values):
+// plan runs that finished more than @days days ago lose theirs, applied or
+// not (the request keeps its own copy for an apply).
+func (q *Queries) ClearOldPlanFiles(ctx context.Context, db DBTX, days int32) (int64, error) {
+	result, err := db.Exec(ctx, clearOldPlanFiles, days)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const countRuns = `-- name: CountRuns :one
 SELECT count(*) FROM provision_runs
 WHERE organization_id = $1 AND provision_id = $2
@@ -319,6 +335,72 @@ func (q *Queries) GetRunForUpdate(ctx context.Context, db DBTX, arg GetRunForUpd
 	return i, err
 }
 
+const getRunView = `-- name: GetRunView :one
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs WHERE organization_id = $1 AND id = $2
+`
+
+type GetRunViewParams struct {
+	OrganizationID uuid.UUID
+	ID             uuid.UUID
+}
+
+type GetRunViewRow struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	ProvisionID      uuid.UUID
+	Kind             string
+	Status           string
+	CreatedBy        uuid.NullUUID
+	JobID            pgtype.Int8
+	Attempt          int32
+	QueuedAt         time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	Worker           string
+	TerraformVersion string
+	ExitCode         pgtype.Int4
+	Error            string
+	Changes          []byte
+	Drifted          pgtype.Bool
+	Drift            []byte
+	CancelRequested  string
+	AutoApply        bool
+	PlanRendered     bool
+}
+
+// A run as the API shows it: as ListRuns, without the saved and rendered plans.
+func (q *Queries) GetRunView(ctx context.Context, db DBTX, arg GetRunViewParams) (GetRunViewRow, error) {
+	row := db.QueryRow(ctx, getRunView, arg.OrganizationID, arg.ID)
+	var i GetRunViewRow
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.ProvisionID,
+		&i.Kind,
+		&i.Status,
+		&i.CreatedBy,
+		&i.JobID,
+		&i.Attempt,
+		&i.QueuedAt,
+		&i.StartedAt,
+		&i.FinishedAt,
+		&i.Worker,
+		&i.TerraformVersion,
+		&i.ExitCode,
+		&i.Error,
+		&i.Changes,
+		&i.Drifted,
+		&i.Drift,
+		&i.CancelRequested,
+		&i.AutoApply,
+		&i.PlanRendered,
+	)
+	return i, err
+}
+
 const insertRun = `-- name: InsertRun :one
 INSERT INTO provision_runs (organization_id, provision_id, kind, created_by)
 VALUES ($1, $2, $3, $4)
@@ -466,7 +548,10 @@ func (q *Queries) LatestRefreshRunsOf(ctx context.Context, db DBTX, arg LatestRe
 }
 
 const latestRunsOf = `-- name: LatestRunsOf :many
-SELECT r.id, r.organization_id, r.provision_id, r.kind, r.status, r.created_by, r.job_id, r.attempt, r.queued_at, r.started_at, r.finished_at, r.worker, r.terraform_version, r.exit_code, r.error, r.changes, r.plan_file, r.plan_json, r.drifted, r.drift, r.cancel_requested, r.auto_apply FROM provision_runs r
+SELECT r.id, r.organization_id, r.provision_id, r.kind, r.status, r.created_by, r.job_id, r.attempt, r.queued_at, r.started_at, r.finished_at,
+       r.worker, r.terraform_version, r.exit_code, r.error, r.changes, r.drifted, r.drift, r.cancel_requested, r.auto_apply,
+       (r.plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs r
 WHERE r.organization_id = $1 AND r.provision_id = ANY($2::uuid[])
   AND r.id IN (SELECT l.id FROM provision_runs l
                WHERE l.organization_id = r.organization_id AND l.provision_id = r.provision_id
@@ -480,16 +565,41 @@ type LatestRunsOfParams struct {
 	Per            int32
 }
 
-// Each request's newest runs (at most @per of each), for search's runs extend.
-func (q *Queries) LatestRunsOf(ctx context.Context, db DBTX, arg LatestRunsOfParams) ([]ProvisionRun, error) {
+type LatestRunsOfRow struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	ProvisionID      uuid.UUID
+	Kind             string
+	Status           string
+	CreatedBy        uuid.NullUUID
+	JobID            pgtype.Int8
+	Attempt          int32
+	QueuedAt         time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	Worker           string
+	TerraformVersion string
+	ExitCode         pgtype.Int4
+	Error            string
+	Changes          []byte
+	Drifted          pgtype.Bool
+	Drift            []byte
+	CancelRequested  string
+	AutoApply        bool
+	PlanRendered     bool
+}
+
+// Each request's newest runs (at most @per of each), for search's runs
+// extend; as ListRuns, without the saved and rendered plans.
+func (q *Queries) LatestRunsOf(ctx context.Context, db DBTX, arg LatestRunsOfParams) ([]LatestRunsOfRow, error) {
 	rows, err := db.Query(ctx, latestRunsOf, arg.OrganizationID, arg.ProvisionIds, arg.Per)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ProvisionRun
+	var items []LatestRunsOfRow
 	for rows.Next() {
-		var i ProvisionRun
+		var i LatestRunsOfRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.OrganizationID,
@@ -507,12 +617,11 @@ func (q *Queries) LatestRunsOf(ctx context.Context, db DBTX, arg LatestRunsOfPar
 			&i.ExitCode,
 			&i.Error,
 			&i.Changes,
-			&i.PlanFile,
-			&i.PlanJson,
 			&i.Drifted,
 			&i.Drift,
 			&i.CancelRequested,
 			&i.AutoApply,
+			&i.PlanRendered,
 		); err != nil {
 			return nil, err
 		}
@@ -572,7 +681,10 @@ func (q *Queries) ListRunLogs(ctx context.Context, db DBTX, arg ListRunLogsParam
 }
 
 const listRuns = `-- name: ListRuns :many
-SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at, worker, terraform_version, exit_code, error, changes, plan_file, plan_json, drifted, drift, cancel_requested, auto_apply FROM provision_runs
+SELECT id, organization_id, provision_id, kind, status, created_by, job_id, attempt, queued_at, started_at, finished_at,
+       worker, terraform_version, exit_code, error, changes, drifted, drift, cancel_requested, auto_apply,
+       (plan_json IS NOT NULL)::boolean AS plan_rendered
+FROM provision_runs
 WHERE organization_id = $1 AND provision_id = $2
   AND ($3::text IS NULL OR kind = $3)
 ORDER BY queued_at DESC, id
@@ -587,7 +699,33 @@ type ListRunsParams struct {
 	Lim            int32
 }
 
-func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]ProvisionRun, error) {
+type ListRunsRow struct {
+	ID               uuid.UUID
+	OrganizationID   uuid.UUID
+	ProvisionID      uuid.UUID
+	Kind             string
+	Status           string
+	CreatedBy        uuid.NullUUID
+	JobID            pgtype.Int8
+	Attempt          int32
+	QueuedAt         time.Time
+	StartedAt        *time.Time
+	FinishedAt       *time.Time
+	Worker           string
+	TerraformVersion string
+	ExitCode         pgtype.Int4
+	Error            string
+	Changes          []byte
+	Drifted          pgtype.Bool
+	Drift            []byte
+	CancelRequested  string
+	AutoApply        bool
+	PlanRendered     bool
+}
+
+// Every column a run's view shows, but not the saved plan and the rendered
+// JSON plan (large): only whether it was rendered.
+func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]ListRunsRow, error) {
 	rows, err := db.Query(ctx, listRuns,
 		arg.OrganizationID,
 		arg.ProvisionID,
@@ -599,9 +737,9 @@ func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ProvisionRun
+	var items []ListRunsRow
 	for rows.Next() {
-		var i ProvisionRun
+		var i ListRunsRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.OrganizationID,
@@ -619,12 +757,11 @@ func (q *Queries) ListRuns(ctx context.Context, db DBTX, arg ListRunsParams) ([]
 			&i.ExitCode,
 			&i.Error,
 			&i.Changes,
-			&i.PlanFile,
-			&i.PlanJson,
 			&i.Drifted,
 			&i.Drift,
 			&i.CancelRequested,
 			&i.AutoApply,
+			&i.PlanRendered,
 		); err != nil {
 			return nil, err
 		}

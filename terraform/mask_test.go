@@ -20,7 +20,10 @@ func sensitiveConfig() []byte {
 		"resource": map[string]any{"terraform_data": map[string]any{"node": map[string]any{
 			"input": map[string]any{"name": "web-1", "token": "${var.token}"},
 		}}},
-		"output": map[string]any{"token": map[string]any{"value": "${var.token}", "sensitive": true}},
+		"output": map[string]any{
+			"token": map[string]any{"value": "${var.token}", "sensitive": true},
+			"id":    map[string]any{"value": "${terraform_data.node.id}"},
+		},
 	}
 	b, _ := json.Marshal(cfg)
 	return b

@@ -23,21 +23,7 @@ import (
 func TestProcessesPerRequest(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	dir := t.TempDir()
-	record := filepath.Join(dir, "commands")
-	wrapper := filepath.Join(dir, "terraform")
-	script := "#!/bin/sh\necho \"$1\" >> " + record + "\nexec " + b.bin + " \"$@\"\n"
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	commands := func() []string {
-		raw, _ := os.ReadFile(record)
-		return strings.Fields(string(raw))
-	}
-	r, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: t.TempDir(), LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, commands := b.countingRunner(t)
 	if got := strings.Join(commands(), " "); got != "version" {
 		t.Fatalf("NewRunner ran %q", got)
 	}
@@ -104,6 +90,65 @@ func TestProcessesPerRequest(t *testing.T) {
 		if s.Processes != n || s.Running != 0 || s.CPU() <= 0 || s.Wall <= 0 {
 			t.Errorf("stats of %s: %+v, want %d processes with CPU and wall time", cmd, s, n)
 		}
+	}
+}
+
+// countingRunner is a runner whose binary is a wrapper recording each
+// command it is run with; commands lists them so far.
+func (b *bundle) countingRunner(t *testing.T) (*terraform.Runner, func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	record := filepath.Join(dir, "commands")
+	wrapper := filepath.Join(dir, "terraform")
+	script := "#!/bin/sh\necho \"$1\" >> " + record + "\nexec " + b.bin + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	commands := func() []string {
+		raw, _ := os.ReadFile(record)
+		return strings.Fields(string(raw))
+	}
+	r, err := terraform.NewRunner(terraform.Config{Binary: wrapper, DataDir: t.TempDir(), LockTimeout: 5 * time.Second, GracePeriod: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, commands
+}
+
+// TestSensitiveOutputsFromState: an apply's stream withholds sensitive
+// outputs; they are read from the state version the apply wrote (through
+// the http backend, with the run's credential), so a request with one
+// still costs two processes, plan and apply, and gets every output.
+func TestSensitiveOutputsFromState(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	r, commands := b.countingRunner(t)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	ws, err := r.Open(ctx, "sens-1", sensitiveConfig(), &logs, b.backend(t, "sens-1"))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	const secret = "s3cr3t-output-token"
+	plan, err := ws.Plan(ctx, map[string]string{"token": secret}, false)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if err := ws.Apply(ctx, plan.File, nil); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	outs, err := ws.Outputs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(outs["token"]) != `"`+secret+`"` || len(outs["id"]) < 3 {
+		t.Errorf("outputs %s", outs)
+	}
+	if got := strings.Join(commands(), " "); got != "version init plan apply" {
+		t.Errorf("a request with a sensitive output ran %q, want \"version init plan apply\"", got)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the sensitive output is in the log:\n%s", logs.String())
 	}
 }
 

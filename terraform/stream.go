@@ -80,13 +80,11 @@ func (res *streamResult) add(m uiMessage, logs io.Writer) {
 		return // the binary's version is known; not worth a log line
 	case "planned_change":
 		if m.Change != nil {
-			if action, counted := plannedAction(m.Change.Action); counted {
-				res.summary.Resources = append(res.summary.Resources, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: action})
-			}
+			res.summary.Resources = append(res.summary.Resources, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: streamAction(m.Change.Action)})
 		}
 	case "resource_drift":
 		if m.Change != nil {
-			res.drift = append(res.drift, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: m.Change.Action})
+			res.drift = append(res.drift, ResourceChange{Address: m.Change.Resource.Addr, Type: m.Change.Resource.Type, Action: streamAction(m.Change.Action)})
 		}
 	case "change_summary":
 		if m.Changes != nil {
@@ -121,15 +119,20 @@ func (res *streamResult) add(m uiMessage, logs io.Writer) {
 	}
 }
 
-// plannedAction maps a planned_change action to the summary's words; the
-// second result is false for actions that change nothing (no-op, read, move,
-// forget), which Terraform's own summary line does not count either.
-func plannedAction(a string) (string, bool) {
+// streamAction names a planned_change's action as a review (and ActionOf,
+// for a rendered plan) does: create, update, delete, replace and read as
+// Terraform writes them, "noop" as no-op and "remove" (a removed block) as
+// forget; any other (move, import) as Terraform says it. Every action is
+// listed: the counts are change_summary's, as Terraform gives them (it
+// counts neither reads nor no-ops).
+func streamAction(a string) string {
 	switch a {
-	case "create", "update", "delete", "replace":
-		return a, true
+	case "noop":
+		return "no-op"
+	case "remove":
+		return "forget"
 	}
-	return a, false
+	return a
 }
 
 func capitalize(s string) string {

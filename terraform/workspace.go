@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,7 +42,8 @@ type Workspace struct {
 	DataDir string
 	r       *Runner
 	logs    io.Writer
-	env     []string // the run's whole environment: the runner's and the backend's
+	env     []string          // the run's whole environment: the runner's and the backend's
+	backend map[string]string // the http backend's settings (TF_HTTP_*): where the state is read
 	// outputs are the last Apply's outputs, when it reported all of them.
 	outputs map[string]json.RawMessage
 	// force, when it ends, kills the running command at once (ForceOn).
@@ -79,7 +81,7 @@ func (r *Runner) Open(ctx context.Context, name string, config []byte, logs io.W
 	for k, v := range backend {
 		env[k] = v
 	}
-	w := &Workspace{Name: name, Dir: dir, r: r, logs: &syncWriter{w: logs}, env: envList(env)}
+	w := &Workspace{Name: name, Dir: dir, r: r, logs: &syncWriter{w: logs}, env: envList(env), backend: backend}
 	if err := w.init(ctx, config); err != nil {
 		return nil, err
 	}
@@ -246,9 +248,10 @@ type PlanSummary struct {
 }
 
 // ResourceChange is one resource's planned action: create, update,
-// delete or replace (from the plan's stream); Before and After are its
-// values with sensitive ones masked, once the plan has been rendered
-// (RenderPlan).
+// delete, replace, read or no-op (forget, move, import), as the plan's
+// stream reports it; Before and After are its values with sensitive ones
+// masked, once the plan has been rendered (ShowPlan), which lists the
+// no-op changes the stream leaves out too.
 type ResourceChange struct {
 	Address string          `json:"address"`
 	Type    string          `json:"type,omitempty"`
@@ -329,28 +332,74 @@ func (w *Workspace) Destroy(ctx context.Context, vars map[string]string) error {
 }
 
 // Outputs returns the root module's outputs as raw JSON values: those the
-// last Apply reported, or, when it reported none or withheld a sensitive
-// value, `terraform output -json` (the only way to read a sensitive one).
+// last Apply reported or, when it reported none or withheld a sensitive
+// value (the apply stream never carries one), the outputs of the state
+// the apply just wrote, read from the http backend with the run's own
+// credential, as Terraform reads it: no Terraform process.
 func (w *Workspace) Outputs(ctx context.Context) (map[string]json.RawMessage, error) {
 	if w.outputs != nil {
 		return w.outputs, nil
 	}
-	var buf bytes.Buffer
-	if err := w.runTo(ctx, &buf, "output", "-json", "-no-color"); err != nil {
-		return nil, fmt.Errorf("terraform output %s: %w", w.Name, err)
+	state, err := w.readState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("terraform outputs %s: %w", w.Name, err)
 	}
-	var outs map[string]struct {
-		Value json.RawMessage `json:"value"`
+	res := map[string]json.RawMessage{}
+	if len(state) == 0 {
+		return res, nil // no state yet: no outputs
 	}
-	if err := json.Unmarshal(buf.Bytes(), &outs); err != nil {
-		return nil, fmt.Errorf("terraform output %s: %w", w.Name, err)
+	var st struct {
+		Outputs map[string]struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"outputs"`
 	}
-	res := make(map[string]json.RawMessage, len(outs))
-	for k, v := range outs {
+	if err := json.Unmarshal(state, &st); err != nil {
+		return nil, fmt.Errorf("terraform outputs %s: state: %w", w.Name, err)
+	}
+	for k, v := range st.Outputs {
 		res[k] = v.Value
 	}
 	return res, nil
 }
+
+// readState GETs the workspace's latest state from its http backend
+// (TF_HTTP_ADDRESS, with TF_HTTP_USERNAME and TF_HTTP_PASSWORD); nil when
+// there is none yet (204).
+func (w *Workspace) readState(ctx context.Context) ([]byte, error) {
+	addr := w.backend["TF_HTTP_ADDRESS"]
+	if addr == "" {
+		return nil, errors.New("no state backend to read the state from")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if u := w.backend["TF_HTTP_USERNAME"]; u != "" || w.backend["TF_HTTP_PASSWORD"] != "" {
+		req.SetBasicAuth(u, w.backend["TF_HTTP_PASSWORD"])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxStateRead+1))
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		return nil, nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("read state: the backend answered %s: %.200s", resp.Status, body)
+	case len(body) > maxStateRead:
+		return nil, fmt.Errorf("read state: larger than %d bytes", maxStateRead)
+	}
+	return body, nil
+}
+
+// maxStateRead bounds the state Outputs reads (a request's state is one
+// machine's resources: kilobytes).
+const maxStateRead = 64 << 20
 
 // Remove deletes the workspace directory (after a destroy; state lives in
 // shardform's state store, so nothing is lost).

@@ -281,7 +281,8 @@ func NewClient(pool *pgxpool.Pool, st *store.Store, opts Options) (*river.Client
 // CleanupArgs is the periodic maintenance job: it deletes expired refresh
 // tokens, MFA challenges, invites and rate-limit windows, and the records
 // of drains, migrations and power actions finished more than
-// HistoryDays ago (a node's latest power action is kept).
+// HistoryDays ago (a node's latest power action is kept); plan runs
+// finished more than provision.PlanFileDays ago lose their saved plans.
 type CleanupArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -321,6 +322,9 @@ func (w *CleanupWorker) Work(ctx context.Context, job *river.Job[CleanupArgs]) e
 		}},
 		{"node_actions", func(ctx context.Context, db store.DBTX) (int64, error) {
 			return q.DeleteOldNodeActions(ctx, db, HistoryDays)
+		}},
+		{"plan_files", func(ctx context.Context, db store.DBTX) (int64, error) {
+			return q.ClearOldPlanFiles(ctx, db, provision.PlanFileDays)
 		}},
 	}
 	for _, s := range steps {

@@ -51,6 +51,15 @@ func TestCleanupDeletesOnlyExpired(t *testing.T) {
 		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000c1', 'stop', 'succeeded', 'old', now() - interval '300 days', now() - interval '300 days'),
 		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000c1', 'start', 'failed', 'live', now() - interval '200 days', now() - interval '200 days')`)
 
+	// Plan runs finished more than 7 days ago lose their saved plans
+	// (applied or not); newer ones keep theirs, and so do other runs.
+	exec(`INSERT INTO provision_requests (id, organization_id, provider, region, instance_type, name, status)
+		VALUES ('00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-0000000000b1', 'local', 'local', 'local-small', 'p', 'planned')`)
+	exec(`INSERT INTO provision_runs (organization_id, provision_id, kind, status, error, finished_at, plan_file) VALUES
+		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000d1', 'plan', 'succeeded', 'old', now() - interval '8 days', '\x01'),
+		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000d1', 'plan', 'succeeded', 'live', now() - interval '6 days', '\x01'),
+		('00000000-0000-0000-0000-0000000000b1', '00000000-0000-0000-0000-0000000000d1', 'plan', 'failed', 'none', now() - interval '9 days', NULL)`)
+
 	client, err := worker.NewClient(pool, st, worker.Options{Work: true, CleanupInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +80,7 @@ func TestCleanupDeletesOnlyExpired(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("cleanup job did not run")
 	}
-	for _, table := range []string{"refresh_tokens", "mfa_challenges", "invites", "rate_limit_counters", "migrations", "node_actions"} {
+	for _, table := range []string{"refresh_tokens", "mfa_challenges", "invites", "rate_limit_counters", "migrations", "node_actions", "provision_runs"} {
 		var left []string
 		rows, err := pool.Query(ctx, "SELECT encode(token_hash, 'escape') FROM "+table)
 		switch table {
@@ -79,6 +88,8 @@ func TestCleanupDeletesOnlyExpired(t *testing.T) {
 			rows, err = pool.Query(ctx, "SELECT key FROM rate_limit_counters")
 		case "migrations", "node_actions":
 			rows, err = pool.Query(ctx, "SELECT DISTINCT error FROM "+table)
+		case "provision_runs": // those with a saved plan left
+			rows, err = pool.Query(ctx, "SELECT error FROM provision_runs WHERE plan_file IS NOT NULL")
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shardform/shardform/planner"
+	"github.com/shardform/shardform/provision"
 	"github.com/shardform/shardform/seal"
 )
 
@@ -46,6 +47,7 @@ type Config struct {
 	WorkerName        string        // SHARDFORM_WORKER_NAME: this process's name on its runs and state locks (default host:pid)
 	RescueInterval    time.Duration // SHARDFORM_RUN_RESCUE_INTERVAL: how often runs of dead workers are looked for
 	DriftInterval     time.Duration // SHARDFORM_DRIFT_INTERVAL: periodic drift check of applied requests; 0: off
+	PlanRender        string        // SHARDFORM_PLAN_RENDER: eager (a plan is rendered for review as it succeeds) or on-demand (when GET /v1/runs/{id}/plan asks)
 	// SHARDFORM_DNS_RECONCILE_INTERVAL: how often managed DNS records are
 	// compared with Cloudflare (dns_reconcile); 0: never.
 	DNSReconcileInterval time.Duration
@@ -172,6 +174,12 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_DRIFT_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 6h"}
 	} else {
 		cfg.DriftInterval = d
+	}
+	switch v := get("SHARDFORM_PLAN_RENDER", provision.PlanRenderEager); v {
+	case provision.PlanRenderEager, provision.PlanRenderOnDemand:
+		cfg.PlanRender = v
+	default:
+		return cfg, &configError{"SHARDFORM_PLAN_RENDER", "must be eager or on-demand"}
 	}
 	if d, err := time.ParseDuration(get("SHARDFORM_DNS_RECONCILE_INTERVAL", "10m")); err != nil || (d != 0 && d < time.Minute) {
 		return cfg, &configError{"SHARDFORM_DNS_RECONCILE_INTERVAL", "must be 0 (off) or a duration of at least 1m, such as 10m"}

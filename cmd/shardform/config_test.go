@@ -48,6 +48,17 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("cancel grace %v", c.CancelGrace)
 			}
 		}},
+		{"plan render default", nil, "", func(t *testing.T, c Config) {
+			if c.PlanRender != "eager" {
+				t.Errorf("plan render %q", c.PlanRender)
+			}
+		}},
+		{"plan render on demand", map[string]string{"SHARDFORM_PLAN_RENDER": "on-demand"}, "", func(t *testing.T, c Config) {
+			if c.PlanRender != "on-demand" {
+				t.Errorf("plan render %q", c.PlanRender)
+			}
+		}},
+		{"bad plan render", map[string]string{"SHARDFORM_PLAN_RENDER": "lazy"}, "SHARDFORM_PLAN_RENDER", nil},
 		{"bad stop timeout", map[string]string{"SHARDFORM_STOP_TIMEOUT": "soon"}, "SHARDFORM_STOP_TIMEOUT", nil},
 		{"stop timeout over an hour", map[string]string{"SHARDFORM_STOP_TIMEOUT": "2h"}, "SHARDFORM_STOP_TIMEOUT", nil},
 		{"stop timeout", map[string]string{"SHARDFORM_STOP_TIMEOUT": "90s"}, "", func(t *testing.T, c Config) {

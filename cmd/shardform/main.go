@@ -201,6 +201,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 	}
 	prov := provision.New(st, sealer, registry, runner, time.Now, log.With(slog.String("subsystem", "provision")))
 	prov.UseWorkerName(cfg.WorkerName)
+	prov.UsePlanRender(cfg.PlanRender)
 	if noTerraform != nil {
 		prov.WithoutTerraform(noTerraform)
 	}
