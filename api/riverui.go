@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/google/uuid"
 
 	"github.com/shardform/shardform/dashboard"
@@ -18,7 +17,7 @@ const riverUIPrefix = "/riverui"
 // rights); everyone else gets the 404 of a path that does not exist, so
 // the mount is not even revealed.
 func (s *Server) riverUIRoutes(h http.Handler) {
-	s.app.Use(riverUIPrefix, s.riverUIGate, adaptor.HTTPHandler(h))
+	s.app.Use(riverUIPrefix, s.riverUIGate, netHTTP(h))
 }
 
 func (s *Server) riverUIGate(c *fiber.Ctx) error {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -250,7 +249,7 @@ func New(cfg Config) *Server {
 		s.riverUIRoutes(cfg.RiverUI)
 	}
 	if cfg.Metrics != nil {
-		s.app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
+		s.app.Get("/metrics", netHTTP(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	s.app.Use(s.unmatched)
 	return s

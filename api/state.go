@@ -1,13 +1,11 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 
 	"github.com/shardform/shardform/domain"
 	"github.com/shardform/shardform/tfstate"
@@ -20,12 +18,7 @@ const statePrefix = "/v1/terraform/state"
 // (provision:read) and users' own Terraform (custom states, state:write).
 func (s *Server) stateRoutes(v1 fiber.Router) {
 	handler := http.StripPrefix(statePrefix, tfstate.Handler(s.cfg.State, s.stateAuthenticator(tfstate.RunAuthenticator(s.cfg.State))))
-	// fasthttp's adaptor makes the request's context the fasthttp request
-	// itself, whose Done races with the server's shutdown (the race
-	// detector sees it): the handler gets a context with its values only.
-	h := adaptor.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handler.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))
-	}))
+	h := netHTTP(handler)
 	serve := func(c *fiber.Ctx) error {
 		readOnly(c) // the data plane of Terraform runs: not written to the audit log
 		return h(c)
