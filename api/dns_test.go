@@ -109,7 +109,7 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 		content      string // Cloudflare's content after create
 		updated      string // after the update
 	}{
-		{"A", map[string]any{"name": "www", "content": "203.0.113.10", "ttl": 300, "proxied": true}, map[string]any{"content": "203.0.113.11"},
+		{"A", map[string]any{"name": "www", "content": "203.0.113.10", "proxied": true}, map[string]any{"content": "203.0.113.11"},
 			"www.example.com", "203.0.113.10", "203.0.113.11"},
 		{"AAAA", map[string]any{"name": "v6.example.com.", "content": "2001:DB8::1"}, map[string]any{"content": "2001:db8::2", "ttl": 3600},
 			"v6.example.com", "2001:db8::1", "2001:db8::2"},
@@ -140,8 +140,8 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 			if !ok || cf.Type != tc.typ || cf.Name != tc.name || cf.Content != tc.content || cf.Comment != marker(d.a.orgID, id) {
 				t.Fatalf("cloudflare has %+v (found %v)", cf, ok)
 			}
-			if tc.typ == "A" && (!cf.Proxied || cf.TTL != 300) {
-				t.Errorf("A record %+v: want proxied, ttl 300", cf)
+			if tc.typ == "A" && (!cf.Proxied || cf.TTL != 1 || rec.Body["ttl"] != float64(1)) {
+				t.Errorf("A record %+v (%s): want proxied, ttl 1 (automatic)", cf, rec.Raw)
 			}
 			if (tc.typ == "MX" || tc.typ == "SRV") && cf.Priority == nil {
 				t.Errorf("%s record without priority: %+v", tc.typ, cf)
@@ -238,6 +238,7 @@ func TestDNSValidation(t *testing.T) {
 		{"ttl 30", base("A", "content", "192.0.2.1", "ttl", 30), "ttl"},
 		{"ttl 0", base("A", "content", "192.0.2.1", "ttl", 0), "ttl"},
 		{"ttl over a day", base("A", "content", "192.0.2.1", "ttl", 86401), "ttl"},
+		{"proxied with a ttl", base("A", "content", "192.0.2.1", "proxied", true, "ttl", 300), "ttl"},
 		{"proxied TXT", base("TXT", "content", "x", "proxied", true), "proxied"},
 		{"proxied MX", base("MX", "content", "mail.example.com", "priority", 1, "proxied", true), "proxied"},
 		{"priority on A", base("A", "content", "192.0.2.1", "priority", 1), "priority"},
@@ -247,6 +248,8 @@ func TestDNSValidation(t *testing.T) {
 		{"SRV without weight", base("SRV", "name", "_mc._tcp.x", "priority", 1, "port", 1, "target", "a.example.com"), "weight"},
 		{"SRV without port", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "target", "a.example.com"), "port"},
 		{"SRV without target", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 1), "target"},
+		{"SRV target not a host name", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 1, "target", "not a host!"), "target"},
+		{"SRV target not a host name, in content", base("SRV", "name", "_mc._tcp.x", "priority", 1, "content", "1 1 -bad-.example.com"), "target"},
 		{"SRV port too big", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 70000, "target", "a.example.com"), "port"},
 		{"SRV name without service", base("SRV", "name", "mc", "priority", 1, "weight", 1, "port", 1, "target", "a.example.com"), "name"},
 		{"weight on A", base("A", "content", "192.0.2.1", "weight", 1), "weight"},
@@ -281,7 +284,8 @@ func TestDNSValidation(t *testing.T) {
 		d := d.on(t)
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "upd", "content": "192.0.2.9"}).str("id")
 		d.waitSynced(d.a.access, id)
-		for body, field := range map[string]string{`{"content":"nope"}`: "content", `{"ttl":5}`: "ttl", `{"type":"AAAA"}`: "type", `{"zone_id":"` + zoneNet + `"}`: "zone_id", `{"name":"a..b"}`: "name"} {
+		for body, field := range map[string]string{`{"content":"nope"}`: "content", `{"ttl":5}`: "ttl", `{"type":"AAAA"}`: "type", `{"zone_id":"` + zoneNet + `"}`: "zone_id", `{"name":"a..b"}`: "name",
+			`{"proxied":"yes"}`: "proxied", `{"ttl":"soon"}`: "ttl", `{"proxied":true,"ttl":300}`: "ttl", `{"ttl":90000}`: "ttl"} {
 			r := d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: body}, 400)
 			if !strings.Contains(r.errMsg(), field) {
 				t.Errorf("PUT %s: %q does not name %s", body, r.errMsg(), field)

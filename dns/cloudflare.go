@@ -304,15 +304,33 @@ func dataOf(d Desired) any {
 func same(r cloudflare.DNSRecord, d Desired, comment string) bool {
 	proxied := r.Proxied != nil && *r.Proxied
 	return r.Type == d.Type && strings.EqualFold(strings.TrimSuffix(r.Name, "."), d.Name) && sameContent(d.Type, r.Content, d.Content) &&
-		r.TTL == d.TTL && proxied == d.Proxied && samePriority(priorityOf(r), d.Priority, d.Type) && r.Comment == comment
+		r.TTL == effectiveTTL(d.TTL, d.Proxied) && proxied == d.Proxied && samePriority(priorityOf(r), d.Priority, d.Type) && r.Comment == comment
 }
 
 func sameContent(typ, a, b string) bool {
+	a, b = normContent(typ, a), normContent(typ, b)
 	switch typ {
 	case "CNAME", "MX", "SRV":
 		return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 	}
 	return a == b
+}
+
+// normContent is SRV and CAA content with its fields separated by one
+// space: Cloudflare answers SRV content with tabs ("1\t5061\ttarget").
+func normContent(typ, s string) string {
+	if typ == "SRV" || typ == "CAA" {
+		return strings.Join(strings.Fields(s), " ")
+	}
+	return s
+}
+
+// effectiveTTL is the TTL Cloudflare keeps: 1 (automatic) for a proxied record.
+func effectiveTTL(ttl int, proxied bool) int {
+	if proxied {
+		return 1
+	}
+	return ttl
 }
 
 func samePriority(a, b *int, typ string) bool {

@@ -682,6 +682,10 @@ func specOf(r store.DnsRecord, in UpdateRequest) Spec {
 	}
 	if in.Proxied != nil {
 		sp.Proxied = in.Proxied
+		if *in.Proxied && in.TTL == nil {
+			one := 1 // proxying makes the TTL automatic
+			sp.TTL = &one
+		}
 	}
 	if in.Priority != nil {
 		sp.Priority = in.Priority

@@ -132,8 +132,8 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 	if !sameContent(d.Type, cur.Content, d.Content) {
 		out = append(out, fmt.Sprintf("content: %s → %s", cur.Content, d.Content))
 	}
-	if int(cur.Ttl) != d.TTL {
-		out = append(out, fmt.Sprintf("ttl: %d → %d", cur.Ttl, d.TTL))
+	if want := effectiveTTL(d.TTL, d.Proxied); int(cur.Ttl) != want {
+		out = append(out, fmt.Sprintf("ttl: %d → %d", cur.Ttl, want))
 	}
 	if cur.Proxied != d.Proxied {
 		out = append(out, fmt.Sprintf("proxied: %t → %t", cur.Proxied, d.Proxied))

@@ -32,7 +32,7 @@ type copyRow struct {
 }
 
 func rowOf(r cloudflare.DNSRecord) copyRow {
-	return copyRow{CloudflareID: r.ID, Type: r.Type, Name: strings.ToLower(strings.TrimSuffix(r.Name, ".")), Content: r.Content,
+	return copyRow{CloudflareID: r.ID, Type: r.Type, Name: strings.ToLower(strings.TrimSuffix(r.Name, ".")), Content: normContent(r.Type, r.Content),
 		TTL: r.TTL, Proxied: r.Proxied != nil && *r.Proxied, Priority: priorityOf(r), Comment: r.Comment}
 }
 

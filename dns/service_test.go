@@ -1,0 +1,179 @@
+package dns_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shardform/shardform/credentials"
+	"github.com/shardform/shardform/dns"
+	"github.com/shardform/shardform/domain"
+	cffake "github.com/shardform/shardform/internal/fake/cloudflare"
+	"github.com/shardform/shardform/seal"
+	"github.com/shardform/shardform/store"
+	"github.com/shardform/shardform/store/storetest"
+	"github.com/shardform/shardform/worker"
+)
+
+const (
+	testZone  = "023e105f4ecef8ad9ca31a8372d0c353" // example.com in the fake
+	testToken = "cf-test-token-0123456789abcdef"
+)
+
+// svcBundle is a dns.Service on its own database with running dns workers,
+// against a fake Cloudflare, and an organization with a cloudflare credential.
+type svcBundle struct {
+	t     *testing.T
+	pool  *pgxpool.Pool
+	st    *store.Store
+	creds *credentials.Service
+	cf    *cffake.Fake
+	svc   *dns.Service
+	p     *domain.Principal
+}
+
+// svcOpts adjust the service of a bundle.
+type svcOpts struct {
+	dns      dns.Options
+	noWorker bool // jobs stay queued
+}
+
+func svcSetup(t *testing.T, o svcOpts) *svcBundle {
+	t.Helper()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	st := store.NewStore(pool)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := cffake.New(t)
+	cf.AddZone(testZone, "example.com")
+	cf.AddToken(testToken)
+	creds := credentials.New(st, sealer, nil)
+	b := &svcBundle{t: t, pool: pool, st: st, creds: creds, cf: cf}
+	b.svc = b.newService(o.dns)
+	rc, err := worker.NewClient(pool, st, worker.Options{Work: !o.noWorker, DNS: b.svc, DNSReconcileInterval: -1,
+		FetchPollInterval: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.svc.UseQueue(rc)
+	if !o.noWorker {
+		if err := rc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = rc.Stop(stop)
+		})
+	}
+	var org, user uuid.UUID
+	if err := pool.QueryRow(ctx, "INSERT INTO organizations (name) VALUES ('Acme Games') RETURNING id").Scan(&org); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, "INSERT INTO users (email, password_hash) VALUES ('ops@example.com', 'x') RETURNING id").Scan(&user); err != nil {
+		t.Fatal(err)
+	}
+	b.p = &domain.Principal{UserID: user, OrgID: org, HasOrg: true, Perms: domain.NewPermissionSet([]domain.Permission{
+		domain.PermCredentialsWrite, domain.PermDNSRead, domain.PermDNSWrite})}
+	if _, err := creds.Create(ctx, b.p, credentials.Input{Name: "cf", Provider: "cloudflare", Secret: credentials.Secret{"api_token": testToken}}); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newService is another dns.Service (another process) on the bundle's database.
+func (b *svcBundle) newService(o dns.Options) *dns.Service {
+	o.Endpoint = b.cf.URL
+	return dns.New(b.st, b.creds, o)
+}
+
+// create asks for a record and waits until its job is done.
+func (b *svcBundle) create(in dns.CreateRequest) dns.Record {
+	b.t.Helper()
+	in.ZoneID = testZone
+	r, err := b.svc.Create(context.Background(), b.p, in)
+	if err != nil {
+		b.t.Fatalf("create %+v: %v", in, err)
+	}
+	return b.wait(r.ID)
+}
+
+// wait polls a record until it leaves pending and deleting.
+func (b *svcBundle) wait(id uuid.UUID) dns.Record {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := b.svc.Get(context.Background(), b.p, id)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		if r.Status != dns.StatusPending && r.Status != dns.StatusDeleting {
+			return r
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("record %s still %s after 30s", id, r.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestReconcileOfProxiedAndSRVRecordsRepairsNothing: Cloudflare keeps a
+// proxied record's TTL automatic (1) and answers SRV content with tabs;
+// neither is drift, so a reconcile right after the creates (and a second
+// one) repairs nothing. A proxied record asking for another TTL is refused.
+func TestReconcileOfProxiedAndSRVRecordsRepairsNothing(t *testing.T) {
+	t.Parallel()
+	b := svcSetup(t, svcOpts{})
+	ctx := context.Background()
+	_, err := b.svc.Create(ctx, b.p, dns.CreateRequest{ZoneID: testZone, Type: "A", Name: "cdn", Content: "192.0.2.8", Proxied: ptr(true), TTL: ptr(300)})
+	if ve, ok := err.(*domain.ValidationError); !ok || ve.Field != "ttl" {
+		t.Fatalf("proxied with ttl 300: %v, want a 400 naming ttl", err)
+	}
+	web := b.create(dns.CreateRequest{Type: "A", Name: "web", Content: "192.0.2.7", Proxied: ptr(true)})
+	srv := b.create(dns.CreateRequest{Type: "SRV", Name: "_sip._tcp.voice", Priority: ptr(1), Weight: ptr(5), Port: ptr(5061), Target: "sip.example.com", TTL: ptr(120)})
+	caa := b.create(dns.CreateRequest{Type: "CAA", Name: "@", Content: `0 issue "letsencrypt.org"`})
+	for _, r := range []dns.Record{web, srv, caa} {
+		if r.Status != dns.StatusSynced {
+			t.Fatalf("record %s %s: %s %s", r.Type, r.Name, r.Status, r.Error)
+		}
+	}
+	if got := b.cf.Find(testZone, "web.example.com", "A"); len(got) != 1 || got[0].TTL != 1 {
+		t.Fatalf("proxied record in Cloudflare %+v", got)
+	}
+	// Turning proxying on through an update makes the TTL automatic.
+	plain := b.create(dns.CreateRequest{Type: "A", Name: "plain", Content: "192.0.2.9", TTL: ptr(600)})
+	up, err := b.svc.Update(ctx, b.p, plain.ID, dns.UpdateRequest{Proxied: ptr(true)})
+	if err != nil || up.TTL != 1 {
+		t.Fatalf("update to proxied: %+v %v", up, err)
+	}
+	if _, err := b.svc.Update(ctx, b.p, plain.ID, dns.UpdateRequest{TTL: ptr(600)}); err == nil {
+		t.Error("a proxied record took ttl 600")
+	}
+	if r := b.wait(plain.ID); r.Status != dns.StatusSynced {
+		t.Fatalf("updated record %+v", r)
+	}
+	for i := range 2 {
+		rep, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := rep.Zones[0]
+		if z.Managed != 4 || z.InSync != 4 || len(z.Repaired)+len(z.Recreated) != 0 || len(z.Errors) != 0 {
+			t.Errorf("reconcile %d: managed %d, in sync %d, repaired %+v, recreated %+v, errors %v", i+1, z.Managed, z.InSync, z.Repaired, z.Recreated, z.Errors)
+		}
+	}
+	if n := b.cf.CallsOf("update_record") + b.cf.CallsOf("patch_record"); n != 1 {
+		t.Errorf("%d updates in Cloudflare, want 1 (the one asked for)", n)
+	}
+}
