@@ -3,8 +3,10 @@ package dns_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,5 +177,44 @@ func TestReconcileOfProxiedAndSRVRecordsRepairsNothing(t *testing.T) {
 	}
 	if n := b.cf.CallsOf("update_record") + b.cf.CallsOf("patch_record"); n != 1 {
 		t.Errorf("%d updates in Cloudflare, want 1 (the one asked for)", n)
+	}
+}
+
+// TestRateLimitIsSharedByProcesses: two services (two processes) on one
+// database calling Cloudflare with one token together stay within the
+// limit Cloudflare enforces: the budget is counted in Postgres, not per
+// process, so the fake answers no 429.
+func TestRateLimitIsSharedByProcesses(t *testing.T) {
+	t.Parallel()
+	const limit, window = 22, time.Second
+	b := svcSetup(t, svcOpts{noWorker: true})
+	b.cf.SetRateLimit(limit, window)
+	procs := []*dns.Service{b.newService(dns.Options{RateLimit: limit, RateLimitWindow: window}),
+		b.newService(dns.Options{RateLimit: limit, RateLimitWindow: window})}
+	const perProc, readers = 30, 3
+	errs := make(chan error, len(procs)*readers)
+	var wg sync.WaitGroup
+	for _, svc := range procs {
+		for r := range readers {
+			wg.Go(func() {
+				for range perProc / readers {
+					if _, _, err := svc.ZoneRecords(context.Background(), b.p, testZone, nil, domain.Page{Page: 1, Limit: 10}); err != nil {
+						errs <- fmt.Errorf("reader %d: %w", r, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := b.cf.Refused429(); n != 0 {
+		t.Errorf("the fake answered %d calls 429", n)
+	}
+	if n := b.cf.CallsOf("list_records"); n != len(procs)*perProc {
+		t.Errorf("%d zone reads reached the fake, want %d", n, len(procs)*perProc)
 	}
 }

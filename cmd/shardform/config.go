@@ -51,7 +51,8 @@ type Config struct {
 	DNSReconcileInterval time.Duration
 	DNSWorkers           int // SHARDFORM_DNS_WORKERS: concurrent DNS jobs per worker process
 	// SHARDFORM_DNS_RATE_LIMIT: Cloudflare API requests per 5 minutes per
-	// token from one process (Cloudflare allows 1,200).
+	// token, from every process together (counted in Postgres; Cloudflare
+	// allows 1,200).
 	DNSRateLimit int
 	StopTimeout  time.Duration // SHARDFORM_STOP_TIMEOUT: how long a node's graceful shutdown may take before a hard power-off
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
