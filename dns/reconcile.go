@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -205,28 +206,30 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 		zr.Managed++
 		marker, d := Marker(org, rec.ID), desiredOf(rec)
 		cur, found := byID[rec.CloudflareID]
-		var (
-			written cloudflare.DNSRecord
-			werr    error
-			action  string
-			rp      = Repair{RecordID: rec.ID, Type: rec.Type, Name: rec.Name}
-		)
+		rp := Repair{RecordID: rec.ID, Type: rec.Type, Name: rec.Name}
+		var action string
 		switch {
 		case !found:
 			action, rp.Changes = "dns.reconcile.recreate", []string{"deleted outside shardform: created again"}
-			written, werr = cl.create(ctx, rec.ZoneID, d, marker)
 		case cur.Comment != marker:
 			rp.Changes = []string{"marker removed outside shardform (comment " + strconvQuote(cur.Comment) + "): not touched"}
 			msg := "the record's shardform marker was removed in Cloudflare (record " + cur.CloudflareID + "): not touched; delete this record, or create it again with adopt: true"
-			if err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+			err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+				if err := s.unchanged(ctx, tx, rec); err != nil {
+					return err
+				}
 				if err := s.q.FailDNSRecord(ctx, tx, store.FailDNSRecordParams{OrganizationID: org, ID: rec.ID, Error: msg}); err != nil {
 					return err
 				}
 				return s.auditTx(ctx, tx, org, "dns.reconcile.marker_lost", rec.ID.String()+": "+rp.Changes[0])
-			}); err != nil {
+			})
+			switch {
+			case errors.Is(err, errChanged):
+			case err != nil:
 				zr.Errors = append(zr.Errors, err.Error())
+			default:
+				zr.MarkerLost = append(zr.MarkerLost, rp)
 			}
-			zr.MarkerLost = append(zr.MarkerLost, rp)
 			continue
 		default:
 			rp.Changes = differences(cur, d)
@@ -235,27 +238,19 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 				continue
 			}
 			action = "dns.reconcile.repair"
-			written, werr = cl.update(ctx, rec.ZoneID, rec.CloudflareID, d, marker)
+		}
+		werr := s.repair(ctx, cl, rec, d, marker, action, rp, found)
+		if errors.Is(werr, errChanged) {
+			// Changed or deleted through the API since the zone was read:
+			// its own sync job has it; nothing was written.
+			zr.Managed--
+			continue
 		}
 		if werr != nil {
 			zr.Errors = append(zr.Errors, fmt.Sprintf("record %s (%s %s): %s", rec.ID, rec.Type, rec.Name, werr.Error()))
 			if kindOf(werr) == ErrRefused || kindOf(werr) == errRateLimited {
 				break // the rest would fail alike; the next reconcile goes on
 			}
-			continue
-		}
-		err := s.st.InTx(ctx, func(tx pgx.Tx) error {
-			n, err := s.q.RepairedDNSRecord(ctx, tx, store.RepairedDNSRecordParams{OrganizationID: org, ID: rec.ID, Generation: rec.Generation, CloudflareID: written.ID})
-			if err != nil || n == 0 {
-				return err // changed meanwhile: its own sync job has it
-			}
-			if err := s.putCopy(ctx, tx, org, rec.ZoneID, written); err != nil {
-				return err
-			}
-			return s.auditTx(ctx, tx, org, action, rec.ID.String()+": "+strings.Join(rp.Changes, "; "))
-		})
-		if err != nil {
-			zr.Errors = append(zr.Errors, err.Error())
 			continue
 		}
 		if action == "dns.reconcile.recreate" {
@@ -267,6 +262,67 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 			slog.String("action", action), slog.String("changes", strings.Join(rp.Changes, "; ")))
 	}
 	return zr
+}
+
+// unchanged locks the record's row and checks it is still the synced
+// record the reconcile read (errChanged otherwise): a change or delete
+// through the API meanwhile belongs to the record's own sync job.
+func (s *Service) unchanged(ctx context.Context, tx pgx.Tx, rec store.DnsRecord) error {
+	now, err := s.q.LockDNSRecord(ctx, tx, store.LockDNSRecordParams{OrganizationID: rec.OrganizationID, ID: rec.ID})
+	if store.IsNoRows(err) {
+		return errChanged
+	}
+	if err != nil {
+		return err
+	}
+	if now.Status != StatusSynced || now.Generation != rec.Generation || now.CloudflareID != rec.CloudflareID {
+		return errChanged
+	}
+	return nil
+}
+
+// repair recreates (found false) or sets back one drifted record. The
+// record's row stays locked from the check that it is unchanged until the
+// outcome is written, so an API change waits for this one Cloudflare call
+// and is then synced by its own job; a creation whose outcome cannot be
+// written is undone.
+func (s *Service) repair(ctx context.Context, cl *client, rec store.DnsRecord, d Desired, marker, action string, rp Repair, found bool) error {
+	org := rec.OrganizationID
+	var created string
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.unchanged(ctx, tx, rec); err != nil {
+			return err
+		}
+		var written cloudflare.DNSRecord
+		var err error
+		if found {
+			written, err = cl.update(ctx, rec.ZoneID, rec.CloudflareID, d, marker)
+		} else {
+			written, err = cl.create(ctx, rec.ZoneID, d, marker)
+			created = written.ID
+		}
+		if err != nil {
+			return err
+		}
+		n, err := s.q.RepairedDNSRecord(ctx, tx, store.RepairedDNSRecordParams{OrganizationID: org, ID: rec.ID, Generation: rec.Generation, CloudflareID: written.ID})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errChanged
+		}
+		if err := s.putCopy(ctx, tx, org, rec.ZoneID, written); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, org, action, rec.ID.String()+": "+strings.Join(rp.Changes, "; "))
+	})
+	if err != nil && created != "" {
+		if derr := cl.delete(context.WithoutCancel(ctx), rec.ZoneID, created); derr != nil && kindOf(derr) != errNotFound {
+			s.log.WarnContext(ctx, "could not undo a reconcile's creation", slog.String("record_id", rec.ID.String()),
+				slog.String("cloudflare_id", created), slog.Any("error", derr))
+		}
+	}
+	return err
 }
 
 func strconvQuote(s string) string { return strconv.Quote(domain.Truncate(s, 100)) }

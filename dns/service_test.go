@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/shardform/shardform/credentials"
@@ -216,5 +217,96 @@ func TestRateLimitIsSharedByProcesses(t *testing.T) {
 	}
 	if n := b.cf.CallsOf("list_records"); n != len(procs)*perProc {
 		t.Errorf("%d zone reads reached the fake, want %d", n, len(procs)*perProc)
+	}
+}
+
+// TestReconcileLeavesRecordsChangedMeanwhile: a record deleted or changed
+// through the API after the reconcile read the zone (here: while the
+// reconcile waits for the record's row) is neither recreated nor set back,
+// and is not reported as repaired.
+func TestReconcileLeavesRecordsChangedMeanwhile(t *testing.T) {
+	t.Parallel()
+	b := svcSetup(t, svcOpts{})
+	ctx := context.Background()
+	gone := b.create(dns.CreateRequest{Type: "A", Name: "gone", Content: "192.0.2.10"})
+	drift := b.create(dns.CreateRequest{Type: "A", Name: "drift", Content: "192.0.2.11"})
+
+	for _, tc := range []struct {
+		name    string
+		rec     dns.Record
+		outside func() // the drift the reconcile finds
+		change  func(tx pgx.Tx) error
+	}{
+		{"deleted through the API", gone, func() { b.cf.Delete(testZone, gone.CloudflareID) }, func(tx pgx.Tx) error {
+			_, err := b.st.Q.MarkDNSRecordDeleting(ctx, tx, store.MarkDNSRecordDeletingParams{OrganizationID: b.p.OrgID, ID: gone.ID})
+			return err
+		}},
+		{"changed through the API", drift, func() {
+			b.cf.Change(testZone, drift.CloudflareID, func(r *cffake.Record) { r.Content = "192.0.2.66" })
+		}, func(tx pgx.Tx) error {
+			_, err := b.st.Q.UpdateDNSRecordDesired(ctx, tx, store.UpdateDNSRecordDesiredParams{OrganizationID: b.p.OrgID, ID: drift.ID,
+				Name: drift.Name, Content: "192.0.2.12", Ttl: 1})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Hold the record's row as an API change would, let the
+			// reconcile read the zone and reach the record, then change it.
+			tc.outside()
+			tx, err := b.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if _, err := b.st.Q.LockDNSRecord(ctx, tx, store.LockDNSRecordParams{OrganizationID: b.p.OrgID, ID: tc.rec.ID}); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				rep dns.Report
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				rep, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+				done <- result{rep, err}
+			}()
+			deadline := time.Now().Add(30 * time.Second)
+			for waiting := 0; waiting == 0; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the reconcile never waited for the record's row")
+				}
+				if err := b.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tc.change(tx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			res := <-done
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			z := res.rep.Zones[0]
+			for _, r := range append(z.Recreated, z.Repaired...) {
+				if r.RecordID == tc.rec.ID {
+					t.Errorf("reported as repaired: %+v", r)
+				}
+			}
+			if len(z.Errors) != 0 {
+				t.Errorf("errors %v", z.Errors)
+			}
+		})
+	}
+	if got := b.cf.Find(testZone, "gone.example.com", "A"); len(got) != 0 {
+		t.Errorf("the record deleted through the API was recreated: %+v", got)
+	}
+	if got := b.cf.Find(testZone, "drift.example.com", "A"); len(got) != 1 || got[0].Content != "192.0.2.66" {
+		t.Errorf("the record changed through the API was set back by the reconcile: %+v", got)
+	}
+	if n := b.cf.CallsOf("create_record") + b.cf.CallsOf("update_record") + b.cf.CallsOf("patch_record"); n != 2 {
+		t.Errorf("%d writes to Cloudflare, want the 2 creates", n)
 	}
 }
