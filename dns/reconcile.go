@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/cloudflare-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
@@ -90,10 +92,22 @@ func (s *Service) RunReconcile(ctx context.Context, org uuid.UUID) (Report, erro
 	if err != nil {
 		return rep, fmt.Errorf("dns reconcile: %w", err)
 	}
+	var limited, unavailable error // Cloudflare's 429 and 5xx (or the network)
+	repaired := 0
 	for _, z := range zones {
-		zr := s.reconcileZone(ctx, org, z)
+		zr, cfErr := s.reconcileZone(ctx, org, z)
 		rep.Calls += zr.Calls
 		rep.Zones = append(rep.Zones, zr)
+		repaired += len(zr.Recreated) + len(zr.Repaired) + len(zr.MarkerLost)
+		switch kindOf(cfErr) {
+		case errRateLimited:
+			limited = cfErr
+		case errTransient:
+			unavailable = cfErr
+		}
+		if limited != nil {
+			break // every zone shares the token's budget: go on after the wait
+		}
 	}
 	finished := s.opts.Now()
 	rep.FinishedAt = finished.UTC().Format(timeFormat)
@@ -103,6 +117,16 @@ func (s *Service) RunReconcile(ctx context.Context, org uuid.UUID) (Report, erro
 	}
 	if err := s.q.UpsertDNSReconcile(ctx, s.st.Pool, store.UpsertDNSReconcileParams{OrganizationID: org, StartedAt: started, FinishedAt: finished, Report: b}); err != nil {
 		return rep, fmt.Errorf("dns reconcile: store the report: %w", err)
+	}
+	var e *cfError
+	switch {
+	case errors.As(limited, &e):
+		// Rate limited: run again once Cloudflare (or the shared budget)
+		// allows it; what was repaired is in sync by then.
+		return rep, river.JobSnooze(max(e.retryAfter, time.Second))
+	case unavailable != nil && repaired == 0:
+		// Cloudflare is down and nothing was done: River retries with backoff.
+		return rep, fmt.Errorf("dns reconcile: %w", unavailable)
 	}
 	return rep, nil
 }
@@ -151,19 +175,21 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 	return out
 }
 
-func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport) {
+// reconcileZone reconciles one zone; cfErr is the last rate limit or outage
+// of Cloudflare met (also in the report's errors).
+func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport, cfErr error) {
 	zr = ZoneReport{ZoneID: z.ZoneID, ZoneName: z.ZoneName, Recreated: []Repair{}, Repaired: []Repair{}, MarkerLost: []Repair{},
 		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Errors: []string{}}
 	cl, err := s.clientFor(ctx, org, z.CredentialID.UUID)
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	defer func() { zr.Calls = cl.calls() }()
 	rows, _, err := s.readZone(ctx, cl, org, z.ZoneID)
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, err
 	}
 	zr.Records = len(rows)
 	byID := make(map[string]store.DnsZoneRecord, len(rows))
@@ -173,7 +199,7 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 	ids, err := s.q.ListDNSRecordIDsOfZone(ctx, s.st.Pool, store.ListDNSRecordIDsOfZoneParams{OrganizationID: org, ZoneID: z.ZoneID})
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	known := make(map[uuid.UUID]bool, len(ids))
 	for _, id := range ids {
@@ -197,7 +223,7 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 	synced, err := s.q.ListSyncedDNSRecordsOfZone(ctx, s.st.Pool, store.ListSyncedDNSRecordsOfZoneParams{OrganizationID: org, ZoneID: z.ZoneID})
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	for _, rec := range synced {
 		if rec.CredentialID != z.CredentialID {
@@ -248,6 +274,9 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 		}
 		if werr != nil {
 			zr.Errors = append(zr.Errors, fmt.Sprintf("record %s (%s %s): %s", rec.ID, rec.Type, rec.Name, werr.Error()))
+			if k := kindOf(werr); k == errRateLimited || k == errTransient {
+				cfErr = werr
+			}
 			if kindOf(werr) == ErrRefused || kindOf(werr) == errRateLimited {
 				break // the rest would fail alike; the next reconcile goes on
 			}
@@ -261,7 +290,7 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 		s.log.InfoContext(ctx, "dns drift repaired", slog.String("organization_id", org.String()), slog.String("record_id", rec.ID.String()),
 			slog.String("action", action), slog.String("changes", strings.Join(rp.Changes, "; ")))
 	}
-	return zr
+	return zr, cfErr
 }
 
 // unchanged locks the record's row and checks it is still the synced

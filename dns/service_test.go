@@ -3,9 +3,11 @@ package dns_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/dns"
@@ -308,5 +311,70 @@ func TestReconcileLeavesRecordsChangedMeanwhile(t *testing.T) {
 	}
 	if n := b.cf.CallsOf("create_record") + b.cf.CallsOf("update_record") + b.cf.CallsOf("patch_record"); n != 2 {
 		t.Errorf("%d writes to Cloudflare, want the 2 creates", n)
+	}
+}
+
+// TestReconcileRetriesWhenCloudflareIsLimitedOrDown: a 429 snoozes the
+// reconcile for Retry-After; a 5xx before anything was repaired fails the
+// attempt so River retries it; a 5xx after a repair keeps the repair and
+// reports the error.
+func TestReconcileRetriesWhenCloudflareIsLimitedOrDown(t *testing.T) {
+	t.Parallel()
+	b := svcSetup(t, svcOpts{})
+	ctx := context.Background()
+	one := b.create(dns.CreateRequest{Type: "A", Name: "one", Content: "192.0.2.21"})
+	two := b.create(dns.CreateRequest{Type: "A", Name: "two", Content: "192.0.2.22"})
+	b.cf.Delete(testZone, one.CloudflareID)
+	b.cf.Delete(testZone, two.CloudflareID)
+	recreated := func() int {
+		return len(b.cf.Find(testZone, "one.example.com", "A")) + len(b.cf.Find(testZone, "two.example.com", "A"))
+	}
+
+	t.Run("429 on the zone read snoozes for Retry-After", func(t *testing.T) {
+		b.cf.FailNext(1, "list_records", http.StatusTooManyRequests, 7*time.Second)
+		_, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+		var snooze *rivertype.JobSnoozeError
+		if !errors.As(err, &snooze) || snooze.Duration < 7*time.Second {
+			t.Fatalf("reconcile answered %v, want a snooze of at least 7s", err)
+		}
+	})
+	t.Run("429 on a write snoozes", func(t *testing.T) {
+		b.cf.FailNext(1, "create_record", http.StatusTooManyRequests, 5*time.Second)
+		_, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+		var snooze *rivertype.JobSnoozeError
+		if !errors.As(err, &snooze) || snooze.Duration < 5*time.Second {
+			t.Fatalf("reconcile answered %v, want a snooze of at least 5s", err)
+		}
+	})
+	t.Run("5xx before any repair is an error River retries", func(t *testing.T) {
+		before := recreated()
+		b.cf.FailNext(1, "list_records", http.StatusBadGateway, 0)
+		rep, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+		var snooze *rivertype.JobSnoozeError
+		if err == nil || errors.As(err, &snooze) {
+			t.Fatalf("reconcile answered %v, want an error", err)
+		}
+		if len(rep.Zones) != 1 || len(rep.Zones[0].Errors) != 1 || recreated() != before {
+			t.Errorf("report %+v", rep)
+		}
+		b.cf.FailNext(2, "create_record", http.StatusServiceUnavailable, 0)
+		before = recreated()
+		if _, err := b.svc.RunReconcile(ctx, b.p.OrgID); err == nil || recreated() != before {
+			t.Fatalf("reconcile with every create refused answered %v, %d records recreated", err, recreated()-before)
+		}
+	})
+	t.Run("5xx after a repair keeps the repair", func(t *testing.T) {
+		b.cf.FailNext(1, "create_record", http.StatusBadGateway, 0)
+		rep, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z := rep.Zones[0]
+		if len(z.Recreated) != 1 || len(z.Errors) != 1 || recreated() != 1 {
+			t.Errorf("recreated %+v, errors %v, %d in Cloudflare", z.Recreated, z.Errors, recreated())
+		}
+	})
+	if _, err := b.svc.RunReconcile(ctx, b.p.OrgID); err != nil || recreated() != 2 {
+		t.Errorf("the last reconcile: %v, %d records recreated", err, recreated())
 	}
 }
