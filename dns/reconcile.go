@@ -52,8 +52,12 @@ type ZoneReport struct {
 	// Orphans are records carrying this organization's marker for a record
 	// shardform no longer has (left in place).
 	Orphans []ForeignRecord `json:"orphans"`
-	Errors  []string        `json:"errors"`
-	Calls   int             `json:"calls"`
+	// Conflicts are managed records sharing their name and type with a
+	// record shardform does not manage for this organization (made outside
+	// shardform since the zone was last read): only reported (the first 100).
+	Conflicts []Conflict `json:"conflicts"`
+	Errors    []string   `json:"errors"`
+	Calls     int        `json:"calls"`
 }
 
 // Repair is one record a reconcile acted on.
@@ -71,6 +75,14 @@ type ForeignRecord struct {
 	Type    string `json:"type"`
 	Name    string `json:"name"`
 	Content string `json:"content"`
+}
+
+// Conflict is a managed record and an unmanaged one of the same name and type.
+type Conflict struct {
+	RecordID uuid.UUID     `json:"record_id"`
+	Type     string        `json:"type"`
+	Name     string        `json:"name"`
+	Foreign  ForeignRecord `json:"foreign"`
 }
 
 // maxListed bounds the foreign records and orphans listed per zone.
@@ -179,7 +191,7 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 // of Cloudflare met (also in the report's errors).
 func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport, cfErr error) {
 	zr = ZoneReport{ZoneID: z.ZoneID, ZoneName: z.ZoneName, Recreated: []Repair{}, Repaired: []Repair{}, MarkerLost: []Repair{},
-		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Errors: []string{}}
+		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Conflicts: []Conflict{}, Errors: []string{}}
 	cl, err := s.clientFor(ctx, org, z.CredentialID.UUID)
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
@@ -205,6 +217,7 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 	for _, id := range ids {
 		known[id] = true
 	}
+	foreignOf := map[string]ForeignRecord{} // the first unmanaged record of each name and type
 	for _, r := range rows {
 		o, id, marked := parseMarker(r.Comment)
 		switch {
@@ -215,8 +228,12 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 			}
 		default:
 			zr.Foreign++
+			fr := ForeignRecord{ID: r.CloudflareID, Type: r.Type, Name: r.Name, Content: r.Content}
 			if len(zr.ForeignRecords) < maxListed {
-				zr.ForeignRecords = append(zr.ForeignRecords, ForeignRecord{ID: r.CloudflareID, Type: r.Type, Name: r.Name, Content: r.Content})
+				zr.ForeignRecords = append(zr.ForeignRecords, fr)
+			}
+			if _, seen := foreignOf[r.Name+" "+r.Type]; !seen {
+				foreignOf[r.Name+" "+r.Type] = fr
 			}
 		}
 	}
@@ -230,6 +247,9 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 			continue // another credential's records in the zone: their own pass
 		}
 		zr.Managed++
+		if fr, ok := foreignOf[rec.Name+" "+rec.Type]; ok && len(zr.Conflicts) < maxListed {
+			zr.Conflicts = append(zr.Conflicts, Conflict{RecordID: rec.ID, Type: rec.Type, Name: rec.Name, Foreign: fr})
+		}
 		marker, d := Marker(org, rec.ID), desiredOf(rec)
 		cur, found := byID[rec.CloudflareID]
 		rp := Repair{RecordID: rec.ID, Type: rec.Type, Name: rec.Name}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -376,5 +378,67 @@ func TestReconcileRetriesWhenCloudflareIsLimitedOrDown(t *testing.T) {
 	})
 	if _, err := b.svc.RunReconcile(ctx, b.p.OrgID); err != nil || recreated() != 2 {
 		t.Errorf("the last reconcile: %v, %d records recreated", err, recreated())
+	}
+}
+
+// TestForeignRecordMadeSinceTheCopyWasRead: the API checks names against
+// the zone's copy; a record made outside shardform after that copy was
+// read is found by the worker's list of the name (the copy being older
+// than 30 s) before it creates or renames onto it, and fails the record
+// naming it. A reconcile reports a managed record sharing its name and
+// type with an unmanaged one.
+func TestForeignRecordMadeSinceTheCopyWasRead(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	b := svcSetup(t, svcOpts{dns: dns.Options{Now: now}})
+	ctx := context.Background()
+	first := b.create(dns.CreateRequest{Type: "A", Name: "first", Content: "192.0.2.30"}) // reads the copy
+	if first.Status != dns.StatusSynced {
+		t.Fatalf("first record %+v", first)
+	}
+	mover := b.create(dns.CreateRequest{Type: "A", Name: "mover", Content: "192.0.2.31"})
+	lists := b.cf.CallsOf("list_records")
+	if lists != 1 {
+		t.Fatalf("%d list calls for two creates on a fresh copy, want 1 (the copy)", lists)
+	}
+	hand := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "hand.example.com", Content: "198.51.100.5"})
+	moved := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "taken.example.com", Content: "198.51.100.6"})
+	skew.Store(int64(40 * time.Second)) // the copy is 40 s old: the API still trusts it, the worker asks
+
+	r, err := b.svc.Create(ctx, b.p, dns.CreateRequest{ZoneID: testZone, Type: "A", Name: "hand", Content: "192.0.2.32"})
+	if err != nil {
+		t.Fatalf("create (the copy does not know the record yet): %v", err)
+	}
+	got := b.wait(r.ID)
+	if got.Status != dns.StatusFailed || !strings.Contains(got.Error, "taken by a record shardform does not manage") || !strings.Contains(got.Error, hand) {
+		t.Errorf("create over a foreign record: %s %q", got.Status, got.Error)
+	}
+	if _, err := b.svc.Update(ctx, b.p, mover.ID, dns.UpdateRequest{Name: ptr("taken")}); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	got = b.wait(mover.ID)
+	if got.Status != dns.StatusFailed || !strings.Contains(got.Error, moved) {
+		t.Errorf("rename onto a foreign record: %s %q", got.Status, got.Error)
+	}
+	if recs := b.cf.Find(testZone, "hand.example.com", "A"); len(recs) != 1 || recs[0].ID != hand {
+		t.Errorf("hand.example.com in Cloudflare: %+v", recs)
+	}
+	if recs := b.cf.Find(testZone, "mover.example.com", "A"); len(recs) != 1 {
+		t.Errorf("the record asked to move onto a foreign name moved: %+v", recs)
+	}
+	if n := b.cf.CallsOf("create_record"); n != 2 {
+		t.Errorf("%d creates in Cloudflare, want 2", n)
+	}
+
+	// A foreign record beside a managed one of the same name and type.
+	beside := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "first.example.com", Content: "198.51.100.7"})
+	rep, err := b.svc.RunReconcile(ctx, b.p.OrgID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := rep.Zones[0]
+	if len(z.Conflicts) != 1 || z.Conflicts[0].RecordID != first.ID || z.Conflicts[0].Foreign.ID != beside {
+		t.Errorf("conflicts %+v", z.Conflicts)
 	}
 }
