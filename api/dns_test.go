@@ -97,6 +97,26 @@ func (d *dnsBundle) on(t *testing.T) *dnsBundle {
 	return &c
 }
 
+// waitJobState waits for the record's dns_sync job to reach state (River
+// records a cancel just after the outcome), failing on any other final state.
+func (d *dnsBundle) waitJobState(recordID, want string) {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var state string
+		if err := d.pool.QueryRow(d.t.Context(), "SELECT state FROM river_job WHERE kind = 'dns_sync' AND args->>'record_id' = $1", recordID).Scan(&state); err != nil {
+			d.t.Fatal(err)
+		}
+		if state == want {
+			return
+		}
+		if state != "running" || time.Now().After(deadline) {
+			d.t.Fatalf("job state %s, want %s", state, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func marker(org, record string) string { return "shardform:" + org + ":" + record }
 
 func TestDNSRecordsOfEveryType(t *testing.T) {
@@ -181,6 +201,12 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 		got := d.expect(req{method: "GET", path: "/v1/dns/records?zone=" + zoneNet + "&type=a&status=synced", token: d.a.access}, 200).list()
 		if len(got) != 1 || got[0]["id"] != id {
 			t.Errorf("filtered list %v", got)
+		}
+		for name, want := range map[string]int{"list.example.net": 1, "LIST.example.net.": 1, "other.example.net": 0} {
+			got := d.expect(req{method: "GET", path: "/v1/dns/records?name=" + name, token: d.a.access}, 200).list()
+			if len(got) != want || want == 1 && got[0]["id"] != id {
+				t.Errorf("name=%s: %v, want %d", name, got, want)
+			}
 		}
 		zones := d.expect(req{method: "GET", path: "/v1/dns/zones", token: d.a.access}, 200).list()
 		if len(zones) != 2 || zones[0]["name"] != "example.com" || zones[0]["status"] != "active" {
@@ -374,6 +400,26 @@ func TestDNSForeignRecordsAreNeverTouched(t *testing.T) {
 		}
 	})
 
+	t.Run("a rename onto a foreign or CNAME name is refused", func(t *testing.T) {
+		d := d.on(t)
+		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "ren", "content": "198.51.100.3"}).str("id")
+		d.waitSynced(d.a.access, id)
+		r := d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: map[string]any{"name": "api"}}, 409)
+		if !strings.Contains(r.errMsg(), otherOrg) {
+			t.Errorf("rename onto another organization's record: %q", r.errMsg())
+		}
+		r = d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: map[string]any{"name": "blog.example.com"}}, 400)
+		if !strings.HasPrefix(r.errMsg(), "name: ") || !strings.Contains(r.errMsg(), cname) {
+			t.Errorf("rename onto a foreign CNAME's name: %q", r.errMsg())
+		}
+		if rec := d.expect(req{method: "GET", path: "/v1/dns/records/" + id, token: d.a.access}, 200); rec.str("name") != "ren.example.com" || rec.str("status") != "synced" {
+			t.Errorf("the refused renames changed the record: %s", rec.Raw)
+		}
+		if got, _ := d.cfRecord(zoneCom, otherOrg); got.Content != "203.0.113.6" {
+			t.Errorf("the other organization's record changed: %+v", got)
+		}
+	})
+
 	t.Run("a record whose marker was removed is not updated or deleted", func(t *testing.T) {
 		d := d.on(t)
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "TXT", "name": "owner", "content": "mine"}).str("id")
@@ -529,6 +575,20 @@ func TestDNSReconcileRepairsDrift(t *testing.T) {
 	if z["in_sync"] != float64(3) || len(z["recreated"].([]any))+len(z["repaired"].([]any)) != 0 || rep.Body["calls"] != float64(1) {
 		t.Errorf("second reconcile %s", rep.Raw)
 	}
+	// A change and a delete through the API are in the audit log too.
+	d.expect(req{method: "PUT", path: "/v1/dns/records/" + kept, token: d.a.access, body: map[string]any{"content": "still ok"}}, 202)
+	d.waitSynced(d.a.access, kept)
+	d.expect(req{method: "DELETE", path: "/v1/dns/records/" + kept, token: d.a.access}, 202)
+	d.wait(d.a.access, kept)
+	audited := map[string]bool{}
+	for _, e := range d.expect(req{method: "GET", path: "/v1/admin/audit-logs?limit=100", token: d.a.access}, 200).list() {
+		if strings.Contains(e["target"].(string), kept) && e["status"] == float64(202) {
+			audited[e["action"].(string)] = true
+		}
+	}
+	if !audited["PUT /v1/dns/records/:id"] || !audited["DELETE /v1/dns/records/:id"] {
+		t.Errorf("audit entries of the record's PUT and DELETE: %v", audited)
+	}
 }
 
 func TestDNSCredentialInUseIsKept(t *testing.T) {
@@ -584,9 +644,15 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 	t.Run("429 then success", func(t *testing.T) {
 		d := d.on(t)
 		before := d.cf.CallsOf("create_record")
-		d.cf.FailNext(1, "create_record", 429, time.Second)
+		d.cf.FailNext(1, "create_record", 429, 2*time.Second)
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "limited", "content": "192.0.2.2"}).str("id")
 		rec := d.waitSynced(d.a.access, id)
+		// The retry waited for Retry-After (the bound: not before it).
+		created, err1 := time.Parse(time.RFC3339Nano, rec.str("created_at"))
+		synced, err2 := time.Parse(time.RFC3339Nano, rec.str("synced_at"))
+		if err1 != nil || err2 != nil || synced.Sub(created) < 2*time.Second {
+			t.Errorf("synced %v after the create (%v, %v), want at least Retry-After (2s)", synced.Sub(created), err1, err2)
+		}
 		if n := d.cf.CallsOf("create_record") - before; n != 2 {
 			t.Errorf("%d create calls, want 2 (one refused with 429)", n)
 		}
@@ -605,6 +671,20 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "outage", "content": "192.0.2.3"}).str("id")
 		d.waitSynced(d.a.access, id)
 	})
+	t.Run("a token refused the zone (403) fails the record and cancels the job", func(t *testing.T) {
+		d := d.on(t)
+		d.cf.AddToken(cfToken, zoneNet) // the token loses example.com (the zone list is still cached)
+		defer d.cf.AddToken(cfToken)
+		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "forbidden", "content": "192.0.2.5"}).str("id")
+		rec := d.wait(d.a.access, id)
+		if rec.str("status") != "failed" || !strings.Contains(rec.str("error"), "Authentication error (10000)") {
+			t.Fatalf("record %s", rec.Raw)
+		}
+		d.waitJobState(id, "cancelled")
+		if n := len(d.cf.Find(zoneCom, "forbidden.example.com", "A")); n != 0 {
+			t.Errorf("%d records made with a refused token", n)
+		}
+	})
 	t.Run("a revoked token fails the record with Cloudflare's message", func(t *testing.T) {
 		d := d.on(t)
 		d.cf.RevokeToken(cfToken)
@@ -613,21 +693,7 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 		if rec.str("status") != "failed" || !strings.Contains(rec.str("error"), "Invalid API Token (1000)") {
 			t.Fatalf("record %s", rec.Raw)
 		}
-		// The job is cancelled, not retried (River records it just after).
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var state string
-			if err := d.pool.QueryRow(t.Context(), "SELECT state FROM river_job WHERE kind = 'dns_sync' AND args->>'record_id' = $1", id).Scan(&state); err != nil {
-				t.Fatal(err)
-			}
-			if state == "cancelled" {
-				break
-			}
-			if state != "running" || time.Now().After(deadline) {
-				t.Fatalf("job state %s, want cancelled", state)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		d.waitJobState(id, "cancelled")
 		// Reading zones with the revoked token is Cloudflare's refusal, 422.
 		r := d.expect(req{method: "GET", path: "/v1/dns/zones/" + zoneCom + "/records", token: d.a.access}, 422)
 		if !strings.Contains(r.errMsg(), "Invalid API Token") {
@@ -659,6 +725,21 @@ func TestDNSAutoConfig(t *testing.T) {
 		body: map[string]any{"enabled": true, "zone_id": zoneCom, "name_template": "{name}.{region}.nodes", "ttl": 300}}, 200)
 	if put.str("zone_name") != "example.com" || put.str("credential_id") != d.cred || put.Body["ttl"] != float64(300) {
 		t.Errorf("auto-config %s", put.Raw)
+	}
+	r := d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access,
+		body: map[string]any{"enabled": true, "zone_id": zoneCom, "proxied": true, "ttl": 300}}, 400)
+	if !strings.HasPrefix(r.errMsg(), "ttl: ") {
+		t.Errorf("proxied auto-DNS with ttl 300: %q", r.errMsg())
+	}
+	// The change is in the audit log (the refused ones are not).
+	n := 0
+	for _, e := range d.expect(req{method: "GET", path: "/v1/admin/audit-logs?limit=100", token: d.a.access}, 200).list() {
+		if e["action"] == "PUT /v1/dns/auto-config" && e["status"] == float64(200) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d audit entries of PUT /v1/dns/auto-config, want 1", n)
 	}
 }
 
