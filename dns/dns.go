@@ -321,6 +321,14 @@ func (s *Service) zones(ctx context.Context, org uuid.UUID, cred store.Credentia
 			return nil, err
 		}
 		zs, err := cl.listZones(ctx)
+		if k := kindOf(err); k == errTransient || k == errRateLimited {
+			// Cloudflare is down or limiting: an older list still names the zones.
+			row, rerr := s.q.GetDNSZoneList(ctx, s.st.Pool, store.GetDNSZoneListParams{OrganizationID: org, CredentialID: cred.ID})
+			var old []Zone
+			if rerr == nil && json.Unmarshal(row.Zones, &old) == nil {
+				return old, nil
+			}
+		}
 		if err != nil {
 			return nil, publicError(err)
 		}
@@ -570,7 +578,12 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, in CreateRequ
 		return Record{}, err
 	}
 	if err := s.ensureCopy(ctx, p.OrgID, cred.ID, zoneID); err != nil {
-		return Record{}, publicError(err)
+		if !s.staleCopyUsable(ctx, p.OrgID, zoneID, err) {
+			return Record{}, publicError(err)
+		}
+		// Cloudflare is down or limiting: check against the older copy; the
+		// worker lists the name in Cloudflare before it creates.
+		s.log.WarnContext(ctx, "dns create checked against an old zone copy", slog.String("zone_id", zoneID), slog.Any("error", err))
 	}
 	var out store.DnsRecord
 	err = s.st.InTx(ctx, func(tx pgx.Tx) error {

@@ -442,3 +442,38 @@ func TestForeignRecordMadeSinceTheCopyWasRead(t *testing.T) {
 		t.Errorf("conflicts %+v", z.Conflicts)
 	}
 }
+
+// TestCreateDuringAnOutageUsesTheOldCopy: when the zone's copy is too old
+// and Cloudflare cannot be read (5xx), a create is checked against the old
+// copy (and the zone list of the last read) and queued, not refused; the
+// worker lists the name in Cloudflare before it creates.
+func TestCreateDuringAnOutageUsesTheOldCopy(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	b := svcSetup(t, svcOpts{dns: dns.Options{Now: now}})
+	ctx := context.Background()
+	b.create(dns.CreateRequest{Type: "A", Name: "before", Content: "192.0.2.40"})
+	hand := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "hand.example.com", Content: "198.51.100.8"})
+	skew.Store(int64(10 * time.Minute)) // the zone list and the copy are both too old
+	b.cf.FailNext(1, "list_zones", http.StatusBadGateway, 0)
+	b.cf.FailNext(1, "list_records", http.StatusServiceUnavailable, 0)
+	r, err := b.svc.Create(ctx, b.p, dns.CreateRequest{ZoneID: testZone, Type: "A", Name: "during", Content: "192.0.2.41"})
+	if err != nil || r.Status != dns.StatusPending {
+		t.Fatalf("create during an outage: %+v, %v", r, err)
+	}
+	if got := b.wait(r.ID); got.Status != dns.StatusSynced {
+		t.Errorf("record created during the outage: %s %q", got.Status, got.Error)
+	}
+	// The worker's own check still finds a record the old copy does not know.
+	b.cf.FailNext(1, "list_records", http.StatusServiceUnavailable, 0)
+	skew.Store(int64(20 * time.Minute))
+	b.cf.FailNext(1, "list_zones", http.StatusBadGateway, 0)
+	r, err = b.svc.Create(ctx, b.p, dns.CreateRequest{ZoneID: testZone, Type: "A", Name: "hand", Content: "192.0.2.42"})
+	if err != nil {
+		t.Fatalf("second create during an outage: %v", err)
+	}
+	if got := b.wait(r.ID); got.Status != dns.StatusFailed || !strings.Contains(got.Error, hand) {
+		t.Errorf("record over a foreign one made during the outage: %s %q", got.Status, got.Error)
+	}
+}

@@ -57,6 +57,17 @@ func (s *Service) ensureCopy(ctx context.Context, org, credID uuid.UUID, zoneID 
 	return err
 }
 
+// staleCopyUsable reports whether a create may check names against the
+// zone's copy though it could not be read again (err): Cloudflare is down
+// or limiting, and a copy exists.
+func (s *Service) staleCopyUsable(ctx context.Context, org uuid.UUID, zoneID string, err error) bool {
+	if k := kindOf(err); k != errTransient && k != errRateLimited {
+		return false
+	}
+	_, cerr := s.q.GetDNSZoneCopy(ctx, s.st.Pool, store.GetDNSZoneCopyParams{OrganizationID: org, ZoneID: zoneID})
+	return cerr == nil
+}
+
 // workerCopyAge is how old a zone's copy may be for a worker to create a
 // record on its word alone: an older copy (though still trusted by the
 // API's check) is confirmed by one list call of the record's name, so a
