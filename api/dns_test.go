@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -861,3 +862,29 @@ func TestDNSAutoDNSForProvisionedNodes(t *testing.T) {
 
 // The package's own constants agree with what the API documents.
 var _ = dns.QueueDNS
+
+// TestDNSCreateDuringACloudflareOutage: with the zone's copy older than
+// its age and Cloudflare answering 5xx, POST /v1/dns/records checks the
+// older copy and answers 202 (the worker lists the name before creating);
+// a zone never read answers 503.
+func TestDNSCreateDuringACloudflareOutage(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	d := dnsSetup(t, setupOpts{dns: dns.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}})
+	d.waitSynced(d.a.access, d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "before", "content": "192.0.2.50"}).str("id"))
+	skew.Store(int64(10 * time.Minute)) // the zone list and the copy are too old
+	d.cf.FailNext(1, "list_zones", 502, 0)
+	d.cf.FailNext(1, "list_records", 503, 0)
+	id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "during", "content": "192.0.2.51"}).str("id")
+	d.waitSynced(d.a.access, id)
+	if got := d.cf.Find(zoneCom, "during.example.com", "A"); len(got) != 1 {
+		t.Errorf("Cloudflare has %+v", got)
+	}
+	d.cf.FailNext(1, "list_zones", 502, 0)
+	d.cf.FailNext(1, "list_records", 502, 0)
+	r := d.expect(req{method: "POST", path: "/v1/dns/records", token: d.a.access,
+		body: map[string]any{"zone_id": zoneNet, "type": "A", "name": "never", "content": "192.0.2.52"}}, 503)
+	if !strings.Contains(r.errMsg(), "try again later") {
+		t.Errorf("503 %q", r.errMsg())
+	}
+}
