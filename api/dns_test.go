@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,26 @@ func (d *dnsBundle) on(t *testing.T) *dnsBundle {
 	return &c
 }
 
+// waitJobState waits for the record's dns_sync job to reach state (River
+// records a cancel just after the outcome), failing on any other final state.
+func (d *dnsBundle) waitJobState(recordID, want string) {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var state string
+		if err := d.pool.QueryRow(d.t.Context(), "SELECT state FROM river_job WHERE kind = 'dns_sync' AND args->>'record_id' = $1", recordID).Scan(&state); err != nil {
+			d.t.Fatal(err)
+		}
+		if state == want {
+			return
+		}
+		if state != "running" || time.Now().After(deadline) {
+			d.t.Fatalf("job state %s, want %s", state, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func marker(org, record string) string { return "shardform:" + org + ":" + record }
 
 func TestDNSRecordsOfEveryType(t *testing.T) {
@@ -109,7 +130,7 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 		content      string // Cloudflare's content after create
 		updated      string // after the update
 	}{
-		{"A", map[string]any{"name": "www", "content": "203.0.113.10", "ttl": 300, "proxied": true}, map[string]any{"content": "203.0.113.11"},
+		{"A", map[string]any{"name": "www", "content": "203.0.113.10", "proxied": true}, map[string]any{"content": "203.0.113.11"},
 			"www.example.com", "203.0.113.10", "203.0.113.11"},
 		{"AAAA", map[string]any{"name": "v6.example.com.", "content": "2001:DB8::1"}, map[string]any{"content": "2001:db8::2", "ttl": 3600},
 			"v6.example.com", "2001:db8::1", "2001:db8::2"},
@@ -140,8 +161,8 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 			if !ok || cf.Type != tc.typ || cf.Name != tc.name || cf.Content != tc.content || cf.Comment != marker(d.a.orgID, id) {
 				t.Fatalf("cloudflare has %+v (found %v)", cf, ok)
 			}
-			if tc.typ == "A" && (!cf.Proxied || cf.TTL != 300) {
-				t.Errorf("A record %+v: want proxied, ttl 300", cf)
+			if tc.typ == "A" && (!cf.Proxied || cf.TTL != 1 || rec.Body["ttl"] != float64(1)) {
+				t.Errorf("A record %+v (%s): want proxied, ttl 1 (automatic)", cf, rec.Raw)
 			}
 			if (tc.typ == "MX" || tc.typ == "SRV") && cf.Priority == nil {
 				t.Errorf("%s record without priority: %+v", tc.typ, cf)
@@ -181,6 +202,12 @@ func TestDNSRecordsOfEveryType(t *testing.T) {
 		got := d.expect(req{method: "GET", path: "/v1/dns/records?zone=" + zoneNet + "&type=a&status=synced", token: d.a.access}, 200).list()
 		if len(got) != 1 || got[0]["id"] != id {
 			t.Errorf("filtered list %v", got)
+		}
+		for name, want := range map[string]int{"list.example.net": 1, "LIST.example.net.": 1, "other.example.net": 0} {
+			got := d.expect(req{method: "GET", path: "/v1/dns/records?name=" + name, token: d.a.access}, 200).list()
+			if len(got) != want || want == 1 && got[0]["id"] != id {
+				t.Errorf("name=%s: %v, want %d", name, got, want)
+			}
 		}
 		zones := d.expect(req{method: "GET", path: "/v1/dns/zones", token: d.a.access}, 200).list()
 		if len(zones) != 2 || zones[0]["name"] != "example.com" || zones[0]["status"] != "active" {
@@ -238,6 +265,7 @@ func TestDNSValidation(t *testing.T) {
 		{"ttl 30", base("A", "content", "192.0.2.1", "ttl", 30), "ttl"},
 		{"ttl 0", base("A", "content", "192.0.2.1", "ttl", 0), "ttl"},
 		{"ttl over a day", base("A", "content", "192.0.2.1", "ttl", 86401), "ttl"},
+		{"proxied with a ttl", base("A", "content", "192.0.2.1", "proxied", true, "ttl", 300), "ttl"},
 		{"proxied TXT", base("TXT", "content", "x", "proxied", true), "proxied"},
 		{"proxied MX", base("MX", "content", "mail.example.com", "priority", 1, "proxied", true), "proxied"},
 		{"priority on A", base("A", "content", "192.0.2.1", "priority", 1), "priority"},
@@ -247,6 +275,8 @@ func TestDNSValidation(t *testing.T) {
 		{"SRV without weight", base("SRV", "name", "_mc._tcp.x", "priority", 1, "port", 1, "target", "a.example.com"), "weight"},
 		{"SRV without port", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "target", "a.example.com"), "port"},
 		{"SRV without target", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 1), "target"},
+		{"SRV target not a host name", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 1, "target", "not a host!"), "target"},
+		{"SRV target not a host name, in content", base("SRV", "name", "_mc._tcp.x", "priority", 1, "content", "1 1 -bad-.example.com"), "target"},
 		{"SRV port too big", base("SRV", "name", "_mc._tcp.x", "priority", 1, "weight", 1, "port", 70000, "target", "a.example.com"), "port"},
 		{"SRV name without service", base("SRV", "name", "mc", "priority", 1, "weight", 1, "port", 1, "target", "a.example.com"), "name"},
 		{"weight on A", base("A", "content", "192.0.2.1", "weight", 1), "weight"},
@@ -281,7 +311,8 @@ func TestDNSValidation(t *testing.T) {
 		d := d.on(t)
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "upd", "content": "192.0.2.9"}).str("id")
 		d.waitSynced(d.a.access, id)
-		for body, field := range map[string]string{`{"content":"nope"}`: "content", `{"ttl":5}`: "ttl", `{"type":"AAAA"}`: "type", `{"zone_id":"` + zoneNet + `"}`: "zone_id", `{"name":"a..b"}`: "name"} {
+		for body, field := range map[string]string{`{"content":"nope"}`: "content", `{"ttl":5}`: "ttl", `{"type":"AAAA"}`: "type", `{"zone_id":"` + zoneNet + `"}`: "zone_id", `{"name":"a..b"}`: "name",
+			`{"proxied":"yes"}`: "proxied", `{"ttl":"soon"}`: "ttl", `{"proxied":true,"ttl":300}`: "ttl", `{"ttl":90000}`: "ttl"} {
 			r := d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: body}, 400)
 			if !strings.Contains(r.errMsg(), field) {
 				t.Errorf("PUT %s: %q does not name %s", body, r.errMsg(), field)
@@ -367,6 +398,26 @@ func TestDNSForeignRecordsAreNeverTouched(t *testing.T) {
 		}
 		if n := len(d.cf.Find(zoneCom, "www.example.com", "A")); n != 1 {
 			t.Errorf("%d A records for www after adopt, want 1", n)
+		}
+	})
+
+	t.Run("a rename onto a foreign or CNAME name is refused", func(t *testing.T) {
+		d := d.on(t)
+		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "ren", "content": "198.51.100.3"}).str("id")
+		d.waitSynced(d.a.access, id)
+		r := d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: map[string]any{"name": "api"}}, 409)
+		if !strings.Contains(r.errMsg(), otherOrg) {
+			t.Errorf("rename onto another organization's record: %q", r.errMsg())
+		}
+		r = d.expect(req{method: "PUT", path: "/v1/dns/records/" + id, token: d.a.access, body: map[string]any{"name": "blog.example.com"}}, 400)
+		if !strings.HasPrefix(r.errMsg(), "name: ") || !strings.Contains(r.errMsg(), cname) {
+			t.Errorf("rename onto a foreign CNAME's name: %q", r.errMsg())
+		}
+		if rec := d.expect(req{method: "GET", path: "/v1/dns/records/" + id, token: d.a.access}, 200); rec.str("name") != "ren.example.com" || rec.str("status") != "synced" {
+			t.Errorf("the refused renames changed the record: %s", rec.Raw)
+		}
+		if got, _ := d.cfRecord(zoneCom, otherOrg); got.Content != "203.0.113.6" {
+			t.Errorf("the other organization's record changed: %+v", got)
 		}
 	})
 
@@ -525,6 +576,20 @@ func TestDNSReconcileRepairsDrift(t *testing.T) {
 	if z["in_sync"] != float64(3) || len(z["recreated"].([]any))+len(z["repaired"].([]any)) != 0 || rep.Body["calls"] != float64(1) {
 		t.Errorf("second reconcile %s", rep.Raw)
 	}
+	// A change and a delete through the API are in the audit log too.
+	d.expect(req{method: "PUT", path: "/v1/dns/records/" + kept, token: d.a.access, body: map[string]any{"content": "still ok"}}, 202)
+	d.waitSynced(d.a.access, kept)
+	d.expect(req{method: "DELETE", path: "/v1/dns/records/" + kept, token: d.a.access}, 202)
+	d.wait(d.a.access, kept)
+	audited := map[string]bool{}
+	for _, e := range d.expect(req{method: "GET", path: "/v1/admin/audit-logs?limit=100", token: d.a.access}, 200).list() {
+		if strings.Contains(e["target"].(string), kept) && e["status"] == float64(202) {
+			audited[e["action"].(string)] = true
+		}
+	}
+	if !audited["PUT /v1/dns/records/:id"] || !audited["DELETE /v1/dns/records/:id"] {
+		t.Errorf("audit entries of the record's PUT and DELETE: %v", audited)
+	}
 }
 
 func TestDNSCredentialInUseIsKept(t *testing.T) {
@@ -580,9 +645,15 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 	t.Run("429 then success", func(t *testing.T) {
 		d := d.on(t)
 		before := d.cf.CallsOf("create_record")
-		d.cf.FailNext(1, "create_record", 429, time.Second)
+		d.cf.FailNext(1, "create_record", 429, 2*time.Second)
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "limited", "content": "192.0.2.2"}).str("id")
 		rec := d.waitSynced(d.a.access, id)
+		// The retry waited for Retry-After (the issue's bound: not before it).
+		created, err1 := time.Parse(time.RFC3339Nano, rec.str("created_at"))
+		synced, err2 := time.Parse(time.RFC3339Nano, rec.str("synced_at"))
+		if err1 != nil || err2 != nil || synced.Sub(created) < 2*time.Second {
+			t.Errorf("synced %v after the create (%v, %v), want at least Retry-After (2s)", synced.Sub(created), err1, err2)
+		}
 		if n := d.cf.CallsOf("create_record") - before; n != 2 {
 			t.Errorf("%d create calls, want 2 (one refused with 429)", n)
 		}
@@ -601,6 +672,20 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "outage", "content": "192.0.2.3"}).str("id")
 		d.waitSynced(d.a.access, id)
 	})
+	t.Run("a token refused the zone (403) fails the record and cancels the job", func(t *testing.T) {
+		d := d.on(t)
+		d.cf.AddToken(cfToken, zoneNet) // the token loses example.com (the zone list is still cached)
+		defer d.cf.AddToken(cfToken)
+		id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "forbidden", "content": "192.0.2.5"}).str("id")
+		rec := d.wait(d.a.access, id)
+		if rec.str("status") != "failed" || !strings.Contains(rec.str("error"), "Authentication error (10000)") {
+			t.Fatalf("record %s", rec.Raw)
+		}
+		d.waitJobState(id, "cancelled")
+		if n := len(d.cf.Find(zoneCom, "forbidden.example.com", "A")); n != 0 {
+			t.Errorf("%d records made with a refused token", n)
+		}
+	})
 	t.Run("a revoked token fails the record with Cloudflare's message", func(t *testing.T) {
 		d := d.on(t)
 		d.cf.RevokeToken(cfToken)
@@ -609,21 +694,7 @@ func TestDNSRateLimitAndOutages(t *testing.T) {
 		if rec.str("status") != "failed" || !strings.Contains(rec.str("error"), "Invalid API Token (1000)") {
 			t.Fatalf("record %s", rec.Raw)
 		}
-		// The job is cancelled, not retried (River records it just after).
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var state string
-			if err := d.pool.QueryRow(t.Context(), "SELECT state FROM river_job WHERE kind = 'dns_sync' AND args->>'record_id' = $1", id).Scan(&state); err != nil {
-				t.Fatal(err)
-			}
-			if state == "cancelled" {
-				break
-			}
-			if state != "running" || time.Now().After(deadline) {
-				t.Fatalf("job state %s, want cancelled", state)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		d.waitJobState(id, "cancelled")
 		// Reading zones with the revoked token is Cloudflare's refusal, 422.
 		r := d.expect(req{method: "GET", path: "/v1/dns/zones/" + zoneCom + "/records", token: d.a.access}, 422)
 		if !strings.Contains(r.errMsg(), "Invalid API Token") {
@@ -655,6 +726,21 @@ func TestDNSAutoConfig(t *testing.T) {
 		body: map[string]any{"enabled": true, "zone_id": zoneCom, "name_template": "{name}.{region}.nodes", "ttl": 300}}, 200)
 	if put.str("zone_name") != "example.com" || put.str("credential_id") != d.cred || put.Body["ttl"] != float64(300) {
 		t.Errorf("auto-config %s", put.Raw)
+	}
+	r := d.expect(req{method: "PUT", path: "/v1/dns/auto-config", token: d.a.access,
+		body: map[string]any{"enabled": true, "zone_id": zoneCom, "proxied": true, "ttl": 300}}, 400)
+	if !strings.HasPrefix(r.errMsg(), "ttl: ") {
+		t.Errorf("proxied auto-DNS with ttl 300: %q", r.errMsg())
+	}
+	// The change is in the audit log (the refused ones are not).
+	n := 0
+	for _, e := range d.expect(req{method: "GET", path: "/v1/admin/audit-logs?limit=100", token: d.a.access}, 200).list() {
+		if e["action"] == "PUT /v1/dns/auto-config" && e["status"] == float64(200) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d audit entries of PUT /v1/dns/auto-config, want 1", n)
 	}
 }
 
@@ -776,3 +862,29 @@ func TestDNSAutoDNSForProvisionedNodes(t *testing.T) {
 
 // The package's own constants agree with what the API documents.
 var _ = dns.QueueDNS
+
+// TestDNSCreateDuringACloudflareOutage: with the zone's copy older than
+// its age and Cloudflare answering 5xx, POST /v1/dns/records checks the
+// older copy and answers 202 (the worker lists the name before creating);
+// a zone never read answers 503.
+func TestDNSCreateDuringACloudflareOutage(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64
+	d := dnsSetup(t, setupOpts{dns: dns.Options{Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}})
+	d.waitSynced(d.a.access, d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "before", "content": "192.0.2.50"}).str("id"))
+	skew.Store(int64(10 * time.Minute)) // the zone list and the copy are too old
+	d.cf.FailNext(1, "list_zones", 502, 0)
+	d.cf.FailNext(1, "list_records", 503, 0)
+	id := d.create(d.a.access, map[string]any{"zone_id": zoneCom, "type": "A", "name": "during", "content": "192.0.2.51"}).str("id")
+	d.waitSynced(d.a.access, id)
+	if got := d.cf.Find(zoneCom, "during.example.com", "A"); len(got) != 1 {
+		t.Errorf("Cloudflare has %+v", got)
+	}
+	d.cf.FailNext(1, "list_zones", 502, 0)
+	d.cf.FailNext(1, "list_records", 502, 0)
+	r := d.expect(req{method: "POST", path: "/v1/dns/records", token: d.a.access,
+		body: map[string]any{"zone_id": zoneNet, "type": "A", "name": "never", "content": "192.0.2.52"}}, 503)
+	if !strings.Contains(r.errMsg(), "try again later") {
+		t.Errorf("503 %q", r.errMsg())
+	}
+}

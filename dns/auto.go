@@ -122,6 +122,9 @@ func (s *Service) PutAutoConfig(ctx context.Context, p *domain.Principal, in Aut
 	if in.Proxied != nil {
 		params.Proxied = *in.Proxied
 	}
+	if params.Proxied && params.Ttl != 1 {
+		return AutoConfig{}, domain.Invalid("ttl", "proxied records have automatic TTL: must be 1 (or left out)")
+	}
 	if in.IPv6 != nil {
 		params.Ipv6 = *in.IPv6
 	}

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +15,8 @@ import (
 
 	"github.com/cloudflare/cloudflare-go"
 	"github.com/google/uuid"
-	"golang.org/x/time/rate"
+
+	"github.com/shardform/shardform/ratelimit"
 )
 
 // markerPrefix starts every ownership marker: the record's comment in
@@ -84,12 +86,14 @@ func (e *cfError) hasCode(code int) bool {
 	return false
 }
 
-// transport counts calls, waits for the token's rate limiter and remembers
-// the last answer's status and Retry-After (cloudflare-go does not return
-// them), one per client, so one job's calls are read in order.
+// transport counts calls, takes each call from the token's budget in
+// Postgres (shared by every process) and remembers the last answer's
+// status and Retry-After (cloudflare-go does not return them), one per
+// client, so one job's calls are read in order.
 type transport struct {
 	base    http.RoundTripper
-	limiter *rate.Limiter
+	budget  *budget
+	key     string // the token's budget key
 	counter func()
 	n       atomic.Int64 // calls made through this client
 
@@ -99,7 +103,10 @@ type transport struct {
 }
 
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.limiter.Wait(r.Context()); err != nil {
+	if err := t.budget.take(r.Context(), t.key); err != nil {
+		t.mu.Lock()
+		t.lastStatus, t.retryAfter = 0, 0
+		t.mu.Unlock()
 		return nil, err
 	}
 	t.n.Add(1)
@@ -142,41 +149,81 @@ type client struct {
 // callTimeout bounds one call to Cloudflare.
 const callTimeout = 30 * time.Second
 
-// limiters keeps one rate limiter per token (by its hash) in this process,
-// so every job with the same token shares Cloudflare's per-token budget.
-type limiters struct {
-	mu    sync.Mutex
-	rps   float64
-	burst int
-	byKey map[[32]byte]*rate.Limiter
+// budget is the per-token Cloudflare rate limit, counted in Postgres
+// (ratelimit's fixed windows), so every API and worker process calling
+// Cloudflare with a token shares one budget. Cloudflare's own window is
+// not aligned with ours, so the window is counted in slots of a tenth: at
+// most limit/11 calls per slot keeps any stretch of one window (which
+// overlaps at most 11 slots) within the limit.
+type budget struct {
+	lim     *ratelimit.Limiter
+	now     func() time.Time
+	slot    time.Duration
+	perSlot int
 }
 
-func newLimiters(perFiveMinutes int) *limiters {
-	rps := float64(perFiveMinutes) / 300
-	return &limiters{rps: rps, burst: max(1, int(rps)), byKey: map[[32]byte]*rate.Limiter{}}
-}
+// slots is how many slots a window is counted in.
+const slots = 10
 
-func (l *limiters) get(token string) *rate.Limiter {
-	key := sha256.Sum256([]byte(token))
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.byKey[key]
-	if !ok {
-		if len(l.byKey) > 10000 {
-			clear(l.byKey)
-		}
-		lim = rate.NewLimiter(rate.Limit(l.rps), l.burst)
-		l.byKey[key] = lim
+// maxLocalWait is the longest a call waits in place for the next slot;
+// a longer wait is a rate-limited error (a job snoozes, the API answers 503).
+const maxLocalWait = time.Second
+
+func newBudget(lim *ratelimit.Limiter, now func() time.Time, limit int, window time.Duration) *budget {
+	n := slots
+	for n > 1 && limit/(n+1) < 1 {
+		n-- // a small limit: fewer, longer slots
 	}
-	return lim
+	return &budget{lim: lim, now: now, slot: window / time.Duration(n), perSlot: max(1, limit/(n+1))}
+}
+
+// budgetKey is the rate-limit key of a token: never the token itself.
+func budgetKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "cf:" + hex.EncodeToString(sum[:])
+}
+
+// rateLimitedError is a call shardform did not make: the token's budget
+// is spent until retryAfter.
+type rateLimitedError struct{ retryAfter time.Duration }
+
+func (e *rateLimitedError) Error() string {
+	return "the token's Cloudflare rate limit (SHARDFORM_DNS_RATE_LIMIT) is used up for " + e.retryAfter.String()
+}
+
+// take counts one call against key's budget: within it, it returns nil;
+// over it, it waits for the next slot when that is near, otherwise it
+// returns a *rateLimitedError.
+func (b *budget) take(ctx context.Context, key string) error {
+	if b == nil {
+		return nil
+	}
+	for {
+		res, err := b.lim.Hit(ctx, key, b.perSlot, b.slot)
+		if err != nil {
+			return err
+		}
+		if res.Allowed {
+			return nil
+		}
+		wait := res.Reset.Sub(b.now())
+		if wait > maxLocalWait {
+			return &rateLimitedError{retryAfter: wait}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(max(wait, time.Millisecond)):
+		}
+	}
 }
 
 // newClient builds a cloudflare-go client for token. cloudflare-go's own
 // retries are off (River retries, honouring Retry-After) and its own rate
-// limiter is opened wide (the per-token limiter in the transport is the one
-// that counts).
+// limiter is opened wide (the per-token budget in the transport, shared
+// through Postgres, is the one that counts).
 func (s *Service) newClient(token string) (*client, error) {
-	tr := &transport{base: http.DefaultTransport, limiter: s.limiters.get(token), counter: s.countCall}
+	tr := &transport{base: http.DefaultTransport, budget: s.budget, key: budgetKey(token), counter: s.countCall}
 	opts := []cloudflare.Option{
 		cloudflare.HTTPClient(&http.Client{Timeout: callTimeout, Transport: tr}),
 		cloudflare.UsingRetryPolicy(0, 1, 1),
@@ -213,6 +260,11 @@ func (c *client) classify(op string, err error) error {
 	var rl *cloudflare.RatelimitError
 	var req *cloudflare.RequestError
 	out := &cfError{msg: "cloudflare: " + op + ": " + err.Error()}
+	var local *rateLimitedError
+	if errors.As(err, &local) {
+		// Not sent: the budget shared by every process is spent.
+		return &cfError{kind: errRateLimited, msg: "cloudflare: " + op + ": " + local.Error(), retryAfter: local.retryAfter}
+	}
 	switch {
 	case errors.As(err, &authz), errors.As(err, &authn):
 		out.kind = ErrRefused
@@ -304,15 +356,33 @@ func dataOf(d Desired) any {
 func same(r cloudflare.DNSRecord, d Desired, comment string) bool {
 	proxied := r.Proxied != nil && *r.Proxied
 	return r.Type == d.Type && strings.EqualFold(strings.TrimSuffix(r.Name, "."), d.Name) && sameContent(d.Type, r.Content, d.Content) &&
-		r.TTL == d.TTL && proxied == d.Proxied && samePriority(priorityOf(r), d.Priority, d.Type) && r.Comment == comment
+		r.TTL == effectiveTTL(d.TTL, d.Proxied) && proxied == d.Proxied && samePriority(priorityOf(r), d.Priority, d.Type) && r.Comment == comment
 }
 
 func sameContent(typ, a, b string) bool {
+	a, b = normContent(typ, a), normContent(typ, b)
 	switch typ {
 	case "CNAME", "MX", "SRV":
 		return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 	}
 	return a == b
+}
+
+// normContent is SRV and CAA content with its fields separated by one
+// space: Cloudflare answers SRV content with tabs ("1\t5061\ttarget").
+func normContent(typ, s string) string {
+	if typ == "SRV" || typ == "CAA" {
+		return strings.Join(strings.Fields(s), " ")
+	}
+	return s
+}
+
+// effectiveTTL is the TTL Cloudflare keeps: 1 (automatic) for a proxied record.
+func effectiveTTL(ttl int, proxied bool) int {
+	if proxied {
+		return 1
+	}
+	return ttl
 }
 
 func samePriority(a, b *int, typ string) bool {

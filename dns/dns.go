@@ -28,6 +28,7 @@ import (
 
 	"github.com/shardform/shardform/credentials"
 	"github.com/shardform/shardform/domain"
+	"github.com/shardform/shardform/ratelimit"
 	"github.com/shardform/shardform/store"
 )
 
@@ -61,23 +62,26 @@ type Options struct {
 	// are trusted for name checks before a create reads the zone again
 	// (default 5 minutes; negative: read every time).
 	ZoneCopyTTL time.Duration
-	// RateLimit is the requests per 5 minutes each token may make from this
-	// process (default 1,200: Cloudflare's limit).
+	// RateLimit is the requests each token may make per RateLimitWindow,
+	// counted in Postgres for every process together (default 1,200:
+	// Cloudflare's limit).
 	RateLimit int
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// RateLimitWindow is the window of RateLimit (default 5 minutes, Cloudflare's).
+	RateLimitWindow time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
 }
 
 // Service is the DNS domain.
 type Service struct {
-	st       *store.Store
-	q        *store.Queries
-	secrets  SecretOpener
-	queue    Queue
-	opts     Options
-	limiters *limiters
-	calls    atomic.Int64
-	log      *slog.Logger
+	st      *store.Store
+	q       *store.Queries
+	secrets SecretOpener
+	queue   Queue
+	opts    Options
+	budget  *budget
+	calls   atomic.Int64
+	log     *slog.Logger
 	// flight makes concurrent requests of this process that need the same
 	// zone list or whole-zone read share one read.
 	flight singleflight.Group
@@ -94,13 +98,17 @@ func New(st *store.Store, secrets SecretOpener, opts Options) *Service {
 	if opts.RateLimit <= 0 {
 		opts.RateLimit = 1200
 	}
+	if opts.RateLimitWindow <= 0 {
+		opts.RateLimitWindow = 5 * time.Minute
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{st: st, q: st.Q, secrets: secrets, opts: opts, limiters: newLimiters(opts.RateLimit), log: opts.Logger}
+	return &Service{st: st, q: st.Q, secrets: secrets, opts: opts, log: opts.Logger,
+		budget: newBudget(ratelimit.New(st.Pool, opts.Now), opts.Now, opts.RateLimit, opts.RateLimitWindow)}
 }
 
 // UseQueue sets the job queue (the River client, built after its workers).
@@ -313,6 +321,14 @@ func (s *Service) zones(ctx context.Context, org uuid.UUID, cred store.Credentia
 			return nil, err
 		}
 		zs, err := cl.listZones(ctx)
+		if k := kindOf(err); k == errTransient || k == errRateLimited {
+			// Cloudflare is down or limiting: an older list still names the zones.
+			row, rerr := s.q.GetDNSZoneList(ctx, s.st.Pool, store.GetDNSZoneListParams{OrganizationID: org, CredentialID: cred.ID})
+			var old []Zone
+			if rerr == nil && json.Unmarshal(row.Zones, &old) == nil {
+				return old, nil
+			}
+		}
 		if err != nil {
 			return nil, publicError(err)
 		}
@@ -562,7 +578,12 @@ func (s *Service) Create(ctx context.Context, p *domain.Principal, in CreateRequ
 		return Record{}, err
 	}
 	if err := s.ensureCopy(ctx, p.OrgID, cred.ID, zoneID); err != nil {
-		return Record{}, publicError(err)
+		if !s.staleCopyUsable(ctx, p.OrgID, zoneID, err) {
+			return Record{}, publicError(err)
+		}
+		// Cloudflare is down or limiting: check against the older copy; the
+		// worker lists the name in Cloudflare before it creates.
+		s.log.WarnContext(ctx, "dns create checked against an old zone copy", slog.String("zone_id", zoneID), slog.Any("error", err))
 	}
 	var out store.DnsRecord
 	err = s.st.InTx(ctx, func(tx pgx.Tx) error {
@@ -682,6 +703,10 @@ func specOf(r store.DnsRecord, in UpdateRequest) Spec {
 	}
 	if in.Proxied != nil {
 		sp.Proxied = in.Proxied
+		if *in.Proxied && in.TTL == nil {
+			one := 1 // proxying makes the TTL automatic
+			sp.TTL = &one
+		}
 	}
 	if in.Priority != nil {
 		sp.Priority = in.Priority

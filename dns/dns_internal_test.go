@@ -84,11 +84,11 @@ func TestSpecContentForms(t *testing.T) {
 	}
 }
 
-// newTestService is a service whose client talks to the fake (no store:
-// only the Cloudflare side is exercised).
+// newTestService is a service whose client talks to the fake (no store,
+// so no rate-limit budget: only the Cloudflare side is exercised).
 func newTestService(t *testing.T, f *cffake.Fake) *Service {
 	t.Helper()
-	return &Service{opts: Options{Endpoint: f.URL}, limiters: newLimiters(1_000_000)}
+	return &Service{opts: Options{Endpoint: f.URL}}
 }
 
 func TestClientReadsEveryPageAndClassifiesErrors(t *testing.T) {

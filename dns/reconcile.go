@@ -3,14 +3,17 @@ package dns
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/cloudflare-go"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/shardform/shardform/audit"
 	"github.com/shardform/shardform/domain"
@@ -49,8 +52,12 @@ type ZoneReport struct {
 	// Orphans are records carrying this organization's marker for a record
 	// shardform no longer has (left in place).
 	Orphans []ForeignRecord `json:"orphans"`
-	Errors  []string        `json:"errors"`
-	Calls   int             `json:"calls"`
+	// Conflicts are managed records sharing their name and type with a
+	// record shardform does not manage for this organization (made outside
+	// shardform since the zone was last read): only reported (the first 100).
+	Conflicts []Conflict `json:"conflicts"`
+	Errors    []string   `json:"errors"`
+	Calls     int        `json:"calls"`
 }
 
 // Repair is one record a reconcile acted on.
@@ -68,6 +75,14 @@ type ForeignRecord struct {
 	Type    string `json:"type"`
 	Name    string `json:"name"`
 	Content string `json:"content"`
+}
+
+// Conflict is a managed record and an unmanaged one of the same name and type.
+type Conflict struct {
+	RecordID uuid.UUID     `json:"record_id"`
+	Type     string        `json:"type"`
+	Name     string        `json:"name"`
+	Foreign  ForeignRecord `json:"foreign"`
 }
 
 // maxListed bounds the foreign records and orphans listed per zone.
@@ -89,10 +104,22 @@ func (s *Service) RunReconcile(ctx context.Context, org uuid.UUID) (Report, erro
 	if err != nil {
 		return rep, fmt.Errorf("dns reconcile: %w", err)
 	}
+	var limited, unavailable error // Cloudflare's 429 and 5xx (or the network)
+	repaired := 0
 	for _, z := range zones {
-		zr := s.reconcileZone(ctx, org, z)
+		zr, cfErr := s.reconcileZone(ctx, org, z)
 		rep.Calls += zr.Calls
 		rep.Zones = append(rep.Zones, zr)
+		repaired += len(zr.Recreated) + len(zr.Repaired) + len(zr.MarkerLost)
+		switch kindOf(cfErr) {
+		case errRateLimited:
+			limited = cfErr
+		case errTransient:
+			unavailable = cfErr
+		}
+		if limited != nil {
+			break // every zone shares the token's budget: go on after the wait
+		}
 	}
 	finished := s.opts.Now()
 	rep.FinishedAt = finished.UTC().Format(timeFormat)
@@ -102,6 +129,16 @@ func (s *Service) RunReconcile(ctx context.Context, org uuid.UUID) (Report, erro
 	}
 	if err := s.q.UpsertDNSReconcile(ctx, s.st.Pool, store.UpsertDNSReconcileParams{OrganizationID: org, StartedAt: started, FinishedAt: finished, Report: b}); err != nil {
 		return rep, fmt.Errorf("dns reconcile: store the report: %w", err)
+	}
+	var e *cfError
+	switch {
+	case errors.As(limited, &e):
+		// Rate limited: run again once Cloudflare (or the shared budget)
+		// allows it; what was repaired is in sync by then.
+		return rep, river.JobSnooze(max(e.retryAfter, time.Second))
+	case unavailable != nil && repaired == 0:
+		// Cloudflare is down and nothing was done: River retries with backoff.
+		return rep, fmt.Errorf("dns reconcile: %w", unavailable)
 	}
 	return rep, nil
 }
@@ -132,8 +169,8 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 	if !sameContent(d.Type, cur.Content, d.Content) {
 		out = append(out, fmt.Sprintf("content: %s → %s", cur.Content, d.Content))
 	}
-	if int(cur.Ttl) != d.TTL {
-		out = append(out, fmt.Sprintf("ttl: %d → %d", cur.Ttl, d.TTL))
+	if want := effectiveTTL(d.TTL, d.Proxied); int(cur.Ttl) != want {
+		out = append(out, fmt.Sprintf("ttl: %d → %d", cur.Ttl, want))
 	}
 	if cur.Proxied != d.Proxied {
 		out = append(out, fmt.Sprintf("proxied: %t → %t", cur.Proxied, d.Proxied))
@@ -150,19 +187,21 @@ func differences(cur store.DnsZoneRecord, d Desired) []string {
 	return out
 }
 
-func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport) {
+// reconcileZone reconciles one zone; cfErr is the last rate limit or outage
+// of Cloudflare met (also in the report's errors).
+func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.ListDNSZonesInUseRow) (zr ZoneReport, cfErr error) {
 	zr = ZoneReport{ZoneID: z.ZoneID, ZoneName: z.ZoneName, Recreated: []Repair{}, Repaired: []Repair{}, MarkerLost: []Repair{},
-		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Errors: []string{}}
+		ForeignRecords: []ForeignRecord{}, Orphans: []ForeignRecord{}, Conflicts: []Conflict{}, Errors: []string{}}
 	cl, err := s.clientFor(ctx, org, z.CredentialID.UUID)
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	defer func() { zr.Calls = cl.calls() }()
 	rows, _, err := s.readZone(ctx, cl, org, z.ZoneID)
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, err
 	}
 	zr.Records = len(rows)
 	byID := make(map[string]store.DnsZoneRecord, len(rows))
@@ -172,12 +211,13 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 	ids, err := s.q.ListDNSRecordIDsOfZone(ctx, s.st.Pool, store.ListDNSRecordIDsOfZoneParams{OrganizationID: org, ZoneID: z.ZoneID})
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	known := make(map[uuid.UUID]bool, len(ids))
 	for _, id := range ids {
 		known[id] = true
 	}
+	foreignOf := map[string]ForeignRecord{} // the first unmanaged record of each name and type
 	for _, r := range rows {
 		o, id, marked := parseMarker(r.Comment)
 		switch {
@@ -188,45 +228,54 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 			}
 		default:
 			zr.Foreign++
+			fr := ForeignRecord{ID: r.CloudflareID, Type: r.Type, Name: r.Name, Content: r.Content}
 			if len(zr.ForeignRecords) < maxListed {
-				zr.ForeignRecords = append(zr.ForeignRecords, ForeignRecord{ID: r.CloudflareID, Type: r.Type, Name: r.Name, Content: r.Content})
+				zr.ForeignRecords = append(zr.ForeignRecords, fr)
+			}
+			if _, seen := foreignOf[r.Name+" "+r.Type]; !seen {
+				foreignOf[r.Name+" "+r.Type] = fr
 			}
 		}
 	}
 	synced, err := s.q.ListSyncedDNSRecordsOfZone(ctx, s.st.Pool, store.ListSyncedDNSRecordsOfZoneParams{OrganizationID: org, ZoneID: z.ZoneID})
 	if err != nil {
 		zr.Errors = append(zr.Errors, err.Error())
-		return zr
+		return zr, nil
 	}
 	for _, rec := range synced {
 		if rec.CredentialID != z.CredentialID {
 			continue // another credential's records in the zone: their own pass
 		}
 		zr.Managed++
+		if fr, ok := foreignOf[rec.Name+" "+rec.Type]; ok && len(zr.Conflicts) < maxListed {
+			zr.Conflicts = append(zr.Conflicts, Conflict{RecordID: rec.ID, Type: rec.Type, Name: rec.Name, Foreign: fr})
+		}
 		marker, d := Marker(org, rec.ID), desiredOf(rec)
 		cur, found := byID[rec.CloudflareID]
-		var (
-			written cloudflare.DNSRecord
-			werr    error
-			action  string
-			rp      = Repair{RecordID: rec.ID, Type: rec.Type, Name: rec.Name}
-		)
+		rp := Repair{RecordID: rec.ID, Type: rec.Type, Name: rec.Name}
+		var action string
 		switch {
 		case !found:
 			action, rp.Changes = "dns.reconcile.recreate", []string{"deleted outside shardform: created again"}
-			written, werr = cl.create(ctx, rec.ZoneID, d, marker)
 		case cur.Comment != marker:
 			rp.Changes = []string{"marker removed outside shardform (comment " + strconvQuote(cur.Comment) + "): not touched"}
 			msg := "the record's shardform marker was removed in Cloudflare (record " + cur.CloudflareID + "): not touched; delete this record, or create it again with adopt: true"
-			if err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+			err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+				if err := s.unchanged(ctx, tx, rec); err != nil {
+					return err
+				}
 				if err := s.q.FailDNSRecord(ctx, tx, store.FailDNSRecordParams{OrganizationID: org, ID: rec.ID, Error: msg}); err != nil {
 					return err
 				}
 				return s.auditTx(ctx, tx, org, "dns.reconcile.marker_lost", rec.ID.String()+": "+rp.Changes[0])
-			}); err != nil {
+			})
+			switch {
+			case errors.Is(err, errChanged):
+			case err != nil:
 				zr.Errors = append(zr.Errors, err.Error())
+			default:
+				zr.MarkerLost = append(zr.MarkerLost, rp)
 			}
-			zr.MarkerLost = append(zr.MarkerLost, rp)
 			continue
 		default:
 			rp.Changes = differences(cur, d)
@@ -235,27 +284,22 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 				continue
 			}
 			action = "dns.reconcile.repair"
-			written, werr = cl.update(ctx, rec.ZoneID, rec.CloudflareID, d, marker)
+		}
+		werr := s.repair(ctx, cl, rec, d, marker, action, rp, found)
+		if errors.Is(werr, errChanged) {
+			// Changed or deleted through the API since the zone was read:
+			// its own sync job has it; nothing was written.
+			zr.Managed--
+			continue
 		}
 		if werr != nil {
 			zr.Errors = append(zr.Errors, fmt.Sprintf("record %s (%s %s): %s", rec.ID, rec.Type, rec.Name, werr.Error()))
+			if k := kindOf(werr); k == errRateLimited || k == errTransient {
+				cfErr = werr
+			}
 			if kindOf(werr) == ErrRefused || kindOf(werr) == errRateLimited {
 				break // the rest would fail alike; the next reconcile goes on
 			}
-			continue
-		}
-		err := s.st.InTx(ctx, func(tx pgx.Tx) error {
-			n, err := s.q.RepairedDNSRecord(ctx, tx, store.RepairedDNSRecordParams{OrganizationID: org, ID: rec.ID, Generation: rec.Generation, CloudflareID: written.ID})
-			if err != nil || n == 0 {
-				return err // changed meanwhile: its own sync job has it
-			}
-			if err := s.putCopy(ctx, tx, org, rec.ZoneID, written); err != nil {
-				return err
-			}
-			return s.auditTx(ctx, tx, org, action, rec.ID.String()+": "+strings.Join(rp.Changes, "; "))
-		})
-		if err != nil {
-			zr.Errors = append(zr.Errors, err.Error())
 			continue
 		}
 		if action == "dns.reconcile.recreate" {
@@ -266,7 +310,68 @@ func (s *Service) reconcileZone(ctx context.Context, org uuid.UUID, z store.List
 		s.log.InfoContext(ctx, "dns drift repaired", slog.String("organization_id", org.String()), slog.String("record_id", rec.ID.String()),
 			slog.String("action", action), slog.String("changes", strings.Join(rp.Changes, "; ")))
 	}
-	return zr
+	return zr, cfErr
+}
+
+// unchanged locks the record's row and checks it is still the synced
+// record the reconcile read (errChanged otherwise): a change or delete
+// through the API meanwhile belongs to the record's own sync job.
+func (s *Service) unchanged(ctx context.Context, tx pgx.Tx, rec store.DnsRecord) error {
+	now, err := s.q.LockDNSRecord(ctx, tx, store.LockDNSRecordParams{OrganizationID: rec.OrganizationID, ID: rec.ID})
+	if store.IsNoRows(err) {
+		return errChanged
+	}
+	if err != nil {
+		return err
+	}
+	if now.Status != StatusSynced || now.Generation != rec.Generation || now.CloudflareID != rec.CloudflareID {
+		return errChanged
+	}
+	return nil
+}
+
+// repair recreates (found false) or sets back one drifted record. The
+// record's row stays locked from the check that it is unchanged until the
+// outcome is written, so an API change waits for this one Cloudflare call
+// and is then synced by its own job; a creation whose outcome cannot be
+// written is undone.
+func (s *Service) repair(ctx context.Context, cl *client, rec store.DnsRecord, d Desired, marker, action string, rp Repair, found bool) error {
+	org := rec.OrganizationID
+	var created string
+	err := s.st.InTx(ctx, func(tx pgx.Tx) error {
+		if err := s.unchanged(ctx, tx, rec); err != nil {
+			return err
+		}
+		var written cloudflare.DNSRecord
+		var err error
+		if found {
+			written, err = cl.update(ctx, rec.ZoneID, rec.CloudflareID, d, marker)
+		} else {
+			written, err = cl.create(ctx, rec.ZoneID, d, marker)
+			created = written.ID
+		}
+		if err != nil {
+			return err
+		}
+		n, err := s.q.RepairedDNSRecord(ctx, tx, store.RepairedDNSRecordParams{OrganizationID: org, ID: rec.ID, Generation: rec.Generation, CloudflareID: written.ID})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errChanged
+		}
+		if err := s.putCopy(ctx, tx, org, rec.ZoneID, written); err != nil {
+			return err
+		}
+		return s.auditTx(ctx, tx, org, action, rec.ID.String()+": "+strings.Join(rp.Changes, "; "))
+	})
+	if err != nil && created != "" {
+		if derr := cl.delete(context.WithoutCancel(ctx), rec.ZoneID, created); derr != nil && kindOf(derr) != errNotFound {
+			s.log.WarnContext(ctx, "could not undo a reconcile's creation", slog.String("record_id", rec.ID.String()),
+				slog.String("cloudflare_id", created), slog.Any("error", derr))
+		}
+	}
+	return err
 }
 
 func strconvQuote(s string) string { return strconv.Quote(domain.Truncate(s, 100)) }

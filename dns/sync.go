@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/cloudflare/cloudflare-go"
@@ -177,10 +178,11 @@ func (s *Service) syncOnce(ctx context.Context, rec store.DnsRecord, attempt int
 		}
 	}
 	// Create. The name must not be taken by a record this organization does
-	// not manage: the zone's copy says so while it is fresh; otherwise (and
-	// on a retry, when an earlier attempt may have created the record before
-	// its outcome was written) Cloudflare is asked.
-	if attempt > 1 || !s.copyFresh(ctx, s.st.Pool, org, rec.ZoneID) {
+	// not manage: the zone's copy says so while it is younger than
+	// workerCopyAge; otherwise (and on a retry, when an earlier attempt may
+	// have created the record before its outcome was written) Cloudflare is
+	// asked, with one list call of the name.
+	if attempt > 1 || !s.copyTrusted(ctx, s.st.Pool, org, rec.ZoneID, workerCopyAge) {
 		existing, _, err := cl.listRecords(ctx, rec.ZoneID, d.Name, "")
 		if err != nil {
 			return outcome{}, err
@@ -257,9 +259,27 @@ func (s *Service) resolveExisting(ctx context.Context, cl *client, rec store.Dns
 }
 
 // write brings Cloudflare's record cur to the desired state with the marker.
+// A rename first asks Cloudflare for the new name's records (one list
+// call): a record made outside shardform there since the zone's copy was
+// read fails the record rather than sharing the name.
 func (s *Service) write(ctx context.Context, cl *client, rec store.DnsRecord, d Desired, marker string, cur cloudflare.DNSRecord) (outcome, error) {
 	if same(cur, d, marker) {
 		return outcome{status: StatusSynced, cloudflareID: cur.ID, put: &cur}, nil
+	}
+	if !strings.EqualFold(strings.TrimSuffix(cur.Name, "."), d.Name) {
+		existing, _, err := cl.listRecords(ctx, rec.ZoneID, d.Name, "")
+		if err != nil {
+			return outcome{}, err
+		}
+		rows := make([]copyRow, 0, len(existing))
+		for _, r := range existing {
+			if r.ID != cur.ID {
+				rows = append(rows, rowOf(r))
+			}
+		}
+		if t := taken(rows, d, rec.OrganizationID); t != nil {
+			return failed("the name is taken by a record shardform does not manage: %s %s %s (Cloudflare record %s)", t.Type, t.Name, t.Content, t.CloudflareID)
+		}
 	}
 	upd, err := cl.update(ctx, rec.ZoneID, cur.ID, d, marker)
 	if requestRefused(err) {

@@ -133,6 +133,11 @@ func (sp Spec) Validate(zone string) (Desired, error) {
 	if d.Proxied && d.Type != "A" && d.Type != "AAAA" && d.Type != "CNAME" {
 		return d, domain.Invalid("proxied", "only A, AAAA and CNAME records can be proxied")
 	}
+	if d.Proxied && d.TTL != 1 {
+		// Cloudflare serves every proxied record with its automatic TTL
+		// and stores 1 whatever was sent.
+		return d, domain.Invalid("ttl", "proxied records have automatic TTL: must be 1 (or left out)")
+	}
 	if d.Type != "SRV" && (sp.Weight != nil || sp.Port != nil || sp.Target != "") {
 		field := "weight"
 		if sp.Port != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cloudflare/cloudflare-go"
 	"github.com/google/uuid"
@@ -32,7 +33,7 @@ type copyRow struct {
 }
 
 func rowOf(r cloudflare.DNSRecord) copyRow {
-	return copyRow{CloudflareID: r.ID, Type: r.Type, Name: strings.ToLower(strings.TrimSuffix(r.Name, ".")), Content: r.Content,
+	return copyRow{CloudflareID: r.ID, Type: r.Type, Name: strings.ToLower(strings.TrimSuffix(r.Name, ".")), Content: normContent(r.Type, r.Content),
 		TTL: r.TTL, Proxied: r.Proxied != nil && *r.Proxied, Priority: priorityOf(r), Comment: r.Comment}
 }
 
@@ -56,10 +57,29 @@ func (s *Service) ensureCopy(ctx context.Context, org, credID uuid.UUID, zoneID 
 	return err
 }
 
-// copyFresh reports whether the zone's copy may be trusted for name checks.
-func (s *Service) copyFresh(ctx context.Context, db store.DBTX, org uuid.UUID, zoneID string) bool {
+// staleCopyUsable reports whether a create may check names against the
+// zone's copy though it could not be read again (err): Cloudflare is down
+// or limiting, and a copy exists.
+func (s *Service) staleCopyUsable(ctx context.Context, org uuid.UUID, zoneID string, err error) bool {
+	if k := kindOf(err); k != errTransient && k != errRateLimited {
+		return false
+	}
+	_, cerr := s.q.GetDNSZoneCopy(ctx, s.st.Pool, store.GetDNSZoneCopyParams{OrganizationID: org, ZoneID: zoneID})
+	return cerr == nil
+}
+
+// workerCopyAge is how old a zone's copy may be for a worker to create a
+// record on its word alone: an older copy (though still trusted by the
+// API's check) is confirmed by one list call of the record's name, so a
+// record made outside shardform since the copy was read is found.
+const workerCopyAge = 30 * time.Second
+
+// copyTrusted reports whether the zone's copy is younger than maxAge and
+// than ZoneCopyTTL.
+func (s *Service) copyTrusted(ctx context.Context, db store.DBTX, org uuid.UUID, zoneID string, maxAge time.Duration) bool {
 	c, err := s.q.GetDNSZoneCopy(ctx, db, store.GetDNSZoneCopyParams{OrganizationID: org, ZoneID: zoneID})
-	return err == nil && s.opts.ZoneCopyTTL > 0 && s.opts.Now().Sub(c.ReadAt) < s.opts.ZoneCopyTTL
+	age := s.opts.Now().Sub(c.ReadAt)
+	return err == nil && s.opts.ZoneCopyTTL > 0 && age < s.opts.ZoneCopyTTL && age < maxAge
 }
 
 // readZone lists the whole zone from Cloudflare (in pages) and replaces its

@@ -53,8 +53,12 @@ type Config struct {
 	DNSReconcileInterval time.Duration
 	DNSWorkers           int // SHARDFORM_DNS_WORKERS: concurrent DNS jobs per worker process
 	// SHARDFORM_DNS_RATE_LIMIT: Cloudflare API requests per 5 minutes per
-	// token from one process (Cloudflare allows 1,200).
+	// token, from every process together (counted in Postgres; Cloudflare
+	// allows 1,200).
 	DNSRateLimit int
+	// SHARDFORM_DNS_ZONE_CACHE: how long a zone's copy (its records as last
+	// read from Cloudflare) is trusted for the API's name checks; 0: never.
+	DNSZoneCache time.Duration
 	StopTimeout  time.Duration // SHARDFORM_STOP_TIMEOUT: how long a node's graceful shutdown may take before a hard power-off
 	// SHARDFORM_FLEET_SAVING_THRESHOLD: a fleet report proposes emptying
 	// nodes only when that saves more than this percentage of the monthly cost.
@@ -195,6 +199,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		return cfg, &configError{"SHARDFORM_DNS_RATE_LIMIT", "must be a whole number of requests per 5 minutes, from 1 to 1000000"}
 	} else {
 		cfg.DNSRateLimit = n
+	}
+	if d, err := time.ParseDuration(get("SHARDFORM_DNS_ZONE_CACHE", "5m")); err != nil || d < 0 || d > time.Hour {
+		return cfg, &configError{"SHARDFORM_DNS_ZONE_CACHE", "must be a duration from 0 (read the zone for every create) to 1h, such as 5m"}
+	} else {
+		cfg.DNSZoneCache = d
 	}
 	if d, err := time.ParseDuration(get("SHARDFORM_STOP_TIMEOUT", "60s")); err != nil || d < time.Second || d > time.Hour {
 		return cfg, &configError{"SHARDFORM_STOP_TIMEOUT", "must be a duration from 1s to 1h, such as 60s"}

@@ -67,7 +67,7 @@ func TestLoadConfig(t *testing.T) {
 			}
 		}},
 		{"dns defaults", nil, "", func(t *testing.T, c Config) {
-			if c.DNSReconcileInterval != 10*time.Minute || c.DNSWorkers != 4 || c.DNSRateLimit != 1200 {
+			if c.DNSReconcileInterval != 10*time.Minute || c.DNSWorkers != 4 || c.DNSRateLimit != 1200 || c.DNSZoneCache != 5*time.Minute {
 				t.Errorf("dns defaults %v %d %d", c.DNSReconcileInterval, c.DNSWorkers, c.DNSRateLimit)
 			}
 		}},
@@ -79,6 +79,12 @@ func TestLoadConfig(t *testing.T) {
 		{"dns reconcile too often", map[string]string{"SHARDFORM_DNS_RECONCILE_INTERVAL": "10s"}, "SHARDFORM_DNS_RECONCILE_INTERVAL", nil},
 		{"bad dns workers", map[string]string{"SHARDFORM_DNS_WORKERS": "0"}, "SHARDFORM_DNS_WORKERS", nil},
 		{"bad dns rate limit", map[string]string{"SHARDFORM_DNS_RATE_LIMIT": "many"}, "SHARDFORM_DNS_RATE_LIMIT", nil},
+		{"dns zone cache", map[string]string{"SHARDFORM_DNS_ZONE_CACHE": "30s"}, "", func(t *testing.T, c Config) {
+			if c.DNSZoneCache != 30*time.Second {
+				t.Errorf("zone cache %v", c.DNSZoneCache)
+			}
+		}},
+		{"bad dns zone cache", map[string]string{"SHARDFORM_DNS_ZONE_CACHE": "-1s"}, "SHARDFORM_DNS_ZONE_CACHE", nil},
 		{"bad cloudflare endpoint", map[string]string{"SHARDFORM_CLOUDFLARE_ENDPOINT": "ftp://x"}, "SHARDFORM_CLOUDFLARE_ENDPOINT", nil},
 		{"bad state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "0"}, "SHARDFORM_STATE_VERSIONS", nil},
 		{"state versions", map[string]string{"SHARDFORM_STATE_VERSIONS": "7"}, "", func(t *testing.T, c Config) {

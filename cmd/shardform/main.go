@@ -222,7 +222,7 @@ func serve(ctx context.Context, cmd string, cfg Config, pool *pgxpool.Pool, log 
 		return err
 	}
 	dnsSvc := dns.New(st, creds, dns.Options{Endpoint: cfg.CloudflareEndpoint, RateLimit: cfg.DNSRateLimit,
-		Logger: log.With(slog.String("subsystem", "dns"))})
+		ZoneCopyTTL: zoneCopyTTL(cfg.DNSZoneCache), Logger: log.With(slog.String("subsystem", "dns"))})
 	prov.UseDNS(dnsSvc)
 	prov.UsePower(nodeOps)
 	nodeOps.UseDNS(dnsSvc)
@@ -382,4 +382,13 @@ func redactURL(raw string) string {
 		return "(invalid)"
 	}
 	return fmt.Sprintf("postgres://%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+}
+
+// zoneCopyTTL is SHARDFORM_DNS_ZONE_CACHE as dns.Options takes it (0 there
+// is the default; negative, never trusted).
+func zoneCopyTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

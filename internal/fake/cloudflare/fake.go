@@ -173,7 +173,7 @@ func (f *Fake) Put(zoneID string, r Record) string {
 	if r.ID == "" {
 		r.ID = f.newID()
 	}
-	if r.TTL == 0 {
+	if r.TTL == 0 || r.Proxied {
 		r.TTL = 1
 	}
 	r.Name = strings.ToLower(r.Name)
@@ -535,6 +535,8 @@ func wire(z *zone, r *Record) wireRecord {
 	}
 	if r.Type == "SRV" {
 		f := strings.Fields(r.Content)
+		// Cloudflare answers an SRV record's content with tabs: "weight\tport\ttarget".
+		out.Content = strings.Join(f, "\t")
 		if len(f) == 3 && r.Priority != nil {
 			weight, _ := strconv.Atoi(f[0])
 			port, _ := strconv.Atoi(f[1])
@@ -698,6 +700,9 @@ func apply(z *zone, rec *Record, b body, partial bool) (int, string) {
 	}
 	if rec.Proxied && !proxiable(rec.Type) {
 		return 9004, "This record type cannot be proxied."
+	}
+	if rec.Proxied {
+		rec.TTL = 1 // Cloudflare keeps every proxied record's TTL automatic, whatever was sent
 	}
 	if b.Comment != nil {
 		rec.Comment = *b.Comment
