@@ -232,7 +232,8 @@ func TestProvisionCredentials(t *testing.T) {
 	b := credentialSetup(t, setupOpts{provisioning: true, drivers: []providers.Driver{hetzner}})
 	a := b.bootstrap("ops@example.com")
 	other := b.register("other@example.com")
-	region, itype := hetzner.Regions()[0].Name, hetzner.InstanceTypes()[0].Name
+	region := hetzner.Regions()[0].Name
+	itype := providers.InstanceTypesIn(hetzner, region)[0].Name // a type sold in that region
 	body := func(name string, extra map[string]any) map[string]any {
 		m := map[string]any{"provider": "hetzner", "region": region, "instance_type": itype, "name": name}
 		for k, v := range extra {

@@ -171,7 +171,7 @@ func TestResizeCatalogAndDisk(t *testing.T) {
 	if r.Body["field"] != "instance_type" && !strings.HasPrefix(r.errMsg(), "instance_type") {
 		t.Errorf("cx23 in ash: %s", r.Raw)
 	}
-	if !strings.Contains(r.errMsg(), "in ash: none") {
+	if !strings.Contains(r.errMsg(), "in ash: ") || !strings.Contains(r.errMsg(), "cpx22") || strings.Contains(r.errMsg(), " cx23") {
 		t.Errorf("cx23 in ash does not list ash's types: %s", r.Raw)
 	}
 

@@ -120,7 +120,7 @@ func TestProvisionValidation(t *testing.T) {
 	}{
 		{"unknown provider", body(func(m map[string]any) { m["provider"] = "gcp" }), 400, "provider: must be one of: local"},
 		{"unknown region", body(func(m map[string]any) { m["region"] = "mars" }), 400, "region: must be one of local's regions: local"},
-		{"unknown type", body(func(m map[string]any) { m["instance_type"] = "huge" }), 400, "instance_type: must be one of local's instance types: local-small, local-medium, local-large"},
+		{"unknown type", body(func(m map[string]any) { m["instance_type"] = "huge" }), 400, "instance_type: must be one of the instance types local offers in local: local-small, local-medium, local-large"},
 		{"name not a DNS label", body(func(m map[string]any) { m["name"] = "Web_1" }), 400, "name: must be a DNS label"},
 		{"name too long", body(func(m map[string]any) { m["name"] = strings.Repeat("a", 64) }), 400, "name: must be a DNS label"},
 		{"bad ssh key", body(func(m map[string]any) { m["ssh_keys"] = []string{"not a key"} }), 400, "ssh_keys[0]"},

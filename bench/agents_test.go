@@ -89,20 +89,20 @@ func newAgentEnv(b *testing.B) *agentEnv {
 	}
 	e := &agentEnv{base: listen(b, srv), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	creds := map[string]string{"email": "ops@example.com", "password": "correct horse battery"}
-	if err := e.post("/v1/auth/bootstrap", nil, creds, nil); err != nil {
+	if err := e.tryPost("/v1/auth/bootstrap", nil, creds, nil); err != nil {
 		b.Fatal(err)
 	}
 	var sess struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := e.post("/v1/auth/login", nil, creds, &sess); err != nil {
+	if err := e.tryPost("/v1/auth/login", nil, creds, &sess); err != nil {
 		b.Fatal(err)
 	}
 	e.access = sess.AccessToken
 	return e
 }
 
-func (e *agentEnv) post(path string, header map[string]string, body, out any) error {
+func (e *agentEnv) tryPost(path string, header map[string]string, body, out any) error {
 	buf, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", e.base+path, bytes.NewReader(buf))
 	req.Header.Set("Content-Type", "application/json")
@@ -131,7 +131,7 @@ func (e *agentEnv) register(b *testing.B, n int) []string {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	if err := e.post("/v1/nodes/register-token", map[string]string{"Authorization": "Bearer " + e.access}, map[string]any{"uses": n}, &tok); err != nil {
+	if err := e.tryPost("/v1/nodes/register-token", map[string]string{"Authorization": "Bearer " + e.access}, map[string]any{"uses": n}, &tok); err != nil {
 		b.Fatal(err)
 	}
 	out := make([]string, n)
@@ -144,7 +144,7 @@ func (e *agentEnv) register(b *testing.B, n int) []string {
 		var reg struct {
 			AgentToken string `json:"agent_token"`
 		}
-		err = e.post("/v1/agent/register", map[string]string{"Authorization": "Bearer " + tok.Token}, map[string]any{
+		err = e.tryPost("/v1/agent/register", map[string]string{"Authorization": "Bearer " + tok.Token}, map[string]any{
 			"hostname": fmt.Sprintf("node-%d", i), "host_public_keys": []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))},
 			"facts": map[string]any{"cpus": 4, "memory_mib": 8192, "disk_gib": 80}}, &reg)
 		out[i] = reg.AgentToken
@@ -267,13 +267,13 @@ func startAgentServer(b *testing.B) *agentServer {
 	}
 	e := &agentEnv{base: base, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}}
 	creds := map[string]string{"email": "ops@example.com", "password": "correct horse battery"}
-	if err := e.post("/v1/auth/bootstrap", nil, creds, nil); err != nil {
+	if err := e.tryPost("/v1/auth/bootstrap", nil, creds, nil); err != nil {
 		b.Fatal(err)
 	}
 	var sess struct {
 		AccessToken string `json:"access_token"`
 	}
-	if err := e.post("/v1/auth/login", nil, creds, &sess); err != nil {
+	if err := e.tryPost("/v1/auth/login", nil, creds, &sess); err != nil {
 		b.Fatal(err)
 	}
 	e.access = sess.AccessToken
@@ -340,7 +340,7 @@ func BenchmarkAgentHeartbeat(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				t0 := time.Now()
-				err := e.post("/v1/agent/heartbeat", map[string]string{"X-Agent-Token": tokens[i]}, map[string]any{"version": "bench", "inventory": inv}, nil)
+				err := e.tryPost("/v1/agent/heartbeat", map[string]string{"X-Agent-Token": tokens[i]}, map[string]any{"version": "bench", "inventory": inv}, nil)
 				lat[n*agents+i] = time.Since(t0)
 				if err != nil {
 					mu.Lock()
