@@ -329,10 +329,13 @@ func TestLivenessLostWhileAlive(t *testing.T) {
 	tf = append(tf, inner[0])
 	anyAlive := func() bool { return alive(tf[0]) || alive(tf[1]) }
 
-	// The holder's liveness session ends; the holder lives on.
+	// The holder's liveness session ends (the session holding this run's
+	// lock: the other worker may hold another run's, such as the plan's
+	// render); the holder lives on.
 	var ended int
 	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'shardform run liveness') t`).Scan(&ended); err != nil || ended != 1 {
+		WHERE l.locktype = 'advisory' AND l.granted AND a.application_name = 'shardform run liveness'
+		AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('shardform-run:' || $1, 0)) t`, runID).Scan(&ended); err != nil || ended != 1 {
 		t.Fatalf("ended %d liveness sessions (%v), want 1", ended, err)
 	}
 	lost := time.Now()
