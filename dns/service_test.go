@@ -383,9 +383,9 @@ func TestReconcileRetriesWhenCloudflareIsLimitedOrDown(t *testing.T) {
 
 // TestForeignRecordMadeSinceTheCopyWasRead: the API checks names against
 // the zone's copy; a record made outside shardform after that copy was
-// read is found by the worker's list of the name (the copy being older
-// than 30 s) before it creates or renames onto it, and fails the record
-// naming it. A reconcile reports a managed record sharing its name and
+// read is found by the worker (the copy being older than 30 s: it reads
+// the small zone again, one call) before it creates, or by its list of the
+// name before it renames onto it, and fails the record naming it. A reconcile reports a managed record sharing its name and
 // type with an unmanaged one.
 func TestForeignRecordMadeSinceTheCopyWasRead(t *testing.T) {
 	t.Parallel()
@@ -403,7 +403,6 @@ func TestForeignRecordMadeSinceTheCopyWasRead(t *testing.T) {
 		t.Fatalf("%d list calls for two creates on a fresh copy, want 1 (the copy)", lists)
 	}
 	hand := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "hand.example.com", Content: "198.51.100.5"})
-	moved := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "taken.example.com", Content: "198.51.100.6"})
 	skew.Store(int64(40 * time.Second)) // the copy is 40 s old: the API still trusts it, the worker asks
 
 	r, err := b.svc.Create(ctx, b.p, dns.CreateRequest{ZoneID: testZone, Type: "A", Name: "hand", Content: "192.0.2.32"})
@@ -414,6 +413,12 @@ func TestForeignRecordMadeSinceTheCopyWasRead(t *testing.T) {
 	if got.Status != dns.StatusFailed || !strings.Contains(got.Error, "taken by a record shardform does not manage") || !strings.Contains(got.Error, hand) {
 		t.Errorf("create over a foreign record: %s %q", got.Status, got.Error)
 	}
+	if n := b.cf.CallsOf("list_records"); n != lists+1 {
+		t.Errorf("%d list calls for the create on an old copy, want 1 (the small zone read again)", n-lists)
+	}
+	// The worker's read made the copy young again; a record made after it
+	// is found by the rename's list of the name.
+	moved := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "taken.example.com", Content: "198.51.100.6"})
 	if _, err := b.svc.Update(ctx, b.p, mover.ID, dns.UpdateRequest{Name: ptr("taken")}); err != nil {
 		t.Fatalf("rename: %v", err)
 	}
@@ -454,7 +459,6 @@ func TestCreateDuringAnOutageUsesTheOldCopy(t *testing.T) {
 	b := svcSetup(t, svcOpts{dns: dns.Options{Now: now}})
 	ctx := context.Background()
 	b.create(dns.CreateRequest{Type: "A", Name: "before", Content: "192.0.2.40"})
-	hand := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "hand.example.com", Content: "198.51.100.8"})
 	skew.Store(int64(10 * time.Minute)) // the zone list and the copy are both too old
 	b.cf.FailNext(1, "list_zones", http.StatusBadGateway, 0)
 	b.cf.FailNext(1, "list_records", http.StatusServiceUnavailable, 0)
@@ -466,6 +470,7 @@ func TestCreateDuringAnOutageUsesTheOldCopy(t *testing.T) {
 		t.Errorf("record created during the outage: %s %q", got.Status, got.Error)
 	}
 	// The worker's own check still finds a record the old copy does not know.
+	hand := b.cf.Put(testZone, cffake.Record{Type: "A", Name: "hand.example.com", Content: "198.51.100.8"})
 	b.cf.FailNext(1, "list_records", http.StatusServiceUnavailable, 0)
 	skew.Store(int64(20 * time.Minute))
 	b.cf.FailNext(1, "list_zones", http.StatusBadGateway, 0)

@@ -179,10 +179,11 @@ func (s *Service) syncOnce(ctx context.Context, rec store.DnsRecord, attempt int
 	}
 	// Create. The name must not be taken by a record this organization does
 	// not manage: the zone's copy says so while it is younger than
-	// workerCopyAge; otherwise (and on a retry, when an earlier attempt may
-	// have created the record before its outcome was written) Cloudflare is
-	// asked, with one list call of the name.
-	if attempt > 1 || !s.copyTrusted(ctx, s.st.Pool, org, rec.ZoneID, workerCopyAge) {
+	// workerCopyAge (an older copy of a small zone is read again, one call
+	// for this and the next creates); otherwise (and on a retry, when an
+	// earlier attempt may have created the record before its outcome was
+	// written) Cloudflare is asked, with one list call of the name.
+	if attempt > 1 || !s.copyTrusted(ctx, s.st.Pool, org, rec.ZoneID, workerCopyAge) && !s.refreshSmallCopy(ctx, cl, org, rec.ZoneID, workerCopyAge) {
 		existing, _, err := cl.listRecords(ctx, rec.ZoneID, d.Name, "")
 		if err != nil {
 			return outcome{}, err

@@ -70,9 +70,30 @@ func (s *Service) staleCopyUsable(ctx context.Context, org uuid.UUID, zoneID str
 
 // workerCopyAge is how old a zone's copy may be for a worker to create a
 // record on its word alone: an older copy (though still trusted by the
-// API's check) is confirmed by one list call of the record's name, so a
-// record made outside shardform since the copy was read is found.
+// API's check) is read again when the zone is small (refreshSmallCopy),
+// else confirmed by one list call of the record's name, so a record made
+// outside shardform since the copy was read is found.
 const workerCopyAge = 30 * time.Second
+
+// refreshSmallCopy reads the zone again for a worker whose copy is older
+// than maxAge, when the copy holds less than one page of records: the read
+// is then one call, as a list of the record's name would be, and it serves
+// every create of the zone for maxAge (a long burst of creates stays at
+// about one call each). It reports whether the copy is now trusted.
+func (s *Service) refreshSmallCopy(ctx context.Context, cl *client, org uuid.UUID, zoneID string, maxAge time.Duration) bool {
+	n, err := s.q.CountDNSZoneRecords(ctx, s.st.Pool, store.CountDNSZoneRecordsParams{OrganizationID: org, ZoneID: zoneID})
+	if err != nil || n >= listPageSize {
+		return false
+	}
+	_, err, _ = s.flight.Do("copy:"+org.String()+":"+zoneID, func() (any, error) {
+		if s.copyTrusted(ctx, s.st.Pool, org, zoneID, maxAge) {
+			return nil, nil // read meanwhile
+		}
+		_, _, err := s.readZone(ctx, cl, org, zoneID)
+		return nil, err
+	})
+	return err == nil && s.copyTrusted(ctx, s.st.Pool, org, zoneID, maxAge)
+}
 
 // copyTrusted reports whether the zone's copy is younger than maxAge and
 // than ZoneCopyTTL.

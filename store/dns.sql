@@ -208,3 +208,6 @@ WHERE organization_id = @organization_id AND id = ANY(@ids::uuid[]);
 SELECT * FROM dns_records
 WHERE organization_id = @organization_id AND node_id = ANY(@node_ids::uuid[]) AND status <> 'deleted'
 ORDER BY node_id, auto DESC, type, created_at;
+
+-- name: CountDNSZoneRecords :one
+SELECT count(*) FROM dns_zone_records WHERE organization_id = @organization_id AND zone_id = @zone_id;

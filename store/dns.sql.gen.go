@@ -70,6 +70,22 @@ func (q *Queries) CountDNSUsesOfCredential(ctx context.Context, db DBTX, arg Cou
 	return i, err
 }
 
+const countDNSZoneRecords = `-- name: CountDNSZoneRecords :one
+SELECT count(*) FROM dns_zone_records WHERE organization_id = $1 AND zone_id = $2
+`
+
+type CountDNSZoneRecordsParams struct {
+	OrganizationID uuid.UUID
+	ZoneID         string
+}
+
+func (q *Queries) CountDNSZoneRecords(ctx context.Context, db DBTX, arg CountDNSZoneRecordsParams) (int64, error) {
+	row := db.QueryRow(ctx, countDNSZoneRecords, arg.OrganizationID, arg.ZoneID)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const dNSRecordsByIDs = `-- name: DNSRecordsByIDs :many
 SELECT id, organization_id, credential_id, zone_id, zone_name, type, name, content, ttl, proxied, priority, node_id, auto, adopt, status, cloudflare_id, error, generation, synced_at, created_by, created_at, updated_at FROM dns_records
 WHERE organization_id = $1 AND id = ANY($2::uuid[])
