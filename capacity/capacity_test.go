@@ -290,3 +290,42 @@ func TestSuggestFitSeesEveryChange(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetReportCountsPendingDownsize: the fleet report sizes a node with
+// a downsize pending as placement does (the smaller of both sizes), so its
+// utilisation is what the node will have once the resize is applied.
+func TestFleetReportCountsPendingDownsize(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	ids := b.nodes(t, 2)
+	for _, id := range ids {
+		if _, err := b.st.Pool.Exec(ctx, `INSERT INTO instances (organization_id, node_id, name, cpu_millis, memory_mb, disk_gb)
+			VALUES ($1, $2, 'gs-' || $3::text, 2000, 1024, 10)`, b.org, id, id.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	util := func() map[string]float64 {
+		t.Helper()
+		rep, err := b.svc.ComputeFleetReport(ctx, b.org, "EUR", 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, n := range rep.Nodes {
+			out[n.ID] = n.Utilisation.CPU
+		}
+		return out
+	}
+	before := util()
+	if before[ids[0].String()] != before[ids[1].String()] {
+		t.Fatalf("two equal nodes, unequal cpu use: %v", before)
+	}
+	if _, err := b.st.Pool.Exec(ctx, `UPDATE nodes SET desired_instance_type = 'cx23', desired_vcpu = 4, desired_memory_mb = memory_mb, desired_disk_gb = disk_gb WHERE id = $1`, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	after := util()
+	if after[ids[0].String()] != before[ids[0].String()] || after[ids[1].String()] <= 3*before[ids[1].String()] {
+		t.Errorf("cpu use before %v, after a downsize of the second node from 16 to 4 cores %v: want the second's about four times as high", before, after)
+	}
+}

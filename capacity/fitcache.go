@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/shardform/shardform/planner"
 	"github.com/shardform/shardform/store"
@@ -81,15 +82,18 @@ func (s *Service) nodes(ctx context.Context, org uuid.UUID) ([]planner.NodeCapac
 	return nodes, nil
 }
 
+// effectiveSize is a node's size as placement counts it: while a resize is
+// pending (desired_* set), the smaller of both sizes in each resource.
+func effectiveSize(vcpu, mem, disk int32, dVcpu, dMem, dDisk pgtype.Int4) planner.Resources {
+	if dVcpu.Valid && dMem.Valid && dDisk.Valid {
+		vcpu, mem, disk = min(vcpu, dVcpu.Int32), min(mem, dMem.Int32), min(disk, dDisk.Int32)
+	}
+	return planner.Resources{MilliCPU: int64(vcpu) * 1000, MemoryMiB: int64(mem), DiskMiB: int64(disk) * 1024}
+}
+
 // nodeCapacity turns a node row into the planner's view.
 func (s *Service) nodeCapacity(n store.ListNodeCapacitiesWithLabelsRow) (planner.NodeCapacity, error) {
-	// While a resize is pending, the smaller of both sizes in each
-	// resource, as placement counts it.
-	vcpu, mem, disk := n.Vcpu, n.MemoryMb, n.DiskGb
-	if n.DesiredVcpu.Valid && n.DesiredMemoryMb.Valid && n.DesiredDiskGb.Valid {
-		vcpu, mem, disk = min(vcpu, n.DesiredVcpu.Int32), min(mem, n.DesiredMemoryMb.Int32), min(disk, n.DesiredDiskGb.Int32)
-	}
-	raw := planner.Resources{MilliCPU: int64(vcpu) * 1000, MemoryMiB: int64(mem), DiskMiB: int64(disk) * 1024}
+	raw := effectiveSize(n.Vcpu, n.MemoryMb, n.DiskGb, n.DesiredVcpu, n.DesiredMemoryMb, n.DesiredDiskGb)
 	nc := planner.NodeCapacity{
 		ID: n.ID.String(), Name: n.Name, Provider: n.Provider, Region: n.Region,
 		Ready:     n.Status != "maintenance" && n.Status != "unreachable",

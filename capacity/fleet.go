@@ -155,7 +155,7 @@ func (s *Service) ComputeFleetReport(ctx context.Context, orgID uuid.UUID, curre
 	unpriced := 0
 	for i, n := range nodes {
 		index[n.ID] = i
-		raw := planner.Resources{MilliCPU: int64(n.Vcpu) * 1000, MemoryMiB: int64(n.MemoryMb), DiskMiB: int64(n.DiskGb) * 1024}
+		raw := effectiveSize(n.Vcpu, n.MemoryMb, n.DiskGb, n.DesiredVcpu, n.DesiredMemoryMb, n.DesiredDiskGb) // a pending downsize counts
 		cost, ok := prices[n.Provider+"/"+n.Region+"/"+n.InstanceType]
 		if !ok {
 			unpriced++

@@ -38,8 +38,10 @@ ORDER BY organization_id;
 
 -- name: ListFleetNodes :many
 -- Every node of the organization with its size (the fleet report's input;
--- a powered-off node reads as status "stopped").
-SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb
+-- a powered-off node reads as status "stopped"; desired_*: the size of a
+-- pending resize).
+SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
+       desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = @organization_id
 ORDER BY name, id;

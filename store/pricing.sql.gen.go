@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 const getFleetReport = `-- name: GetFleetReport :one
@@ -74,26 +75,31 @@ func (q *Queries) ListFleetInstances(ctx context.Context, db DBTX, organizationI
 }
 
 const listFleetNodes = `-- name: ListFleetNodes :many
-SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb
+SELECT id, name, provider, region, instance_type, (CASE WHEN power_state = 'stopped' THEN 'stopped' ELSE status END)::text AS status, vcpu, memory_mb, disk_gb,
+       desired_vcpu, desired_memory_mb, desired_disk_gb
 FROM nodes
 WHERE organization_id = $1
 ORDER BY name, id
 `
 
 type ListFleetNodesRow struct {
-	ID           uuid.UUID
-	Name         string
-	Provider     string
-	Region       string
-	InstanceType string
-	Status       string
-	Vcpu         int32
-	MemoryMb     int32
-	DiskGb       int32
+	ID              uuid.UUID
+	Name            string
+	Provider        string
+	Region          string
+	InstanceType    string
+	Status          string
+	Vcpu            int32
+	MemoryMb        int32
+	DiskGb          int32
+	DesiredVcpu     pgtype.Int4
+	DesiredMemoryMb pgtype.Int4
+	DesiredDiskGb   pgtype.Int4
 }
 
 // Every node of the organization with its size (the fleet report's input;
-// a powered-off node reads as status "stopped").
+// a powered-off node reads as status "stopped"; desired_*: the size of a
+// pending resize).
 func (q *Queries) ListFleetNodes(ctx context.Context, db DBTX, organizationID uuid.UUID) ([]ListFleetNodesRow, error) {
 	rows, err := db.Query(ctx, listFleetNodes, organizationID)
 	if err != nil {
@@ -113,6 +119,9 @@ func (q *Queries) ListFleetNodes(ctx context.Context, db DBTX, organizationID uu
 			&i.Vcpu,
 			&i.MemoryMb,
 			&i.DiskGb,
+			&i.DesiredVcpu,
+			&i.DesiredMemoryMb,
+			&i.DesiredDiskGb,
 		); err != nil {
 			return nil, err
 		}
