@@ -88,17 +88,7 @@ func newAgentEnv(b *testing.B) *agentEnv {
 		b.Fatal(err)
 	}
 	e := &agentEnv{base: listen(b, srv), client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	creds := map[string]string{"email": "ops@example.com", "password": "correct horse battery"}
-	if err := e.tryPost("/v1/auth/bootstrap", nil, creds, nil); err != nil {
-		b.Fatal(err)
-	}
-	var sess struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := e.tryPost("/v1/auth/login", nil, creds, &sess); err != nil {
-		b.Fatal(err)
-	}
-	e.access = sess.AccessToken
+	e.signIn(b)
 	return e
 }
 
@@ -122,6 +112,23 @@ func (e *agentEnv) tryPost(path string, header map[string]string, body, out any)
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// signIn creates the first account on the empty server and keeps its
+// session's access token.
+func (e *agentEnv) signIn(b *testing.B) {
+	b.Helper()
+	creds := map[string]string{"email": "ops@example.com", "password": "correct horse battery"}
+	if err := e.tryPost("/v1/auth/bootstrap", nil, creds, nil); err != nil {
+		b.Fatal(err)
+	}
+	var sess struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := e.tryPost("/v1/auth/login", nil, creds, &sess); err != nil {
+		b.Fatal(err)
+	}
+	e.access = sess.AccessToken
 }
 
 // register joins n nodes (one registration token of n uses, 32 clients at
@@ -266,17 +273,7 @@ func startAgentServer(b *testing.B) *agentServer {
 		}
 	}
 	e := &agentEnv{base: base, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}}
-	creds := map[string]string{"email": "ops@example.com", "password": "correct horse battery"}
-	if err := e.tryPost("/v1/auth/bootstrap", nil, creds, nil); err != nil {
-		b.Fatal(err)
-	}
-	var sess struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := e.tryPost("/v1/auth/login", nil, creds, &sess); err != nil {
-		b.Fatal(err)
-	}
-	e.access = sess.AccessToken
+	e.signIn(b)
 	return &agentServer{agentEnv: e, pid: cmd.Process.Pid}
 }
 
