@@ -189,3 +189,29 @@ func (l *Session) closeLocked(conn *pgx.Conn) {
 	defer cancel()
 	_ = conn.Close(ctx)
 }
+
+// Rescue runs round every interval until ctx ends: the loop of each worker
+// process's rescuers (runs, drains). round answers how soon it wants to
+// run again, when sooner than interval (0: a whole interval); a failed
+// round is handed to failed (unless ctx ended) and tried again after
+// interval.
+func Rescue(ctx context.Context, interval time.Duration, round func(context.Context) (time.Duration, error), failed func(error)) {
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		soon, err := round(ctx)
+		if err != nil && ctx.Err() == nil {
+			failed(err)
+		}
+		next := interval
+		if soon > 0 {
+			next = min(next, soon)
+		}
+		t.Reset(next)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

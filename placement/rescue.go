@@ -42,18 +42,13 @@ func (s *Service) Watch(ctx context.Context, interval time.Duration) error {
 		interval = DefaultRescueInterval
 	}
 	defer s.live.Close()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.RescueDrains(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "drain rescuer failed: trying again", slog.Any("error", err), slog.Duration("retry_in", interval))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	liveness.Rescue(ctx, interval, func(ctx context.Context) (time.Duration, error) {
+		_, err := s.RescueDrains(ctx)
+		return 0, err
+	}, func(err error) {
+		s.log.ErrorContext(ctx, "drain rescuer failed: trying again", slog.Any("error", err), slog.Duration("retry_in", interval))
+	})
+	return nil
 }
 
 // RescueDrains ends the drains whose job ended without an outcome and

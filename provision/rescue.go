@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shardform/shardform/liveness"
 	"github.com/shardform/shardform/store"
 )
 
@@ -39,23 +40,16 @@ func (s *Service) Watch(ctx context.Context, interval time.Duration) error {
 		interval = DefaultRescueInterval
 	}
 	defer s.live.Close()
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for {
-		if _, err := s.RescueRuns(ctx); err != nil && ctx.Err() == nil {
-			s.log.ErrorContext(ctx, "run rescuer failed: trying again", slog.Any("error", err), slog.Duration("retry_in", interval))
-		}
-		next := interval
+	liveness.Rescue(ctx, interval, func(ctx context.Context) (time.Duration, error) {
+		_, err := s.RescueRuns(ctx)
 		if due, ok := s.rescueDue(); ok {
-			next = min(next, max(due.Sub(s.now()), 10*time.Millisecond))
+			return max(due.Sub(s.now()), 10*time.Millisecond), err
 		}
-		t.Reset(next)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return 0, err
+	}, func(err error) {
+		s.log.ErrorContext(ctx, "run rescuer failed: trying again", slog.Any("error", err), slog.Duration("retry_in", interval))
+	})
+	return nil
 }
 
 // holderGone records when this rescuer first found run id's liveness lock
